@@ -1,0 +1,171 @@
+"""The desired forwarding state: what the control plane wants the data plane to do.
+
+Config files, route sync and the control socket all edit one `DesiredState`;
+`Dataplane.commit(state)` turns it into C tables and swaps them in under RCU.
+Everything here is plain, hashable data so two states can be compared and a
+commit can be skipped when nothing changed.
+"""
+from __future__ import annotations
+
+import dataclasses
+import ipaddress
+from dataclasses import dataclass
+from typing import Iterable, Protocol
+
+IPv6Address = ipaddress.IPv6Address
+IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+BOUNDARY_SERVICES_VNI = 99
+GENEVE_UDP_PORT = 6081
+
+
+def parse_mac(text: str) -> str:
+    """Normalise a MAC address to lower-case colon form; ValueError if malformed."""
+    parts = text.replace("-", ":").split(":")
+    if len(parts) != 6 or not all(len(p) == 2 for p in parts):
+        raise ValueError(f"{text!r} is not a MAC address (expected six hex bytes like a8:40:25:00:00:01)")
+    try:
+        return ":".join(f"{int(p, 16):02x}" for p in parts)
+    except ValueError:
+        raise ValueError(f"{text!r} is not a MAC address (expected six hex bytes like a8:40:25:00:00:01)") from None
+
+
+def check_vni(vni: int) -> int:
+    if not isinstance(vni, int) or isinstance(vni, bool) or not 0 <= vni < (1 << 24):
+        raise ValueError(f"VNI {vni!r} is out of range (0 to 16777215)")
+    return vni
+
+
+@dataclass(frozen=True, order=True)
+class GuestPort:
+    """A guest NIC: frames from `port` carry `vni`; frames for (vni, mac) go to it."""
+    port: str
+    vni: int
+    mac: str
+    gateway_mac: str
+    ipv4: ipaddress.IPv4Address | None = None
+    ipv6: ipaddress.IPv6Address | None = None
+
+
+@dataclass(frozen=True, order=True)
+class V2P:
+    """A guest on another sled: (vni, ip) lives behind sled `underlay`, with MAC `mac`."""
+    vni: int
+    ip: IPAddress
+    underlay: IPv6Address
+    mac: str
+
+
+@dataclass(frozen=True, order=True)
+class Tep:
+    """A boundary-services tunnel endpoint."""
+    addr: IPv6Address
+    vni: int = BOUNDARY_SERVICES_VNI
+    up: bool = True
+
+
+@dataclass(frozen=True, order=True)
+class V2B:
+    """Inner destinations under `prefix` leave the VPC through one of `teps`."""
+    prefix: IPNetwork
+    teps: tuple[Tep, ...]
+
+
+@dataclass(frozen=True, order=True)
+class Nexthop:
+    """One underlay path: out `uplink` to the switch at `gateway` (link-local) with MAC `mac`."""
+    uplink: str
+    gateway: IPv6Address
+    mac: str
+    up: bool = True
+
+
+@dataclass(frozen=True, order=True)
+class Route:
+    """An underlay route: `prefix` is reached through any of `nexthops` (ECMP)."""
+    prefix: ipaddress.IPv6Network
+    nexthops: tuple[Nexthop, ...]
+
+
+@dataclass(frozen=True)
+class Underlay:
+    """This sled's side of the tunnel and the outer header knobs."""
+    addr: IPv6Address
+    hop_limit: int = 128
+    flow_label: bool = True
+    udp_sport_min: int = 49152
+    udp_sport_max: int = 65535
+    udp_checksum: bool = False
+
+
+@dataclass(frozen=True)
+class DesiredState:
+    underlay: Underlay
+    guests: tuple[GuestPort, ...] = ()
+    v2p: tuple[V2P, ...] = ()
+    v2b: tuple[V2B, ...] = ()
+    routes: tuple[Route, ...] = ()
+
+    def replace(self, **changes) -> "DesiredState":
+        return dataclasses.replace(self, **changes)
+
+    def with_tep_state(self, addr: IPv6Address, up: bool) -> "DesiredState":
+        """Every TEP with address `addr`, in every V2B entry, marked up or down."""
+        v2b = tuple(
+            V2B(e.prefix, tuple(dataclasses.replace(t, up=up) if t.addr == addr else t for t in e.teps))
+            for e in self.v2b
+        )
+        return self.replace(v2b=v2b)
+
+
+class StableIds:
+    """Small integer ids for keys that stay the same while a key stays present.
+
+    Flow entries in the data plane remember a TEP or nexthop by id (plus a
+    generation), so an id must not jump to another key while flows may still
+    hold it. New keys take the lowest free ids in sorted order, so a restart
+    with the same routes gives every member the same id, hence the same
+    buckets, hence the same path for every flow.
+    """
+
+    def __init__(self, first: int, limit: int):
+        self._first = first
+        self._limit = limit
+        self._ids: dict = {}
+
+    def assign(self, keys: Iterable) -> dict:
+        keys = set(keys)
+        self._ids = {k: i for k, i in self._ids.items() if k in keys}
+        used = set(self._ids.values())
+        free = (i for i in range(self._first, self._limit) if i not in used)
+        for key in sorted(keys - self._ids.keys(), key=repr):
+            try:
+                self._ids[key] = next(free)
+            except StopIteration:
+                raise ValueError(f"more than {self._limit - self._first} distinct entries") from None
+        return dict(self._ids)
+
+
+class DataplaneAPI(Protocol):
+    """What the control plane needs from a running data plane."""
+
+    def commit(self, state: DesiredState) -> None:
+        """Install `state`; returns once no worker can still use the previous tables."""
+
+    def counters(self) -> dict[str, int]:
+        """Every named counter, summed over worker lcores."""
+
+    def ports(self) -> list[dict]:
+        """One dict per port: name, role, devargs, mac, rx/tx packets, bytes, errors."""
+
+    def flows(self, limit: int) -> list[dict]:
+        """Up to `limit` active flows: key, path (tep, nexthop, uplink), packets, bytes, idle_ms."""
+
+    def paths(self) -> dict:
+        """Per TEP and per nexthop: id, address/gateway, up, flows pinned, packets, bytes."""
+
+    def buckets(self) -> list[dict]:
+        """Per TEP set and nexthop group: prefix, members, bucket count per member."""
+
+
