@@ -1,0 +1,32 @@
+/*
+ * The differences between the DPDK releases opte-fast builds against:
+ * 22.11 (Debian 12) and 24.11 (Debian 13, where IPv6 addresses became
+ * struct rte_ipv6_addr). Everything else uses byte arrays for IPv6
+ * addresses and calls these wrappers.
+ */
+#ifndef OF_COMPAT_H
+#define OF_COMPAT_H
+
+#include <stdint.h>
+#include <rte_version.h>
+#include <rte_lpm6.h>
+
+#if RTE_VERSION >= RTE_VERSION_NUM(24, 11, 0, 0)
+#define OF_LPM6_ADDR(p) ((const struct rte_ipv6_addr *)(const void *)(p))
+#else
+#define OF_LPM6_ADDR(p) ((const uint8_t *)(p))
+#endif
+
+static inline int
+of_lpm6_add(struct rte_lpm6 *lpm, const uint8_t ip[16], uint8_t depth, uint32_t next_hop)
+{
+	return rte_lpm6_add(lpm, OF_LPM6_ADDR(ip), depth, next_hop);
+}
+
+static inline int
+of_lpm6_lookup(const struct rte_lpm6 *lpm, const uint8_t ip[16], uint32_t *next_hop)
+{
+	return rte_lpm6_lookup(lpm, OF_LPM6_ADDR(ip), next_hop);
+}
+
+#endif

@@ -1,0 +1,119 @@
+/* Internal state shared by the data plane's C files. */
+#ifndef OF_DATAPLANE_H
+#define OF_DATAPLANE_H
+
+#include <stdint.h>
+
+#include <rte_common.h>
+#include <rte_ether.h>
+#include <rte_mbuf.h>
+
+#include "counters.h"
+#include "flow.h"
+#include "opte_fast.h"
+#include "tables.h"
+
+#define OF_NONE 0xFFFF
+
+struct rte_rcu_qsbr;
+struct rte_ring;
+
+struct of_port {
+	char name[32];
+	uint16_t port_id;		/* ethdev port */
+	uint8_t role;			/* enum of_port_role */
+	uint8_t is_vdev;		/* probed from devargs: removed on destroy */
+	uint16_t exception;		/* uplink: its kernel tap port, or OF_NONE */
+	uint16_t uplink;		/* exception tap: the uplink it stands for */
+	uint16_t n_rxq;
+	struct rte_ether_addr mac;
+	struct rte_ring *ring_rx;	/* ring ports only */
+	struct rte_ring *ring_tx;
+};
+
+/* Frames waiting for a burst to one port. */
+struct of_txq {
+	uint16_t n;
+	struct rte_mbuf *pkts[OF_MAX_BURST];
+};
+
+/* Everything one worker lcore owns; nothing here is written by another thread. */
+struct of_lcore {
+	struct of_dp *dp;
+	unsigned lcore_id;
+	uint16_t worker;		/* 0..n_workers-1: its rx/tx queue index */
+	uint16_t n_rx;
+	struct {
+		uint16_t port;		/* port index */
+		uint16_t queue;
+	} rx[OF_MAX_PORTS];
+	struct of_flow_table *flows;
+	uint32_t sweep_pos;		/* next flow entry the expiry sweep checks */
+	uint64_t now;			/* TSC at the start of the current burst */
+	uint64_t counters[OF_N_COUNTERS];
+	struct of_path_stats tep[OF_MAX_TEPS];
+	struct of_path_stats nh[OF_MAX_NEXTHOPS];
+	struct of_txq tx[OF_MAX_PORTS];
+} __rte_cache_aligned;
+
+struct of_dp {
+	struct of_dp_config cfg;
+	uint32_t instance;		/* makes DPDK object names unique */
+	struct rte_mempool *pool;
+	uint16_t n_ports;
+	struct of_port ports[OF_MAX_PORTS];
+
+	/* Published by the control thread, read by workers once per iteration. */
+	struct of_tables *tables;
+	struct rte_rcu_qsbr *qsbr;
+	uint64_t table_swaps;
+	uint32_t member_gen;		/* last generation handed to a TEP or nexthop */
+
+	/* Timeouts in TSC ticks, derived from cfg at create. */
+	uint64_t tcp_idle_tsc, tcp_closed_tsc, udp_idle_tsc, icmp_idle_tsc;
+	uint64_t rebalance_tsc;		/* UINT64_MAX: never */
+
+	volatile int running;
+	unsigned n_workers;
+	struct of_lcore *lcores;	/* n_workers, cache aligned */
+};
+
+/* Per-lcore counting helpers. */
+static inline void
+of_count(struct of_lcore *lc, enum of_counter c)
+{
+	lc->counters[c]++;
+}
+
+static inline void
+of_drop(struct of_lcore *lc, enum of_counter reason, struct rte_mbuf *m)
+{
+	lc->counters[reason]++;
+	rte_pktmbuf_free(m);
+}
+
+void of_set_error(const char *fmt, ...) __rte_format_printf(1, 2);
+
+/* tx.c */
+void of_tx_enqueue(struct of_dp *dp, struct of_lcore *lc, uint16_t port, struct rte_mbuf *m);
+void of_tx_flush_all(struct of_dp *dp, struct of_lcore *lc);
+
+/* outbound.c / inbound.c: one direction each. */
+void of_outbound_burst(struct of_dp *dp, struct of_lcore *lc, const struct of_tables *t,
+		       uint16_t port, struct rte_mbuf **pkts, uint16_t n);
+void of_inbound_burst(struct of_dp *dp, struct of_lcore *lc, const struct of_tables *t,
+		      uint16_t port, struct rte_mbuf **pkts, uint16_t n);
+void of_exception_burst(struct of_dp *dp, struct of_lcore *lc, uint16_t port,
+			struct rte_mbuf **pkts, uint16_t n);
+
+void of_flow_sweep(struct of_dp *dp, struct of_lcore *lc, unsigned budget);
+
+/* loop.c */
+int of_worker_main(void *arg);
+
+/* port.c */
+int of_ports_start(struct of_dp *dp);
+void of_ports_stop(struct of_dp *dp);
+void of_ports_close(struct of_dp *dp);
+
+#endif

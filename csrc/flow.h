@@ -1,0 +1,64 @@
+/*
+ * The per-lcore flow table. Each worker owns one: RSS keeps a flow on one
+ * queue, hence one lcore, so inserts, lookups and expiry need no lock and no
+ * atomic. The control thread only reads entries (for dumps) and tolerates
+ * a torn view of a flow that is changing under it.
+ */
+#ifndef OF_FLOW_H
+#define OF_FLOW_H
+
+#include <stdint.h>
+
+#include <rte_common.h>
+
+#include "flow_key.h"
+#include "wire.h"
+
+struct rte_hash;
+
+/* Where a flow is pinned, and the headers that take it there. */
+struct of_path {
+	uint16_t tep;			/* TEP id, 0 for V2P */
+	uint16_t nh;			/* nexthop id */
+	uint32_t tep_gen;		/* generations when pinned: a mismatch */
+	uint32_t nh_gen;		/* means the member went down or changed */
+	uint16_t uplink;		/* port index */
+	uint8_t inner_dst_mac[6];
+	uint8_t outer[OF_OUTER_HDR_LEN];	/* lengths and checksum filled per packet */
+};
+
+struct of_flow_entry {
+	struct of_flow_key key;
+	uint32_t hash;
+	uint8_t in_use;
+	uint8_t closing;		/* TCP FIN or RST seen: short timeout */
+	uint16_t udp_sport;
+	uint64_t last_tsc;
+	uint64_t packets;
+	uint64_t bytes;
+	struct of_path path;
+} __rte_cache_aligned;
+
+struct of_flow_table {
+	struct rte_hash *hash;
+	uint32_t n_entries;		/* size of entries[] */
+	uint64_t n_active;
+	struct of_flow_entry *entries;	/* indexed by rte_hash key position */
+};
+
+struct of_flow_table *of_flow_table_create(const char *name, uint32_t capacity, int socket);
+void of_flow_table_free(struct of_flow_table *ft);
+
+/* Bulk lookup; entries[i] is NULL on a miss. */
+void of_flow_lookup_bulk(struct of_flow_table *ft, const struct of_flow_key **keys,
+			 const uint32_t *hashes, uint16_t n, struct of_flow_entry **entries);
+/*
+ * The entry for key, inserted if new (*created = 1); NULL when the table is
+ * full. Two packets of a new flow in one burst both miss the bulk lookup:
+ * the second finds the entry the first created.
+ */
+struct of_flow_entry *of_flow_insert(struct of_flow_table *ft, const struct of_flow_key *key, uint32_t hash,
+				     int *created);
+void of_flow_remove(struct of_flow_table *ft, struct of_flow_entry *e);
+
+#endif

@@ -1,0 +1,125 @@
+/*
+ * Inbound: uplink frame -> validated Geneve -> (VNI, inner dst MAC) ->
+ * guest port, outer headers stripped, inner src MAC set to the gateway's.
+ * Frames that are not Geneve for this sled go to the uplink's kernel tap
+ * (exception path); neighbor solicitations for the underlay address are
+ * answered here so switches can resolve the sled without a kernel.
+ */
+#include <string.h>
+
+#include <rte_ether.h>
+#include <rte_hash.h>
+#include <rte_mbuf.h>
+#include <rte_prefetch.h>
+
+#include "dataplane.h"
+#include "ndp.h"
+#include "parse.h"
+
+#define PREFETCH_OFFSET 4
+
+/* Not Geneve for us: answer NDP for our address, else punt to the kernel, else drop. */
+static void
+exception(struct of_dp *dp, struct of_lcore *lc, uint16_t port, struct rte_mbuf *m)
+{
+	const struct of_port *uplink = &dp->ports[port];
+	uint8_t *data = rte_pktmbuf_mtod(m, uint8_t *);
+	uint32_t len = rte_pktmbuf_data_len(m);
+
+	if (rte_pktmbuf_is_contiguous(m) && of_ndp_is_solicit_for(data, len, dp->cfg.underlay_addr)) {
+		uint32_t room = len + rte_pktmbuf_tailroom(m);
+		uint32_t reply_len = of_ndp_build_advert(data, len, room, uplink->mac.addr_bytes,
+							 dp->cfg.underlay_addr);
+
+		if (reply_len != 0) {
+			m->data_len = (uint16_t)reply_len;
+			m->pkt_len = reply_len;
+			of_count(lc, OF_C_NDP_REPLIES);
+			of_tx_enqueue(dp, lc, port, m);
+			return;
+		}
+	}
+	if (uplink->exception == OF_NONE) {
+		of_drop(lc, OF_C_NOT_GENEVE, m);
+		return;
+	}
+	of_tx_enqueue(dp, lc, uplink->exception, m);
+}
+
+void
+of_inbound_burst(struct of_dp *dp, struct of_lcore *lc, const struct of_tables *t,
+		 uint16_t port, struct rte_mbuf **pkts, uint16_t n)
+{
+	struct of_guest_key keys[OF_MAX_BURST];
+	const void *key_ptrs[OF_MAX_BURST];
+	struct rte_mbuf *ok[OF_MAX_BURST];
+	void *ports[OF_MAX_BURST];
+	uint16_t n_ok = 0;
+
+	lc->counters[OF_C_RX_UPLINK] += n;
+	for (uint16_t i = 0; i < PREFETCH_OFFSET && i < n; i++)
+		rte_prefetch0(rte_pktmbuf_mtod(pkts[i], void *));
+	for (uint16_t i = 0; i < n; i++) {
+		struct rte_mbuf *m = pkts[i];
+		const uint8_t *data = rte_pktmbuf_mtod(m, const uint8_t *);
+		uint32_t len = rte_pktmbuf_data_len(m);
+		struct of_geneve_meta gm;
+		struct of_inner_meta im;
+		int rc;
+
+		if (i + PREFETCH_OFFSET < n)
+			rte_prefetch0(rte_pktmbuf_mtod(pkts[i + PREFETCH_OFFSET], void *));
+		rc = of_parse_geneve(data, len, dp->cfg.underlay_addr, dp->cfg.verify_udp_checksum, &gm);
+		if (rc == OF_PARSE_EXCEPTION) {
+			exception(dp, lc, port, m);
+			continue;
+		}
+		if (rc == OF_OK)
+			rc = of_parse_inner_inbound(data + gm.outer_len, gm.inner_len, &im);
+		if (unlikely(rc != OF_OK)) {
+			of_drop(lc, (enum of_counter)rc, m);
+			continue;
+		}
+		/* Keep the inner frame only: no outer headers, no trailing padding. */
+		rte_pktmbuf_adj(m, gm.outer_len);
+		rte_pktmbuf_trim(m, (uint16_t)(rte_pktmbuf_pkt_len(m) - gm.inner_len));
+		keys[n_ok].vni = gm.vni;
+		memcpy(keys[n_ok].mac, data + gm.outer_len, 6);
+		keys[n_ok].pad[0] = keys[n_ok].pad[1] = 0;
+		key_ptrs[n_ok] = &keys[n_ok];
+		ok[n_ok++] = m;
+	}
+	if (n_ok == 0)
+		return;
+
+	for (uint16_t off = 0; off < n_ok; off += RTE_HASH_LOOKUP_BULK_MAX) {
+		uint32_t chunk = RTE_MIN((uint32_t)(n_ok - off), (uint32_t)RTE_HASH_LOOKUP_BULK_MAX);
+		uint64_t hits;
+
+		rte_hash_lookup_bulk_data(t->guest_by_mac, &key_ptrs[off], chunk, &hits, &ports[off]);
+		for (uint32_t i = 0; i < chunk; i++) {
+			struct rte_mbuf *m = ok[off + i];
+			uint16_t guest = (uint16_t)(uintptr_t)ports[off + i];
+			struct rte_ether_hdr *eth;
+
+			if (!(hits & (1ULL << i))) {
+				of_drop(lc, OF_C_VNI_MAC_UNKNOWN, m);
+				continue;
+			}
+			eth = rte_pktmbuf_mtod(m, struct rte_ether_hdr *);
+			memcpy(&eth->src_addr, t->guests[guest].gw_mac, 6);
+			of_tx_enqueue(dp, lc, guest, m);
+		}
+	}
+}
+
+/* Frames the kernel sends on an uplink's tap go out that uplink unchanged. */
+void
+of_exception_burst(struct of_dp *dp, struct of_lcore *lc, uint16_t port, struct rte_mbuf **pkts, uint16_t n)
+{
+	uint16_t uplink = dp->ports[port].uplink;
+
+	lc->counters[OF_C_RX_EXCEPTION] += n;
+	for (uint16_t i = 0; i < n; i++)
+		of_tx_enqueue(dp, lc, uplink, pkts[i]);
+}

@@ -1,0 +1,54 @@
+/*
+ * The worker loop: receive a burst from each queue this lcore owns, run the
+ * direction's burst function, flush transmit buffers, expire a few flows,
+ * then report a quiescent state so the control thread can free old tables.
+ */
+#include <rte_cycles.h>
+#include <rte_ethdev.h>
+#include <rte_rcu_qsbr.h>
+
+#include "dataplane.h"
+
+#define SWEEP_BUDGET 16
+
+int
+of_worker_main(void *arg)
+{
+	struct of_lcore *lc = arg;
+	struct of_dp *dp = lc->dp;
+	struct rte_mbuf *pkts[OF_MAX_BURST];
+	const uint16_t burst = dp->cfg.burst;
+
+	rte_rcu_qsbr_thread_register(dp->qsbr, lc->lcore_id);
+	rte_rcu_qsbr_thread_online(dp->qsbr, lc->lcore_id);
+	while (__atomic_load_n(&dp->running, __ATOMIC_RELAXED)) {
+		const struct of_tables *t = __atomic_load_n(&dp->tables, __ATOMIC_ACQUIRE);
+
+		lc->now = rte_rdtsc();
+		for (uint16_t i = 0; i < lc->n_rx; i++) {
+			uint16_t port = lc->rx[i].port;
+			uint16_t n = rte_eth_rx_burst(dp->ports[port].port_id, lc->rx[i].queue, pkts, burst);
+
+			if (n == 0)
+				continue;
+			switch (dp->ports[port].role) {
+			case OF_ROLE_GUEST:
+				of_outbound_burst(dp, lc, t, port, pkts, n);
+				break;
+			case OF_ROLE_UPLINK:
+				of_inbound_burst(dp, lc, t, port, pkts, n);
+				break;
+			default:
+				of_exception_burst(dp, lc, port, pkts, n);
+				break;
+			}
+		}
+		of_tx_flush_all(dp, lc);
+		of_flow_sweep(dp, lc, SWEEP_BUDGET);
+		rte_rcu_qsbr_quiescent(dp->qsbr, lc->lcore_id);
+	}
+	of_tx_flush_all(dp, lc);
+	rte_rcu_qsbr_thread_offline(dp->qsbr, lc->lcore_id);
+	rte_rcu_qsbr_thread_unregister(dp->qsbr, lc->lcore_id);
+	return 0;
+}

@@ -1,0 +1,323 @@
+/*
+ * Outbound: guest frame -> flow -> path -> Geneve/IPv6 -> uplink.
+ *
+ * Per burst: parse and hash every frame, one bulk flow-table lookup, then
+ * per packet a liveness check of the pinned path (two loads), a path
+ * resolution only on a miss, a dead member or an idle rebalance, and an
+ * encap that copies the flow's pre-built 70-byte header.
+ */
+#include <string.h>
+
+#include <rte_byteorder.h>
+#include <rte_hash.h>
+#include <rte_hash_crc.h>
+#include <rte_ip.h>
+#include <rte_lpm6.h>
+#include <rte_mbuf.h>
+#include <rte_memcpy.h>
+#include <rte_prefetch.h>
+#include <rte_tcp.h>
+#include <rte_udp.h>
+
+#include "compat.h"
+#include "dataplane.h"
+#include "parse.h"
+#include "wire.h"
+
+#define PREFETCH_OFFSET 4
+
+static const uint8_t boundary_services_mac[6] = OF_BOUNDARY_MAC_INIT;
+
+/* Full UDP checksum over the pseudo-header and the whole datagram, segments included. */
+static inline uint16_t
+udp6_checksum(const struct rte_mbuf *m, const struct rte_ipv6_hdr *ip6, uint32_t l4_off)
+{
+	uint32_t sum = rte_ipv6_phdr_cksum(ip6, 0);
+	uint16_t raw;
+
+	if (rte_raw_cksum_mbuf(m, l4_off, rte_be_to_cpu_16(ip6->payload_len), &raw) != 0)
+		return 0;
+	sum += raw;
+	sum = (sum & 0xFFFF) + (sum >> 16);
+	sum = (sum & 0xFFFF) + (sum >> 16);
+	sum = (~sum) & 0xFFFF;
+	/* RFC 768/8200: a computed zero goes out as all ones. */
+	return sum == 0 ? 0xFFFF : (uint16_t)sum;
+}
+
+/* The nexthop bucket is chosen from the same hash, rotated, so that TEP and nexthop choices are independent. */
+static inline uint32_t
+nexthop_hash(uint32_t hash)
+{
+	return (hash << 16) | (hash >> 16);
+}
+
+static inline uint16_t
+udp_source_port(const struct of_dp_config *cfg, uint32_t hash)
+{
+	uint32_t range = (uint32_t)cfg->udp_sport_max - cfg->udp_sport_min + 1;
+
+	/* Multiply-shift maps the hash onto the range without a division. */
+	return (uint16_t)(cfg->udp_sport_min + (((uint64_t)hash * range) >> 32));
+}
+
+static void
+build_outer(const struct of_dp *dp, const struct of_tables *t, struct of_path *p,
+	    const uint8_t dst[16], uint32_t vni, uint32_t hash, uint16_t sport)
+{
+	const struct of_dp_config *cfg = &dp->cfg;
+	const struct of_nexthop *nh = &t->nhs[p->nh];
+	struct rte_ether_hdr *eth = (struct rte_ether_hdr *)p->outer;
+	struct rte_ipv6_hdr *ip6 = (struct rte_ipv6_hdr *)(eth + 1);
+	struct rte_udp_hdr *udp = (struct rte_udp_hdr *)(ip6 + 1);
+	struct of_geneve_hdr *gnv = (struct of_geneve_hdr *)(udp + 1);
+	uint32_t label = cfg->flow_label ? (hash & 0xFFFFF) : 0;
+
+	memset(p->outer, 0, sizeof(p->outer));
+	memcpy(&eth->dst_addr, nh->mac, 6);
+	eth->src_addr = dp->ports[nh->uplink].mac;
+	eth->ether_type = rte_cpu_to_be_16(RTE_ETHER_TYPE_IPV6);
+	ip6->vtc_flow = rte_cpu_to_be_32((6u << 28) | label);
+	ip6->proto = IPPROTO_UDP;
+	ip6->hop_limits = cfg->hop_limit;
+	memcpy(&ip6->src_addr, cfg->underlay_addr, 16);
+	memcpy(&ip6->dst_addr, dst, 16);
+	udp->src_port = rte_cpu_to_be_16(sport);
+	udp->dst_port = rte_cpu_to_be_16(OF_GENEVE_PORT);
+	gnv->protocol = rte_cpu_to_be_16(OF_GENEVE_PROTO_ETHER);
+	gnv->vni[0] = (uint8_t)(vni >> 16);
+	gnv->vni[1] = (uint8_t)(vni >> 8);
+	gnv->vni[2] = (uint8_t)vni;
+	p->uplink = nh->uplink;
+}
+
+/* Resolve the path of a flow from the current tables; OF_OK or a drop reason. */
+static int
+resolve_path(const struct of_dp *dp, const struct of_tables *t, const struct of_flow_key *key,
+	     uint32_t hash, struct of_path *p)
+{
+	struct of_v2p_key vk = { .vni = key->vni };
+	const uint8_t *dst;
+	uint32_t vni, target;
+	int32_t pos;
+
+	memcpy(vk.ip, key->dst, 16);
+	pos = rte_hash_lookup(t->v2p, &vk);
+	if (pos >= 0) {
+		/* A guest on another sled: straight to that sled, in the VPC's VNI. */
+		dst = t->v2p_vals[pos].underlay;
+		vni = key->vni;
+		p->tep = 0;
+		memcpy(p->inner_dst_mac, t->v2p_vals[pos].mac, 6);
+	} else {
+		if (of_lpm6_lookup(t->v2b, key->dst, &target) != 0)
+			return OF_C_NO_V2B_MATCH;
+		p->tep = of_resilient_pick(t->tep_sets[target], hash);
+		if (p->tep == OF_RES_NONE)
+			return OF_C_NO_LIVE_TEP;
+		dst = t->teps[p->tep].addr;
+		vni = t->teps[p->tep].vni;
+		memcpy(p->inner_dst_mac, boundary_services_mac, 6);
+	}
+	p->tep_gen = t->teps[p->tep].gen;
+
+	if (of_lpm6_lookup(t->routes, dst, &target) != 0)
+		return OF_C_NO_ROUTE;
+	p->nh = of_resilient_pick(t->nh_groups[target], nexthop_hash(hash));
+	if (p->nh == OF_RES_NONE)
+		return OF_C_NO_LIVE_NEXTHOP;
+	p->nh_gen = t->nhs[p->nh].gen;
+	build_outer(dp, t, p, dst, vni, hash, udp_source_port(&dp->cfg, hash));
+	return OF_OK;
+}
+
+static inline int
+path_is_live(const struct of_tables *t, const struct of_path *p)
+{
+	return t->teps[p->tep].gen == p->tep_gen && t->nhs[p->nh].gen == p->nh_gen;
+}
+
+static inline void
+path_pin(struct of_lcore *lc, const struct of_path *p, int64_t delta)
+{
+	lc->tep[p->tep].flows += (uint64_t)delta;
+	lc->nh[p->nh].flows += (uint64_t)delta;
+}
+
+static inline uint64_t
+flow_timeout(const struct of_dp *dp, const struct of_flow_entry *e)
+{
+	switch (e->key.proto) {
+	case IPPROTO_TCP:
+		return e->closing ? dp->tcp_closed_tsc : dp->tcp_idle_tsc;
+	case IPPROTO_UDP:
+		return dp->udp_idle_tsc;
+	default:
+		return dp->icmp_idle_tsc;
+	}
+}
+
+/*
+ * The path for a packet of a known flow: re-pinned when a member went down
+ * (migrated) or, under the idle policy, when the flow was idle long enough
+ * that nothing of it can be in flight (rebalanced). OF_OK or a drop reason.
+ */
+static int
+refresh_path(struct of_dp *dp, struct of_lcore *lc, const struct of_tables *t, struct of_flow_entry *e)
+{
+	int live = path_is_live(t, &e->path);
+	struct of_path fresh;
+	int rc;
+
+	if (live && lc->now - e->last_tsc <= dp->rebalance_tsc)
+		return OF_OK;
+	rc = resolve_path(dp, t, &e->key, e->hash, &fresh);
+	if (rc != OF_OK)
+		return rc;
+	if (fresh.tep != e->path.tep || fresh.nh != e->path.nh)
+		of_count(lc, live ? OF_C_FLOWS_REBALANCED : OF_C_FLOWS_MIGRATED);
+	else if (live)
+		return OF_OK;
+	path_pin(lc, &e->path, -1);
+	e->path = fresh;
+	path_pin(lc, &e->path, 1);
+	return OF_OK;
+}
+
+static inline void
+encap_and_send(struct of_dp *dp, struct of_lcore *lc, const struct of_path *p, struct rte_mbuf *m)
+{
+	uint32_t inner_len = rte_pktmbuf_pkt_len(m);
+	uint8_t *hdr = (uint8_t *)rte_pktmbuf_prepend(m, OF_OUTER_HDR_LEN);
+	struct rte_ipv6_hdr *ip6;
+	struct rte_udp_hdr *udp;
+	uint16_t udp_len = (uint16_t)(inner_len + sizeof(*udp) + sizeof(struct of_geneve_hdr));
+
+	if (unlikely(hdr == NULL)) {
+		of_drop(lc, OF_C_NO_HEADROOM, m);
+		return;
+	}
+	rte_memcpy(hdr, p->outer, OF_OUTER_HDR_LEN);
+	memcpy(hdr + OF_OUTER_HDR_LEN, p->inner_dst_mac, 6);
+	ip6 = (struct rte_ipv6_hdr *)(hdr + sizeof(struct rte_ether_hdr));
+	udp = (struct rte_udp_hdr *)(ip6 + 1);
+	ip6->payload_len = rte_cpu_to_be_16(udp_len);
+	udp->dgram_len = ip6->payload_len;
+	if (dp->cfg.udp_checksum)
+		udp->dgram_cksum = udp6_checksum(m, ip6, OF_OUTER_HDR_LEN - sizeof(struct of_geneve_hdr) - sizeof(*udp));
+	lc->tep[p->tep].packets++;
+	lc->tep[p->tep].bytes += inner_len;
+	lc->nh[p->nh].packets++;
+	lc->nh[p->nh].bytes += inner_len;
+	of_tx_enqueue(dp, lc, p->uplink, m);
+}
+
+void
+of_outbound_burst(struct of_dp *dp, struct of_lcore *lc, const struct of_tables *t,
+		  uint16_t port, struct rte_mbuf **pkts, uint16_t n)
+{
+	const struct of_guest *guest = &t->guests[port];
+	struct of_inner_meta meta[OF_MAX_BURST];
+	const struct of_flow_key *keys[OF_MAX_BURST];
+	uint32_t hashes[OF_MAX_BURST];
+	struct of_flow_entry *entries[OF_MAX_BURST];
+	struct rte_mbuf *ok[OF_MAX_BURST];
+	uint16_t n_ok = 0;
+
+	lc->counters[OF_C_RX_GUEST] += n;
+	if (unlikely(!guest->valid)) {
+		for (uint16_t i = 0; i < n; i++)
+			of_drop(lc, OF_C_GUEST_UNCONFIGURED, pkts[i]);
+		return;
+	}
+
+	for (uint16_t i = 0; i < PREFETCH_OFFSET && i < n; i++)
+		rte_prefetch0(rte_pktmbuf_mtod(pkts[i], void *));
+	for (uint16_t i = 0; i < n; i++) {
+		struct rte_mbuf *m = pkts[i];
+		struct of_inner_meta *mt = &meta[n_ok];
+		int rc;
+
+		if (i + PREFETCH_OFFSET < n)
+			rte_prefetch0(rte_pktmbuf_mtod(pkts[i + PREFETCH_OFFSET], void *));
+		rc = of_parse_inner(rte_pktmbuf_mtod(m, const uint8_t *), rte_pktmbuf_data_len(m), mt);
+		if (unlikely(rc != OF_OK)) {
+			of_drop(lc, (enum of_counter)rc, m);
+			continue;
+		}
+		mt->key.vni = guest->vni;
+		keys[n_ok] = &mt->key;
+		hashes[n_ok] = rte_hash_crc(&mt->key, sizeof(mt->key), dp->cfg.hash_seed);
+		ok[n_ok++] = m;
+	}
+
+	if (n_ok == 0)
+		return;
+	of_flow_lookup_bulk(lc->flows, keys, hashes, n_ok, entries);
+
+	for (uint16_t i = 0; i < n_ok; i++) {
+		struct rte_mbuf *m = ok[i];
+		struct of_flow_entry *e = entries[i];
+		struct of_path stateless;
+		int created = 0;
+		int rc;
+
+		if (e == NULL)
+			e = of_flow_insert(lc->flows, keys[i], hashes[i], &created);
+		if (unlikely(e == NULL)) {
+			/* Table full: the bucket tables still give every packet of the flow the same path. */
+			of_count(lc, OF_C_FLOW_TABLE_FULL);
+			rc = resolve_path(dp, t, keys[i], hashes[i], &stateless);
+			if (rc != OF_OK)
+				of_drop(lc, (enum of_counter)rc, m);
+			else
+				encap_and_send(dp, lc, &stateless, m);
+			continue;
+		}
+		if (created) {
+			rc = resolve_path(dp, t, &e->key, e->hash, &e->path);
+			if (rc == OF_OK) {
+				path_pin(lc, &e->path, 1);
+				of_count(lc, OF_C_FLOWS_CREATED);
+			} else {
+				of_flow_remove(lc->flows, e);
+			}
+		} else {
+			rc = refresh_path(dp, lc, t, e);
+			if (rc != OF_OK) {
+				path_pin(lc, &e->path, -1);
+				of_flow_remove(lc->flows, e);
+			}
+		}
+		if (unlikely(rc != OF_OK)) {
+			of_drop(lc, (enum of_counter)rc, m);
+			continue;
+		}
+		e->last_tsc = lc->now;
+		e->packets++;
+		e->bytes += rte_pktmbuf_pkt_len(m);
+		if (e->key.proto == IPPROTO_TCP)
+			e->closing = (meta[i].tcp_flags & (RTE_TCP_FIN_FLAG | RTE_TCP_RST_FLAG)) ? 1 :
+				     (meta[i].tcp_flags & RTE_TCP_SYN_FLAG) ? 0 : e->closing;
+		encap_and_send(dp, lc, &e->path, m);
+	}
+}
+
+/* A few entries per iteration: expiry costs the same every loop, never a pause. */
+void
+of_flow_sweep(struct of_dp *dp, struct of_lcore *lc, unsigned budget)
+{
+	struct of_flow_table *ft = lc->flows;
+
+	while (budget-- > 0) {
+		struct of_flow_entry *e = &ft->entries[lc->sweep_pos];
+
+		if (++lc->sweep_pos == ft->n_entries)
+			lc->sweep_pos = 0;
+		if (!e->in_use || lc->now - e->last_tsc <= flow_timeout(dp, e))
+			continue;
+		path_pin(lc, &e->path, -1);
+		of_flow_remove(ft, e);
+		of_count(lc, OF_C_FLOWS_EXPIRED);
+	}
+}

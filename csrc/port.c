@@ -1,0 +1,217 @@
+/*
+ * Ports: probe from devargs (any PMD, virtual or PCI) or build from rings,
+ * configure one RX queue per polling worker (RSS when there are several)
+ * and one TX queue per worker, start, stop, close.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+
+#include <rte_bus.h>
+#include <rte_dev.h>
+#include <rte_eth_ring.h>
+#include <rte_ethdev.h>
+#include <rte_ring.h>
+
+#include "dataplane.h"
+
+static struct of_port *
+port_slot(struct of_dp *dp, const char *name, enum of_port_role role)
+{
+	struct of_port *p;
+
+	if (dp->n_ports == OF_MAX_PORTS) {
+		of_set_error("too many ports (at most %d)", OF_MAX_PORTS);
+		return NULL;
+	}
+	if (role > OF_ROLE_EXCEPTION) {
+		of_set_error("unknown port role %d", role);
+		return NULL;
+	}
+	for (uint16_t i = 0; i < dp->n_ports; i++)
+		if (strcmp(dp->ports[i].name, name) == 0) {
+			of_set_error("a port named %s exists already", name);
+			return NULL;
+		}
+	p = &dp->ports[dp->n_ports];
+	memset(p, 0, sizeof(*p));
+	snprintf(p->name, sizeof(p->name), "%s", name);
+	p->role = (uint8_t)role;
+	p->exception = OF_NONE;
+	p->uplink = OF_NONE;
+	return p;
+}
+
+int
+of_dp_add_port(struct of_dp *dp, const char *devargs, enum of_port_role role, const char *name)
+{
+	char devname[RTE_DEV_NAME_MAX_LEN];
+	struct of_port *p = port_slot(dp, name, role);
+	size_t len = strcspn(devargs, ",");
+	uint16_t port_id;
+	int rc;
+
+	if (p == NULL)
+		return -EINVAL;
+	if (len == 0 || len >= sizeof(devname)) {
+		of_set_error("port %s: devargs '%s' do not start with a device name", name, devargs);
+		return -EINVAL;
+	}
+	memcpy(devname, devargs, len);
+	devname[len] = '\0';
+	rc = rte_dev_probe(devargs);
+	if (rc < 0) {
+		of_set_error("port %s: DPDK cannot probe '%s': %s", name, devargs, rte_strerror(-rc));
+		return rc;
+	}
+	if (rte_eth_dev_get_port_by_name(devname, &port_id) != 0) {
+		of_set_error("port %s: '%s' is not an ethernet device", name, devname);
+		return -ENODEV;
+	}
+	p->port_id = port_id;
+	p->is_vdev = 1;
+	return dp->n_ports++;
+}
+
+int
+of_dp_add_ring_port(struct of_dp *dp, const char *name, enum of_port_role role, uint32_t ring_size)
+{
+	char ring_name[RTE_RING_NAMESIZE];
+	char devname[RTE_DEV_NAME_MAX_LEN];
+	struct of_port *p = port_slot(dp, name, role);
+	int port_id;
+
+	if (p == NULL)
+		return -EINVAL;
+	snprintf(ring_name, sizeof(ring_name), "of%u_%u_rx", dp->instance, dp->n_ports);
+	p->ring_rx = rte_ring_create(ring_name, ring_size, SOCKET_ID_ANY, RING_F_SP_ENQ | RING_F_SC_DEQ);
+	snprintf(ring_name, sizeof(ring_name), "of%u_%u_tx", dp->instance, dp->n_ports);
+	p->ring_tx = rte_ring_create(ring_name, ring_size, SOCKET_ID_ANY, RING_F_SP_ENQ | RING_F_SC_DEQ);
+	if (p->ring_rx == NULL || p->ring_tx == NULL) {
+		of_set_error("port %s: cannot create rings of %u: %s", name, ring_size, rte_strerror(rte_errno));
+		goto fail;
+	}
+	/* The ring PMD names the device net_ring_<devname>. */
+	snprintf(devname, sizeof(devname), "of%u_%s", dp->instance, name);
+	port_id = rte_eth_from_rings(devname, &p->ring_rx, 1, &p->ring_tx, 1, (unsigned)SOCKET_ID_ANY);
+	if (port_id < 0) {
+		of_set_error("port %s: cannot create a ring port: %s", name, rte_strerror(rte_errno));
+		goto fail;
+	}
+	p->port_id = (uint16_t)port_id;
+	p->is_vdev = 1;
+	/* Rings have no address of their own: a locally administered one, unique per port. */
+	p->mac = (struct rte_ether_addr){ { 0x02, 0x0f, 0x00, (uint8_t)(dp->instance >> 8),
+					    (uint8_t)dp->instance, (uint8_t)dp->n_ports } };
+	return dp->n_ports++;
+fail:
+	rte_ring_free(p->ring_rx);
+	rte_ring_free(p->ring_tx);
+	return -ENOMEM;
+}
+
+int
+of_dp_set_exception(struct of_dp *dp, uint16_t uplink, uint16_t exception_port)
+{
+	if (uplink >= dp->n_ports || dp->ports[uplink].role != OF_ROLE_UPLINK ||
+	    exception_port >= dp->n_ports || dp->ports[exception_port].role != OF_ROLE_EXCEPTION) {
+		of_set_error("an exception path joins an uplink to an exception port");
+		return -EINVAL;
+	}
+	dp->ports[uplink].exception = exception_port;
+	dp->ports[exception_port].uplink = uplink;
+	return 0;
+}
+
+uint16_t
+of_dp_n_ports(const struct of_dp *dp)
+{
+	return dp->n_ports;
+}
+
+static int
+port_start(struct of_dp *dp, struct of_port *p)
+{
+	struct rte_eth_conf conf = { 0 };
+	struct rte_eth_dev_info info;
+	uint16_t n_rxd = dp->cfg.rx_desc, n_txd = dp->cfg.tx_desc;
+	uint16_t n_txq = (uint16_t)dp->n_workers;
+	int rc;
+
+	rc = rte_eth_dev_info_get(p->port_id, &info);
+	if (rc != 0) {
+		of_set_error("port %s: no device info: %s", p->name, rte_strerror(-rc));
+		return rc;
+	}
+	if (info.max_tx_queues < n_txq) {
+		of_set_error("port %s has %u TX queues; use at most that many worker lcores",
+			     p->name, info.max_tx_queues);
+		return -EINVAL;
+	}
+	p->n_rxq = (uint16_t)RTE_MIN((unsigned)info.max_rx_queues, dp->n_workers);
+	if (p->n_rxq > 1) {
+		conf.rxmode.mq_mode = RTE_ETH_MQ_RX_RSS;
+		conf.rx_adv_conf.rss_conf.rss_hf = (RTE_ETH_RSS_IP | RTE_ETH_RSS_TCP | RTE_ETH_RSS_UDP) &
+						   info.flow_type_rss_offloads;
+	}
+	rc = rte_eth_dev_configure(p->port_id, p->n_rxq, n_txq, &conf);
+	if (rc == 0)
+		rc = rte_eth_dev_adjust_nb_rx_tx_desc(p->port_id, &n_rxd, &n_txd);
+	for (uint16_t q = 0; rc == 0 && q < p->n_rxq; q++)
+		rc = rte_eth_rx_queue_setup(p->port_id, q, n_rxd, rte_eth_dev_socket_id(p->port_id), NULL, dp->pool);
+	for (uint16_t q = 0; rc == 0 && q < n_txq; q++)
+		rc = rte_eth_tx_queue_setup(p->port_id, q, n_txd, rte_eth_dev_socket_id(p->port_id), NULL);
+	if (rc == 0)
+		rc = rte_eth_dev_start(p->port_id);
+	if (rc != 0) {
+		of_set_error("port %s: cannot start: %s", p->name, rte_strerror(-rc));
+		return rc;
+	}
+	/* Virtual uplinks see frames for the switch's idea of our MAC; take them all. */
+	rte_eth_promiscuous_enable(p->port_id);
+	if (p->ring_rx == NULL)
+		rte_eth_macaddr_get(p->port_id, &p->mac);
+	return 0;
+}
+
+int
+of_ports_start(struct of_dp *dp)
+{
+	for (uint16_t i = 0; i < dp->n_ports; i++) {
+		int rc = port_start(dp, &dp->ports[i]);
+
+		if (rc != 0) {
+			while (i-- > 0)
+				rte_eth_dev_stop(dp->ports[i].port_id);
+			return rc;
+		}
+	}
+	return 0;
+}
+
+void
+of_ports_stop(struct of_dp *dp)
+{
+	for (uint16_t i = 0; i < dp->n_ports; i++)
+		rte_eth_dev_stop(dp->ports[i].port_id);
+}
+
+void
+of_ports_close(struct of_dp *dp)
+{
+	for (uint16_t i = 0; i < dp->n_ports; i++) {
+		struct of_port *p = &dp->ports[i];
+		struct rte_eth_dev_info info;
+		struct rte_device *dev = NULL;
+
+		if (rte_eth_dev_info_get(p->port_id, &info) == 0)
+			dev = info.device;
+		rte_eth_dev_close(p->port_id);
+		/* Removing the device flushes pcap files and frees its name for reuse. */
+		if (p->is_vdev && dev != NULL)
+			rte_dev_remove(dev);
+		rte_ring_free(p->ring_rx);
+		rte_ring_free(p->ring_tx);
+	}
+	dp->n_ports = 0;
+}

@@ -1,0 +1,455 @@
+/*
+ * Building and publishing table snapshots (control thread only).
+ *
+ * The builder holds the complete desired state; commit turns it into a new
+ * snapshot, carrying over what must not change: a member that is still up
+ * and unchanged keeps its generation (its flows stay pinned), and each
+ * resilient table is rebuilt from its previous version (only the buckets of
+ * members that left move).
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <rte_errno.h>
+#include <rte_hash.h>
+#include <rte_hash_crc.h>
+#include <rte_lpm6.h>
+#include <rte_malloc.h>
+#include <rte_rcu_qsbr.h>
+
+#include "compat.h"
+#include "dataplane.h"
+#include "tables.h"
+
+struct of_prefix_rule {
+	uint8_t prefix[16];
+	uint8_t depth;
+	uint16_t target;		/* TEP set or nexthop group */
+};
+
+struct of_member_list {
+	uint8_t defined;
+	uint16_t n;
+	uint16_t ids[OF_RES_MAX_MEMBERS];
+};
+
+struct of_builder {
+	struct of_dp *dp;
+	int error;			/* first error; commit refuses */
+	struct of_guest guests[OF_MAX_PORTS];
+	struct {
+		uint8_t defined;
+		uint8_t up;
+		struct of_tep tep;
+	} teps[OF_MAX_TEPS];
+	struct {
+		uint8_t defined;
+		uint8_t up;
+		struct of_nexthop nh;
+	} nhs[OF_MAX_NEXTHOPS];
+	struct of_member_list tep_sets[OF_MAX_GROUPS];
+	struct of_member_list nh_groups[OF_MAX_GROUPS];
+	uint32_t n_v2b, n_routes, n_v2p;
+	struct of_prefix_rule *v2b, *routes;
+	struct {
+		struct of_v2p_key key;
+		struct of_v2p val;
+	} *v2p;
+};
+
+static uint32_t tables_ids;
+
+static int
+builder_fail(struct of_builder *b, int err, const char *what)
+{
+	if (b->error == 0) {
+		b->error = err;
+		of_set_error("%s", what);
+	}
+	return err;
+}
+
+static int
+grow(void *arrayp, uint32_t n, size_t elem)
+{
+	void **array = arrayp;
+
+	/* Double at powers of two: amortised O(1) appends. */
+	if (n != 0 && (n & (n - 1)) != 0)
+		return 0;
+	void *p = realloc(*array, (n ? 2 * (size_t)n : 16) * elem);
+	if (p == NULL)
+		return -ENOMEM;
+	*array = p;
+	return 0;
+}
+
+struct of_builder *
+of_builder_new(struct of_dp *dp)
+{
+	struct of_builder *b = calloc(1, sizeof(*b));
+
+	if (b == NULL) {
+		of_set_error("out of memory for a table builder");
+		return NULL;
+	}
+	b->dp = dp;
+	return b;
+}
+
+void
+of_builder_free(struct of_builder *b)
+{
+	if (b == NULL)
+		return;
+	free(b->v2b);
+	free(b->routes);
+	free(b->v2p);
+	free(b);
+}
+
+int
+of_builder_guest(struct of_builder *b, uint16_t port, uint32_t vni, const uint8_t mac[6],
+		 const uint8_t gw_mac[6])
+{
+	if (port >= b->dp->n_ports || b->dp->ports[port].role != OF_ROLE_GUEST)
+		return builder_fail(b, -EINVAL, "guest entry names a port that is not a guest port");
+	b->guests[port].valid = 1;
+	b->guests[port].vni = vni;
+	memcpy(b->guests[port].mac, mac, 6);
+	memcpy(b->guests[port].gw_mac, gw_mac, 6);
+	return 0;
+}
+
+int
+of_builder_v2p(struct of_builder *b, uint32_t vni, const uint8_t ip[16], const uint8_t underlay[16],
+	       const uint8_t mac[6])
+{
+	if (grow(&b->v2p, b->n_v2p, sizeof(*b->v2p)) != 0)
+		return builder_fail(b, -ENOMEM, "out of memory for V2P entries");
+	memset(&b->v2p[b->n_v2p], 0, sizeof(*b->v2p));
+	b->v2p[b->n_v2p].key.vni = vni;
+	memcpy(b->v2p[b->n_v2p].key.ip, ip, 16);
+	memcpy(b->v2p[b->n_v2p].val.underlay, underlay, 16);
+	memcpy(b->v2p[b->n_v2p].val.mac, mac, 6);
+	b->n_v2p++;
+	return 0;
+}
+
+int
+of_builder_tep(struct of_builder *b, uint16_t id, const uint8_t addr[16], uint32_t vni, int up)
+{
+	if (id == 0 || id >= OF_MAX_TEPS)
+		return builder_fail(b, -EINVAL, "TEP id out of range (1..1023)");
+	b->teps[id].defined = 1;
+	b->teps[id].up = up != 0;
+	memcpy(b->teps[id].tep.addr, addr, 16);
+	b->teps[id].tep.vni = vni;
+	return 0;
+}
+
+int
+of_builder_nexthop(struct of_builder *b, uint16_t id, uint16_t uplink, const uint8_t mac[6], int up)
+{
+	if (id == 0 || id >= OF_MAX_NEXTHOPS)
+		return builder_fail(b, -EINVAL, "nexthop id out of range (1..1023)");
+	if (uplink >= b->dp->n_ports || b->dp->ports[uplink].role != OF_ROLE_UPLINK)
+		return builder_fail(b, -EINVAL, "nexthop names a port that is not an uplink");
+	b->nhs[id].defined = 1;
+	b->nhs[id].up = up != 0;
+	b->nhs[id].nh.uplink = uplink;
+	memcpy(b->nhs[id].nh.mac, mac, 6);
+	return 0;
+}
+
+static int
+member_list_set(struct of_builder *b, struct of_member_list *list, const uint16_t *ids, uint16_t n,
+		uint32_t id_limit)
+{
+	if (n > OF_RES_MAX_MEMBERS)
+		return builder_fail(b, -EINVAL, "more than 64 members in a TEP set or nexthop group");
+	for (uint16_t i = 0; i < n; i++)
+		if (ids[i] == 0 || ids[i] >= id_limit)
+			return builder_fail(b, -EINVAL, "member id out of range");
+	list->defined = 1;
+	list->n = n;
+	memcpy(list->ids, ids, n * sizeof(ids[0]));
+	return 0;
+}
+
+int
+of_builder_tep_set(struct of_builder *b, uint16_t set, const uint16_t *teps, uint16_t n)
+{
+	if (set >= OF_MAX_GROUPS)
+		return builder_fail(b, -EINVAL, "TEP set id out of range");
+	return member_list_set(b, &b->tep_sets[set], teps, n, OF_MAX_TEPS);
+}
+
+int
+of_builder_nh_group(struct of_builder *b, uint16_t group, const uint16_t *nhs, uint16_t n)
+{
+	if (group >= OF_MAX_GROUPS)
+		return builder_fail(b, -EINVAL, "nexthop group id out of range");
+	return member_list_set(b, &b->nh_groups[group], nhs, n, OF_MAX_NEXTHOPS);
+}
+
+static int
+add_rule(struct of_builder *b, struct of_prefix_rule **rules, uint32_t *n, const uint8_t prefix[16],
+	 uint8_t depth, uint16_t target)
+{
+	if (depth > 128 || target >= OF_MAX_GROUPS)
+		return builder_fail(b, -EINVAL, "prefix length over 128 or group id out of range");
+	if (grow(rules, *n, sizeof(**rules)) != 0)
+		return builder_fail(b, -ENOMEM, "out of memory for prefixes");
+	memcpy((*rules)[*n].prefix, prefix, 16);
+	(*rules)[*n].depth = depth;
+	(*rules)[*n].target = target;
+	(*n)++;
+	return 0;
+}
+
+int
+of_builder_v2b(struct of_builder *b, const uint8_t prefix[16], uint8_t depth, uint16_t set)
+{
+	return add_rule(b, &b->v2b, &b->n_v2b, prefix, depth, set);
+}
+
+int
+of_builder_route(struct of_builder *b, const uint8_t prefix[16], uint8_t depth, uint16_t group)
+{
+	return add_rule(b, &b->routes, &b->n_routes, prefix, depth, group);
+}
+
+void
+of_tables_free(struct of_tables *t)
+{
+	if (t == NULL)
+		return;
+	rte_lpm6_free(t->v2b);
+	rte_lpm6_free(t->routes);
+	rte_hash_free(t->v2p);
+	rte_hash_free(t->guest_by_mac);
+	rte_free(t->v2p_vals);
+	for (unsigned i = 0; i < OF_MAX_GROUPS; i++) {
+		of_resilient_free(t->tep_sets[i]);
+		of_resilient_free(t->nh_groups[i]);
+	}
+	rte_free(t);
+}
+
+static struct rte_lpm6 *
+build_lpm6(const char *kind, uint32_t id, const struct of_prefix_rule *rules, uint32_t n)
+{
+	char name[RTE_LPM6_NAMESIZE];
+	/* An IPv4 /32 seen v4-mapped is a /128: up to 13 tbl8 groups a rule. */
+	struct rte_lpm6_config config = {
+		.max_rules = RTE_MAX(n, 16u),
+		.number_tbl8s = RTE_MAX(n, 16u) * 14,
+	};
+	struct rte_lpm6 *lpm;
+
+	snprintf(name, sizeof(name), "of%s%u", kind, id);
+	lpm = rte_lpm6_create(name, SOCKET_ID_ANY, &config);
+	if (lpm == NULL) {
+		of_set_error("cannot create the %s table: %s", kind, rte_strerror(rte_errno));
+		return NULL;
+	}
+	for (uint32_t i = 0; i < n; i++) {
+		if (of_lpm6_add(lpm, rules[i].prefix, rules[i].depth, rules[i].target) < 0) {
+			of_set_error("cannot add a prefix to the %s table", kind);
+			rte_lpm6_free(lpm);
+			return NULL;
+		}
+	}
+	return lpm;
+}
+
+static struct rte_hash *
+build_hash(const char *kind, uint32_t id, uint32_t key_len, uint32_t n)
+{
+	char name[RTE_HASH_NAMESIZE];
+	struct rte_hash_parameters params = {
+		.name = name,
+		.entries = RTE_MAX(n, 64u),
+		.key_len = key_len,
+		.hash_func = rte_hash_crc,
+		.socket_id = SOCKET_ID_ANY,
+		.extra_flag = RTE_HASH_EXTRA_FLAGS_EXT_TABLE,
+	};
+	struct rte_hash *h;
+
+	snprintf(name, sizeof(name), "of%s%u", kind, id);
+	h = rte_hash_create(&params);
+	if (h == NULL)
+		of_set_error("cannot create the %s table: %s", kind, rte_strerror(rte_errno));
+	return h;
+}
+
+/* A member keeps its generation while it stays up and unchanged. */
+static uint32_t
+next_gen(struct of_dp *dp, int up, uint32_t prev_gen, int unchanged)
+{
+	if (!up)
+		return 0;
+	if (prev_gen != 0 && unchanged)
+		return prev_gen;
+	return ++dp->member_gen;
+}
+
+static int
+build_members(struct of_builder *b, struct of_tables *t, const struct of_tables *prev)
+{
+	struct of_dp *dp = b->dp;
+
+	/* TEP id 0 stands for "no TEP" (V2P flows) and is always live. */
+	t->teps[0].gen = 1;
+	for (unsigned id = 1; id < OF_MAX_TEPS; id++) {
+		if (!b->teps[id].defined)
+			continue;
+		const struct of_tep *old = prev ? &prev->teps[id] : NULL;
+		int same = old && memcmp(old->addr, b->teps[id].tep.addr, 16) == 0 &&
+			   old->vni == b->teps[id].tep.vni;
+
+		t->teps[id] = b->teps[id].tep;
+		t->teps[id].gen = next_gen(dp, b->teps[id].up, old ? old->gen : 0, same);
+	}
+	for (unsigned id = 1; id < OF_MAX_NEXTHOPS; id++) {
+		if (!b->nhs[id].defined)
+			continue;
+		const struct of_nexthop *old = prev ? &prev->nhs[id] : NULL;
+		int same = old && old->uplink == b->nhs[id].nh.uplink &&
+			   memcmp(old->mac, b->nhs[id].nh.mac, 6) == 0;
+
+		t->nhs[id] = b->nhs[id].nh;
+		t->nhs[id].gen = next_gen(dp, b->nhs[id].up, old ? old->gen : 0, same);
+	}
+	return 0;
+}
+
+static struct of_resilient *
+build_group(struct of_builder *b, const struct of_member_list *list,
+	    const struct of_resilient *prev, int is_tep, const struct of_tables *t)
+{
+	uint16_t live[OF_RES_MAX_MEMBERS];
+	uint16_t n_live = 0;
+
+	for (uint16_t i = 0; i < list->n; i++) {
+		uint16_t id = list->ids[i];
+		uint32_t gen = is_tep ? t->teps[id].gen : t->nhs[id].gen;
+		int defined = is_tep ? b->teps[id].defined : b->nhs[id].defined;
+
+		if (!defined) {
+			builder_fail(b, -EINVAL, is_tep ? "TEP set names an undefined TEP"
+							: "nexthop group names an undefined nexthop");
+			return NULL;
+		}
+		if (gen != 0)
+			live[n_live++] = id;
+	}
+	struct of_resilient *r = of_resilient_build(b->dp->cfg.n_buckets, prev, live, n_live);
+	if (r == NULL)
+		builder_fail(b, -errno, "cannot build a resilient bucket table");
+	return r;
+}
+
+static struct of_tables *
+build_tables(struct of_builder *b, const struct of_tables *prev)
+{
+	struct of_tables *t = rte_zmalloc("of_tables", sizeof(*t), RTE_CACHE_LINE_SIZE);
+
+	if (t == NULL) {
+		builder_fail(b, -ENOMEM, "out of memory for tables");
+		return NULL;
+	}
+	t->id = ++tables_ids;
+	memcpy(t->guests, b->guests, sizeof(t->guests));
+	build_members(b, t, prev);
+
+	for (unsigned g = 0; g < OF_MAX_GROUPS; g++) {
+		if (b->tep_sets[g].defined) {
+			t->tep_sets[g] = build_group(b, &b->tep_sets[g], prev ? prev->tep_sets[g] : NULL, 1, t);
+			if (t->tep_sets[g] == NULL)
+				goto fail;
+		}
+		if (b->nh_groups[g].defined) {
+			t->nh_groups[g] = build_group(b, &b->nh_groups[g], prev ? prev->nh_groups[g] : NULL, 0, t);
+			if (t->nh_groups[g] == NULL)
+				goto fail;
+		}
+	}
+	for (uint32_t i = 0; i < b->n_v2b; i++)
+		if (t->tep_sets[b->v2b[i].target] == NULL) {
+			builder_fail(b, -EINVAL, "V2B entry names an undefined TEP set");
+			goto fail;
+		}
+	for (uint32_t i = 0; i < b->n_routes; i++)
+		if (t->nh_groups[b->routes[i].target] == NULL) {
+			builder_fail(b, -EINVAL, "route names an undefined nexthop group");
+			goto fail;
+		}
+
+	t->v2b = build_lpm6("v2b", t->id, b->v2b, b->n_v2b);
+	t->routes = build_lpm6("rt", t->id, b->routes, b->n_routes);
+	t->v2p = build_hash("v2p", t->id, sizeof(struct of_v2p_key), b->n_v2p);
+	t->guest_by_mac = build_hash("gm", t->id, sizeof(struct of_guest_key), OF_MAX_PORTS);
+	if (t->v2b == NULL || t->routes == NULL || t->v2p == NULL || t->guest_by_mac == NULL) {
+		builder_fail(b, -ENOMEM, of_last_error());
+		goto fail;
+	}
+	t->v2p_vals = rte_zmalloc("of_v2p", ((size_t)rte_hash_max_key_id(t->v2p) + 1) * sizeof(struct of_v2p), 0);
+	if (t->v2p_vals == NULL) {
+		builder_fail(b, -ENOMEM, "out of memory for V2P entries");
+		goto fail;
+	}
+	for (uint32_t i = 0; i < b->n_v2p; i++) {
+		int32_t pos = rte_hash_add_key(t->v2p, &b->v2p[i].key);
+
+		if (pos < 0) {
+			builder_fail(b, pos, "cannot add a V2P entry");
+			goto fail;
+		}
+		t->v2p_vals[pos] = b->v2p[i].val;
+	}
+	for (uint16_t p = 0; p < OF_MAX_PORTS; p++) {
+		struct of_guest_key key = { .vni = t->guests[p].vni };
+
+		if (!t->guests[p].valid)
+			continue;
+		memcpy(key.mac, t->guests[p].mac, 6);
+		/* Position -> port: the data is the port index itself. */
+		if (rte_hash_add_key_data(t->guest_by_mac, &key, (void *)(uintptr_t)p) < 0) {
+			builder_fail(b, -EINVAL, "two guest ports share a (VNI, MAC)");
+			goto fail;
+		}
+	}
+	return t;
+fail:
+	of_tables_free(t);
+	return NULL;
+}
+
+int
+of_builder_commit(struct of_builder *b)
+{
+	struct of_dp *dp = b->dp;
+	struct of_tables *old = dp->tables;
+	struct of_tables *t = NULL;
+	int rc = b->error;
+
+	if (rc == 0)
+		t = build_tables(b, old);
+	if (t == NULL) {
+		rc = b->error;
+		of_builder_free(b);
+		return rc;
+	}
+	__atomic_store_n(&dp->tables, t, __ATOMIC_RELEASE);
+	/* Once every worker has passed a quiescent state, none can use old. */
+	rte_rcu_qsbr_synchronize(dp->qsbr, RTE_QSBR_THRID_INVALID);
+	of_tables_free(old);
+	dp->table_swaps++;
+	of_builder_free(b);
+	return 0;
+}

@@ -1,0 +1,72 @@
+/*
+ * The forwarding tables: one immutable snapshot, built by the control
+ * thread from the complete desired state, published by pointer, and freed
+ * after an RCU grace period. Workers read one snapshot per loop iteration.
+ *
+ * Liveness lives in the snapshot too: each TEP and nexthop carries a
+ * generation, 0 while down. A flow remembers the generations it was pinned
+ * with; a mismatch (two loads per packet) re-pins it.
+ */
+#ifndef OF_TABLES_H
+#define OF_TABLES_H
+
+#include <stdint.h>
+
+#include "opte_fast.h"
+#include "resilient.h"
+
+struct rte_hash;
+struct rte_lpm6;
+
+struct of_tep {
+	uint8_t addr[16];
+	uint32_t vni;
+	uint32_t gen;			/* 0: down or absent */
+};
+
+struct of_nexthop {
+	uint16_t uplink;		/* port index */
+	uint8_t mac[6];
+	uint32_t gen;			/* 0: down or absent */
+};
+
+struct of_guest {
+	uint32_t vni;
+	uint8_t valid;
+	uint8_t mac[6];
+	uint8_t gw_mac[6];
+};
+
+struct of_v2p {
+	uint8_t underlay[16];
+	uint8_t mac[6];
+};
+
+struct of_tables {
+	struct rte_lpm6 *v2b;		/* inner dst (v4-mapped for IPv4) -> TEP set */
+	struct rte_lpm6 *routes;	/* underlay dst -> nexthop group */
+	struct rte_hash *v2p;		/* (vni, inner ip) -> index into v2p_vals */
+	struct of_v2p *v2p_vals;
+	struct rte_hash *guest_by_mac;	/* (vni, mac) -> port index */
+	struct of_guest guests[OF_MAX_PORTS];
+	struct of_resilient *tep_sets[OF_MAX_GROUPS];
+	struct of_resilient *nh_groups[OF_MAX_GROUPS];
+	struct of_tep teps[OF_MAX_TEPS];
+	struct of_nexthop nhs[OF_MAX_NEXTHOPS];
+	uint32_t id;			/* names of the DPDK objects */
+};
+
+struct of_v2p_key {
+	uint32_t vni;
+	uint8_t ip[16];
+};
+
+struct of_guest_key {
+	uint32_t vni;
+	uint8_t mac[6];
+	uint8_t pad[2];
+};
+
+void of_tables_free(struct of_tables *t);
+
+#endif

@@ -1,0 +1,274 @@
+"""The data plane as the control plane sees it: ports by name, state by value.
+
+`Dataplane` owns one C data plane (`_dataplane.Core`), gives every TEP,
+nexthop, TEP set and nexthop group a stable small id, and turns a whole
+`DesiredState` into one table commit. It implements `state.DataplaneAPI`.
+"""
+from __future__ import annotations
+
+import ipaddress
+import os
+import threading
+import zlib
+from dataclasses import dataclass
+
+import numpy as np
+
+from . import _dataplane
+from ._dataplane import DataplaneError, eal_cleanup, eal_init
+from .state import DesiredState, IPAddress, IPNetwork, StableIds
+
+__all__ = ["Dataplane", "DataplaneError", "DataplaneOptions", "eal_args", "eal_cleanup", "eal_init",
+           "mapped", "ROLE_NAMES"]
+
+ROLE_NAMES = {_dataplane.ROLE_GUEST: "guest", _dataplane.ROLE_UPLINK: "uplink",
+              _dataplane.ROLE_EXCEPTION: "exception"}
+ROLES = {name: role for role, name in ROLE_NAMES.items()}
+_NEVER = _dataplane.NEVER
+
+
+@dataclass(frozen=True)
+class DataplaneOptions:
+    """The C data plane's tunables (the CLI's flags, in the units the C side takes)."""
+    underlay_addr: ipaddress.IPv6Address
+    n_mbufs: int = 16383
+    mbuf_cache: int = 256
+    mbuf_data_room: int = 2176
+    burst: int = 32
+    rx_desc: int = 1024
+    tx_desc: int = 1024
+    flow_capacity: int = 1 << 20
+    n_buckets: int = 4096
+    hash_seed: int | None = None
+    tcp_idle_ms: int = 600_000
+    tcp_closed_ms: int = 2_000
+    udp_idle_ms: int = 60_000
+    icmp_idle_ms: int = 10_000
+    rebalance_idle_ms: int | None = 10_000  # None: never rebalance a live flow
+    hop_limit: int = 128
+    flow_label: bool = True
+    udp_checksum: bool = False
+    verify_udp_checksum: bool = False
+    udp_sport_min: int = 49152
+    udp_sport_max: int = 65535
+
+
+def default_hash_seed(underlay: ipaddress.IPv6Address) -> int:
+    """A seed every sled derives alike from its own address: stable across restarts, different across sleds."""
+    return zlib.crc32(underlay.packed)
+
+
+def eal_args(workers: list[int], *, file_prefix: str, hugepages: bool = False, memory_mb: int = 512,
+             pci: bool = False, extra: tuple[str, ...] = ()) -> list[str]:
+    """EAL arguments for worker lcores `workers`: each pinned to its own CPU, the main
+    (control) thread free to run on every CPU so Python threads are never starved."""
+    cpus = sorted(os.sched_getaffinity(0))
+    main = next(i for i in range(128) if i not in workers)
+    lcores = [f"{main}@({','.join(map(str, cpus))})"] + [f"{w}@{w}" for w in workers]
+    args = ["opte-fast", f"--lcores={','.join(lcores)}", f"--main-lcore={main}",
+            f"--file-prefix={file_prefix}", "--log-level=lib.eal:error"]
+    if hugepages:
+        args += ["--in-memory"]
+    else:
+        args += ["--no-huge", "-m", str(memory_mb), "--no-shconf"]
+    if not pci:
+        args.append("--no-pci")
+    return args + list(extra)
+
+
+def mapped(ip: IPAddress) -> bytes:
+    """16 bytes: IPv6 as is, IPv4 v4-mapped (how the flow key and tables hold them)."""
+    if ip.version == 4:
+        return b"\0" * 10 + b"\xff\xff" + ip.packed
+    return ip.packed
+
+
+def mapped_prefix(net: IPNetwork) -> tuple[bytes, int]:
+    if net.version == 4:
+        return mapped(net.network_address), 96 + net.prefixlen
+    return net.network_address.packed, net.prefixlen
+
+
+def mac_bytes(mac: str) -> bytes:
+    return bytes.fromhex(mac.replace(":", ""))
+
+
+def unmapped(raw: bytes) -> IPAddress:
+    ip = ipaddress.IPv6Address(raw)
+    return ip.ipv4_mapped or ip
+
+
+@dataclass(frozen=True)
+class PortInfo:
+    index: int
+    name: str
+    role: str
+    devargs: str
+
+
+class Dataplane:
+    """One opte-fast data plane in this process (the EAL must be initialised first)."""
+
+    def __init__(self, options: DataplaneOptions):
+        seed = options.hash_seed if options.hash_seed is not None else default_hash_seed(options.underlay_addr)
+        self.options = options
+        self._core = _dataplane.Core(
+            underlay_addr=options.underlay_addr.packed, n_mbufs=options.n_mbufs, mbuf_cache=options.mbuf_cache,
+            mbuf_data_room=options.mbuf_data_room, burst=options.burst, rx_desc=options.rx_desc,
+            tx_desc=options.tx_desc, flow_capacity=options.flow_capacity, n_buckets=options.n_buckets,
+            hash_seed=seed, tcp_idle_ms=options.tcp_idle_ms, tcp_closed_ms=options.tcp_closed_ms,
+            udp_idle_ms=options.udp_idle_ms, icmp_idle_ms=options.icmp_idle_ms,
+            rebalance_idle_ms=_NEVER if options.rebalance_idle_ms is None else options.rebalance_idle_ms,
+            hop_limit=options.hop_limit, flow_label=options.flow_label, udp_checksum=options.udp_checksum,
+            verify_udp_checksum=options.verify_udp_checksum, udp_sport_min=options.udp_sport_min,
+            udp_sport_max=options.udp_sport_max)
+        self._ports: list[PortInfo] = []
+        self._tep_ids = StableIds(1, _dataplane.MAX_TEPS)
+        self._nh_ids = StableIds(1, _dataplane.MAX_NEXTHOPS)
+        self._set_ids = StableIds(0, _dataplane.MAX_GROUPS)
+        self._group_ids = StableIds(0, _dataplane.MAX_GROUPS)
+        self._ids: dict = {"teps": {}, "nexthops": {}, "sets": {}, "groups": {}}
+        self._state: DesiredState | None = None
+        self._commit_lock = threading.Lock()
+        self.counter_names = _dataplane.counter_names()
+
+    # -- ports and life cycle -------------------------------------------------------------
+    def add_port(self, name: str, devargs: str, role: str) -> int:
+        index = self._core.add_port(devargs, ROLES[role], name)
+        self._ports.append(PortInfo(index, name, role, devargs))
+        return index
+
+    def add_ring_port(self, name: str, role: str, ring_size: int = 16384) -> int:
+        index = self._core.add_ring_port(name, ROLES[role], ring_size)
+        self._ports.append(PortInfo(index, name, role, "ring"))
+        return index
+
+    def set_exception(self, uplink: str, exception_port: str) -> None:
+        self._core.set_exception(self.port_index(uplink), self.port_index(exception_port))
+
+    def port_index(self, name: str) -> int:
+        for p in self._ports:
+            if p.name == name:
+                return p.index
+        raise KeyError(f"no port named {name!r} (ports: {', '.join(p.name for p in self._ports) or 'none'})")
+
+    def start(self, workers: list[int]) -> None:
+        self._core.start(workers)
+
+    def stop(self) -> None:
+        self._core.stop()
+
+    def close(self) -> None:
+        self._core.close()
+
+    def inject(self, port: str, frames: list[bytes]) -> int:
+        return self._core.inject(self.port_index(port), frames)
+
+    def collect(self, port: str) -> list[bytes]:
+        return self._core.collect(self.port_index(port))
+
+    # -- tables --------------------------------------------------------------------------
+    def commit(self, state: DesiredState) -> None:
+        if state.underlay.addr != self.options.underlay_addr:
+            raise DataplaneError("the underlay address is fixed at start; restart to change it")
+        with self._commit_lock:
+            self._commit(state)
+
+    def _commit(self, state: DesiredState) -> None:
+        tep_keys = {(e.prefix, t.addr): t for e in state.v2b for t in e.teps}
+        nh_keys = {(r.prefix, n.uplink, n.gateway): n for r in state.routes for n in r.nexthops}
+        tep_ids = self._tep_ids.assign(tep_keys)
+        nh_ids = self._nh_ids.assign(nh_keys)
+        set_ids = self._set_ids.assign(e.prefix for e in state.v2b)
+        group_ids = self._group_ids.assign(r.prefix for r in state.routes)
+
+        guests = [(self.port_index(g.port), g.vni, mac_bytes(g.mac), mac_bytes(g.gateway_mac))
+                  for g in state.guests]
+        v2p = [(e.vni, mapped(e.ip), e.underlay.packed, mac_bytes(e.mac)) for e in state.v2p]
+        teps = [(tep_ids[k], t.addr.packed, t.vni, t.up) for k, t in tep_keys.items()]
+        tep_sets = [(set_ids[e.prefix], [tep_ids[(e.prefix, t.addr)] for t in e.teps]) for e in state.v2b]
+        v2b = [(*mapped_prefix(e.prefix), set_ids[e.prefix]) for e in state.v2b]
+        nexthops = [(nh_ids[k], self.port_index(n.uplink), mac_bytes(n.mac), n.up) for k, n in nh_keys.items()]
+        nh_groups = [(group_ids[r.prefix], [nh_ids[(r.prefix, n.uplink, n.gateway)] for n in r.nexthops])
+                     for r in state.routes]
+        routes = [(r.prefix.network_address.packed, r.prefix.prefixlen, group_ids[r.prefix]) for r in state.routes]
+        self._core.commit(guests, v2p, teps, tep_sets, v2b, nexthops, nh_groups, routes)
+        self._ids = {"teps": tep_ids, "nexthops": nh_ids, "sets": set_ids, "groups": group_ids}
+        self._state = state
+
+    # -- reading -------------------------------------------------------------------------
+    def counters(self) -> dict[str, int]:
+        return dict(zip(self.counter_names, (int(v) for v in self._core.counters())))
+
+    def ports(self) -> list[dict]:
+        out = []
+        for p in self._ports:
+            st = self._core.port_stats(p.index)
+            st.update(name=p.name, role=p.role, devargs=p.devargs)
+            out.append(st)
+        return out
+
+    def flows(self, limit: int) -> list[dict]:
+        tep_addr = {i: k[1] for k, i in self._ids["teps"].items()}
+        nh_desc = {i: k for k, i in self._ids["nexthops"].items()}
+        names = {p.index: p.name for p in self._ports}
+        out = []
+        for f in self._core.flows(limit):
+            nh = nh_desc.get(f["nexthop"])
+            out.append({
+                "vni": f["vni"], "proto": f["proto"],
+                "src": str(unmapped(f["src"])), "dst": str(unmapped(f["dst"])),
+                "src_port": f["src_port"], "dst_port": f["dst_port"],
+                "tep": str(tep_addr[f["tep"]]) if f["tep"] in tep_addr else None,
+                "nexthop": {"uplink": nh[1], "gateway": str(nh[2])} if nh else None,
+                "uplink": names.get(f["uplink"]), "udp_sport": f["udp_sport"], "hash": f["hash"],
+                "lcore": f["lcore"], "packets": f["packets"], "bytes": f["bytes"], "idle_ms": f["idle_ms"],
+            })
+        return out
+
+    def flow_count(self) -> int:
+        return self._core.flow_count()
+
+    def paths(self) -> dict:
+        teps, nhs = self._core.path_stats()
+        state = self._state
+        tep_state = {(e.prefix, t.addr): t for e in state.v2b for t in e.teps} if state else {}
+        nh_state = {(r.prefix, n.uplink, n.gateway): n for r in state.routes for n in r.nexthops} if state else {}
+        return {
+            "teps": [{"id": i, "prefix": str(k[0]), "addr": str(k[1]), "vni": tep_state[k].vni,
+                      "up": tep_state[k].up, "flows": int(teps[i, 0]), "packets": int(teps[i, 1]),
+                      "bytes": int(teps[i, 2])} for k, i in sorted(self._ids["teps"].items(), key=lambda kv: kv[1])],
+            "nexthops": [{"id": i, "prefix": str(k[0]), "uplink": k[1], "gateway": str(k[2]),
+                          "mac": nh_state[k].mac, "up": nh_state[k].up, "flows": int(nhs[i, 0]),
+                          "packets": int(nhs[i, 1]), "bytes": int(nhs[i, 2])}
+                         for k, i in sorted(self._ids["nexthops"].items(), key=lambda kv: kv[1])],
+        }
+
+    def bucket_table(self, kind: str, prefix: IPNetwork):
+        """Member id of every bucket: kind 'tep' (V2B prefix) or 'nexthop' (route prefix)."""
+        if kind == "tep":
+            return self._core.buckets(0, self._ids["sets"][prefix])
+        return self._core.buckets(1, self._ids["groups"][prefix])
+
+    def tep_id(self, prefix: IPNetwork, addr: ipaddress.IPv6Address) -> int:
+        return self._ids["teps"][(prefix, addr)]
+
+    def nexthop_id(self, prefix: IPNetwork, uplink: str, gateway: ipaddress.IPv6Address) -> int:
+        return self._ids["nexthops"][(prefix, uplink, gateway)]
+
+    def buckets(self) -> list[dict]:
+        out = []
+        for kind, ids, members in (("tep", "sets", "teps"), ("nexthop", "groups", "nexthops")):
+            names = {i: k for k, i in self._ids[members].items()}
+            for prefix, group in sorted(self._ids[ids].items(), key=lambda kv: kv[1]):
+                table = self._core.buckets(0 if kind == "tep" else 1, group)
+                ids_, counts = np.unique(table, return_counts=True)
+                out.append({
+                    "kind": kind, "prefix": str(prefix), "buckets": int(len(table)),
+                    "members": [{"id": int(m), "member": " ".join(str(x) for x in names[int(m)][1:]),
+                                 "buckets": int(c)} for m, c in zip(ids_, counts) if int(m) in names],
+                })
+        return out
+
+    def table_swaps(self) -> int:
+        return self._core.table_swaps()

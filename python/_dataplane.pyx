@@ -1,0 +1,279 @@
+# cython: language_level=3, boundscheck=False, wraparound=False
+"""Thin bindings over csrc/opte_fast.h. Policy (ids, names, state) lives in opte_fast/dataplane.py."""
+from libc.stdint cimport uint8_t, uint16_t, uint32_t, uint64_t
+from libc.stdlib cimport malloc, free
+from libc.string cimport memset
+
+cimport numpy as cnp
+import numpy as np
+
+from copte_fast cimport *
+
+cnp.import_array()
+
+ROLE_GUEST = OF_ROLE_GUEST
+ROLE_UPLINK = OF_ROLE_UPLINK
+ROLE_EXCEPTION = OF_ROLE_EXCEPTION
+MAX_TEPS = OF_MAX_TEPS
+MAX_NEXTHOPS = OF_MAX_NEXTHOPS
+MAX_GROUPS = OF_MAX_GROUPS
+NEVER = OF_NEVER
+
+
+class DataplaneError(RuntimeError):
+    """A data plane call failed; the message says why (from the C side)."""
+
+
+cdef int check(int rc) except -1:
+    if rc < 0:
+        raise DataplaneError(of_last_error().decode())
+    return rc
+
+
+def eal_init(args) -> None:
+    """Start the DPDK EAL with these arguments (argv[0] included). Once per process."""
+    cdef int argc = len(args)
+    cdef char **argv = <char **>malloc((argc + 1) * sizeof(char *))
+    encoded = [a.encode() for a in args]
+    cdef int rc
+    try:
+        for i, a in enumerate(encoded):
+            argv[i] = a
+        argv[argc] = NULL
+        with nogil:
+            rc = of_eal_init(argc, argv)
+        check(rc)
+    finally:
+        free(argv)
+
+
+def eal_cleanup() -> None:
+    of_eal_cleanup()
+
+
+def tsc_hz() -> int:
+    return of_tsc_hz()
+
+
+def counter_names() -> list:
+    return [of_counter_name(i).decode() for i in range(of_counter_count())]
+
+
+def counter_descriptions() -> list:
+    return [of_counter_description(i).decode() for i in range(of_counter_count())]
+
+
+def counter_drops() -> list:
+    return [bool(of_counter_drop(i)) for i in range(of_counter_count())]
+
+
+cdef class Core:
+    """One data plane instance: ports, worker lcores, tables."""
+    cdef of_dp *dp
+
+    def __cinit__(self, *, underlay_addr: bytes, n_mbufs=16383, mbuf_cache=256, mbuf_data_room=2176,
+                  burst=32, rx_desc=1024, tx_desc=1024, flow_capacity=1 << 20, n_buckets=4096,
+                  hash_seed=0, tcp_idle_ms=600000, tcp_closed_ms=2000, udp_idle_ms=60000,
+                  icmp_idle_ms=10000, rebalance_idle_ms=10000, hop_limit=128, flow_label=True,
+                  udp_checksum=False, verify_udp_checksum=False, udp_sport_min=49152,
+                  udp_sport_max=65535):
+        cdef of_dp_config cfg
+        memset(&cfg, 0, sizeof(cfg))
+        if len(underlay_addr) != 16:
+            raise ValueError("underlay_addr must be 16 bytes")
+        cfg.n_mbufs = n_mbufs
+        cfg.mbuf_cache = mbuf_cache
+        cfg.mbuf_data_room = mbuf_data_room
+        cfg.burst = burst
+        cfg.rx_desc = rx_desc
+        cfg.tx_desc = tx_desc
+        cfg.flow_capacity = flow_capacity
+        cfg.n_buckets = n_buckets
+        cfg.hash_seed = hash_seed
+        cfg.tcp_idle_ms = tcp_idle_ms
+        cfg.tcp_closed_ms = tcp_closed_ms
+        cfg.udp_idle_ms = udp_idle_ms
+        cfg.icmp_idle_ms = icmp_idle_ms
+        cfg.rebalance_idle_ms = rebalance_idle_ms
+        for i in range(16):
+            cfg.underlay_addr[i] = underlay_addr[i]
+        cfg.hop_limit = hop_limit
+        cfg.flow_label = flow_label
+        cfg.udp_checksum = udp_checksum
+        cfg.verify_udp_checksum = verify_udp_checksum
+        cfg.udp_sport_min = udp_sport_min
+        cfg.udp_sport_max = udp_sport_max
+        self.dp = of_dp_create(&cfg)
+        if self.dp == NULL:
+            raise DataplaneError(of_last_error().decode())
+
+    def __dealloc__(self):
+        if self.dp != NULL:
+            with nogil:
+                of_dp_destroy(self.dp)
+            self.dp = NULL
+
+    cdef of_dp *live(self) except NULL:
+        if self.dp == NULL:
+            raise DataplaneError("the data plane is closed")
+        return self.dp
+
+    def close(self) -> None:
+        """Stop the workers, close every port, free everything."""
+        cdef of_dp *dp = self.dp
+        self.dp = NULL
+        if dp != NULL:
+            with nogil:
+                of_dp_destroy(dp)
+
+    def add_port(self, devargs: str, role: int, name: str) -> int:
+        return check(of_dp_add_port(self.live(), devargs.encode(), <of_port_role>role, name.encode()))
+
+    def add_ring_port(self, name: str, role: int, ring_size: int = 4096) -> int:
+        return check(of_dp_add_ring_port(self.live(), name.encode(), <of_port_role>role, ring_size))
+
+    def set_exception(self, uplink: int, exception_port: int) -> None:
+        check(of_dp_set_exception(self.live(), uplink, exception_port))
+
+    def start(self, lcores) -> None:
+        cdef of_dp *dp = self.live()
+        cdef unsigned n = len(lcores)
+        cdef unsigned ids[128]
+        cdef int rc
+        if n > 128:
+            raise ValueError("at most 128 worker lcores")
+        for i, lcore in enumerate(lcores):
+            ids[i] = lcore
+        with nogil:
+            rc = of_dp_start(dp, ids, n)
+        check(rc)
+
+    def stop(self) -> None:
+        cdef of_dp *dp = self.live()
+        with nogil:
+            of_dp_stop(dp)
+
+    def inject(self, port: int, frames) -> int:
+        """Put frames on a ring port's RX ring; returns how many fitted."""
+        data = b"".join(frames)
+        lens = np.fromiter((len(f) for f in frames), dtype=np.uint32, count=len(frames))
+        cdef const uint8_t[::1] d = data if data else b"\0"
+        cdef uint32_t[::1] l = lens if len(lens) else np.zeros(1, np.uint32)
+        return check(of_dp_ring_inject(self.live(), port, &d[0], &l[0], len(frames)))
+
+    def collect(self, port: int, max_frames: int = 4096, frame_room: int = 16384) -> list:
+        """Take every frame waiting on a ring port's TX ring (up to max_frames)."""
+        buf = bytearray(max_frames * frame_room)
+        lens = np.zeros(max_frames, dtype=np.uint32)
+        cdef uint8_t[::1] b = buf
+        cdef uint32_t[::1] l = lens
+        cdef int n = check(of_dp_ring_collect(self.live(), port, &b[0], len(buf), &l[0], max_frames))
+        out, off = [], 0
+        for i in range(n):
+            out.append(bytes(buf[off:off + lens[i]]))
+            off += lens[i]
+        return out
+
+    def commit(self, guests=(), v2p=(), teps=(), tep_sets=(), v2b=(), nexthops=(), nh_groups=(), routes=()) -> None:
+        """Install a complete table set. Tuples: guests (port, vni, mac, gw_mac); v2p (vni, ip16, underlay16, mac);
+        teps (id, addr16, vni, up); tep_sets (set, [ids]); v2b (prefix16, depth, set);
+        nexthops (id, uplink_port, mac, up); nh_groups (group, [ids]); routes (prefix16, depth, group)."""
+        cdef of_dp *dp = self.live()
+        cdef of_builder *b = of_builder_new(dp)
+        cdef uint16_t ids[64]
+        cdef int rc
+        if b == NULL:
+            raise DataplaneError(of_last_error().decode())
+        try:
+            for port, vni, mac, gw_mac in guests:
+                check(of_builder_guest(b, port, vni, mac, gw_mac))
+            for vni, ip, underlay, mac in v2p:
+                check(of_builder_v2p(b, vni, ip, underlay, mac))
+            for ident, addr, vni, up in teps:
+                check(of_builder_tep(b, ident, addr, vni, up))
+            for group, members in tep_sets:
+                if len(members) > 64:
+                    raise ValueError("at most 64 TEPs in a set")
+                for i, m in enumerate(members):
+                    ids[i] = m
+                check(of_builder_tep_set(b, group, ids, len(members)))
+            for prefix, depth, group in v2b:
+                check(of_builder_v2b(b, prefix, depth, group))
+            for ident, uplink, mac, up in nexthops:
+                check(of_builder_nexthop(b, ident, uplink, mac, up))
+            for group, members in nh_groups:
+                if len(members) > 64:
+                    raise ValueError("at most 64 nexthops in a group")
+                for i, m in enumerate(members):
+                    ids[i] = m
+                check(of_builder_nh_group(b, group, ids, len(members)))
+            for prefix, depth, group in routes:
+                check(of_builder_route(b, prefix, depth, group))
+        except BaseException:
+            of_builder_free(b)
+            raise
+        with nogil:
+            rc = of_builder_commit(b)
+        check(rc)
+
+    def counters(self) -> np.ndarray:
+        out = np.zeros(of_counter_count(), dtype=np.uint64)
+        cdef uint64_t[::1] o = out
+        of_dp_counters(self.live(), &o[0])
+        return out
+
+    def port_count(self) -> int:
+        return of_dp_n_ports(self.live())
+
+    def port_stats(self, port: int) -> dict:
+        cdef of_port_stats st
+        check(of_dp_port_stats(self.live(), port, &st))
+        return {
+            "name": st.name.decode(), "port_id": st.port_id, "role": st.role,
+            "mac": ":".join(f"{st.mac[i]:02x}" for i in range(6)),
+            "rx_packets": st.ipackets, "tx_packets": st.opackets, "rx_bytes": st.ibytes,
+            "tx_bytes": st.obytes, "rx_missed": st.imissed, "rx_errors": st.ierrors, "tx_errors": st.oerrors,
+        }
+
+    def path_stats(self):
+        """(teps, nexthops): arrays of shape (ids, 3) with flows, packets, bytes per id."""
+        teps = np.zeros((OF_MAX_TEPS, 3), dtype=np.uint64)
+        nhs = np.zeros((OF_MAX_NEXTHOPS, 3), dtype=np.uint64)
+        cdef uint64_t[:, ::1] t = teps
+        cdef uint64_t[:, ::1] n = nhs
+        of_dp_path_stats(self.live(), <of_path_stats *>&t[0, 0], <of_path_stats *>&n[0, 0])
+        return teps, nhs
+
+    def flows(self, limit: int) -> list:
+        cdef unsigned cap = max(0, limit)
+        if cap == 0:
+            return []
+        cdef of_flow_info *info = <of_flow_info *>malloc(cap * sizeof(of_flow_info))
+        cdef unsigned n
+        if info == NULL:
+            raise MemoryError()
+        try:
+            n = of_dp_flows(self.live(), info, cap)
+            return [{
+                "vni": info[i].vni, "proto": info[i].proto,
+                "src": bytes(info[i].src[:16]), "dst": bytes(info[i].dst[:16]),
+                "src_port": info[i].src_port, "dst_port": info[i].dst_port,
+                "tep": info[i].tep, "nexthop": info[i].nexthop, "uplink": info[i].uplink,
+                "udp_sport": info[i].udp_sport, "hash": info[i].hash, "lcore": info[i].lcore,
+                "packets": info[i].packets, "bytes": info[i].bytes, "idle_ms": info[i].idle_ms,
+            } for i in range(n)]
+        finally:
+            free(info)
+
+    def flow_count(self) -> int:
+        return of_dp_flow_count(self.live())
+
+    def buckets(self, kind: int, group: int) -> np.ndarray:
+        """Member id of every bucket of a TEP set (kind 0) or nexthop group (kind 1)."""
+        out = np.zeros(65536, dtype=np.uint16)
+        cdef uint16_t[::1] o = out
+        cdef int n = check(of_dp_buckets(self.live(), kind, group, &o[0], 65536))
+        return out[:n].copy()
+
+    def table_swaps(self) -> int:
+        return of_dp_table_swaps(self.live())

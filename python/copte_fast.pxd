@@ -1,0 +1,113 @@
+# Mirrors csrc/opte_fast.h one to one.
+from libc.stdint cimport uint8_t, uint16_t, uint32_t, uint64_t
+
+cdef extern from "opte_fast.h" nogil:
+    enum:
+        OF_MAX_PORTS
+        OF_MAX_TEPS
+        OF_MAX_NEXTHOPS
+        OF_MAX_GROUPS
+        OF_MAX_BURST
+    uint32_t OF_NEVER
+
+    enum of_port_role:
+        OF_ROLE_GUEST
+        OF_ROLE_UPLINK
+        OF_ROLE_EXCEPTION
+
+    struct of_dp_config:
+        uint32_t n_mbufs
+        uint32_t mbuf_cache
+        uint16_t mbuf_data_room
+        uint16_t burst
+        uint16_t rx_desc
+        uint16_t tx_desc
+        uint32_t flow_capacity
+        uint32_t n_buckets
+        uint32_t hash_seed
+        uint32_t tcp_idle_ms
+        uint32_t tcp_closed_ms
+        uint32_t udp_idle_ms
+        uint32_t icmp_idle_ms
+        uint32_t rebalance_idle_ms
+        uint8_t underlay_addr[16]
+        uint8_t hop_limit
+        uint8_t flow_label
+        uint8_t udp_checksum
+        uint8_t verify_udp_checksum
+        uint16_t udp_sport_min
+        uint16_t udp_sport_max
+
+    struct of_dp:
+        pass
+    struct of_builder:
+        pass
+
+    const char *of_last_error()
+    int of_eal_init(int argc, char **argv)
+    int of_eal_cleanup()
+
+    of_dp *of_dp_create(const of_dp_config *cfg)
+    void of_dp_destroy(of_dp *dp)
+
+    int of_dp_add_port(of_dp *dp, const char *devargs, of_port_role role, const char *name)
+    int of_dp_add_ring_port(of_dp *dp, const char *name, of_port_role role, uint32_t ring_size)
+    int of_dp_set_exception(of_dp *dp, uint16_t uplink, uint16_t exception_port)
+    uint16_t of_dp_n_ports(const of_dp *dp)
+
+    int of_dp_start(of_dp *dp, const unsigned *lcores, unsigned n_lcores)
+    int of_dp_stop(of_dp *dp)
+
+    int of_dp_ring_inject(of_dp *dp, uint16_t port, const uint8_t *data, const uint32_t *lens, unsigned n)
+    int of_dp_ring_collect(of_dp *dp, uint16_t port, uint8_t *buf, uint32_t room, uint32_t *lens, unsigned max)
+
+    of_builder *of_builder_new(of_dp *dp)
+    int of_builder_guest(of_builder *b, uint16_t port, uint32_t vni, const uint8_t *mac, const uint8_t *gw_mac)
+    int of_builder_v2p(of_builder *b, uint32_t vni, const uint8_t *ip, const uint8_t *underlay, const uint8_t *mac)
+    int of_builder_tep(of_builder *b, uint16_t id, const uint8_t *addr, uint32_t vni, int up)
+    int of_builder_tep_set(of_builder *b, uint16_t set, const uint16_t *teps, uint16_t n)
+    int of_builder_v2b(of_builder *b, const uint8_t *prefix, uint8_t depth, uint16_t set)
+    int of_builder_nexthop(of_builder *b, uint16_t id, uint16_t uplink, const uint8_t *mac, int up)
+    int of_builder_nh_group(of_builder *b, uint16_t group, const uint16_t *nhs, uint16_t n)
+    int of_builder_route(of_builder *b, const uint8_t *prefix, uint8_t depth, uint16_t group)
+    int of_builder_commit(of_builder *b)
+    void of_builder_free(of_builder *b)
+
+    unsigned of_counter_count()
+    const char *of_counter_name(unsigned i)
+    const char *of_counter_description(unsigned i)
+    int of_counter_drop(unsigned i)
+    void of_dp_counters(const of_dp *dp, uint64_t *out)
+
+    struct of_port_stats:
+        char name[32]
+        uint16_t port_id
+        uint8_t role
+        uint8_t mac[6]
+        uint64_t ipackets, opackets, ibytes, obytes, imissed, ierrors, oerrors
+    int of_dp_port_stats(const of_dp *dp, uint16_t port, of_port_stats *out)
+
+    struct of_path_stats:
+        uint64_t flows
+        uint64_t packets
+        uint64_t bytes
+    void of_dp_path_stats(const of_dp *dp, of_path_stats *teps, of_path_stats *nhs)
+
+    struct of_flow_info:
+        uint32_t vni
+        uint8_t proto
+        uint8_t src[16]
+        uint8_t dst[16]
+        uint16_t src_port, dst_port
+        uint16_t tep, nexthop, uplink
+        uint16_t udp_sport
+        uint32_t hash
+        uint32_t lcore
+        uint64_t packets, bytes
+        uint64_t idle_ms
+    unsigned of_dp_flows(const of_dp *dp, of_flow_info *out, unsigned max)
+    uint64_t of_dp_flow_count(const of_dp *dp)
+
+    int of_dp_buckets(const of_dp *dp, int kind, uint16_t group, uint16_t *out, uint32_t max)
+    uint64_t of_dp_table_swaps(const of_dp *dp)
+    uint64_t of_tsc_hz()
