@@ -253,6 +253,12 @@ of_dp_stop(struct of_dp *dp)
 	return 0;
 }
 
+void
+of_dp_quiesce(struct of_dp *dp)
+{
+	rte_rcu_qsbr_synchronize(dp->qsbr, RTE_QSBR_THRID_INVALID);
+}
+
 int
 of_dp_ring_inject(struct of_dp *dp, uint16_t port, const uint8_t *data, const uint32_t *lens, unsigned n)
 {

@@ -68,6 +68,8 @@ uint16_t of_dp_n_ports(const struct of_dp *dp);
 /* Workers: configure and start every port, launch the poll loop on each lcore. */
 int of_dp_start(struct of_dp *dp, const unsigned *lcores, unsigned n_lcores);
 int of_dp_stop(struct of_dp *dp);	/* waits for the lcores, flushes, stops ports */
+/* Wait until every worker has finished the loop iteration it is in (its frames flushed). */
+void of_dp_quiesce(struct of_dp *dp);
 
 /* Ring ports (tests, demo): frames in on the RX ring, frames out of the TX ring. */
 int of_dp_ring_inject(struct of_dp *dp, uint16_t port, const uint8_t *data, const uint32_t *lens, unsigned n);

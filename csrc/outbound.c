@@ -110,7 +110,7 @@ resolve_path(const struct of_dp *dp, const struct of_tables *t, const struct of_
 		p->tep = 0;
 		memcpy(p->inner_dst_mac, t->v2p_vals[pos].mac, 6);
 	} else {
-		if (of_lpm6_lookup(t->v2b, key->dst, &target) != 0)
+		if (of_tables_match(t->v2b, t->v2b_default, key->dst, &target) != 0)
 			return OF_C_NO_V2B_MATCH;
 		p->tep = of_resilient_pick(t->tep_sets[target], hash);
 		if (p->tep == OF_RES_NONE)
@@ -121,7 +121,7 @@ resolve_path(const struct of_dp *dp, const struct of_tables *t, const struct of_
 	}
 	p->tep_gen = t->teps[p->tep].gen;
 
-	if (of_lpm6_lookup(t->routes, dst, &target) != 0)
+	if (of_tables_match(t->routes, t->route_default, dst, &target) != 0)
 		return OF_C_NO_ROUTE;
 	p->nh = of_resilient_pick(t->nh_groups[target], nexthop_hash(hash));
 	if (p->nh == OF_RES_NONE)

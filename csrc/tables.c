@@ -239,8 +239,10 @@ of_tables_free(struct of_tables *t)
 	rte_free(t);
 }
 
+/* rte_lpm6 has no /0: a default entry is kept beside the table. */
 static struct rte_lpm6 *
-build_lpm6(const char *kind, uint32_t id, const struct of_prefix_rule *rules, uint32_t n)
+build_lpm6(const char *kind, uint32_t id, const struct of_prefix_rule *rules, uint32_t n,
+	   int32_t *default_target)
 {
 	char name[RTE_LPM6_NAMESIZE];
 	/* An IPv4 /32 seen v4-mapped is a /128: up to 13 tbl8 groups a rule. */
@@ -256,7 +258,12 @@ build_lpm6(const char *kind, uint32_t id, const struct of_prefix_rule *rules, ui
 		of_set_error("cannot create the %s table: %s", kind, rte_strerror(rte_errno));
 		return NULL;
 	}
+	*default_target = OF_NO_DEFAULT;
 	for (uint32_t i = 0; i < n; i++) {
+		if (rules[i].depth == 0) {
+			*default_target = rules[i].target;
+			continue;
+		}
 		if (of_lpm6_add(lpm, rules[i].prefix, rules[i].depth, rules[i].target) < 0) {
 			of_set_error("cannot add a prefix to the %s table", kind);
 			rte_lpm6_free(lpm);
@@ -390,12 +397,12 @@ build_tables(struct of_builder *b, const struct of_tables *prev)
 			goto fail;
 		}
 
-	t->v2b = build_lpm6("v2b", t->id, b->v2b, b->n_v2b);
-	t->routes = build_lpm6("rt", t->id, b->routes, b->n_routes);
+	t->v2b = build_lpm6("v2b", t->id, b->v2b, b->n_v2b, &t->v2b_default);
+	t->routes = build_lpm6("rt", t->id, b->routes, b->n_routes, &t->route_default);
 	t->v2p = build_hash("v2p", t->id, sizeof(struct of_v2p_key), b->n_v2p);
 	t->guest_by_mac = build_hash("gm", t->id, sizeof(struct of_guest_key), OF_MAX_PORTS);
 	if (t->v2b == NULL || t->routes == NULL || t->v2p == NULL || t->guest_by_mac == NULL) {
-		builder_fail(b, -ENOMEM, of_last_error());
+		b->error = -ENOMEM;	/* the message is set already */
 		goto fail;
 	}
 	t->v2p_vals = rte_zmalloc("of_v2p", ((size_t)rte_hash_max_key_id(t->v2p) + 1) * sizeof(struct of_v2p), 0);

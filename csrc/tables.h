@@ -12,6 +12,7 @@
 
 #include <stdint.h>
 
+#include "compat.h"
 #include "opte_fast.h"
 #include "resilient.h"
 
@@ -42,9 +43,13 @@ struct of_v2p {
 	uint8_t mac[6];
 };
 
+#define OF_NO_DEFAULT (-1)
+
 struct of_tables {
 	struct rte_lpm6 *v2b;		/* inner dst (v4-mapped for IPv4) -> TEP set */
 	struct rte_lpm6 *routes;	/* underlay dst -> nexthop group */
+	int32_t v2b_default;		/* ::/0, which rte_lpm6 cannot hold */
+	int32_t route_default;
 	struct rte_hash *v2p;		/* (vni, inner ip) -> index into v2p_vals */
 	struct of_v2p *v2p_vals;
 	struct rte_hash *guest_by_mac;	/* (vni, mac) -> port index */
@@ -68,5 +73,17 @@ struct of_guest_key {
 };
 
 void of_tables_free(struct of_tables *t);
+
+/* Longest prefix match with the /0 entry as the fallback; 0 on a match. */
+static inline int
+of_tables_match(const struct rte_lpm6 *lpm, int32_t default_target, const uint8_t addr[16], uint32_t *target)
+{
+	if (of_lpm6_lookup(lpm, addr, target) == 0)
+		return 0;
+	if (default_target == OF_NO_DEFAULT)
+		return -1;
+	*target = (uint32_t)default_target;
+	return 0;
+}
 
 #endif

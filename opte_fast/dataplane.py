@@ -161,6 +161,9 @@ class Dataplane:
     def close(self) -> None:
         self._core.close()
 
+    def quiesce(self) -> None:
+        self._core.quiesce()
+
     def inject(self, port: str, frames: list[bytes]) -> int:
         return self._core.inject(self.port_index(port), frames)
 

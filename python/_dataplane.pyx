@@ -153,6 +153,12 @@ cdef class Core:
         with nogil:
             of_dp_stop(dp)
 
+    def quiesce(self) -> None:
+        """Return once every worker has finished the loop iteration it was in."""
+        cdef of_dp *dp = self.live()
+        with nogil:
+            of_dp_quiesce(dp)
+
     def inject(self, port: int, frames) -> int:
         """Put frames on a ring port's RX ring; returns how many fitted."""
         data = b"".join(frames)

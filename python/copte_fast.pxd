@@ -57,6 +57,7 @@ cdef extern from "opte_fast.h" nogil:
 
     int of_dp_start(of_dp *dp, const unsigned *lcores, unsigned n_lcores)
     int of_dp_stop(of_dp *dp)
+    void of_dp_quiesce(of_dp *dp)
 
     int of_dp_ring_inject(of_dp *dp, uint16_t port, const uint8_t *data, const uint32_t *lens, unsigned n)
     int of_dp_ring_collect(of_dp *dp, uint16_t port, uint8_t *buf, uint32_t room, uint32_t *lens, unsigned max)

@@ -1,0 +1,189 @@
+/*
+ * Packet parsing for the data plane: the guest (inner) frame and the
+ * underlay (outer) Geneve headers. Pure functions over a byte buffer: no
+ * mbuf, no EAL, nothing read at or past frame + len.
+ *
+ * The frame must start 2-byte aligned (mbuf data always is), because DPDK's
+ * struct rte_ether_hdr is declared aligned(2).
+ */
+#ifndef OF_PARSE_H
+#define OF_PARSE_H
+
+#include <stdint.h>
+#include <string.h>
+
+#include <rte_byteorder.h>
+#include <rte_ether.h>
+#include <rte_ip.h>
+
+#include "counters.h"
+#include "flow_key.h"
+
+/* Longest IPv6 extension header chain walked before giving up. */
+#define OF_IP6_MAX_EXT_HDRS	8
+
+struct of_inner_meta {
+	struct of_flow_key key;	/* everything but vni filled, padding zero */
+	uint16_t l2_len;	/* 14, or 18 with one 802.1Q tag */
+	uint16_t l3_len;	/* IP header incl. IPv4 options / IPv6 extension headers */
+	uint8_t is_ipv6;
+	uint8_t tcp_flags;	/* TCP flags byte, 0 if not TCP */
+};
+
+/*
+ * Parse a guest frame: Ethernet (one 802.1Q tag at most), IPv4 or IPv6
+ * (extension headers walked), TCP, UDP, ICMP, ICMPv6. Returns OF_OK and
+ * fills m, or the OF_C_* drop reason (m is then not meaningful):
+ *
+ *  PARSE_TRUNCATED	the frame, or the IP packet its length fields
+ *			declare, ends inside a header
+ *  VLAN_STACKED	a second VLAN tag, or an 802.1ad (QinQ) tag
+ *  NOT_IP		ethertype neither IPv4 nor IPv6
+ *  IP_BAD_HEADER	IP version, IPv4 IHL < 5, IPv4 total length < IHL*4,
+ *			TCP data offset < 5; or, once every header is present,
+ *			an IP length that runs past the end of the frame
+ *  IP_FRAGMENT		IPv4 MF or offset != 0; any IPv6 Fragment header
+ *  IP_EXT_UNSUPPORTED	more than OF_IP6_MAX_EXT_HDRS extension headers, or
+ *			Hop-by-Hop other than first
+ *  L4_UNSUPPORTED	anything but TCP, UDP, ICMP over IPv4, ICMPv6 over IPv6
+ *
+ * Keys: IPv4 addresses v4-mapped; ports in host order; ICMP/ICMPv6 echo
+ * request and reply put the identifier in src_port, other ICMP messages
+ * have ports 0. Ethernet padding after the IP packet is ignored.
+ */
+int of_parse_inner(const uint8_t *frame, uint32_t len, struct of_inner_meta *m);
+
+/*
+ * The same parse for the inner frame of an inbound Geneve packet, with the
+ * reasons mapped to the inbound counters: INNER_TRUNCATED, INNER_NOT_IP
+ * (also for stacked VLAN tags), INNER_IP_FRAGMENT, and INNER_BAD_HEADER for
+ * the other three.
+ */
+int of_parse_inner_inbound(const uint8_t *frame, uint32_t len, struct of_inner_meta *m);
+
+struct of_geneve_meta {
+	uint32_t vni;
+	uint16_t outer_len;	/* bytes before the inner Ethernet frame */
+	uint16_t ip6_off;	/* offset of the outer IPv6 header */
+	uint16_t udp_off;	/* offset of the outer UDP header */
+	uint16_t inner_len;	/* inner frame bytes, up to the end of the IPv6 packet */
+	uint8_t external;	/* Oxide External option present */
+	uint8_t has_mss, has_mcast;
+	uint32_t mss, mcast;	/* option bodies, host order */
+};
+
+/* Not a counter: "not Geneve for this sled, hand it to the kernel". */
+#define OF_PARSE_EXCEPTION	(-2)
+
+/*
+ * Validate an underlay frame. Three kinds of result:
+ *
+ *  OF_OK		valid Geneve for this sled, m filled
+ *  OF_PARSE_EXCEPTION	not Geneve for this sled: the exception path gets it
+ *  OF_C_*		Geneve for this sled but dropped for that reason
+ *
+ * A frame is Geneve for this sled once all of this has been read: an
+ * Ethernet header (one 802.1Q tag at most) of type IPv6, an IPv6 header of
+ * version 6 to underlay_addr, its extension headers (Hop-by-Hop, Routing,
+ * Destination Options, AH) ending in UDP, and a UDP destination port of
+ * 6081. Anything that stops short of that, including a frame that ends
+ * before it has all been read, is an exception: the kernel counts and
+ * drops runts itself. The one drop before that point is an IPv6 Fragment
+ * header to underlay_addr (OUTER_IP_FRAGMENT). After it:
+ *
+ *  OUTER_TRUNCATED	the frame ends before the IPv6 packet does (inside the
+ *			UDP or Geneve header, the options or the inner frame),
+ *			or the UDP payload is shorter than a Geneve header
+ *  UDP_BAD_LENGTH	UDP length differs from what the IPv6 payload leaves
+ *			after the extension headers, or is below 8
+ *  UDP_BAD_CHECKSUM	non-zero checksum wrong, checked if verify_udp_csum
+ *  GENEVE_BAD_VERSION, GENEVE_OAM
+ *  GENEVE_OPTIONS_TRUNCATED  option length runs past the UDP payload
+ *  GENEVE_BAD_OPTION	an option's body runs past the option area, or a
+ *			known Oxide option has the wrong body length
+ *  UNKNOWN_CRITICAL_OPTION  unknown option (any class, or Oxide with an
+ *			unknown type) with the critical bit
+ *  GENEVE_BAD_PROTOCOL	protocol not 0x6558
+ *  INNER_TRUNCATED	fewer than 14 inner bytes
+ *
+ * Bytes after the end of the IPv6 packet are not part of the inner frame
+ * (inner_len excludes them).
+ */
+int of_parse_geneve(const uint8_t *frame, uint32_t len, const uint8_t underlay_addr[16],
+		    int verify_udp_csum, struct of_geneve_meta *m);
+
+/*
+ * Offset of the L3 header after Ethernet and at most one 802.1Q tag, with
+ * the ethertype found there (big-endian) in *type; 0 if the frame ends
+ * first. A second tag is left for the caller to see in *type.
+ */
+static inline uint32_t
+of_eth_l3_off(const uint8_t *frame, uint32_t len, rte_be16_t *type)
+{
+	const struct rte_ether_hdr *eth = (const struct rte_ether_hdr *)frame;
+	const struct rte_vlan_hdr *vlan;
+
+	if (len < sizeof(*eth))
+		return 0;
+	*type = eth->ether_type;
+	if (*type != RTE_BE16(RTE_ETHER_TYPE_VLAN))
+		return sizeof(*eth);
+	if (len - sizeof(*eth) < sizeof(*vlan))
+		return 0;
+	vlan = (const struct rte_vlan_hdr *)(eth + 1);
+	*type = vlan->eth_proto;
+	return sizeof(*eth) + sizeof(*vlan);
+}
+
+/*
+ * One's complement sum (RFC 1071) of n bytes added to sum, folded to 16
+ * bits. Words are taken in memory order, so the result is stored back as is,
+ * on either byte order. Only the last piece of a chained sum may be odd.
+ */
+static inline uint16_t
+of_cksum_add(uint16_t sum, const uint8_t *p, uint32_t n)
+{
+	uint64_t acc = sum;
+	uint64_t w8;
+	uint16_t w2;
+
+	for (; n >= 8; p += 8, n -= 8) {
+		memcpy(&w8, p, 8);
+		acc += (w8 & 0xffffffffu) + (w8 >> 32);
+	}
+	for (; n >= 2; p += 2, n -= 2) {
+		memcpy(&w2, p, 2);
+		acc += w2;
+	}
+	if (n) {
+		const uint8_t last[2] = { p[0], 0 };
+
+		memcpy(&w2, last, 2);
+		acc += w2;
+	}
+	while (acc >> 16)
+		acc = (acc & 0xffff) + (acc >> 16);
+	return (uint16_t)acc;
+}
+
+/*
+ * Sum of an IPv6 upper-layer packet with its pseudo-header (RFC 8200 8.1):
+ * 0xffff when its checksum field is right. The IPv6 destination is taken
+ * as final (no Routing header in use).
+ */
+static inline uint16_t
+of_cksum_ip6_l4(const struct rte_ipv6_hdr *ip6, const uint8_t *l4, uint32_t l4_len,
+		uint8_t proto)
+{
+	const rte_be32_t be_len = rte_cpu_to_be_32(l4_len);
+	const uint8_t next_hdr[4] = { 0, 0, 0, proto };
+	uint16_t sum;
+
+	sum = of_cksum_add(0, (const uint8_t *)&ip6->src_addr, 16);
+	sum = of_cksum_add(sum, (const uint8_t *)&ip6->dst_addr, 16);
+	sum = of_cksum_add(sum, (const uint8_t *)&be_len, sizeof(be_len));
+	sum = of_cksum_add(sum, next_hdr, sizeof(next_hdr));
+	return of_cksum_add(sum, l4, l4_len);
+}
+
+#endif

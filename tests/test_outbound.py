@@ -1,0 +1,173 @@
+"""Outbound wire format: a guest frame in, the exact Geneve/IPv6 frame out.
+
+Expected bytes are written out field by field here (DESIGN.md, Wire format),
+with the flow hash computed independently (CRC32C over the 48-byte key).
+"""
+import ipaddress
+import struct
+import subprocess
+
+import pytest
+from scapy.all import ICMP, IP, TCP, UDP, Ether, ICMPv6EchoRequest, IPv6, Raw, raw
+from scapy.contrib.geneve import GENEVE
+
+from opte_fast.dataplane import default_hash_seed
+from opte_fast.state import V2P
+from tests.support.sled import (GATEWAY_MAC, GUEST_IP4, GUEST_IP6, GUEST_MAC, GUEST_VNI, SWITCH_MACS, TEP,
+                                UNDERLAY, default_state, ring_sled)
+
+BOUNDARY_MAC = "a8:40:25:77:77:77"
+SEED = default_hash_seed(UNDERLAY)
+
+_CRC32C = []
+for n in range(256):
+    c = n
+    for _ in range(8):
+        c = (c >> 1) ^ 0x82F63B78 if c & 1 else c >> 1
+    _CRC32C.append(c)
+
+
+def crc32c(data: bytes, seed: int) -> int:
+    """CRC32C as rte_hash_crc computes it: reflected, initial value = seed, no final xor."""
+    crc = seed
+    for b in data:
+        crc = _CRC32C[(crc ^ b) & 0xFF] ^ (crc >> 8)
+    return crc
+
+
+def mapped(ip) -> bytes:
+    ip = ipaddress.ip_address(ip)
+    return (b"\0" * 10 + b"\xff\xff" + ip.packed) if ip.version == 4 else ip.packed
+
+
+def flow_hash(vni, proto, src, dst, sport, dport) -> int:
+    key = struct.pack("<IB3x16s16sHHI", vni, proto, mapped(src), mapped(dst), sport, dport, 0)
+    assert len(key) == 48
+    return crc32c(key, SEED)
+
+
+def mac(text: str) -> bytes:
+    return bytes.fromhex(text.replace(":", ""))
+
+
+def expected_frame(inner: bytes, h: int, nexthop_mac: str, uplink_mac: str, dst: ipaddress.IPv6Address,
+                   vni: int, inner_dst_mac: str, udp_sport_min=49152, udp_sport_max=65535) -> bytes:
+    sport = udp_sport_min + ((h * (udp_sport_max - udp_sport_min + 1)) >> 32)
+    udp_len = 8 + 8 + len(inner)
+    return (mac(nexthop_mac) + mac(uplink_mac) + b"\x86\xdd"
+            + struct.pack(">IHBB", (6 << 28) | (h & 0xFFFFF), udp_len, 17, 128) + UNDERLAY.packed + dst.packed
+            + struct.pack(">HHHH", sport, 6081, udp_len, 0)
+            + bytes([0, 0]) + b"\x65\x58" + vni.to_bytes(3, "big") + b"\0"
+            + mac(inner_dst_mac) + inner[6:])
+
+
+CASES = {
+    "ipv4-tcp": (Ether(src=GUEST_MAC, dst=GATEWAY_MAC) / IP(src=str(GUEST_IP4), dst="93.184.216.34", id=1)
+                 / TCP(sport=40000, dport=443, flags="S"), 6, str(GUEST_IP4), "93.184.216.34", 40000, 443),
+    "ipv4-udp": (Ether(src=GUEST_MAC, dst=GATEWAY_MAC) / IP(src=str(GUEST_IP4), dst="1.1.1.1", id=1)
+                 / UDP(sport=5353, dport=53) / Raw(b"query"), 17, str(GUEST_IP4), "1.1.1.1", 5353, 53),
+    "ipv4-icmp-echo": (Ether(src=GUEST_MAC, dst=GATEWAY_MAC) / IP(src=str(GUEST_IP4), dst="8.8.8.8", id=1)
+                       / ICMP(type=8, id=0x1234, seq=1), 1, str(GUEST_IP4), "8.8.8.8", 0x1234, 0),
+    "ipv6-tcp": (Ether(src=GUEST_MAC, dst=GATEWAY_MAC) / IPv6(src=str(GUEST_IP6), dst="2001:db8::80")
+                 / TCP(sport=40001, dport=80), 6, str(GUEST_IP6), "2001:db8::80", 40001, 80),
+    "ipv6-udp": (Ether(src=GUEST_MAC, dst=GATEWAY_MAC) / IPv6(src=str(GUEST_IP6), dst="2001:db8::53")
+                 / UDP(sport=5353, dport=53) / Raw(b"q6"), 17, str(GUEST_IP6), "2001:db8::53", 5353, 53),
+    "ipv6-icmpv6-echo": (Ether(src=GUEST_MAC, dst=GATEWAY_MAC) / IPv6(src=str(GUEST_IP6), dst="2001:db8::1")
+                         / ICMPv6EchoRequest(id=0x4321, seq=7), 58, str(GUEST_IP6), "2001:db8::1", 0x4321, 0),
+}
+
+
+@pytest.mark.parametrize("case", list(CASES))
+def test_guest_to_internet_is_encapsulated_toward_boundary_services(eal, case):
+    pkt, proto, src, dst, sport, dport = CASES[case]
+    inner = raw(pkt)
+    h = flow_hash(GUEST_VNI, proto, src, dst, sport, dport)
+    with ring_sled(n_uplinks=2) as sled:
+        sled.send("guest0", [inner])
+        out = {u: sled.recv(u) for u in ("uplink0", "uplink1")}
+        flow = sled.dp.flows(10)
+        assert len(flow) == 1 and flow[0]["hash"] == h
+        chosen = flow[0]["uplink"]
+        other = "uplink1" if chosen == "uplink0" else "uplink0"
+        assert out[other] == []
+        uplink_mac = next(p["mac"] for p in sled.dp.ports() if p["name"] == chosen)
+        nexthop_mac = SWITCH_MACS[int(chosen[-1])]
+        assert out[chosen] == [expected_frame(inner, h, nexthop_mac, uplink_mac, TEP, 99, BOUNDARY_MAC)]
+        c = sled.counters()
+        assert (c["rx_guest_packets"], c["tx_uplink_packets"], c["flows_created"]) == (1, 1, 1)
+
+
+def test_guest_to_guest_on_another_sled_uses_v2p(eal):
+    peer_sled = ipaddress.IPv6Address("fd00:99::77")  # inside the routed underlay prefix
+    peer_mac = "02:00:00:00:00:99"
+    state = default_state(2)
+    state = state.replace(v2p=(V2P(GUEST_VNI, ipaddress.IPv4Address("10.0.0.9"), peer_sled, peer_mac),))
+    pkt = Ether(src=GUEST_MAC, dst=GATEWAY_MAC) / IP(src=str(GUEST_IP4), dst="10.0.0.9", id=1) / UDP(sport=1, dport=2)
+    inner = raw(pkt)
+    h = flow_hash(GUEST_VNI, 17, str(GUEST_IP4), "10.0.0.9", 1, 2)
+    with ring_sled(state, n_uplinks=2) as sled:
+        sled.send("guest0", [inner])
+        chosen = sled.dp.flows(1)[0]["uplink"]
+        uplink_mac = next(p["mac"] for p in sled.dp.ports() if p["name"] == chosen)
+        out = sled.recv(chosen)
+        assert out == [expected_frame(inner, h, SWITCH_MACS[int(chosen[-1])], uplink_mac, peer_sled, GUEST_VNI,
+                                      peer_mac)]
+
+
+def test_output_decodes_in_scapy_and_tshark(eal, tmp_path):
+    pkt, *_ = CASES["ipv4-tcp"]
+    with ring_sled(n_uplinks=1) as sled:
+        sled.send("guest0", [raw(pkt)])
+        (frame,) = sled.recv("uplink0")
+    decoded = Ether(frame)
+    assert decoded[IPv6].src == str(UNDERLAY) and decoded[IPv6].dst == str(TEP)
+    assert decoded[IPv6].hlim == 128 and decoded[IPv6].nh == 17
+    assert decoded[UDP].dport == 6081 and 49152 <= decoded[UDP].sport <= 65535 and decoded[UDP].chksum == 0
+    gnv = decoded[GENEVE]
+    assert (gnv.version, gnv.optionlen, gnv.proto, gnv.vni) == (0, 0, 0x6558, 99)
+    inner = gnv.payload
+    assert inner.dst == BOUNDARY_MAC and inner.src == GUEST_MAC and inner[TCP].dport == 443
+
+    from scapy.utils import wrpcap
+    pcap = tmp_path / "out.pcap"
+    wrpcap(str(pcap), [decoded])
+    fields = subprocess.run(
+        ["tshark", "-r", str(pcap), "-T", "fields", "-e", "ipv6.src", "-e", "ipv6.dst", "-e", "udp.dstport",
+         "-e", "geneve.vni", "-e", "geneve.proto_type", "-e", "eth.dst", "-e", "tcp.dstport"],
+        capture_output=True, text=True, check=True).stdout.split()
+    assert fields[:3] == [str(UNDERLAY), str(TEP), "6081"]
+    assert (int(fields[3], 16), int(fields[4], 16)) == (99, 0x6558)
+    assert BOUNDARY_MAC in fields[5] and fields[-1] == "443"
+
+
+def test_udp_source_port_is_stable_per_flow_and_spreads_over_the_range(eal):
+    n_flows = 10_000
+    frames = [raw(Ether(src=GUEST_MAC, dst=GATEWAY_MAC) / IP(src=str(GUEST_IP4), dst=f"198.51.{i >> 8}.{i & 255}")
+                  / UDP(sport=1000 + (i % 7), dport=53)) for i in range(n_flows)]
+    with ring_sled(n_uplinks=1) as sled:
+        ports = []
+        for start in range(0, n_flows, 1000):
+            sled.send("guest0", frames[start:start + 1000])
+            ports += [Ether(f)[UDP].sport for f in sled.recv("uplink0")]
+        sled.send("guest0", frames[:1000])  # the same flows again
+        again = [Ether(f)[UDP].sport for f in sled.recv("uplink0")]
+    assert again == ports[:1000]
+    assert all(49152 <= p <= 65535 for p in ports)
+    values = 65535 - 49152 + 1
+    uniform = values * (1 - (1 - 1 / values) ** n_flows)  # expected distinct values of a uniform hash
+    assert len(set(ports)) >= 0.95 * uniform
+
+
+def test_udp_checksum_and_custom_source_port_range(eal):
+    pkt, proto, src, dst, sport, dport = CASES["ipv4-udp"]
+    with ring_sled(n_uplinks=1, udp_checksum=True, udp_sport_min=50000, udp_sport_max=50099) as sled:
+        sled.send("guest0", [raw(pkt)])
+        (frame,) = sled.recv("uplink0")
+    decoded = Ether(frame)
+    assert 50000 <= decoded[UDP].sport <= 50099
+    h = flow_hash(GUEST_VNI, proto, src, dst, sport, dport)
+    assert decoded[UDP].sport == 50000 + ((h * 100) >> 32)
+    claimed = decoded[UDP].chksum
+    assert claimed != 0
+    del decoded[UDP].chksum
+    assert Ether(raw(decoded))[UDP].chksum == claimed
