@@ -33,11 +33,12 @@ fill_hashes(uint32_t *hashes, unsigned n, uint64_t seed)
 		hashes[i] = rng_next(&seed);
 }
 
-/* Scattered, unsorted ids so nothing depends on ids being 0..n-1. */
+/* Scattered, unsorted, distinct ids (65521 is prime) so nothing depends
+ * on ids being 0..n-1 or given in order. */
 static uint16_t
 member_id(unsigned i)
 {
-	return (uint16_t)(1000 + 37 * i - 3 * (i % 5));
+	return (uint16_t)(40503u * (i + 1) % 65521);
 }
 
 static struct of_resilient *
@@ -110,7 +111,7 @@ check_freed_order(const struct of_resilient *prev, const struct of_resilient *ne
 	for (uint32_t i = 0; i < next->n_buckets; i++) {
 		unsigned most = 0;
 
-		if (prev->bucket[i] == next->bucket[i])
+		if (next->n_members == 0 || prev->bucket[i] == next->bucket[i])
 			continue;
 		for (unsigned k = 1; k < next->n_members; k++)
 			if (owed[k] > owed[most])
@@ -295,7 +296,7 @@ test_remove_and_readd(void)
 			uint16_t all[MAX_N], some[MAX_N];
 			struct of_resilient *full;
 
-			ids_without(all, n, n);
+			ids_without(all, n, n);	/* no victim: all n */
 			full = build_ok(table_sizes[t], NULL, all, (uint16_t)n);
 			for (unsigned v = 0; v < n; v++) {
 				uint16_t n_some = (uint16_t)ids_without(some, n, v);
@@ -428,15 +429,25 @@ test_one_member(void)
 	of_resilient_free(tiny);
 }
 
+static uint32_t
+kept_total(const struct of_resilient *prev, const struct of_resilient *next)
+{
+	uint32_t kept = 0;
+
+	for (uint32_t i = 0; i < next->n_buckets; i++)
+		kept += prev->bucket[i] == next->bucket[i];
+	return kept;
+}
+
 /* n == B: one bucket each; removing one hands its bucket to the lowest id,
- * which is then alone at the ceil quota. */
+ * which is then alone at the ceil quota; re-adding moves one bucket back. */
 static void
 test_as_many_members_as_buckets(void)
 {
 	uint16_t ids[OF_RES_MAX_MEMBERS];
 
 	for (unsigned i = 0; i < OF_RES_MAX_MEMBERS; i++)
-		ids[i] = member_id(i);
+		ids[i] = (uint16_t)(10 * i);	/* ascending: ids[1] is the lowest survivor */
 	for (uint32_t b = 1; b <= OF_RES_MAX_MEMBERS; b *= 2) {
 		struct of_resilient *full = build_ok(b, NULL, ids, (uint16_t)b);
 
@@ -450,7 +461,8 @@ test_as_many_members_as_buckets(void)
 			check_transition(full, less);
 			CHECK_EQ(less->bucket[0], ids[1]);
 			check_transition(less, again);
-			CHECK_EQ(again->bucket[0], ids[0]);
+			CHECK_EQ(new_load[ids[0]], 1);
+			CHECK_EQ(kept_total(less, again), b - 1);
 			of_resilient_free(less);
 			of_resilient_free(again);
 		}
