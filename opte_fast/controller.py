@@ -1,0 +1,151 @@
+"""The single writer of the desired state.
+
+Route sync and the control socket both change forwarding state through one
+`Controller`: each change computes a new `DesiredState` from the current one
+under a lock and commits it to the data plane only when it differs. A failed
+commit leaves the current state as it was.
+
+TEP up/down is kept per address: a TEP marked down stays down in every V2B
+entry that names it, including entries set later, until it is marked up.
+"""
+from __future__ import annotations
+
+import ipaddress
+import threading
+from typing import Callable, Iterable, Sequence
+
+from .state import (
+    BOUNDARY_SERVICES_VNI,
+    DataplaneAPI,
+    DesiredState,
+    IPAddress,
+    IPNetwork,
+    IPv6Address,
+    Nexthop,
+    Route,
+    Tep,
+    V2B,
+    V2P,
+    check_vni,
+    parse_mac,
+)
+
+
+class NotFound(LookupError):
+    """A clear named an entry that does not exist."""
+
+
+class Controller:
+    """Holds the desired state and commits every change to `dataplane`.
+
+    The initial state is committed on construction. `uplinks` names the
+    uplink ports a route's nexthops may use.
+    """
+
+    def __init__(self, dataplane: DataplaneAPI, initial: DesiredState, uplinks: Iterable[str]):
+        self._dataplane = dataplane
+        self._uplinks = tuple(uplinks)
+        self._lock = threading.Lock()
+        self._teps_down = {t.addr for e in initial.v2b for t in e.teps if not t.up}
+        dataplane.commit(initial)
+        self._state = initial
+
+    # --- reads ---------------------------------------------------------------------------
+
+    @property
+    def state(self) -> DesiredState:
+        return self._state
+
+    @property
+    def uplinks(self) -> tuple[str, ...]:
+        return self._uplinks
+
+    @property
+    def teps_down(self) -> frozenset[IPv6Address]:
+        return frozenset(self._teps_down)
+
+    # --- writes: each returns whether the data plane was changed -------------------------
+
+    def set_routes(self, routes: Sequence[Route]) -> bool:
+        """Replace every underlay route (route sync's entry point)."""
+        routes = tuple(routes)
+        for r in routes:
+            self._check_route(r)
+        return self._apply(lambda s: s.replace(routes=routes))
+
+    def route_set(self, prefix: ipaddress.IPv6Network, nexthops: Sequence[Nexthop]) -> bool:
+        """Add or replace the route for `prefix`."""
+        route = Route(prefix, tuple(nexthops))
+        self._check_route(route)
+        return self._apply(lambda s: s.replace(routes=_upsert(s.routes, route, lambda r: r.prefix)))
+
+    def route_clear(self, prefix: ipaddress.IPv6Network) -> bool:
+        return self._apply(lambda s: s.replace(routes=_remove(s.routes, lambda r: r.prefix == prefix,
+                                                              f"no route for {prefix}")))
+
+    def v2b_set(self, prefix: IPNetwork, teps: Sequence[IPv6Address], vni: int = BOUNDARY_SERVICES_VNI) -> bool:
+        """Destinations under `prefix` leave through `teps` (order kept, duplicates refused)."""
+        check_vni(vni)
+        if not teps:
+            raise ValueError(f"V2B {prefix} needs at least one TEP")
+        if len(set(teps)) != len(teps):
+            raise ValueError(f"V2B {prefix} names a TEP twice")
+
+        def change(s: DesiredState) -> DesiredState:
+            entry = V2B(prefix, tuple(Tep(a, vni, a not in self._teps_down) for a in teps))
+            return s.replace(v2b=_upsert(s.v2b, entry, lambda e: e.prefix))
+        return self._apply(change)
+
+    def v2b_clear(self, prefix: IPNetwork) -> bool:
+        return self._apply(lambda s: s.replace(v2b=_remove(s.v2b, lambda e: e.prefix == prefix,
+                                                           f"no V2B entry for {prefix}")))
+
+    def v2p_set(self, vni: int, ip: IPAddress, underlay: IPv6Address, mac: str) -> bool:
+        """Guest `ip` of VPC `vni` lives behind sled `underlay` with MAC `mac`."""
+        entry = V2P(check_vni(vni), ip, underlay, parse_mac(mac))
+        return self._apply(lambda s: s.replace(v2p=_upsert(s.v2p, entry, lambda e: (e.vni, e.ip))))
+
+    def v2p_clear(self, vni: int, ip: IPAddress) -> bool:
+        return self._apply(lambda s: s.replace(v2p=_remove(s.v2p, lambda e: (e.vni, e.ip) == (vni, ip),
+                                                           f"no V2P entry for {ip} in VNI {vni}")))
+
+    def tep_set_state(self, addr: IPv6Address, up: bool) -> int:
+        """Mark TEP `addr` up or down in every V2B entry; returns how many entries name it."""
+        with self._lock:
+            self._commit(self._state.with_tep_state(addr, up))
+            (self._teps_down.discard if up else self._teps_down.add)(addr)
+            return sum(1 for e in self._state.v2b for t in e.teps if t.addr == addr)
+
+    # --- mechanics -----------------------------------------------------------------------
+
+    def _check_route(self, route: Route) -> None:
+        for nh in route.nexthops:
+            if nh.uplink not in self._uplinks:
+                raise ValueError(f"route {route.prefix}: no uplink {nh.uplink!r} "
+                                 f"(expected one of {', '.join(self._uplinks) or 'none configured'})")
+
+    def _apply(self, change: Callable[[DesiredState], DesiredState]) -> bool:
+        with self._lock:
+            return self._commit(change(self._state))
+
+    def _commit(self, new: DesiredState) -> bool:
+        if new == self._state:
+            return False
+        self._dataplane.commit(new)
+        self._state = new
+        return True
+
+
+def _upsert(items: tuple, item, key: Callable) -> tuple:
+    """`items` with the entry of the same key replaced in place, or `item` appended."""
+    k = key(item)
+    if any(key(i) == k for i in items):
+        return tuple(item if key(i) == k else i for i in items)
+    return (*items, item)
+
+
+def _remove(items: tuple, match: Callable, missing: str) -> tuple:
+    kept = tuple(i for i in items if not match(i))
+    if len(kept) == len(items):
+        raise NotFound(missing)
+    return kept

@@ -1,0 +1,275 @@
+"""The config file and the flags of `opte-fast run`."""
+from __future__ import annotations
+
+import ipaddress
+import pathlib
+import textwrap
+import zlib
+
+import click
+import pytest
+from click.testing import CliRunner
+
+from opte_fast.config import OPTIONS, ConfigError, PortSpec, load_config, run_options, split_port_arg
+from opte_fast.state import DesiredState, GuestPort, Nexthop, Route, Tep, Underlay, V2B, V2P
+
+EXAMPLE = pathlib.Path(__file__).resolve().parents[1] / "docs" / "config-example.toml"
+A = ipaddress.ip_address
+N = ipaddress.ip_network
+
+MINIMAL = """
+[[uplink]]
+name = "uplink0"
+devargs = "net_null0"
+
+[[uplink]]
+name = "uplink1"
+devargs = "net_null1"
+
+[[guest]]
+name = "guest0"
+devargs = "net_null2"
+vni = 7
+mac = "a8:40:25:f0:00:01"
+gateway_mac = "a8:40:25:ff:77:77"
+"""
+UNDERLAY = '[underlay]\naddr = "fd00:1::1"\n'
+
+
+def config_with(snippet: str) -> str:
+    """MINIMAL plus `snippet`; the [underlay] table is the snippet's if it has one."""
+    return MINIMAL + snippet + ("" if "[underlay]" in snippet else UNDERLAY)
+
+
+def write(tmp_path: pathlib.Path, text: str) -> str:
+    path = tmp_path / "opte-fast.toml"
+    path.write_text(textwrap.dedent(text))
+    return str(path)
+
+
+def error_of(path: str | None, flags: dict | None = None) -> str:
+    with pytest.raises(ConfigError) as info:
+        load_config(path, flags or {})
+    message = str(info.value)
+    assert "\n" not in message
+    return message
+
+
+# --- the example ------------------------------------------------------------------------
+
+
+def test_example_config_loads_to_the_exact_desired_state():
+    config = load_config(EXAMPLE, {})
+    teps = (Tep(A("fd00:99::1"), 99), Tep(A("fd00:99::2"), 99))
+    expected = DesiredState(
+        underlay=Underlay(addr=A("fd00:1122:3344:101::1"), hop_limit=128, flow_label=True,
+                          udp_sport_min=49152, udp_sport_max=65535, udp_checksum=False),
+        guests=(GuestPort("guest0", 1000, "a8:40:25:f0:00:01", "a8:40:25:ff:77:77",
+                          A("172.30.0.5"), A("fd00:1000::5")),),
+        v2p=(V2P(1000, A("172.30.0.6"), A("fd00:1122:3344:102::1"), "a8:40:25:f0:00:02"),
+             V2P(1000, A("fd00:1000::6"), A("fd00:1122:3344:102::1"), "a8:40:25:f0:00:02")),
+        v2b=(V2B(N("0.0.0.0/0"), teps), V2B(N("::/0"), teps)),
+        routes=(),  # the example follows the host routing table
+    )
+    assert config.initial_state() == expected
+    assert config.ports == (PortSpec("guest0", "guest", "net_tap2,iface=guest0"),
+                            PortSpec("uplink0", "uplink", "net_tap0,iface=uplink0"),
+                            PortSpec("uplink1", "uplink", "net_tap1,iface=uplink1"))
+    assert config.uplinks == ("uplink0", "uplink1")
+
+
+def test_example_static_routes_are_used_with_the_static_route_source():
+    config = load_config(EXAMPLE, {"route_source": "static"})
+    both = (Nexthop("uplink0", A("fe80::1"), "a8:40:25:00:00:01"), Nexthop("uplink1", A("fe80::2"), "a8:40:25:00:00:02"))
+    assert config.initial_state().routes == (Route(N("fd00:99::/64"), both), Route(N("fd00:1122:3344::/48"), both))
+
+
+def test_example_options_are_the_documented_defaults():
+    o = load_config(EXAMPLE, {}).options
+    for opt in OPTIONS:
+        if opt.default is not None:
+            assert getattr(o, opt.name) == opt.default, opt.name
+    assert o.underlay_addr == A("fd00:1122:3344:101::1")
+
+
+def test_defaults_fill_what_the_file_leaves_out(tmp_path):
+    o = load_config(write(tmp_path, config_with('')), {}).options
+    assert (o.burst, o.buckets, o.flow_capacity, o.rebalance, o.route_source) == (32, 4096, 1 << 20, "idle", "netlink")
+    assert o.control_socket == "/run/opte-fast/opte-fast.sock"
+    assert o.file_prefix.startswith("opte-fast-")
+    assert o.hash_seed == zlib.crc32(A("fd00:1::1").packed)
+
+
+# --- one line naming file and key for every kind of mistake -----------------------------
+
+BAD = [
+    # (what is added to MINIMAL, key named, words of the expectation)
+    ("[dataplane]\nbursts = 64\n", "dataplane.bursts", "unknown key (did you mean 'burst'?)"),
+    ("[dataplan]\nburst = 64\n", "dataplan", "unknown table (did you mean 'dataplane'?)"),
+    ("[dataplane]\nburst = 1000\n", "dataplane.burst", "expected an integer from 1 to 512, got 1000"),
+    ("[dataplane]\nburst = \"64\"\n", "dataplane.burst", "expected an integer from 1 to 512, got string '64'"),
+    ("[dataplane]\nbuckets = 1000\n", "dataplane.buckets", "expected a power of two from 1 to 65536, got 1000"),
+    ("[dataplane]\nrebalance = \"sometimes\"\n", "dataplane.rebalance",
+     "expected one of 'idle', 'never', got string 'sometimes'"),
+    ("[eal]\nhugepages = \"yes\"\n", "eal.hugepages", "expected true or false, got string 'yes'"),
+    ("[eal]\nlcores = \"1-\"\n", "eal.lcores", "expected an lcore list like 1 or 1-3 or 1,3, got string '1-'"),
+    ("[underlay]\naddr = \"fd00:1::1\"\nhop_limit = 0\n", "underlay.hop_limit", "expected an integer from 1 to 255, got 0"),
+    ("[underlay]\naddr = \"fd00:1::1\"\nudp_sport_range = \"60000-50000\"\n", "underlay.udp_sport_range", "expected a UDP port range"),
+    ("[route_sync]\nsource = \"bgp\"\n", "route_sync.source", "expected one of 'netlink', 'static', 'none'"),
+    ("[route_sync]\nnetns = \"no-such-ns-here\"\n", "route_sync.netns", "no network namespace 'no-such-ns-here'"),
+    ("[control]\nsocket = \"relative.sock\"\n", "control.socket", "expected an absolute path"),
+    ("[[guest]]\nname = \"guest1\"\ndevargs = \"net_null3\"\nvni = 16777216\nmac = \"a8:40:25:f0:00:02\"\n"
+     "gateway_mac = \"a8:40:25:ff:77:77\"\n", "guest[1].vni", "expected an integer from 0 to 16777215"),
+    ("[[guest]]\nname = \"guest1\"\ndevargs = \"net_null3\"\nvni = 7\nmac = \"a8:40:25:f0:00\"\n"
+     "gateway_mac = \"a8:40:25:ff:77:77\"\n", "guest[1].mac", "expected a MAC address like a8:40:25:00:00:01"),
+    ("[[guest]]\nname = \"guest1\"\ndevargs = \"net_null3\"\nvni = 7\nmac = \"a8:40:25:f0:00:01\"\n"
+     "gateway_mac = \"a8:40:25:ff:77:77\"\n", "guest[1].mac", "expected a MAC unique within VNI 7"),
+    ("[[guest]]\nname = \"guest1\"\ndevargs = \"net_null3\"\nvni = 7\nmac = \"a8:40:25:f0:00:02\"\n",
+     "guest[1].gateway_mac", "missing"),
+    ("[[guest]]\nname = \"guest0\"\ndevargs = \"net_null3\"\n", "guest[1].name",
+     "port 'guest0' is already defined by guest[0]"),
+    ("[[uplink]]\nname = \"guest0\"\ndevargs = \"net_null3\"\n", "uplink[2].name",
+     "port 'guest0' is already defined by guest[0]"),
+    ("[[uplink]]\nname = \"uplink-name-too-long\"\ndevargs = \"net_null3\"\n", "uplink[2].name",
+     "expected a kernel interface name"),
+    ("[[uplink]]\nname = \"uplink2\"\n", "uplink[2].devargs", "missing (give it here or as --uplink uplink2=DEVARGS)"),
+    ("[[v2p]]\nvni = 7\nip = \"10.0.0.300\"\nunderlay = \"fd00:2::1\"\nmac = \"a8:40:25:f0:00:09\"\n",
+     "v2p[0].ip", "expected an IPv4 or IPv6 address, got string '10.0.0.300'"),
+    ("[[v2p]]\nvni = 7\nip = \"10.0.0.3\"\nunderlay = \"fe80::1\"\nmac = \"a8:40:25:f0:00:09\"\n",
+     "v2p[0].underlay", "expected a unicast IPv6 address"),
+    ("[[v2b]]\nprefix = \"0.0.0.0/0\"\nteps = [\"fd00:99::1\"]\n[[v2b]]\nprefix = \"::/0\"\nteps = [\"fd00:99::1\", \"fd00:99::zz\"]\n",
+     "v2b[1].teps[1]", "expected a unicast IPv6 address like fd00:1::1, got string 'fd00:99::zz'"),
+    ("[[v2b]]\nprefix = \"10.0.0.1/8\"\nteps = [\"fd00:99::1\"]\n", "v2b[0].prefix", "no host bits set (10.0.0.0/8)"),
+    ("[[v2b]]\nprefix = \"::/0\"\nteps = []\n", "v2b[0].teps", "expected a non-empty array of TEP IPv6 addresses"),
+    ("[[v2b]]\nprefix = \"::/0\"\nteps = [\"fd00:99::1\"]\ntep = 1\n", "v2b[0].tep", "unknown key (did you mean 'teps'?)"),
+    ("[[route]]\nprefix = \"fd00:99::/64\"\nnexthops = [{ uplink = \"uplink9\", gateway = \"fe80::1\", "
+     "mac = \"a8:40:25:00:00:01\" }]\n", "route[0].nexthops[0].uplink",
+     "no uplink 'uplink9' (expected one of uplink0, uplink1)"),
+    ("[[route]]\nprefix = \"fd00:99::/64\"\nnexthops = [{ uplink = \"uplink0\", gateway = \"fe80::1\" }]\n",
+     "route[0].nexthops[0].mac", "missing"),
+    ("[[route]]\nprefix = \"10.0.0.0/8\"\nnexthops = []\n", "route[0].prefix", "expected an IPv6 prefix"),
+    ("[v2b]\nprefix = \"::/0\"\n", "v2b", "expected an array of tables written [[v2b]]"),
+]
+
+
+@pytest.mark.parametrize("snippet,key,expected", BAD, ids=[b[1] + ":" + b[2][:30] for b in BAD])
+def test_a_bad_value_is_one_line_naming_file_and_key(tmp_path, snippet, key, expected):
+    path = write(tmp_path, config_with(snippet))
+    message = error_of(path)
+    assert message.startswith(f"{path}: {key}: "), message
+    assert expected in message
+
+
+def test_missing_underlay_address_says_where_to_give_it(tmp_path):
+    path = write(tmp_path, MINIMAL)
+    assert error_of(path) == (f"{path}: underlay.addr: missing (expected this sled's underlay IPv6 address, "
+                              "or give --underlay-addr)")
+
+
+def test_a_toml_syntax_error_names_the_file_and_position(tmp_path):
+    path = write(tmp_path, "[dataplane\nburst = 1\n")
+    assert error_of(path).startswith(f"{path}: not valid TOML: ") and "line 1" in error_of(path)
+
+
+def test_an_unreadable_file_is_named(tmp_path):
+    assert error_of(str(tmp_path / "nope.toml")) == f"{tmp_path / 'nope.toml'}: cannot read: No such file or directory"
+
+
+def test_bad_flag_values_name_the_flag():
+    base = {"underlay_addr": "fd00:1::1"}
+    assert error_of(None, {**base, "burst": "lots"}) == \
+        "command line: --burst: expected an integer from 1 to 512, got 'lots'"
+    assert error_of(None, {"underlay_addr": "fe80::1"}) == \
+        "command line: --underlay-addr: expected a unicast IPv6 address like fd00:1::1, got string 'fe80::1'"
+    assert error_of(None, {**base, "uplink": ("net_vhost0,iface=/tmp/vhost.sock",)}).startswith(
+        "command line: --uplink: expected a kernel interface name")
+
+
+def test_a_guest_port_needs_its_guest_entry(tmp_path):
+    assert error_of(write(tmp_path, config_with('')), {"guest": ("guest9=net_null9",)}) == (
+        "command line: --guest: port 'guest9' has no [[guest]] entry "
+        "(expected one with its name, vni, mac and gateway_mac in the config file)")
+
+
+# --- ports from flags ---------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("arg,name,devargs", [
+    ("net_tap0,iface=up0", "up0", "net_tap0,iface=up0"),
+    ("net_null0", "net_null0", "net_null0"),
+    ("net_null0,size=64", "net_null0", "net_null0,size=64"),
+    ("up0=net_pcap0,rx_pcap=a.pcap", "up0", "net_pcap0,rx_pcap=a.pcap"),
+])
+def test_port_name_defaults_to_iface_or_device_name(arg, name, devargs):
+    assert split_port_arg(arg) == (name, devargs)
+
+
+def test_flag_ports_add_to_and_replace_file_ports(tmp_path):
+    config = load_config(write(tmp_path, config_with('')), {"uplink": ("uplink1=net_tap1,iface=uplink1", "net_tap2,iface=up2"),
+                                                    "guest": ("guest0=net_ring0",)})
+    assert config.ports == (PortSpec("guest0", "guest", "net_ring0"),
+                            PortSpec("uplink0", "uplink", "net_null0"),
+                            PortSpec("uplink1", "uplink", "net_tap1,iface=uplink1"),
+                            PortSpec("up2", "uplink", "net_tap2,iface=up2"))
+
+
+def test_file_may_leave_devargs_to_the_flags(tmp_path):
+    path = write(tmp_path, config_with("").replace('devargs = "net_null0"\n', ""))
+    assert load_config(path, {"uplink": ("uplink0=net_null7",)}).ports[1] == PortSpec("uplink0", "uplink", "net_null7")
+
+
+# --- flags through click ---------------------------------------------------------------------
+
+
+@click.command()
+@run_options
+def show(config) -> None:
+    o = config.options
+    click.echo(f"burst={o.burst} hugepages={o.hugepages} flow_label={o.flow_label} seed={o.hash_seed} "
+               f"range={o.udp_sport_range} duration={o.duration_s} eal={list(o.eal_args)} "
+               f"uplinks={','.join(config.uplinks)}")
+
+
+def test_flags_override_the_file(tmp_path):
+    path = write(tmp_path, config_with("[dataplane]\nburst = 64\nhash_seed = 5\n[eal]\nhugepages = true\n"))
+    runner = CliRunner()
+    plain = runner.invoke(show, ["--config", path])
+    assert plain.exit_code == 0, plain.output
+    assert "burst=64 hugepages=True flow_label=True seed=5 range=(49152, 65535)" in plain.output
+    flagged = runner.invoke(show, ["--config", path, "--burst", "128", "--no-hugepages", "--no-flow-label",
+                                   "--hash-seed", "0x10", "--udp-sport-range", "50000-50999", "--duration-s", "1.5",
+                                   "--eal-arg", "--log-level=lib.eal:error", "--eal-arg", "--no-pci",
+                                   "--uplink", "up9=net_null9"])
+    assert flagged.exit_code == 0, flagged.output
+    assert flagged.output.strip() == ("burst=128 hugepages=False flow_label=False seed=16 range=(50000, 50999) "
+                                      "duration=1.5 eal=['--log-level=lib.eal:error', '--no-pci'] "
+                                      "uplinks=uplink0,uplink1,up9")
+
+
+def test_flags_alone_are_enough():
+    result = CliRunner().invoke(show, ["--underlay-addr", "fd00:1::1", "--uplink", "net_null0"])
+    assert result.exit_code == 0, result.output
+    assert "burst=32" in result.output and "uplinks=net_null0" in result.output
+
+
+def test_a_bad_flag_prints_one_line_and_exits_2(tmp_path):
+    result = CliRunner().invoke(show, ["--config", write(tmp_path, config_with('')), "--buckets", "3"])
+    assert result.exit_code == 2
+    assert result.output == "opte-fast: command line: --buckets: expected a power of two from 1 to 65536, got 3\n"
+
+
+def test_a_bad_file_prints_one_line_and_exits_2(tmp_path):
+    path = write(tmp_path, config_with("[[v2b]]\nprefix = \"::/0\"\nteps = [\"nope\"]\n"))
+    result = CliRunner().invoke(show, ["--config", path])
+    assert result.exit_code == 2
+    assert result.output == (f"opte-fast: {path}: v2b[0].teps[0]: expected a unicast IPv6 address like fd00:1::1, "
+                             "got string 'nope'\n")
+
+
+def test_every_option_has_a_flag_with_its_unit_and_file_key():
+    help_text = CliRunner().invoke(show, ["--help"], terminal_width=200).output
+    for opt in OPTIONS:
+        assert opt.flag_name in help_text
+        assert f"file: [{opt.table}] {opt.toml_key}" in help_text
+    for flag in ("--tcp-idle-timeout-s", "--rebalance-idle-ms", "--memory-mb", "--duration-s", "--stats-interval-s"):
+        assert flag in help_text

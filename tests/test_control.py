@@ -1,0 +1,456 @@
+"""The control socket and `opte-fast ctl`, against an in-memory data plane."""
+from __future__ import annotations
+
+import io
+import ipaddress
+import json
+import os
+import shutil
+import signal
+import socket
+import stat
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+
+import pytest
+from click.testing import CliRunner
+
+from opte_fast.config import PortSpec, load_config
+from opte_fast.control import OPS, VERSION, ControlAPI, ControlClient, ControlError, ControlServer
+from opte_fast.controller import Controller, NotFound
+from opte_fast.ctl import ctl
+from opte_fast.daemon import serve
+from opte_fast.routesync import NoRoutes
+from opte_fast.state import DesiredState, Nexthop, Route, Tep, Underlay, V2B, V2P
+from support.fake_dataplane import FakeDataplane
+
+A = ipaddress.ip_address
+N = ipaddress.ip_network
+PORTS = (PortSpec("guest0", "guest", "net_null0"), PortSpec("uplink0", "uplink", "net_null1"),
+         PortSpec("uplink1", "uplink", "net_null2"))
+UNDERLAY = Underlay(A("fd00:1::1"))
+ROUTE = Route(N("fd00:99::/64"), (Nexthop("uplink0", A("fe80::1"), "a8:40:25:00:00:01"),
+                                  Nexthop("uplink1", A("fe80::2"), "a8:40:25:00:00:02")))
+FLOW = {"key": {"vni": 7, "proto": "tcp", "src": "10.0.0.5", "dst": "1.1.1.1", "src_port": 40000, "dst_port": 443},
+        "path": {"tep": "fd00:99::1", "nexthop": 0, "uplink": "uplink0"}, "packets": 10, "bytes": 1500, "idle_ms": 3}
+
+
+@pytest.fixture
+def sockdir():
+    """A short private directory for sockets (sun_path is 108 bytes), removed afterwards."""
+    path = tempfile.mkdtemp(prefix="of-ctl-")
+    try:
+        yield path
+    finally:
+        shutil.rmtree(path, ignore_errors=True)
+
+
+class Running:
+    """A control server over a controller over a fake data plane."""
+
+    def __init__(self, path: str, route_source: str = "none"):
+        self.path = path
+        self.dataplane = FakeDataplane(PORTS)
+        initial = DesiredState(UNDERLAY, v2b=(V2B(N("0.0.0.0/0"), (Tep(A("fd00:99::1")), Tep(A("fd00:99::2")))),),
+                               routes=(ROUTE,))
+        self.controller = Controller(self.dataplane, initial, ("uplink0", "uplink1"))
+        self.server = ControlServer(path, ControlAPI(self.controller, self.dataplane, NoRoutes(), route_source, 1000))
+        self.server.start()
+
+    def ctl(self, *args: str) -> "CliRunner.Result":
+        return CliRunner().invoke(ctl, ["--socket", self.path, *args], catch_exceptions=False)
+
+    def call(self, op: str, **args):
+        with ControlClient(self.path) as c:
+            return c.call(op, **args)
+
+
+@pytest.fixture
+def running(sockdir):
+    r = Running(os.path.join(sockdir, "run", "opte-fast.sock"))
+    try:
+        yield r
+    finally:
+        r.server.stop()
+
+
+# --- the socket ---------------------------------------------------------------------------
+
+
+def test_socket_is_created_with_its_directory_mode_0600_and_removed_on_stop(sockdir):
+    r = Running(os.path.join(sockdir, "new", "dir", "opte-fast.sock"))
+    st = os.stat(r.path)
+    assert stat.S_ISSOCK(st.st_mode) and stat.S_IMODE(st.st_mode) == 0o600 and st.st_uid == os.getuid()
+    r.server.stop()
+    assert not os.path.exists(r.path)
+
+
+def test_a_stale_socket_file_is_replaced_but_a_live_one_is_refused(running, sockdir):
+    with pytest.raises(ControlError, match="another opte-fast is serving it"):
+        ControlServer(running.path, running.server.api).start()
+    stale = os.path.join(sockdir, "stale.sock")
+    s = socket.socket(socket.AF_UNIX)
+    s.bind(stale)
+    s.close()  # the file stays, nobody listens
+    server = ControlServer(stale, running.server.api)
+    server.start()
+    try:
+        with ControlClient(stale) as c:
+            assert c.call("routes")
+    finally:
+        server.stop()
+
+
+def test_every_op_is_served():
+    assert set(OPS) == {"stats", "flows", "routes", "nexthops", "teps", "buckets", "v2b.set", "v2b.clear", "v2b.dump",
+                        "v2p.set", "v2p.clear", "v2p.dump", "tep.up", "tep.down", "port.list", "route.set",
+                        "route.clear"}
+
+
+# --- bad requests get an error reply and the connection keeps working -------------------------
+
+
+@pytest.mark.parametrize("line,error", [
+    (b"{nope", "malformed JSON: "),
+    (b"[1, 2]", 'expected a JSON object like {"v": 1, "op": "stats", "args": {}}'),
+    (b'{"v": 2, "op": "stats"}', "unsupported protocol version 2 (this server speaks 1)"),
+    (b'{"op": "stats"}', "unsupported protocol version None (this server speaks 1)"),
+    (b'{"v": 1, "op": "v2b.add", "args": {}}', "unknown op 'v2b.add' (did you mean 'v2b.dump'?)"),
+    (b'{"v": 1, "op": "stats", "args": [], "x": 1}', "unknown request field 'x' (expected v, op, args)"),
+    (b'{"v": 1, "op": "stats", "args": []}', 'stats: expected "args" to be an object'),
+    (b'{"v": 1, "op": "stats", "args": {"all": true}}', "stats: unknown argument 'all' (expected no arguments)"),
+    (b'{"v": 1, "op": "v2b.clear", "args": {}}', "v2b.clear: missing argument 'prefix'"),
+    (b'{"v": 1, "op": "v2b.set", "args": {"prefix": "10.0.0.0/33", "teps": ["fd00:99::1"]}}',
+     "v2b.set: bad argument 'prefix': expected an IP prefix like 0.0.0.0/0 or fd00::/16, got string '10.0.0.0/33'"),
+    (b'{"v": 1, "op": "v2b.set", "args": {"prefix": "10.0.0.0/8", "teps": ["fd00:99::1"], "vni": -1}}',
+     "v2b.set: bad argument 'vni': expected an integer from 0 to 16777215, got -1"),
+    (b'{"v": 1, "op": "flows", "args": {"limit": 0}}',
+     "flows: bad argument 'limit': expected an integer from 1 to 16777216, got 0"),
+    (b'{"v": 1, "op": "tep.down", "args": {"addr": "10.0.0.1"}}',
+     "tep.down: bad argument 'addr': expected a unicast IPv6 address like fd00:1::1, got string '10.0.0.1'"),
+    (b'{"v": 1, "op": "v2p.clear", "args": {"vni": 7, "ip": "10.0.0.9"}}', "no V2P entry for 10.0.0.9 in VNI 7"),
+    (b'{"v": 1, "op": "route.set", "args": {"prefix": "fd00:98::/64", "nexthops": '
+     b'[{"uplink": "uplink7", "gateway": "fe80::1", "mac": "a8:40:25:00:00:01"}]}}',
+     "route fd00:98::/64: no uplink 'uplink7' (expected one of uplink0, uplink1)"),
+])
+def test_a_bad_request_gets_an_error_and_the_next_request_is_answered(running, line, error):
+    with ControlClient(running.path) as c:
+        reply = c.request(line)
+        assert reply["v"] == VERSION and reply["ok"] is False
+        assert reply["error"].startswith(error), reply["error"]
+        assert c.request({"v": 1, "op": "routes"})["ok"] is True  # same connection
+
+
+def test_a_failed_commit_is_an_error_and_leaves_the_state(running):
+    running.dataplane.refuse_commits = "tables full"
+    with pytest.raises(ControlError, match="tables full"):
+        running.call("v2b.set", prefix="10.0.0.0/8", teps=["fd00:99::3"])
+    running.dataplane.refuse_commits = ""
+    assert [e["prefix"] for e in running.call("v2b.dump")] == ["0.0.0.0/0"]
+
+
+def test_one_client_does_not_block_others(running):
+    idle = socket.socket(socket.AF_UNIX)
+    idle.connect(running.path)
+    idle.sendall(b'{"v": 1, "op": "sta')  # half a request, then silence
+    try:
+        t0 = time.monotonic()
+        assert running.call("routes")
+        assert time.monotonic() - t0 < 1
+    finally:
+        idle.close()
+
+
+def test_many_clients_at_once(running):
+    errors: list[Exception] = []
+
+    def client(i: int) -> None:
+        try:
+            with ControlClient(running.path) as c:
+                for j in range(20):
+                    c.call("v2p.set", vni=7, ip=f"10.1.{i}.{j}", underlay="fd00:2::1", mac="a8:40:25:00:00:09")
+        except Exception as e:  # reported below
+            errors.append(e)
+    threads = [threading.Thread(target=client, args=(i,)) for i in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors and len(running.call("v2p.dump")) == 160
+
+
+# --- credentials -------------------------------------------------------------------------------
+
+
+def as_nobody(path: str) -> str:
+    """Send a stats request as uid/gid 65534 from a forked child; its reply error or exception text."""
+    r, w = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # child: drop privileges, ask, report, exit without running pytest's cleanup
+        try:
+            os.close(r)
+            os.setgroups([])
+            os.setgid(65534)
+            os.setuid(65534)
+            try:
+                with ControlClient(path, timeout_s=5) as c:
+                    c.call("stats")
+                text = "ok"
+            except ControlError as e:
+                text = str(e)
+            os.write(w, text.encode())
+        finally:
+            os._exit(0)
+    os.close(w)
+    with os.fdopen(r, "rb") as f:
+        text = f.read().decode()
+    os.waitpid(pid, 0)
+    return text
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="needs root to switch uid")
+def test_other_users_are_kept_out_by_mode_and_by_credentials(running, sockdir):
+    for d in (sockdir, os.path.dirname(running.path)):
+        os.chmod(d, 0o755)
+    assert as_nobody(running.path) == f"permission denied on {running.path} " \
+                                      "(run as root or as the user running opte-fast)"
+    os.chmod(running.path, 0o666)  # even if the mode is loosened, SO_PEERCRED decides
+    assert as_nobody(running.path) == f"not authorised: uid 65534 may not use this socket (only root or uid {os.getuid()})"
+    assert running.call("routes")  # root still served
+
+
+# --- every op through ctl, as tables and as JSON ---------------------------------------------------
+
+
+def test_stats(running):
+    running.dataplane.counter_values.update(rx_guest_packets=5, no_route=2)
+    result = running.ctl("stats")
+    assert result.exit_code == 0
+    assert "tables: 0 guests, 0 v2p, 1 v2b, 1 routes; route sync: source none" in result.output
+    assert "COUNTER           VALUE\nrx_guest_packets      5\nno_route              2\n" in result.output
+    assert "uplink1  uplink  net_null2" in result.output
+    data = json.loads(running.ctl("--json", "stats").output)
+    assert data["counters"]["rx_guest_packets"] == 5 and data["counters"]["tx_uplink_packets"] == 0
+    assert [p["name"] for p in data["ports"]] == ["guest0", "uplink0", "uplink1"]
+    assert data["route_sync"] == {"source": "none"}
+
+
+def test_flows_with_limit_and_match(running):
+    other = {**FLOW, "key": {**FLOW["key"], "dst": "8.8.8.8"}, "path": {**FLOW["path"], "uplink": "uplink1"}}
+    running.dataplane.flow_table = [FLOW, other, FLOW]
+    assert len(json.loads(running.ctl("--json", "flows").output)) == 3
+    assert len(json.loads(running.ctl("--json", "flows", "--limit", "2").output)) == 2
+    assert json.loads(running.ctl("--json", "flows", "--match", "uplink=uplink1").output) == [other]
+    assert json.loads(running.ctl("--json", "flows", "--match", "key.dst=8.8.8.8").output) == [other]
+    table = running.ctl("flows", "--match", "dst=1.1.1.1", "--match", "dst_port=443").output.splitlines()
+    assert table[0].split() == ["VNI", "PROTO", "SRC", "DST", "SRC_PORT", "DST_PORT", "TEP", "NEXTHOP", "UPLINK",
+                                "PACKETS", "BYTES", "IDLE_MS"]
+    assert len(table) == 3
+    bad = running.ctl("flows", "--match", "colour=red")
+    assert bad.exit_code == 2 and bad.output.startswith("opte-fast ctl: flows: no flow field 'colour' (expected one of ")
+    assert running.ctl("flows", "--match", "nonsense").output == \
+        "opte-fast ctl: --match: expected FIELD=VALUE, got 'nonsense'\n"
+
+
+def test_routes(running):
+    assert running.ctl("routes").output == (
+        "PREFIX        UPLINK   GATEWAY  MAC                UP\n"
+        "fd00:99::/64  uplink0  fe80::1  a8:40:25:00:00:01  up\n"
+        "              uplink1  fe80::2  a8:40:25:00:00:02  up\n")
+    assert json.loads(running.ctl("--json", "routes").output) == [
+        {"prefix": "fd00:99::/64", "nexthops": [
+            {"uplink": "uplink0", "gateway": "fe80::1", "mac": "a8:40:25:00:00:01", "up": True},
+            {"uplink": "uplink1", "gateway": "fe80::2", "mac": "a8:40:25:00:00:02", "up": True}]}]
+
+
+def test_nexthops_teps_and_buckets(running):
+    assert running.ctl("nexthops").output.splitlines()[1].split() == \
+        ["0", "uplink0", "fe80::1", "a8:40:25:00:00:01", "up", "0", "0", "0"]
+    assert [t["addr"] for t in json.loads(running.ctl("--json", "teps").output)] == ["fd00:99::1", "fd00:99::2"]
+    running.call("tep.down", addr="fd00:99::2")
+    buckets = json.loads(running.ctl("--json", "buckets").output)
+    assert buckets[0] == {"kind": "tep_set", "prefix": "0.0.0.0/0", "members": [
+        {"member": "fd00:99::1", "up": True, "buckets": 4096}, {"member": "fd00:99::2", "up": False, "buckets": 0}]}
+    assert running.ctl("buckets").output == (
+        "KIND           PREFIX        MEMBER           UP    BUCKETS\n"
+        "tep_set        0.0.0.0/0     fd00:99::1       up       4096\n"
+        "                             fd00:99::2       down        0\n"
+        "nexthop_group  fd00:99::/64  uplink0 fe80::1  up       2048\n"
+        "                             uplink1 fe80::2  up       2048\n")
+
+
+def test_v2b_set_clear_dump(running):
+    assert running.ctl("v2b", "set", "10.0.0.0/8", "fd00:99::3", "fd00:99::4", "--vni", "100").output == "changed\n"
+    assert running.ctl("v2b", "set", "10.0.0.0/8", "fd00:99::3", "fd00:99::4", "--vni", "100").output == \
+        "unchanged (already so)\n"
+    assert running.dataplane.state.v2b[1] == V2B(N("10.0.0.0/8"), (Tep(A("fd00:99::3"), 100), Tep(A("fd00:99::4"), 100)))
+    assert running.ctl("v2b", "dump").output == (
+        "PREFIX      ADDR        VNI  UP\n"
+        "0.0.0.0/0   fd00:99::1   99  up\n"
+        "            fd00:99::2   99  up\n"
+        "10.0.0.0/8  fd00:99::3  100  up\n"
+        "            fd00:99::4  100  up\n")
+    assert running.ctl("v2b", "clear", "10.0.0.0/8").output == "changed\n"
+    again = running.ctl("v2b", "clear", "10.0.0.0/8")
+    assert again.exit_code == 2 and again.output == "opte-fast ctl: no V2B entry for 10.0.0.0/8\n"
+    assert json.loads(running.ctl("--json", "v2b", "dump").output) == [
+        {"prefix": "0.0.0.0/0", "teps": [{"addr": "fd00:99::1", "vni": 99, "up": True},
+                                         {"addr": "fd00:99::2", "vni": 99, "up": True}]}]
+
+
+def test_v2p_set_clear_dump(running):
+    assert running.ctl("v2p", "set", "7", "10.0.0.6", "fd00:2::1", "A8-40-25-F0-00-02").output == "changed\n"
+    assert running.dataplane.state.v2p == (V2P(7, A("10.0.0.6"), A("fd00:2::1"), "a8:40:25:f0:00:02"),)
+    assert running.ctl("v2p", "dump").output == ("VNI  IP        UNDERLAY   MAC\n"
+                                                 "  7  10.0.0.6  fd00:2::1  a8:40:25:f0:00:02\n")
+    assert json.loads(running.ctl("--json", "v2p", "clear", "7", "10.0.0.6").output) == {"changed": True}
+    assert json.loads(running.ctl("--json", "v2p", "dump").output) == []
+    bad = running.ctl("v2p", "set", "7", "10.0.0.6", "fd00:2::1", "ff:ff:ff:ff:ff:ff")
+    assert bad.exit_code == 2 and "bad argument 'mac': expected a unicast MAC address" in bad.output
+
+
+def test_tep_down_and_up(running):
+    commits = len(running.dataplane.commits)
+    assert running.ctl("tep", "down", "fd00:99::2").output == "fd00:99::2 down in 1 V2B entries\n"
+    assert running.dataplane.state.v2b[0].teps[1] == Tep(A("fd00:99::2"), up=False)
+    # a TEP marked down stays down in entries set later
+    running.call("v2b.set", prefix="10.0.0.0/8", teps=["fd00:99::2"])
+    assert running.dataplane.state.v2b[1].teps == (Tep(A("fd00:99::2"), up=False),)
+    assert json.loads(running.ctl("--json", "tep", "up", "fd00:99::2").output) == \
+        {"addr": "fd00:99::2", "up": True, "entries": 2}
+    assert all(t.up for e in running.dataplane.state.v2b for t in e.teps)
+    assert len(running.dataplane.commits) == commits + 3
+    assert running.ctl("tep", "up", "fd00:99::2").output == "fd00:99::2 up in 2 V2B entries\n"
+    assert len(running.dataplane.commits) == commits + 3  # nothing changed, nothing committed
+    assert running.ctl("tep", "down", "fd00:99::9").output == \
+        "fd00:99::9 down in no V2B entry yet (kept for later entries)\n"
+
+
+def test_port_list(running):
+    out = running.ctl("port", "list").output.splitlines()
+    assert out[0].split() == ["NAME", "ROLE", "DEVARGS", "MAC", "RX_PACKETS", "TX_PACKETS", "RX_BYTES", "TX_BYTES",
+                              "ERRORS"]
+    assert out[2].split()[:3] == ["uplink0", "uplink", "net_null1"]
+    assert [p["role"] for p in json.loads(running.ctl("--json", "port", "list").output)] == ["guest", "uplink", "uplink"]
+
+
+def test_route_set_and_clear_by_hand(running):
+    out = running.ctl("route", "set", "fd00:98::/64", "--nexthop", "uplink1", "fe80::2", "a8:40:25:00:00:02")
+    assert out.output == "changed\n"
+    assert running.dataplane.state.routes[1] == Route(N("fd00:98::/64"), (Nexthop("uplink1", A("fe80::2"),
+                                                                                     "a8:40:25:00:00:02"),))
+    assert running.ctl("route", "clear", "fd00:98::/64").output == "changed\n"
+    assert running.dataplane.state.routes == (ROUTE,)
+
+
+def test_routes_from_netlink_are_not_set_by_hand(sockdir):
+    r = Running(os.path.join(sockdir, "s.sock"), route_source="netlink")
+    try:
+        out = r.ctl("route", "clear", "fd00:99::/64")
+        assert out.exit_code == 2 and out.output == (
+            "opte-fast ctl: routes follow the host routing table (route source netlink): change them there, "
+            "or run with --route-source static or none\n")
+    finally:
+        r.server.stop()
+
+
+def test_no_daemon_is_one_line_and_exit_2(sockdir):
+    path = os.path.join(sockdir, "absent.sock")
+    result = CliRunner().invoke(ctl, ["--socket", path, "routes"])
+    assert result.exit_code == 2 and result.output == f"opte-fast ctl: is opte-fast running? no socket at {path}\n"
+
+
+# --- the controller on its own ---------------------------------------------------------------------
+
+
+def test_controller_commits_only_changes():
+    dp = FakeDataplane(PORTS)
+    c = Controller(dp, DesiredState(UNDERLAY), ("uplink0", "uplink1"))
+    assert len(dp.commits) == 1
+    assert c.set_routes((ROUTE,)) is True and c.set_routes((ROUTE,)) is False
+    assert c.v2p_set(7, A("10.0.0.6"), A("fd00:2::1"), "a8:40:25:f0:00:02") is True
+    assert c.v2p_set(7, A("10.0.0.6"), A("fd00:2::1"), "a8:40:25:f0:00:02") is False
+    assert len(dp.commits) == 3 and dp.state == c.state
+    with pytest.raises(NotFound, match="no route for fd00:1::/64"):
+        c.route_clear(N("fd00:1::/64"))
+    with pytest.raises(ValueError, match="names a TEP twice"):
+        c.v2b_set(N("::/0"), [A("fd00:99::1"), A("fd00:99::1")])
+
+
+# --- the daemon's life ---------------------------------------------------------------------------------
+
+
+def test_serve_commits_the_config_serves_the_socket_and_cleans_up(sockdir, tmp_path):
+    path = os.path.join(sockdir, "d.sock")
+    cfg = tmp_path / "c.toml"
+    cfg.write_text('[underlay]\naddr = "fd00:1::1"\n[[uplink]]\nname = "uplink0"\ndevargs = "net_null0"\n'
+                   '[[route]]\nprefix = "fd00:99::/64"\n'
+                   'nexthops = [{ uplink = "uplink0", gateway = "fe80::1", mac = "a8:40:25:00:00:01" }]\n')
+    config = load_config(str(cfg), {"route_source": "static", "control_socket": path, "duration_s": "30"})
+    dp = FakeDataplane(config.ports)
+    stop = threading.Event()
+    code: list[int] = []
+    t = threading.Thread(target=lambda: code.append(serve(config, dp, stop)))
+    t.start()
+    try:
+        deadline = time.monotonic() + 5
+        while not os.path.exists(path) and time.monotonic() < deadline:
+            time.sleep(0.01)
+        with ControlClient(path) as c:
+            assert c.call("routes") == [{"prefix": "fd00:99::/64", "nexthops": [
+                {"uplink": "uplink0", "gateway": "fe80::1", "mac": "a8:40:25:00:00:01", "up": True}]}]
+            assert c.call("stats")["route_sync"] == {"source": "static", "routes": 1}
+    finally:
+        stop.set()
+        t.join(10)
+    assert code == [0] and not os.path.exists(path)
+    assert dp.commits[0] == config.initial_state()
+
+
+def test_serve_stops_after_its_duration_and_prints_stats(sockdir):
+    config = load_config(None, {"underlay_addr": "fd00:1::1", "route_source": "none", "duration_s": 0.35,
+                                "stats_interval_s": 0.1, "control_socket": os.path.join(sockdir, "e.sock")})
+    dp = FakeDataplane()
+    out = io.StringIO()
+    t0 = time.monotonic()
+    assert serve(config, dp, out=out) == 0
+    assert 0.3 < time.monotonic() - t0 < 2
+    lines = out.getvalue().splitlines()
+    assert len(lines) == 3 and all(line.endswith("idle") for line in lines)
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
+def test_serve_stops_on_a_signal_and_removes_its_socket(sockdir, sig):
+    path = os.path.join(sockdir, "sig.sock")
+    program = ("import sys; from opte_fast.config import load_config; from opte_fast.daemon import serve; "
+               "from support.fake_dataplane import FakeDataplane; "
+               f"c = load_config(None, {{'underlay_addr': 'fd00:1::1', 'route_source': 'none', "
+               f"'control_socket': {path!r}}}); sys.exit(serve(c, FakeDataplane()))")
+    tests = os.path.dirname(os.path.abspath(__file__))
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([os.path.dirname(tests), tests])}
+    proc = subprocess.Popen([sys.executable, "-c", program], env=env)
+    try:
+        deadline = time.monotonic() + 10
+        while not os.path.exists(path) and time.monotonic() < deadline:
+            time.sleep(0.02)
+        with ControlClient(path) as c:
+            assert c.call("routes") == []
+        proc.send_signal(sig)
+        assert proc.wait(10) == 0
+        assert not os.path.exists(path)
+    finally:
+        proc.kill()
+        proc.wait()
+
+
+def test_serve_fails_cleanly_when_the_data_plane_refuses_the_config(sockdir, capsys):
+    config = load_config(None, {"underlay_addr": "fd00:1::1", "route_source": "none",
+                                "control_socket": os.path.join(sockdir, "f.sock")})
+    dp = FakeDataplane()
+    dp.refuse_commits = "too many V2B entries"
+    assert serve(config, dp) == 1
+    assert capsys.readouterr().err == "opte-fast: too many V2B entries\n"
+    assert os.listdir(sockdir) == []

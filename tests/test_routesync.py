@@ -1,0 +1,300 @@
+"""Route sync follows the host routing table in a network namespace.
+
+Each test plays the routing daemon with `ip` inside a namespace it creates:
+two uplinks (veth pairs uplink0/peer0, uplink1/peer1, the peers playing the
+switches) and one interface that is not an uplink (other0). After every
+change the callback must receive exactly the expected routes.
+"""
+from __future__ import annotations
+
+import ipaddress
+import os
+import queue
+import shutil
+import subprocess
+import tempfile
+import threading
+import time
+
+import pytest
+
+from opte_fast.routesync import (
+    NO_MAC,
+    KernelRoute,
+    KernelTables,
+    Link,
+    Neighbour,
+    NetlinkRouteSync,
+    Path,
+    RouteSyncError,
+    compute_routes,
+)
+from opte_fast.config import load_config
+from opte_fast.control import ControlClient
+from opte_fast.daemon import serve
+from opte_fast.state import Nexthop, Route
+from support.fake_dataplane import FakeDataplane
+
+pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="needs root for network namespaces")
+
+A = ipaddress.IPv6Address
+N = ipaddress.IPv6Network
+PREFIX = N("fd00:99::/64")
+MAC1, MAC2 = "a8:40:25:00:00:01", "a8:40:25:00:00:02"
+UPLINKS = ("uplink0", "uplink1")
+WAIT_S = 3.0
+
+
+def hop(uplink: str, gateway: str, mac: str = NO_MAC, up: bool = True) -> Nexthop:
+    return Nexthop(uplink, A(gateway), mac, up)
+
+
+UP0 = hop("uplink0", "fe80::1", MAC1)
+UP1 = hop("uplink1", "fe80::2", MAC2)
+
+
+@pytest.fixture
+def netns():
+    """A namespace with uplink0, uplink1 and other0 up; deleted afterwards whatever happens."""
+    name = f"of-test-{os.getpid()}-{time.monotonic_ns() % 10**9}"
+    subprocess.run(["ip", "netns", "add", name], check=True)
+    try:
+        def ip(*args: str) -> None:
+            subprocess.run(["ip", "-n", name, *args], check=True, capture_output=True, text=True)
+        subprocess.run(["ip", "netns", "exec", name, "sysctl", "-qw", "net.ipv6.conf.all.accept_dad=0",
+                        "net.ipv6.conf.default.accept_dad=0"], check=True)
+        ip("link", "set", "lo", "up")
+        for dev, peer in (("uplink0", "peer0"), ("uplink1", "peer1"), ("other0", "otherp0")):
+            ip("link", "add", dev, "type", "veth", "peer", "name", peer)
+            ip("link", "set", dev, "up")
+            ip("link", "set", peer, "up")
+        yield name
+    finally:
+        subprocess.run(["ip", "netns", "del", name], check=False)
+
+
+class Daemon:
+    """Plays the routing daemon in the namespace and watches what route sync delivers."""
+
+    def __init__(self, netns: str):
+        self.netns = netns
+        self.delivered: queue.Queue = queue.Queue()
+        self.sync = NetlinkRouteSync(UPLINKS, self.delivered.put, netns)
+        self.last: tuple[Route, ...] | None = None
+
+    def ip(self, command: str) -> None:
+        result = subprocess.run(["ip", "-n", self.netns, *command.split()], capture_output=True, text=True)
+        assert result.returncode == 0, f"ip {command}: {result.stderr.strip()}"
+
+    def neighbours(self) -> None:
+        """Both switches' MACs known, as a daemon's peering would leave them."""
+        self.ip(f"-6 neigh replace fe80::1 lladdr {MAC1} dev uplink0 nud permanent")
+        self.ip(f"-6 neigh replace fe80::2 lladdr {MAC2} dev uplink1 nud permanent")
+
+    def expect(self, *routes: Route) -> None:
+        """The callback receives exactly `routes` within WAIT_S (intermediate sets may come first)."""
+        deadline = time.monotonic() + WAIT_S
+        while self.last != routes:
+            try:
+                self.last = self.delivered.get(timeout=max(0.0, deadline - time.monotonic()))
+            except queue.Empty:
+                pytest.fail(f"expected {routes}, last delivered {self.last}")
+
+    def expect_quiet(self, settle_s: float = 0.3) -> None:
+        """No callback: the last change altered nothing the data plane uses."""
+        time.sleep(settle_s)
+        assert self.delivered.empty(), f"unexpected delivery {self.delivered.get()}"
+
+
+@pytest.fixture
+def daemon(netns):
+    d = Daemon(netns)
+    d.sync.start()
+    try:
+        yield d
+    finally:
+        d.sync.stop()
+
+
+def test_start_delivers_the_current_routes(netns):
+    d = Daemon(netns)
+    d.neighbours()
+    d.ip("-6 route replace fd00:99::/64 nexthop via fe80::1 dev uplink0 nexthop via fe80::2 dev uplink1")
+    d.sync.start()
+    try:
+        assert d.delivered.get_nowait() == (Route(PREFIX, (UP0, UP1)),)  # before start() returned
+    finally:
+        d.sync.stop()
+
+
+def test_multipath_route_and_withdrawing_one_path(daemon):
+    daemon.neighbours()
+    daemon.ip("-6 route replace fd00:99::/64 nexthop via fe80::1 dev uplink0 nexthop via fe80::2 dev uplink1")
+    daemon.expect(Route(PREFIX, (UP0, UP1)))
+    # the kernel's event names only the removed path; the route keeps the other
+    daemon.ip("-6 route del fd00:99::/64 via fe80::2 dev uplink1")
+    daemon.expect(Route(PREFIX, (UP0,)))
+    daemon.ip("-6 route replace fd00:99::/64 nexthop via fe80::1 dev uplink0 nexthop via fe80::2 dev uplink1")
+    daemon.expect(Route(PREFIX, (UP0, UP1)))
+    daemon.ip("-6 route replace fd00:99::/64 via fe80::2 dev uplink1")
+    daemon.expect(Route(PREFIX, (UP1,)))
+    daemon.ip("-6 route del fd00:99::/64")
+    daemon.expect()
+
+
+def test_a_nexthop_is_down_until_its_neighbour_is_resolved(daemon):
+    daemon.ip("-6 route replace fd00:99::/64 nexthop via fe80::1 dev uplink0 nexthop via fe80::2 dev uplink1")
+    daemon.expect(Route(PREFIX, (hop("uplink0", "fe80::1", up=False), hop("uplink1", "fe80::2", up=False))))
+    daemon.ip(f"-6 neigh replace fe80::1 lladdr {MAC1} dev uplink0 nud reachable")
+    daemon.expect(Route(PREFIX, (UP0, hop("uplink1", "fe80::2", up=False))))
+    daemon.ip(f"-6 neigh replace fe80::2 lladdr {MAC2} dev uplink1 nud permanent")
+    daemon.expect(Route(PREFIX, (UP0, UP1)))
+
+
+def test_failed_or_deleted_neighbour_marks_the_nexthop_down(daemon):
+    daemon.neighbours()
+    daemon.ip("-6 route replace fd00:99::/64 nexthop via fe80::1 dev uplink0 nexthop via fe80::2 dev uplink1")
+    daemon.expect(Route(PREFIX, (UP0, UP1)))
+    daemon.ip(f"-6 neigh replace fe80::2 lladdr {MAC2} dev uplink1 nud failed")
+    daemon.expect(Route(PREFIX, (UP0, hop("uplink1", "fe80::2", up=False))))
+    daemon.ip(f"-6 neigh replace fe80::2 lladdr {MAC2} dev uplink1 nud stale")  # stale still forwards
+    daemon.expect(Route(PREFIX, (UP0, UP1)))
+    daemon.ip("-6 neigh del fe80::1 dev uplink0")
+    daemon.expect(Route(PREFIX, (hop("uplink0", "fe80::1", up=False), UP1)))
+
+
+def test_a_changed_mac_is_delivered(daemon):
+    daemon.neighbours()
+    daemon.ip("-6 route replace fd00:99::/64 via fe80::1 dev uplink0")
+    daemon.expect(Route(PREFIX, (UP0,)))
+    daemon.ip("-6 neigh replace fe80::1 lladdr a8:40:25:00:00:99 dev uplink0 nud permanent")
+    daemon.expect(Route(PREFIX, (hop("uplink0", "fe80::1", "a8:40:25:00:00:99"),)))
+
+
+def test_link_down_and_carrier_loss_mark_the_nexthop_down(daemon):
+    daemon.neighbours()
+    daemon.ip("-6 route replace fd00:99::/64 nexthop via fe80::1 dev uplink0 nexthop via fe80::2 dev uplink1")
+    daemon.expect(Route(PREFIX, (UP0, UP1)))
+    # administratively down: the kernel keeps the path, flagged dead, and flushes the neighbour
+    daemon.ip("link set uplink1 down")
+    daemon.expect(Route(PREFIX, (UP0, hop("uplink1", "fe80::2", up=False))))
+    daemon.ip("link set uplink1 up")
+    daemon.ip(f"-6 neigh replace fe80::2 lladdr {MAC2} dev uplink1 nud permanent")
+    daemon.expect(Route(PREFIX, (UP0, UP1)))
+    # carrier loss (the switch side goes away): only a link event says so
+    daemon.ip("link set peer1 down")
+    daemon.expect(Route(PREFIX, (UP0, hop("uplink1", "fe80::2", MAC2, up=False))))
+    daemon.ip("link set peer1 up")
+    daemon.expect(Route(PREFIX, (UP0, UP1)))
+
+
+def test_nexthop_objects_groups_and_their_deletion(daemon):
+    daemon.neighbours()
+    daemon.ip("nexthop add id 1 via fe80::1 dev uplink0")
+    daemon.ip("nexthop add id 2 via fe80::2 dev uplink1")
+    daemon.ip("nexthop add id 10 group 1/2")
+    daemon.ip("-6 route replace fd00:99::/64 nhid 10")
+    daemon.expect(Route(PREFIX, (UP0, UP1)))
+    # deleting a member emits nexthop events only, no route event
+    daemon.ip("nexthop del id 2")
+    daemon.expect(Route(PREFIX, (UP0,)))
+    daemon.ip("nexthop add id 2 via fe80::2 dev uplink1")
+    daemon.ip("nexthop replace id 10 group 1/2")
+    daemon.expect(Route(PREFIX, (UP0, UP1)))
+    daemon.ip("-6 route replace fd00:99::/64 nhid 1")
+    daemon.expect(Route(PREFIX, (UP0,)))
+    daemon.ip("nexthop del id 1")  # takes the route with it
+    daemon.expect()
+
+
+def test_resilient_nexthop_groups(daemon):
+    daemon.neighbours()
+    daemon.ip("nexthop add id 1 via fe80::1 dev uplink0")
+    daemon.ip("nexthop add id 2 via fe80::2 dev uplink1")
+    daemon.ip("nexthop add id 20 group 1/2 type resilient buckets 64 idle_timer 10")
+    daemon.ip("-6 route replace fd00:99::/64 nhid 20")
+    daemon.ip("-6 route replace fd00:98::/64 nhid 2")
+    daemon.expect(Route(N("fd00:98::/64"), (UP1,)), Route(PREFIX, (UP0, UP1)))
+    daemon.ip("nexthop replace id 20 group 1 type resilient buckets 64")
+    daemon.expect(Route(N("fd00:98::/64"), (UP1,)), Route(PREFIX, (UP0,)))
+    # a nexthop object on a link that loses carrier vanishes silently with its routes
+    daemon.ip("nexthop replace id 20 group 1/2 type resilient buckets 64")
+    daemon.expect(Route(N("fd00:98::/64"), (UP1,)), Route(PREFIX, (UP0, UP1)))
+    daemon.ip("link set peer1 down")
+    daemon.expect(Route(PREFIX, (UP0,)))
+
+
+def test_interfaces_that_are_not_uplinks_are_ignored(daemon):
+    daemon.neighbours()
+    daemon.ip("-6 neigh replace fe80::3 lladdr a8:40:25:00:00:03 dev other0 nud permanent")
+    daemon.ip("-6 route replace fd00:97::/64 via fe80::3 dev other0")
+    daemon.ip("-6 route replace fd00:99::/64 nexthop via fe80::1 dev uplink0 nexthop via fe80::3 dev other0")
+    daemon.expect(Route(PREFIX, (UP0,)))
+    daemon.ip("-6 route replace fd00:96::/64 dev uplink0")  # on-link, no gateway: not a path via a switch
+    daemon.ip("-6 neigh replace fe80::3 lladdr a8:40:25:00:00:33 dev other0 nud permanent")
+    daemon.expect_quiet()
+
+
+def test_lowest_metric_route_wins_and_callback_only_on_change(daemon):
+    daemon.neighbours()
+    daemon.ip("-6 route add fd00:99::/64 via fe80::2 dev uplink1 metric 200")
+    daemon.expect(Route(PREFIX, (UP1,)))
+    daemon.ip("-6 route add fd00:99::/64 via fe80::1 dev uplink0 metric 100")
+    daemon.expect(Route(PREFIX, (UP0,)))
+    daemon.ip("-6 route add fd00:99::/64 via fe80::2 dev uplink1 metric 300")
+    daemon.expect_quiet()
+    daemon.ip("-6 route del fd00:99::/64 via fe80::1 dev uplink0 metric 100")
+    daemon.expect(Route(PREFIX, (UP1,)))
+    stats = daemon.sync.stats()  # the first update is the empty table at start
+    assert stats["updates"] == 4 and stats["events"] >= 4
+    assert stats["latency_us"]["samples"] == 4 and stats["latency_us"]["max"] < 1_000_000
+
+
+def test_a_missing_namespace_is_a_start_error():
+    sync = NetlinkRouteSync(UPLINKS, lambda routes: None, "of-test-no-such-namespace")
+    with pytest.raises(RouteSyncError, match="no network namespace 'of-test-no-such-namespace'"):
+        sync.start()
+
+
+def test_compute_routes_from_decoded_tables():
+    """The policy alone, on tables as the kernel would report them."""
+    gw1, gw2 = A("fe80::1").packed, A("fe80::2").packed
+
+    def route(prefix: N, *paths: Path) -> KernelRoute:
+        return KernelRoute(prefix, 1024, None, paths, (prefix.network_address.packed, prefix.prefixlen))
+    tables = KernelTables(
+        links={1: Link("uplink0", True), 2: Link("uplink1", False), 3: Link("eth0", True)},
+        neighbours={(1, gw1): Neighbour(MAC1, 0x80), (2, gw2): Neighbour(MAC2, 0x02)},
+        nexthops={},
+        routes=[route(PREFIX, Path(1, gw1, 0), Path(2, gw2, 0), Path(3, gw1, 0)),
+                route(N("fd00:1::/64"), Path(1, gw1, 0x1)),  # flagged dead by the kernel
+                route(N("fd00:2::/64"), Path(3, gw1, 0))])  # not an uplink
+    assert compute_routes(tables, UPLINKS) == (
+        Route(N("fd00:1::/64"), (hop("uplink0", "fe80::1", MAC1, up=False),)),
+        Route(PREFIX, (UP0, hop("uplink1", "fe80::2", MAC2, up=False))),
+    )
+
+
+def test_the_daemon_commits_host_routes_and_ctl_shows_them(daemon):
+    """serve() with --route-source netlink --netns: kernel routes reach the data plane."""
+    sockdir = tempfile.mkdtemp(prefix="of-rs-")
+    path = os.path.join(sockdir, "s.sock")
+    config = load_config(None, {"underlay_addr": "fd00:1::1", "uplink": ("uplink0=net_null0", "uplink1=net_null1"),
+                                "route_source": "netlink", "netns": daemon.netns, "control_socket": path})
+    dp, stop = FakeDataplane(config.ports), threading.Event()
+    runner = threading.Thread(target=serve, args=(config, dp, stop))
+    runner.start()
+    try:
+        daemon.neighbours()
+        daemon.ip("-6 route replace fd00:99::/64 nexthop via fe80::1 dev uplink0 nexthop via fe80::2 dev uplink1")
+        deadline = time.monotonic() + WAIT_S
+        while (dp.state is None or dp.state.routes != (Route(PREFIX, (UP0, UP1)),)) and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert dp.state.routes == (Route(PREFIX, (UP0, UP1)),)
+        with ControlClient(path) as c:
+            assert [h["uplink"] for h in c.call("routes")[0]["nexthops"]] == ["uplink0", "uplink1"]
+            assert c.call("stats")["route_sync"]["source"] == "netlink"
+    finally:
+        stop.set()
+        runner.join(10)
+        shutil.rmtree(sockdir, ignore_errors=True)
