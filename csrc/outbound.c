@@ -6,6 +6,7 @@
  * resolution only on a miss, a dead member or an idle rebalance, and an
  * encap that copies the flow's pre-built 70-byte header.
  */
+#include <stddef.h>
 #include <string.h>
 
 #include <rte_byteorder.h>
@@ -110,7 +111,7 @@ resolve_path(const struct of_dp *dp, const struct of_tables *t, const struct of_
 		p->tep = 0;
 		memcpy(p->inner_dst_mac, t->v2p_vals[pos].mac, 6);
 	} else {
-		if (of_tables_match(t->v2b, t->v2b_default, key->dst, &target) != 0)
+		if (of_tables_match(t->v2b, key->dst, &target) != 0)
 			return OF_C_NO_V2B_MATCH;
 		p->tep = of_resilient_pick(t->tep_sets[target], hash);
 		if (p->tep == OF_RES_NONE)
@@ -121,7 +122,7 @@ resolve_path(const struct of_dp *dp, const struct of_tables *t, const struct of_
 	}
 	p->tep_gen = t->teps[p->tep].gen;
 
-	if (of_tables_match(t->routes, t->route_default, dst, &target) != 0)
+	if (of_tables_match(t->routes, dst, &target) != 0)
 		return OF_C_NO_ROUTE;
 	p->nh = of_resilient_pick(t->nh_groups[target], nexthop_hash(hash));
 	if (p->nh == OF_RES_NONE)
@@ -135,6 +136,16 @@ static inline int
 path_is_live(const struct of_tables *t, const struct of_path *p)
 {
 	return t->teps[p->tep].gen == p->tep_gen && t->nhs[p->nh].gen == p->nh_gen;
+}
+
+/* Whether two paths leave differently: another uplink, nexthop MAC or outer IPv6 dst (TEP or peer sled). */
+static inline int
+path_moved(const struct of_path *a, const struct of_path *b)
+{
+	const size_t dst = sizeof(struct rte_ether_hdr) + offsetof(struct rte_ipv6_hdr, dst_addr);
+
+	return a->uplink != b->uplink || memcmp(a->outer, b->outer, RTE_ETHER_ADDR_LEN) != 0 ||
+	       memcmp(a->outer + dst, b->outer + dst, 16) != 0;
 }
 
 static inline void
@@ -174,10 +185,16 @@ refresh_path(struct of_dp *dp, struct of_lcore *lc, const struct of_tables *t, s
 	rc = resolve_path(dp, t, &e->key, e->hash, &fresh);
 	if (rc != OF_OK)
 		return rc;
-	if (fresh.tep != e->path.tep || fresh.nh != e->path.nh)
-		of_count(lc, live ? OF_C_FLOWS_REBALANCED : OF_C_FLOWS_MIGRATED);
-	else if (live)
-		return OF_OK;
+	if (live) {
+		if (fresh.tep == e->path.tep && fresh.nh == e->path.nh)
+			return OF_OK;
+		of_count(lc, OF_C_FLOWS_REBALANCED);
+	} else if (path_moved(&fresh, &e->path)) {
+		/* Compared by where packets go, not by id: a replaced member may reuse the id of the
+		 * one it replaces (and inherit its buckets), and a member that went down and came
+		 * back before the flow's next packet may take the flow again. */
+		of_count(lc, OF_C_FLOWS_MIGRATED);
+	}
 	path_pin(lc, &e->path, -1);
 	e->path = fresh;
 	path_pin(lc, &e->path, 1);
@@ -223,6 +240,7 @@ of_outbound_burst(struct of_dp *dp, struct of_lcore *lc, const struct of_tables 
 	struct of_flow_entry *entries[OF_MAX_BURST];
 	struct rte_mbuf *ok[OF_MAX_BURST];
 	uint16_t n_ok = 0;
+	int removed = 0;	/* a flow was removed in this burst: entries[] may be stale */
 
 	lc->counters[OF_C_RX_GUEST] += n;
 	if (unlikely(!guest->valid)) {
@@ -262,6 +280,12 @@ of_outbound_burst(struct of_dp *dp, struct of_lcore *lc, const struct of_tables 
 		int created = 0;
 		int rc;
 
+		/* The bulk lookup ran before this burst removed flows: an entry it found may have been
+		 * removed since (and its slot even reused by another flow). Removing it again would
+		 * underflow the flow and path counts. */
+		if (e != NULL && unlikely(removed) &&
+		    (!e->in_use || e->hash != hashes[i] || memcmp(&e->key, keys[i], sizeof(e->key)) != 0))
+			e = NULL;
 		if (e == NULL)
 			e = of_flow_insert(lc->flows, keys[i], hashes[i], &created);
 		if (unlikely(e == NULL)) {
@@ -281,12 +305,14 @@ of_outbound_burst(struct of_dp *dp, struct of_lcore *lc, const struct of_tables 
 				of_count(lc, OF_C_FLOWS_CREATED);
 			} else {
 				of_flow_remove(lc->flows, e);
+				removed = 1;
 			}
 		} else {
 			rc = refresh_path(dp, lc, t, e);
 			if (rc != OF_OK) {
 				path_pin(lc, &e->path, -1);
 				of_flow_remove(lc->flows, e);
+				removed = 1;
 			}
 		}
 		if (unlikely(rc != OF_OK)) {

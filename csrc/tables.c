@@ -23,12 +23,6 @@
 #include "dataplane.h"
 #include "tables.h"
 
-struct of_prefix_rule {
-	uint8_t prefix[16];
-	uint8_t depth;
-	uint16_t target;		/* TEP set or nexthop group */
-};
-
 struct of_member_list {
 	uint8_t defined;
 	uint16_t n;
@@ -38,6 +32,8 @@ struct of_member_list {
 struct of_builder {
 	struct of_dp *dp;
 	int error;			/* first error; commit refuses */
+	uint8_t reused_v2b;		/* the new snapshot took over the old one's table */
+	uint8_t reused_routes;
 	struct of_guest guests[OF_MAX_PORTS];
 	struct {
 		uint8_t defined;
@@ -60,6 +56,8 @@ struct of_builder {
 };
 
 static uint32_t tables_ids;
+
+static void prefix_table_free(struct of_prefix_table *pt);
 
 static int
 builder_fail(struct of_builder *b, int err, const char *what)
@@ -227,8 +225,8 @@ of_tables_free(struct of_tables *t)
 {
 	if (t == NULL)
 		return;
-	rte_lpm6_free(t->v2b);
-	rte_lpm6_free(t->routes);
+	prefix_table_free(t->v2b);
+	prefix_table_free(t->routes);
 	rte_hash_free(t->v2p);
 	rte_hash_free(t->guest_by_mac);
 	rte_free(t->v2p_vals);
@@ -239,10 +237,17 @@ of_tables_free(struct of_tables *t)
 	rte_free(t);
 }
 
-/* rte_lpm6 has no /0: a default entry is kept beside the table. */
-static struct rte_lpm6 *
-build_lpm6(const char *kind, uint32_t id, const struct of_prefix_rule *rules, uint32_t n,
-	   int32_t *default_target)
+static void
+prefix_table_free(struct of_prefix_table *pt)
+{
+	if (pt == NULL)
+		return;
+	rte_lpm6_free(pt->lpm);
+	rte_free(pt);
+}
+
+static struct of_prefix_table *
+prefix_table_build(const char *kind, uint32_t id, const struct of_prefix_rule *rules, uint32_t n)
 {
 	char name[RTE_LPM6_NAMESIZE];
 	/* An IPv4 /32 seen v4-mapped is a /128: up to 13 tbl8 groups a rule. */
@@ -250,27 +255,45 @@ build_lpm6(const char *kind, uint32_t id, const struct of_prefix_rule *rules, ui
 		.max_rules = RTE_MAX(n, 16u),
 		.number_tbl8s = RTE_MAX(n, 16u) * 14,
 	};
-	struct rte_lpm6 *lpm;
+	struct of_prefix_table *pt = rte_zmalloc("of_prefixes", sizeof(*pt) + n * sizeof(*rules), 0);
 
-	snprintf(name, sizeof(name), "of%s%u", kind, id);
-	lpm = rte_lpm6_create(name, SOCKET_ID_ANY, &config);
-	if (lpm == NULL) {
-		of_set_error("cannot create the %s table: %s", kind, rte_strerror(rte_errno));
+	if (pt == NULL) {
+		of_set_error("out of memory for the %s table", kind);
 		return NULL;
 	}
-	*default_target = OF_NO_DEFAULT;
+	pt->n_rules = n;
+	memcpy(pt->rules, rules, n * sizeof(*rules));
+	pt->default_target = OF_NO_DEFAULT;
+	snprintf(name, sizeof(name), "of%s%u", kind, id);
+	pt->lpm = rte_lpm6_create(name, SOCKET_ID_ANY, &config);
+	if (pt->lpm == NULL) {
+		of_set_error("cannot create the %s table: %s (raise --memory-mb)", kind, rte_strerror(rte_errno));
+		goto fail;
+	}
 	for (uint32_t i = 0; i < n; i++) {
+		/* rte_lpm6 has no /0: the default entry is kept beside the table. */
 		if (rules[i].depth == 0) {
-			*default_target = rules[i].target;
+			pt->default_target = rules[i].target;
 			continue;
 		}
-		if (of_lpm6_add(lpm, rules[i].prefix, rules[i].depth, rules[i].target) < 0) {
+		if (of_lpm6_add(pt->lpm, rules[i].prefix, rules[i].depth, rules[i].target) < 0) {
 			of_set_error("cannot add a prefix to the %s table", kind);
-			rte_lpm6_free(lpm);
-			return NULL;
+			goto fail;
 		}
 	}
-	return lpm;
+	return pt;
+fail:
+	prefix_table_free(pt);
+	return NULL;
+}
+
+/* The previous table when its rules are the same, else a new one; *reused says which. */
+static struct of_prefix_table *
+prefix_table_get(const char *kind, uint32_t id, const struct of_prefix_rule *rules, uint32_t n,
+		 struct of_prefix_table *prev, uint8_t *reused)
+{
+	*reused = prev != NULL && prev->n_rules == n && memcmp(prev->rules, rules, n * sizeof(*rules)) == 0;
+	return *reused ? prev : prefix_table_build(kind, id, rules, n);
 }
 
 static struct rte_hash *
@@ -397,8 +420,9 @@ build_tables(struct of_builder *b, const struct of_tables *prev)
 			goto fail;
 		}
 
-	t->v2b = build_lpm6("v2b", t->id, b->v2b, b->n_v2b, &t->v2b_default);
-	t->routes = build_lpm6("rt", t->id, b->routes, b->n_routes, &t->route_default);
+	t->v2b = prefix_table_get("v2b", t->id, b->v2b, b->n_v2b, prev ? prev->v2b : NULL, &b->reused_v2b);
+	t->routes = prefix_table_get("rt", t->id, b->routes, b->n_routes, prev ? prev->routes : NULL,
+				     &b->reused_routes);
 	t->v2p = build_hash("v2p", t->id, sizeof(struct of_v2p_key), b->n_v2p);
 	t->guest_by_mac = build_hash("gm", t->id, sizeof(struct of_guest_key), OF_MAX_PORTS);
 	if (t->v2b == NULL || t->routes == NULL || t->v2p == NULL || t->guest_by_mac == NULL) {
@@ -433,6 +457,11 @@ build_tables(struct of_builder *b, const struct of_tables *prev)
 	}
 	return t;
 fail:
+	/* A table taken over from the published snapshot still belongs to it. */
+	if (b->reused_v2b)
+		t->v2b = NULL;
+	if (b->reused_routes)
+		t->routes = NULL;
 	of_tables_free(t);
 	return NULL;
 }
@@ -455,6 +484,10 @@ of_builder_commit(struct of_builder *b)
 	__atomic_store_n(&dp->tables, t, __ATOMIC_RELEASE);
 	/* Once every worker has passed a quiescent state, none can use old. */
 	rte_rcu_qsbr_synchronize(dp->qsbr, RTE_QSBR_THRID_INVALID);
+	if (b->reused_v2b)
+		old->v2b = NULL;
+	if (b->reused_routes)
+		old->routes = NULL;
 	of_tables_free(old);
 	dp->table_swaps++;
 	of_builder_free(b);

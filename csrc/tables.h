@@ -45,11 +45,27 @@ struct of_v2p {
 
 #define OF_NO_DEFAULT (-1)
 
+struct of_prefix_rule {
+	uint8_t prefix[16];
+	uint8_t depth;
+	uint16_t target;		/* TEP set or nexthop group */
+};
+
+/*
+ * A longest-prefix-match table and the rules it was built from. An rte_lpm6
+ * costs tens of MB to create, so a commit that leaves the rules unchanged
+ * (a member going up or down) hands the previous table on instead.
+ */
+struct of_prefix_table {
+	struct rte_lpm6 *lpm;
+	int32_t default_target;		/* ::/0, which rte_lpm6 cannot hold */
+	uint32_t n_rules;
+	struct of_prefix_rule rules[];
+};
+
 struct of_tables {
-	struct rte_lpm6 *v2b;		/* inner dst (v4-mapped for IPv4) -> TEP set */
-	struct rte_lpm6 *routes;	/* underlay dst -> nexthop group */
-	int32_t v2b_default;		/* ::/0, which rte_lpm6 cannot hold */
-	int32_t route_default;
+	struct of_prefix_table *v2b;	/* inner dst (v4-mapped for IPv4) -> TEP set */
+	struct of_prefix_table *routes;	/* underlay dst -> nexthop group */
 	struct rte_hash *v2p;		/* (vni, inner ip) -> index into v2p_vals */
 	struct of_v2p *v2p_vals;
 	struct rte_hash *guest_by_mac;	/* (vni, mac) -> port index */
@@ -76,13 +92,13 @@ void of_tables_free(struct of_tables *t);
 
 /* Longest prefix match with the /0 entry as the fallback; 0 on a match. */
 static inline int
-of_tables_match(const struct rte_lpm6 *lpm, int32_t default_target, const uint8_t addr[16], uint32_t *target)
+of_tables_match(const struct of_prefix_table *pt, const uint8_t addr[16], uint32_t *target)
 {
-	if (of_lpm6_lookup(lpm, addr, target) == 0)
+	if (of_lpm6_lookup(pt->lpm, addr, target) == 0)
 		return 0;
-	if (default_target == OF_NO_DEFAULT)
+	if (pt->default_target == OF_NO_DEFAULT)
 		return -1;
-	*target = (uint32_t)default_target;
+	*target = (uint32_t)pt->default_target;
 	return 0;
 }
 

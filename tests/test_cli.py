@@ -1,0 +1,119 @@
+"""The `opte-fast` command as a user runs it: life cycle, bad input, a pcap run byte for byte."""
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from scapy.all import IP, UDP, Ether, Raw, raw, rdpcap, wrpcap
+from scapy.contrib.geneve import GENEVE
+
+from opte_fast.dataplane import DataplaneError, eal_args, eal_init
+
+OPTE_FAST = [sys.executable, "-c", "from opte_fast.cli import main; main()"]
+
+CONFIG = """
+[underlay]
+addr = "fd00:0:f7:101::1"
+
+[route_sync]
+source = "static"
+
+[dataplane]
+flow_capacity = 4096
+exception_path = false
+
+[eal]
+memory_mb = 1024
+
+[[guest]]
+name = "guest0"
+devargs = "{guest}"
+vni = 7
+mac = "02:00:00:00:00:01"
+gateway_mac = "a8:40:25:ff:00:01"
+ipv4 = "10.0.0.2"
+
+[[uplink]]
+name = "uplink0"
+devargs = "{uplink}"
+
+[[v2b]]
+prefix = "0.0.0.0/0"
+teps = ["fd00:99::1"]
+
+[[route]]
+prefix = "fd00:99::/64"
+nexthops = [{{ uplink = "uplink0", gateway = "fe80::1", mac = "02:aa:00:00:00:01" }}]
+"""
+
+
+def run(*args: str, timeout: float = 60) -> subprocess.CompletedProcess:
+    return subprocess.run([*OPTE_FAST, *args], capture_output=True, text=True, timeout=timeout)
+
+
+def runtime_dir(prefix: str) -> Path:
+    return Path("/var/run/dpdk") / prefix
+
+
+def test_a_second_eal_start_in_one_process_raises(eal):
+    with pytest.raises(DataplaneError, match="already initialised"):
+        eal_init(eal_args([1], file_prefix="oft-second"))
+    assert not runtime_dir("oft-second").exists()
+
+
+def test_run_help_lists_the_tuning_flags():
+    out = run("run", "--help").stdout
+    for flag in ("--lcores", "--burst", "--rx-desc", "--tx-desc", "--mbufs", "--hugepages / --no-hugepages",
+                 "--file-prefix", "--duration-s", "--flow-capacity", "--rebalance-idle-ms", "--route-source"):
+        assert flag in out
+
+
+@pytest.mark.parametrize("args, says", [
+    (["--burst", "0"], "--burst"),
+    (["--buckets", "1000"], "--buckets"),
+    (["--rebalance", "sometimes"], "--rebalance"),
+    (["--underlay-addr", "10.0.0.1"], "--underlay-addr"),
+])
+def test_bad_flag_values_give_one_line_and_exit_2(tmp_path, args, says):
+    cfg = tmp_path / "c.toml"
+    cfg.write_text(CONFIG.format(guest="net_null0", uplink="net_null1,no-rx=1"))
+    prefix = f"oft-badflag-{os.getpid()}"
+    p = run("run", "--config", str(cfg), "--file-prefix", prefix, *args)
+    assert p.returncode == 2
+    lines = p.stderr.strip().splitlines()
+    assert len(lines) == 1 and says in lines[0], p.stderr
+    assert not runtime_dir(prefix).exists()
+
+
+def test_bad_devargs_give_a_clear_error_exit_2_and_leave_nothing(tmp_path):
+    cfg = tmp_path / "c.toml"
+    cfg.write_text(CONFIG.format(guest="net_nosuchdriver0", uplink="net_null1,no-rx=1"))
+    prefix = f"oft-baddev-{os.getpid()}"
+    p = run("run", "--config", str(cfg), "--file-prefix", prefix, "--duration-s", "1")
+    assert p.returncode == 2
+    last = p.stderr.strip().splitlines()[-1]
+    assert last.startswith("opte-fast: port guest0: DPDK cannot probe 'net_nosuchdriver0'"), p.stderr
+    assert not runtime_dir(prefix).exists()
+    assert subprocess.run(["pgrep", "-f", prefix], capture_output=True).returncode == 1
+
+
+def test_pcap_in_geneve_out_frame_for_frame(tmp_path):
+    n = 200
+    frames = [Ether(src="02:00:00:00:00:01", dst="a8:40:25:ff:00:01") / IP(src="10.0.0.2", dst=f"198.51.100.{i % 250}")
+              / UDP(sport=1000 + i, dport=53) / Raw(i.to_bytes(4, "big")) for i in range(n)]
+    rx, tx = tmp_path / "guest.pcap", tmp_path / "uplink.pcap"
+    wrpcap(str(rx), frames)
+    cfg = tmp_path / "c.toml"
+    cfg.write_text(CONFIG.format(guest=f"net_pcap0,rx_pcap={rx}", uplink=f"net_pcap1,tx_pcap={tx}"))
+    prefix = f"oft-pcap-{os.getpid()}"
+    p = run("run", "--config", str(cfg), "--file-prefix", prefix, "--duration-s", "2",
+            "--control-socket", str(tmp_path / "ctl.sock"))
+    assert p.returncode == 0, p.stderr
+    out = rdpcap(str(tx))
+    assert len(out) == n
+    for sent, got in zip(frames, out):
+        inner = got[GENEVE].payload
+        assert got[GENEVE].vni == 99
+        assert raw(inner)[6:] == raw(sent)[6:] and inner.dst == "a8:40:25:77:77:77"
+    assert not runtime_dir(prefix).exists()
