@@ -111,7 +111,7 @@ is_echo(uint8_t icmp_type, int is_ipv6)
 {
 	if (is_ipv6)
 		return icmp_type == OF_ICMP6_ECHO_REQUEST || icmp_type == OF_ICMP6_ECHO_REPLY;
-	return icmp_type == RTE_IP_ICMP_ECHO_REQUEST || icmp_type == RTE_IP_ICMP_ECHO_REPLY;
+	return icmp_type == OF_ICMP_ECHO_REQUEST || icmp_type == OF_ICMP_ECHO_REPLY;
 }
 
 /* TCP, UDP, ICMP or ICMPv6 header at l4, with room bytes before the packet ends. */

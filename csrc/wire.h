@@ -58,7 +58,9 @@ _Static_assert(OF_OUTER_HDR_LEN == sizeof(struct rte_ether_hdr) +
 /* Inner destination MAC of frames sent toward boundary services. */
 #define OF_BOUNDARY_MAC_INIT		{ 0xa8, 0x40, 0x25, 0x77, 0x77, 0x77 }
 
-/* ICMPv6 types (RFC 4443, RFC 4861). */
+/* ICMP and ICMPv6 types (RFC 792, 4443, 4861); DPDK 24.11 renamed its own. */
+#define OF_ICMP_ECHO_REPLY		0
+#define OF_ICMP_ECHO_REQUEST		8
 #define OF_ICMP6_ECHO_REQUEST		128
 #define OF_ICMP6_ECHO_REPLY		129
 #define OF_ICMP6_NEIGH_SOLICIT		135

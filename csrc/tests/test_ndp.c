@@ -263,6 +263,10 @@ test_rfc4861_validation(void)
 	f[OPT + 1] = 2;	/* option running past the packet */
 	fix_checksum(f);
 	CHECK_EQ(solicit_exact(f, sizeof(f), SLED), 0);
+	memcpy(f, NS_MULTICAST, sizeof(f));
+	f[L3 + 5] = 24 + 1;	/* one byte where an option header should be */
+	fix_checksum(f);
+	CHECK_EQ(solicit_exact(f, sizeof(f), SLED), 0);
 
 	memcpy(f, NS_MULTICAST, sizeof(f));
 	f[SRC] = 0xff;	/* multicast source */
@@ -324,17 +328,14 @@ test_room(void)
 static void
 test_truncated(void)
 {
+	uint8_t f[NDP_FRAME_LEN + 2] = { 0 };
 	uint32_t cut;
 
 	for (cut = 0; cut < sizeof(NS_MULTICAST); cut++)
 		CHECK_EQ(solicit_exact(NS_MULTICAST, cut, SLED), 0);
 	/* bytes past the IPv6 packet are ignored */
-	{
-		uint8_t f[NDP_FRAME_LEN + 2] = { 0 };
-
-		memcpy(f, NS_MULTICAST, NDP_FRAME_LEN);
-		CHECK_EQ(solicit_exact(f, sizeof(f), SLED), 1);
-	}
+	memcpy(f, NS_MULTICAST, NDP_FRAME_LEN);
+	CHECK_EQ(solicit_exact(f, sizeof(f), SLED), 1);
 }
 
 RUN_TESTS(

@@ -459,8 +459,14 @@ test_inner_vlan(void)
 static void
 test_inner_ipv6_extension_headers(void)
 {
+	uint8_t f[sizeof(V6_HBH_DST_UDP)];
+
 	check_inner(V6_HBH_DST_UDP, sizeof(V6_HBH_DST_UDP), &KEY_V6_EXT_UDP, 14, 56, 1, 0);
 	check_inner(V6_AH_UDP, sizeof(V6_AH_UDP), &KEY_V6_EXT_UDP, 14, 64, 1, 0);
+	/* a Routing header in place of the Destination Options */
+	memcpy(f, V6_HBH_DST_UDP, sizeof(f));
+	f[54] = IPPROTO_ROUTING;
+	check_inner(f, sizeof(f), &KEY_V6_EXT_UDP, 14, 56, 1, 0);
 }
 
 /* V6_UDP with n Destination Options headers of 8 bytes before the UDP header. */
@@ -505,7 +511,7 @@ test_inner_icmp_kinds(void)
 
 	/* echo reply: the identifier is the port as for a request */
 	memcpy(f, V4_ICMP_ECHO, sizeof(V4_ICMP_ECHO));
-	f[34] = RTE_IP_ICMP_ECHO_REPLY;
+	f[34] = OF_ICMP_ECHO_REPLY;
 	check_inner(f, sizeof(V4_ICMP_ECHO), &KEY_V4_ICMP_ECHO, 14, 20, 0, 0);
 	/* destination unreachable: ports 0 */
 	f[34] = 3;
@@ -748,6 +754,7 @@ static void
 test_geneve_hop_by_hop(void)
 {
 	struct of_geneve_meta m;
+	uint8_t f[sizeof(GNV_HBH_CSUM)];
 
 	/* the checksum's pseudo-header length is the UDP length, not the IPv6 payload's */
 	CHECK_EQ(parse_geneve_exact(GNV_HBH_CSUM, sizeof(GNV_HBH_CSUM), 1, &m), OF_OK);
@@ -755,6 +762,19 @@ test_geneve_hop_by_hop(void)
 	CHECK_EQ(m.udp_off, 54 + 8);
 	CHECK_EQ(m.outer_len, OF_OUTER_HDR_LEN + 8);
 	check_geneve_inner(GNV_HBH_CSUM, &m);
+
+	/* Destination Options instead: the same */
+	memcpy(f, GNV_HBH_CSUM, sizeof(f));
+	f[GNV_NH] = IPPROTO_DSTOPTS;
+	CHECK_EQ(geneve_rc(f, sizeof(f), 1), OF_OK);
+	/* Hop-by-Hop after it: not walkable, left to the kernel */
+	f[54] = IPPROTO_HOPOPTS;
+	CHECK_EQ(geneve_rc(f, sizeof(f), 1), OF_PARSE_EXCEPTION);
+	/* an IPv6 payload that ends inside the Hop-by-Hop header */
+	memcpy(f, GNV_HBH_CSUM, sizeof(f));
+	f[GNV_PLEN] = 0;
+	f[GNV_PLEN + 1] = 4;
+	CHECK_EQ(geneve_rc(f, sizeof(f), 0), OF_C_UDP_BAD_LENGTH);
 }
 
 static void
@@ -820,6 +840,9 @@ test_geneve_bad_option(void)
 
 	memcpy(f, GNV_MCAST_MSS, sizeof(GNV_MCAST_MSS));
 	f[GNV_OPT + 3] = 0;	/* External-sized Multicast */
+	CHECK_EQ(geneve_rc(f, sizeof(f), 0), OF_C_GENEVE_BAD_OPTION);
+	memcpy(f, GNV_MCAST_MSS, sizeof(GNV_MCAST_MSS));
+	f[GNV_OPT + 2] = OF_OXIDE_OPT_EXTERNAL;	/* External with a 4-byte body */
 	CHECK_EQ(geneve_rc(f, sizeof(f), 0), OF_C_GENEVE_BAD_OPTION);
 	memcpy(f, GNV_MCAST_MSS, sizeof(GNV_MCAST_MSS));
 	f[GNV_OPT + 8 + 3] = 2;	/* an 8-byte Mss, still inside the area */
