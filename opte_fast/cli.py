@@ -9,6 +9,7 @@ import click
 
 from .config import Config, run_options
 from .ctl import ctl
+from .demo import demo
 from .pmds import pmds
 
 
@@ -72,6 +73,8 @@ def run(config: Config) -> None:
                 # The kernel sees the uplink under its own name, so a routing daemon's routes point at it.
                 dp.add_port(f"{name}.kernel", f"net_tap_exc{i},iface={name}", "exception")
                 dp.set_exception(name, f"{name}.kernel")
+        # Tables before traffic: a worker started first would drop what arrives meanwhile.
+        dp.commit(config.initial_state())
         dp.start(workers)
     except (DataplaneError, KeyError) as e:
         if dp is not None:
@@ -101,3 +104,4 @@ def _fail(message: str, prefix: str) -> None:
 
 main.add_command(pmds)
 main.add_command(ctl)
+main.add_command(demo)

@@ -167,8 +167,9 @@ class Dataplane:
     def inject(self, port: str, frames: list[bytes]) -> int:
         return self._core.inject(self.port_index(port), frames)
 
-    def collect(self, port: str) -> list[bytes]:
-        return self._core.collect(self.port_index(port))
+    def collect(self, port: str, max_frames: int = 4096) -> list[bytes]:
+        """Frames waiting on a ring port's TX ring; none is larger than an mbuf's data room."""
+        return self._core.collect(self.port_index(port), max_frames, self.options.mbuf_data_room)
 
     # -- tables --------------------------------------------------------------------------
     def commit(self, state: DesiredState) -> None:
