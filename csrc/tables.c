@@ -246,8 +246,21 @@ prefix_table_free(struct of_prefix_table *pt)
 	rte_free(pt);
 }
 
+/*
+ * V2B holds IPv4 prefixes v4-mapped beside IPv6 ones: without a barrier an
+ * IPv6 prefix shorter than /96 (::/0 above all) would catch IPv4 traffic.
+ * ::ffff:0:0/96 -> "no match" keeps the families apart; IPv4 prefixes are
+ * longer, so they still win, and an IPv4 0.0.0.0/0 replaces the barrier.
+ */
+static const struct of_prefix_rule v4_barrier = {
+	.prefix = { 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff },
+	.depth = 96,
+	.target = OF_NO_MATCH,
+};
+
 static struct of_prefix_table *
-prefix_table_build(const char *kind, uint32_t id, const struct of_prefix_rule *rules, uint32_t n)
+prefix_table_build(const char *kind, uint32_t id, const struct of_prefix_rule *rules, uint32_t n,
+		   int v4_barrier_needed)
 {
 	char name[RTE_LPM6_NAMESIZE];
 	/* An IPv4 /32 seen v4-mapped is a /128: up to 13 tbl8 groups a rule. */
@@ -270,6 +283,11 @@ prefix_table_build(const char *kind, uint32_t id, const struct of_prefix_rule *r
 		of_set_error("cannot create the %s table: %s (raise --memory-mb)", kind, rte_strerror(rte_errno));
 		goto fail;
 	}
+	if (v4_barrier_needed && of_lpm6_add(pt->lpm, v4_barrier.prefix, v4_barrier.depth, v4_barrier.target) < 0) {
+		of_set_error("cannot add the IPv4 barrier to the %s table", kind);
+		goto fail;
+	}
+	/* A rule added after the barrier with the same prefix and depth replaces it. */
 	for (uint32_t i = 0; i < n; i++) {
 		/* rte_lpm6 has no /0: the default entry is kept beside the table. */
 		if (rules[i].depth == 0) {
@@ -290,10 +308,10 @@ fail:
 /* The previous table when its rules are the same, else a new one; *reused says which. */
 static struct of_prefix_table *
 prefix_table_get(const char *kind, uint32_t id, const struct of_prefix_rule *rules, uint32_t n,
-		 struct of_prefix_table *prev, uint8_t *reused)
+		 struct of_prefix_table *prev, int v4_barrier_needed, uint8_t *reused)
 {
 	*reused = prev != NULL && prev->n_rules == n && memcmp(prev->rules, rules, n * sizeof(*rules)) == 0;
-	return *reused ? prev : prefix_table_build(kind, id, rules, n);
+	return *reused ? prev : prefix_table_build(kind, id, rules, n, v4_barrier_needed);
 }
 
 static struct rte_hash *
@@ -420,8 +438,8 @@ build_tables(struct of_builder *b, const struct of_tables *prev)
 			goto fail;
 		}
 
-	t->v2b = prefix_table_get("v2b", t->id, b->v2b, b->n_v2b, prev ? prev->v2b : NULL, &b->reused_v2b);
-	t->routes = prefix_table_get("rt", t->id, b->routes, b->n_routes, prev ? prev->routes : NULL,
+	t->v2b = prefix_table_get("v2b", t->id, b->v2b, b->n_v2b, prev ? prev->v2b : NULL, 1, &b->reused_v2b);
+	t->routes = prefix_table_get("rt", t->id, b->routes, b->n_routes, prev ? prev->routes : NULL, 0,
 				     &b->reused_routes);
 	t->v2p = build_hash("v2p", t->id, sizeof(struct of_v2p_key), b->n_v2p);
 	t->guest_by_mac = build_hash("gm", t->id, sizeof(struct of_guest_key), OF_MAX_PORTS);

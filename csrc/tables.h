@@ -44,6 +44,7 @@ struct of_v2p {
 };
 
 #define OF_NO_DEFAULT (-1)
+#define OF_NO_MATCH 0xFFFFu	/* a target that means "no entry" */
 
 struct of_prefix_rule {
 	uint8_t prefix[16];
@@ -95,7 +96,7 @@ static inline int
 of_tables_match(const struct of_prefix_table *pt, const uint8_t addr[16], uint32_t *target)
 {
 	if (of_lpm6_lookup(pt->lpm, addr, target) == 0)
-		return 0;
+		return *target == OF_NO_MATCH ? -1 : 0;
 	if (pt->default_target == OF_NO_DEFAULT)
 		return -1;
 	*target = (uint32_t)pt->default_target;
