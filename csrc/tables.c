@@ -351,8 +351,13 @@ build_members(struct of_builder *b, struct of_tables *t, const struct of_tables 
 {
 	struct of_dp *dp = b->dp;
 
-	/* TEP id 0 stands for "no TEP" (V2P flows) and is always live. */
-	t->teps[0].gen = 1;
+	/*
+	 * TEP id 0 stands for "no TEP" (V2P flows) and is always live; its
+	 * generation changes with the V2P set, so V2P flows follow an edit.
+	 */
+	t->v2p_digest = rte_hash_crc(b->v2p, b->n_v2p * sizeof(*b->v2p), b->n_v2p);
+	t->teps[0].gen = prev == NULL ? ++dp->member_gen :
+			 prev->v2p_digest == t->v2p_digest ? prev->teps[0].gen : ++dp->member_gen;
 	for (unsigned id = 1; id < OF_MAX_TEPS; id++) {
 		if (!b->teps[id].defined)
 			continue;

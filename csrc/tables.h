@@ -75,6 +75,7 @@ struct of_tables {
 	struct of_resilient *nh_groups[OF_MAX_GROUPS];
 	struct of_tep teps[OF_MAX_TEPS];
 	struct of_nexthop nhs[OF_MAX_NEXTHOPS];
+	uint32_t v2p_digest;		/* CRC of the V2P entries: a change re-pins V2P flows */
 	uint32_t id;			/* names of the DPDK objects */
 };
 

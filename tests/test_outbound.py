@@ -171,3 +171,17 @@ def test_udp_checksum_and_custom_source_port_range(eal):
     assert claimed != 0
     del decoded[UDP].chksum
     assert Ether(raw(decoded))[UDP].chksum == claimed
+
+
+def test_a_v2p_change_moves_existing_flows_to_the_new_sled(eal):
+    ip = ipaddress.IPv4Address("10.0.0.9")
+    state = default_state(1).replace(v2p=(V2P(GUEST_VNI, ip, ipaddress.IPv6Address("fd00:99::77"), "02:00:00:00:00:99"),))
+    frame = raw(Ether(src=GUEST_MAC, dst=GATEWAY_MAC) / IP(src=str(GUEST_IP4), dst=str(ip)) / UDP(sport=1, dport=2))
+    with ring_sled(state, n_uplinks=1) as sled:
+        sled.send("guest0", [frame])
+        assert Ether(sled.recv("uplink0")[0])[IPv6].dst == "fd00:99::77"
+        sled.dp.commit(state.replace(v2p=(V2P(GUEST_VNI, ip, ipaddress.IPv6Address("fd00:99::88"), "02:00:00:00:00:98"),)))
+        sled.send("guest0", [frame])
+        moved = Ether(sled.recv("uplink0")[0])
+        assert moved[IPv6].dst == "fd00:99::88" and moved[GENEVE].payload.dst == "02:00:00:00:00:98"
+        assert sled.counters()["flows_migrated"] == 1
