@@ -96,7 +96,7 @@ of_inbound_burst(struct of_dp *dp, struct of_lcore *lc, const struct of_tables *
 		uint32_t chunk = RTE_MIN((uint32_t)(n_ok - off), (uint32_t)RTE_HASH_LOOKUP_BULK_MAX);
 		uint64_t hits;
 
-		rte_hash_lookup_bulk_data(t->guest_by_mac, &key_ptrs[off], chunk, &hits, &ports[off]);
+		rte_hash_lookup_bulk_data(t->guest_index->hash, &key_ptrs[off], chunk, &hits, &ports[off]);
 		for (uint32_t i = 0; i < chunk; i++) {
 			struct rte_mbuf *m = ok[off + i];
 			uint16_t guest = (uint16_t)(uintptr_t)ports[off + i];

@@ -103,13 +103,13 @@ resolve_path(const struct of_dp *dp, const struct of_tables *t, const struct of_
 	int32_t pos;
 
 	memcpy(vk.ip, key->dst, 16);
-	pos = rte_hash_lookup(t->v2p, &vk);
+	pos = rte_hash_lookup(t->v2p->hash, &vk);
 	if (pos >= 0) {
 		/* A guest on another sled: straight to that sled, in the VPC's VNI. */
-		dst = t->v2p_vals[pos].underlay;
+		dst = t->v2p->vals[pos].underlay;
 		vni = key->vni;
 		p->tep = 0;
-		memcpy(p->inner_dst_mac, t->v2p_vals[pos].mac, 6);
+		memcpy(p->inner_dst_mac, t->v2p->vals[pos].mac, 6);
 	} else {
 		if (of_tables_match(t->v2b, key->dst, &target) != 0)
 			return OF_C_NO_V2B_MATCH;

@@ -32,8 +32,6 @@ struct of_member_list {
 struct of_builder {
 	struct of_dp *dp;
 	int error;			/* first error; commit refuses */
-	uint8_t reused_v2b;		/* the new snapshot took over the old one's table */
-	uint8_t reused_routes;
 	struct of_guest guests[OF_MAX_PORTS];
 	struct {
 		uint8_t defined;
@@ -49,15 +47,14 @@ struct of_builder {
 	struct of_member_list nh_groups[OF_MAX_GROUPS];
 	uint32_t n_v2b, n_routes, n_v2p;
 	struct of_prefix_rule *v2b, *routes;
-	struct {
-		struct of_v2p_key key;
-		struct of_v2p val;
-	} *v2p;
+	struct of_v2p_entry *v2p;
 };
 
 static uint32_t tables_ids;
 
-static void prefix_table_free(struct of_prefix_table *pt);
+static void prefix_table_put(struct of_prefix_table *pt);
+static void v2p_table_put(struct of_v2p_table *vt);
+static void guest_table_put(struct of_guest_table *gt);
 
 static int
 builder_fail(struct of_builder *b, int err, const char *what)
@@ -201,6 +198,8 @@ add_rule(struct of_builder *b, struct of_prefix_rule **rules, uint32_t *n, const
 		return builder_fail(b, -EINVAL, "prefix length over 128 or group id out of range");
 	if (grow(rules, *n, sizeof(**rules)) != 0)
 		return builder_fail(b, -ENOMEM, "out of memory for prefixes");
+	/* Whole-struct zeroing: rules are compared with memcmp, padding included. */
+	memset(&(*rules)[*n], 0, sizeof(**rules));
 	memcpy((*rules)[*n].prefix, prefix, 16);
 	(*rules)[*n].depth = depth;
 	(*rules)[*n].target = target;
@@ -225,11 +224,10 @@ of_tables_free(struct of_tables *t)
 {
 	if (t == NULL)
 		return;
-	prefix_table_free(t->v2b);
-	prefix_table_free(t->routes);
-	rte_hash_free(t->v2p);
-	rte_hash_free(t->guest_by_mac);
-	rte_free(t->v2p_vals);
+	prefix_table_put(t->v2b);
+	prefix_table_put(t->routes);
+	v2p_table_put(t->v2p);
+	guest_table_put(t->guest_index);
 	for (unsigned i = 0; i < OF_MAX_GROUPS; i++) {
 		of_resilient_free(t->tep_sets[i]);
 		of_resilient_free(t->nh_groups[i]);
@@ -238,9 +236,9 @@ of_tables_free(struct of_tables *t)
 }
 
 static void
-prefix_table_free(struct of_prefix_table *pt)
+prefix_table_put(struct of_prefix_table *pt)
 {
-	if (pt == NULL)
+	if (pt == NULL || --pt->refs > 0)
 		return;
 	rte_lpm6_free(pt->lpm);
 	rte_free(pt);
@@ -274,6 +272,7 @@ prefix_table_build(const char *kind, uint32_t id, const struct of_prefix_rule *r
 		of_set_error("out of memory for the %s table", kind);
 		return NULL;
 	}
+	pt->refs = 1;
 	pt->n_rules = n;
 	memcpy(pt->rules, rules, n * sizeof(*rules));
 	pt->default_target = OF_NO_DEFAULT;
@@ -301,17 +300,20 @@ prefix_table_build(const char *kind, uint32_t id, const struct of_prefix_rule *r
 	}
 	return pt;
 fail:
-	prefix_table_free(pt);
+	prefix_table_put(pt);
 	return NULL;
 }
 
-/* The previous table when its rules are the same, else a new one; *reused says which. */
+/* The previous table, shared, when its rules are the same; else a new one. */
 static struct of_prefix_table *
 prefix_table_get(const char *kind, uint32_t id, const struct of_prefix_rule *rules, uint32_t n,
-		 struct of_prefix_table *prev, int v4_barrier_needed, uint8_t *reused)
+		 struct of_prefix_table *prev, int v4_barrier_needed)
 {
-	*reused = prev != NULL && prev->n_rules == n && memcmp(prev->rules, rules, n * sizeof(*rules)) == 0;
-	return *reused ? prev : prefix_table_build(kind, id, rules, n, v4_barrier_needed);
+	if (prev != NULL && prev->n_rules == n && memcmp(prev->rules, rules, n * sizeof(*rules)) == 0) {
+		prev->refs++;
+		return prev;
+	}
+	return prefix_table_build(kind, id, rules, n, v4_barrier_needed);
 }
 
 static struct rte_hash *
@@ -335,6 +337,102 @@ build_hash(const char *kind, uint32_t id, uint32_t key_len, uint32_t n)
 	return h;
 }
 
+static void
+v2p_table_put(struct of_v2p_table *vt)
+{
+	if (vt == NULL || --vt->refs > 0)
+		return;
+	rte_hash_free(vt->hash);
+	rte_free(vt->vals);
+	rte_free(vt);
+}
+
+static struct of_v2p_table *
+v2p_table_get(struct of_builder *b, uint32_t id, struct of_v2p_table *prev)
+{
+	size_t input = b->n_v2p * sizeof(*b->v2p);
+	struct of_v2p_table *vt;
+
+	if (prev != NULL && prev->n == b->n_v2p && memcmp(prev->entries, b->v2p, input) == 0) {
+		prev->refs++;
+		return prev;
+	}
+	vt = rte_zmalloc("of_v2p", sizeof(*vt) + input, 0);
+	if (vt == NULL) {
+		builder_fail(b, -ENOMEM, "out of memory for V2P entries");
+		return NULL;
+	}
+	vt->refs = 1;
+	vt->n = b->n_v2p;
+	memcpy(vt->entries, b->v2p, input);
+	vt->hash = build_hash("v2p", id, sizeof(struct of_v2p_key), b->n_v2p);
+	if (vt->hash != NULL)
+		vt->vals = rte_zmalloc("of_v2p", ((size_t)rte_hash_max_key_id(vt->hash) + 1) * sizeof(*vt->vals), 0);
+	if (vt->vals == NULL) {
+		builder_fail(b, -ENOMEM, "out of memory for V2P entries");
+		goto fail;
+	}
+	for (uint32_t i = 0; i < b->n_v2p; i++) {
+		int32_t pos = rte_hash_add_key(vt->hash, &b->v2p[i].key);
+
+		if (pos < 0) {
+			builder_fail(b, pos, "cannot add a V2P entry");
+			goto fail;
+		}
+		vt->vals[pos] = b->v2p[i].val;
+	}
+	return vt;
+fail:
+	v2p_table_put(vt);
+	return NULL;
+}
+
+static void
+guest_table_put(struct of_guest_table *gt)
+{
+	if (gt == NULL || --gt->refs > 0)
+		return;
+	rte_hash_free(gt->hash);
+	rte_free(gt);
+}
+
+static struct of_guest_table *
+guest_table_get(struct of_builder *b, uint32_t id, struct of_guest_table *prev)
+{
+	struct of_guest_table *gt;
+
+	if (prev != NULL && memcmp(prev->guests, b->guests, sizeof(b->guests)) == 0) {
+		prev->refs++;
+		return prev;
+	}
+	gt = rte_zmalloc("of_guests", sizeof(*gt), 0);
+	if (gt == NULL) {
+		builder_fail(b, -ENOMEM, "out of memory for the guest table");
+		return NULL;
+	}
+	gt->refs = 1;
+	memcpy(gt->guests, b->guests, sizeof(b->guests));
+	gt->hash = build_hash("gm", id, sizeof(struct of_guest_key), OF_MAX_PORTS);
+	if (gt->hash == NULL)
+		goto fail;
+	for (uint16_t p = 0; p < OF_MAX_PORTS; p++) {
+		struct of_guest_key key = { .vni = b->guests[p].vni };
+
+		if (!b->guests[p].valid)
+			continue;
+		memcpy(key.mac, b->guests[p].mac, 6);
+		/* The data is the port index itself. */
+		if (rte_hash_add_key_data(gt->hash, &key, (void *)(uintptr_t)p) < 0) {
+			builder_fail(b, -EINVAL, "two guest ports share a (VNI, MAC)");
+			goto fail;
+		}
+	}
+	return gt;
+fail:
+	guest_table_put(gt);
+	return NULL;
+}
+
 /* A member keeps its generation while it stays up and unchanged. */
 static uint32_t
 next_gen(struct of_dp *dp, int up, uint32_t prev_gen, int unchanged)
@@ -351,13 +449,6 @@ build_members(struct of_builder *b, struct of_tables *t, const struct of_tables 
 {
 	struct of_dp *dp = b->dp;
 
-	/*
-	 * TEP id 0 stands for "no TEP" (V2P flows) and is always live; its
-	 * generation changes with the V2P set, so V2P flows follow an edit.
-	 */
-	t->v2p_digest = rte_hash_crc(b->v2p, b->n_v2p * sizeof(*b->v2p), b->n_v2p);
-	t->teps[0].gen = prev == NULL ? ++dp->member_gen :
-			 prev->v2p_digest == t->v2p_digest ? prev->teps[0].gen : ++dp->member_gen;
 	for (unsigned id = 1; id < OF_MAX_TEPS; id++) {
 		if (!b->teps[id].defined)
 			continue;
@@ -443,48 +534,22 @@ build_tables(struct of_builder *b, const struct of_tables *prev)
 			goto fail;
 		}
 
-	t->v2b = prefix_table_get("v2b", t->id, b->v2b, b->n_v2b, prev ? prev->v2b : NULL, 1, &b->reused_v2b);
-	t->routes = prefix_table_get("rt", t->id, b->routes, b->n_routes, prev ? prev->routes : NULL, 0,
-				     &b->reused_routes);
-	t->v2p = build_hash("v2p", t->id, sizeof(struct of_v2p_key), b->n_v2p);
-	t->guest_by_mac = build_hash("gm", t->id, sizeof(struct of_guest_key), OF_MAX_PORTS);
-	if (t->v2b == NULL || t->routes == NULL || t->v2p == NULL || t->guest_by_mac == NULL) {
-		b->error = -ENOMEM;	/* the message is set already */
+	t->v2b = prefix_table_get("v2b", t->id, b->v2b, b->n_v2b, prev ? prev->v2b : NULL, 1);
+	t->routes = prefix_table_get("rt", t->id, b->routes, b->n_routes, prev ? prev->routes : NULL, 0);
+	t->v2p = v2p_table_get(b, t->id, prev ? prev->v2p : NULL);
+	t->guest_index = guest_table_get(b, t->id, prev ? prev->guest_index : NULL);
+	if (t->v2b == NULL || t->routes == NULL || t->v2p == NULL || t->guest_index == NULL) {
+		if (b->error == 0)
+			b->error = -ENOMEM;	/* the message is set already */
 		goto fail;
 	}
-	t->v2p_vals = rte_zmalloc("of_v2p", ((size_t)rte_hash_max_key_id(t->v2p) + 1) * sizeof(struct of_v2p), 0);
-	if (t->v2p_vals == NULL) {
-		builder_fail(b, -ENOMEM, "out of memory for V2P entries");
-		goto fail;
-	}
-	for (uint32_t i = 0; i < b->n_v2p; i++) {
-		int32_t pos = rte_hash_add_key(t->v2p, &b->v2p[i].key);
-
-		if (pos < 0) {
-			builder_fail(b, pos, "cannot add a V2P entry");
-			goto fail;
-		}
-		t->v2p_vals[pos] = b->v2p[i].val;
-	}
-	for (uint16_t p = 0; p < OF_MAX_PORTS; p++) {
-		struct of_guest_key key = { .vni = t->guests[p].vni };
-
-		if (!t->guests[p].valid)
-			continue;
-		memcpy(key.mac, t->guests[p].mac, 6);
-		/* Position -> port: the data is the port index itself. */
-		if (rte_hash_add_key_data(t->guest_by_mac, &key, (void *)(uintptr_t)p) < 0) {
-			builder_fail(b, -EINVAL, "two guest ports share a (VNI, MAC)");
-			goto fail;
-		}
-	}
+	/*
+	 * TEP id 0 stands for "no TEP" (V2P flows) and is always live; its
+	 * generation changes with the V2P set, so V2P flows follow an edit.
+	 */
+	t->teps[0].gen = prev != NULL && prev->v2p == t->v2p ? prev->teps[0].gen : ++b->dp->member_gen;
 	return t;
 fail:
-	/* A table taken over from the published snapshot still belongs to it. */
-	if (b->reused_v2b)
-		t->v2b = NULL;
-	if (b->reused_routes)
-		t->routes = NULL;
 	of_tables_free(t);
 	return NULL;
 }
@@ -507,10 +572,6 @@ of_builder_commit(struct of_builder *b)
 	__atomic_store_n(&dp->tables, t, __ATOMIC_RELEASE);
 	/* Once every worker has passed a quiescent state, none can use old. */
 	rte_rcu_qsbr_synchronize(dp->qsbr, RTE_QSBR_THRID_INVALID);
-	if (b->reused_v2b)
-		old->v2b = NULL;
-	if (b->reused_routes)
-		old->routes = NULL;
 	of_tables_free(old);
 	dp->table_swaps++;
 	of_builder_free(b);

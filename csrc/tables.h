@@ -52,36 +52,56 @@ struct of_prefix_rule {
 	uint16_t target;		/* TEP set or nexthop group */
 };
 
+struct of_v2p_key {
+	uint32_t vni;
+	uint8_t ip[16];
+};
+
+struct of_v2p_entry {
+	struct of_v2p_key key;
+	struct of_v2p val;
+};
+
 /*
- * A longest-prefix-match table and the rules it was built from. An rte_lpm6
- * costs tens of MB to create, so a commit that leaves the rules unchanged
- * (a member going up or down) hands the previous table on instead.
+ * The lookup structures of a snapshot are costly to create (an rte_lpm6
+ * takes tens of MB, an rte_hash a memzone), so consecutive snapshots share
+ * one while its input is unchanged: a member going up or down rebuilds only
+ * the bucket tables. refs counts the snapshots holding it (control thread
+ * only); each keeps its input to compare with the next commit's.
  */
 struct of_prefix_table {
+	uint32_t refs;
 	struct rte_lpm6 *lpm;
 	int32_t default_target;		/* ::/0, which rte_lpm6 cannot hold */
 	uint32_t n_rules;
 	struct of_prefix_rule rules[];
 };
 
+struct of_v2p_table {
+	uint32_t refs;
+	struct rte_hash *hash;		/* (vni, inner ip) -> index into vals */
+	struct of_v2p *vals;
+	uint32_t n;
+	struct of_v2p_entry entries[];
+};
+
+struct of_guest_table {
+	uint32_t refs;
+	struct rte_hash *hash;		/* (vni, mac) -> port index */
+	struct of_guest guests[OF_MAX_PORTS];
+};
+
 struct of_tables {
 	struct of_prefix_table *v2b;	/* inner dst (v4-mapped for IPv4) -> TEP set */
 	struct of_prefix_table *routes;	/* underlay dst -> nexthop group */
-	struct rte_hash *v2p;		/* (vni, inner ip) -> index into v2p_vals */
-	struct of_v2p *v2p_vals;
-	struct rte_hash *guest_by_mac;	/* (vni, mac) -> port index */
+	struct of_v2p_table *v2p;
+	struct of_guest_table *guest_index;
 	struct of_guest guests[OF_MAX_PORTS];
 	struct of_resilient *tep_sets[OF_MAX_GROUPS];
 	struct of_resilient *nh_groups[OF_MAX_GROUPS];
 	struct of_tep teps[OF_MAX_TEPS];
 	struct of_nexthop nhs[OF_MAX_NEXTHOPS];
-	uint32_t v2p_digest;		/* CRC of the V2P entries: a change re-pins V2P flows */
 	uint32_t id;			/* names of the DPDK objects */
-};
-
-struct of_v2p_key {
-	uint32_t vni;
-	uint8_t ip[16];
 };
 
 struct of_guest_key {
