@@ -52,6 +52,20 @@ struct of_builder {
 
 static uint32_t tables_ids;
 
+/* memcmp/memcpy of an empty, possibly NULL, input (no rules yet) is undefined: guard it. */
+static int
+same_bytes(const void *a, const void *b, size_t n)
+{
+	return n == 0 || memcmp(a, b, n) == 0;
+}
+
+static void
+copy_bytes(void *dst, const void *src, size_t n)
+{
+	if (n != 0)
+		memcpy(dst, src, n);
+}
+
 static void prefix_table_put(struct of_prefix_table *pt);
 static void v2p_table_put(struct of_v2p_table *vt);
 static void guest_table_put(struct of_guest_table *gt);
@@ -274,7 +288,7 @@ prefix_table_build(const char *kind, uint32_t id, const struct of_prefix_rule *r
 	}
 	pt->refs = 1;
 	pt->n_rules = n;
-	memcpy(pt->rules, rules, n * sizeof(*rules));
+	copy_bytes(pt->rules, rules, n * sizeof(*rules));
 	pt->default_target = OF_NO_DEFAULT;
 	snprintf(name, sizeof(name), "of%s%u", kind, id);
 	pt->lpm = rte_lpm6_create(name, SOCKET_ID_ANY, &config);
@@ -309,7 +323,7 @@ static struct of_prefix_table *
 prefix_table_get(const char *kind, uint32_t id, const struct of_prefix_rule *rules, uint32_t n,
 		 struct of_prefix_table *prev, int v4_barrier_needed)
 {
-	if (prev != NULL && prev->n_rules == n && memcmp(prev->rules, rules, n * sizeof(*rules)) == 0) {
+	if (prev != NULL && prev->n_rules == n && same_bytes(prev->rules, rules, n * sizeof(*rules))) {
 		prev->refs++;
 		return prev;
 	}
@@ -353,7 +367,7 @@ v2p_table_get(struct of_builder *b, uint32_t id, struct of_v2p_table *prev)
 	size_t input = b->n_v2p * sizeof(*b->v2p);
 	struct of_v2p_table *vt;
 
-	if (prev != NULL && prev->n == b->n_v2p && memcmp(prev->entries, b->v2p, input) == 0) {
+	if (prev != NULL && prev->n == b->n_v2p && same_bytes(prev->entries, b->v2p, input)) {
 		prev->refs++;
 		return prev;
 	}
@@ -364,7 +378,7 @@ v2p_table_get(struct of_builder *b, uint32_t id, struct of_v2p_table *prev)
 	}
 	vt->refs = 1;
 	vt->n = b->n_v2p;
-	memcpy(vt->entries, b->v2p, input);
+	copy_bytes(vt->entries, b->v2p, input);
 	vt->hash = build_hash("v2p", id, sizeof(struct of_v2p_key), b->n_v2p);
 	if (vt->hash != NULL)
 		vt->vals = rte_zmalloc("of_v2p", ((size_t)rte_hash_max_key_id(vt->hash) + 1) * sizeof(*vt->vals), 0);

@@ -7,6 +7,7 @@ import sys
 
 import click
 
+from .bench import bench
 from .config import Config, run_options
 from .ctl import ctl
 from .demo import demo
@@ -102,6 +103,7 @@ def _fail(message: str, prefix: str) -> None:
     sys.exit(2)
 
 
+main.add_command(bench)
 main.add_command(pmds)
 main.add_command(ctl)
 main.add_command(demo)

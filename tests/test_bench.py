@@ -1,0 +1,36 @@
+"""`opte-fast bench` end to end, short: testpmd's I/O ceiling, then opte-fast, on one small pcap.
+
+It runs its own EAL processes (testpmd and an opte-fast subprocess), so it needs no `eal` fixture."""
+import json
+import os
+import shutil
+
+import pytest
+from click.testing import CliRunner
+
+from opte_fast.bench import DPDK_RUN_DIR, bench, prefixes
+
+pytestmark = pytest.mark.skipif(shutil.which("dpdk-testpmd") is None, reason="dpdk-testpmd (dpdk-dev) not installed")
+
+
+def test_bench_json_smoke():
+    result = CliRunner().invoke(bench, ["--seconds", "1", "--flows", "1024", "--json"], catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    r = json.loads(result.output)
+    assert r["ceiling_mpps"] > 0 and r["opte_fast_mpps"] > 0
+    assert r["ratio"] > 0
+    assert r["tsc_hz"] > 0 and "cost_cycles_per_packet" in r
+    counters = r["opte_fast"]["counters"]
+    assert counters["flows_created"] == 1024 and counters["flow_table_full"] == 0
+    assert counters["tx_uplink_packets"] == counters["rx_guest_packets"] > 0
+    assert r["opte_fast"]["drops"] == {}
+    # Nothing left behind: the EAL run directories of both runs are gone.
+    for prefix in prefixes(os.getpid()).values():
+        assert not (DPDK_RUN_DIR / prefix).exists(), prefix
+
+
+def test_bench_without_testpmd(monkeypatch):
+    monkeypatch.setattr("opte_fast.bench.TESTPMD", "dpdk-testpmd-missing")
+    result = CliRunner().invoke(bench, ["--seconds", "1", "--flows", "16"])
+    assert result.exit_code == 1
+    assert "install dpdk-dev" in result.output
