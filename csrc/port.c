@@ -118,6 +118,13 @@ of_dp_set_exception(struct of_dp *dp, uint16_t uplink, uint16_t exception_port)
 		of_set_error("an exception path joins an uplink to an exception port");
 		return -EINVAL;
 	}
+	/* One tap per uplink and one uplink per tap: the kernel's frames leave by exactly one uplink. */
+	if ((dp->ports[uplink].exception != OF_NONE && dp->ports[uplink].exception != exception_port) ||
+	    (dp->ports[exception_port].uplink != OF_NONE && dp->ports[exception_port].uplink != uplink)) {
+		of_set_error("uplink %s or exception port %s is joined already", dp->ports[uplink].name,
+			     dp->ports[exception_port].name);
+		return -EBUSY;
+	}
 	dp->ports[uplink].exception = exception_port;
 	dp->ports[exception_port].uplink = uplink;
 	return 0;
@@ -177,6 +184,12 @@ port_start(struct of_dp *dp, struct of_port *p)
 int
 of_ports_start(struct of_dp *dp)
 {
+	/* A tap joined to no uplink would have its frames sent to port OF_NONE. */
+	for (uint16_t i = 0; i < dp->n_ports; i++)
+		if (dp->ports[i].role == OF_ROLE_EXCEPTION && dp->ports[i].uplink == OF_NONE) {
+			of_set_error("exception port %s is joined to no uplink (set_exception)", dp->ports[i].name);
+			return -EINVAL;
+		}
 	for (uint16_t i = 0; i < dp->n_ports; i++) {
 		int rc = port_start(dp, &dp->ports[i]);
 

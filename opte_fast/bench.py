@@ -31,24 +31,18 @@ import sys
 import tempfile
 import threading
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import click
+
+from .sample import GATEWAY_MAC, GUEST_IP4, GUEST_MAC, GUEST_PORT, UNDERLAY, anycast_state, uplink_name
 
 TESTPMD = "dpdk-testpmd"
 DPDK_RUN_DIR = Path("/var/run/dpdk")
 PREFIX_BASE = "oft-bench"
 WORKER_LCORE = 1
 
-# The benchmark sled (the same shape as tests/support/sled.py's default_state, one uplink).
-UNDERLAY = ipaddress.IPv6Address("fd00:0:f7:101::1")
-GUEST_MAC = "02:00:00:00:00:01"
-GATEWAY_MAC = "a8:40:25:ff:00:01"
-GUEST_IP4 = ipaddress.IPv4Address("10.0.0.2")
-GUEST_VNI = 7
-TEP = ipaddress.IPv6Address("fd00:99::1")
-SWITCH_MAC = "02:aa:00:00:00:01"
 DST_BASE = int(ipaddress.IPv4Address("198.18.0.0"))   # RFC 2544 benchmarking range, 198.18.0.0/15
 DST_SPAN = 1 << 17
 
@@ -277,17 +271,6 @@ def measure_ceiling(setup: Setup, prefix: str, startup_timeout_s: float = 60.0) 
 
 # -- 2. opte-fast's outbound path ----------------------------------------------------------------
 
-def bench_state():
-    from .state import V2B, DesiredState, GuestPort, Nexthop, Route, Tep, Underlay
-    return DesiredState(
-        underlay=Underlay(UNDERLAY),
-        guests=(GuestPort("guest0", GUEST_VNI, GUEST_MAC, GATEWAY_MAC, GUEST_IP4, None),),
-        v2b=(V2B(ipaddress.ip_network("0.0.0.0/0"), (Tep(TEP),)),),
-        routes=(Route(ipaddress.ip_network("fd00:99::/64"),
-                      (Nexthop("uplink0", ipaddress.IPv6Address("fe80::1"), SWITCH_MAC),)),),
-    )
-
-
 def _worker() -> None:
     """The opte-fast side, in its own process (its own EAL): prints one JSON line."""
     cfg = json.loads(sys.argv[1])
@@ -301,9 +284,9 @@ def _worker() -> None:
     dp = Dataplane(DataplaneOptions(underlay_addr=UNDERLAY, n_mbufs=cfg["n_mbufs"],
                                     flow_capacity=cfg["flow_capacity"]))
     try:
-        dp.add_port("guest0", cfg["source"], "guest")
-        dp.add_port("uplink0", cfg["sink"], "uplink")
-        dp.commit(bench_state())
+        dp.add_port(GUEST_PORT, cfg["source"], "guest")
+        dp.add_port(uplink_name(0), cfg["sink"], "uplink")
+        dp.commit(anycast_state(1))
         dp.start([WORKER_LCORE])
         clock = ThreadClock()
         time.sleep(cfg["warmup"])

@@ -32,44 +32,12 @@ from dataclasses import dataclass, field
 import click
 import numpy as np
 
-from .state import V2B, DesiredState, GuestPort, Nexthop, Route, Tep, Underlay
+from .sample import (GATEWAY_MAC, GUEST_IP4, GUEST_MAC, GUEST_VNI, TEP, TEP_PREFIX, UNDERLAY, anycast_state,
+                     switch_gateway, switch_mac, uplink_name)
 
 # -- the sled ----------------------------------------------------------------------------------
-UNDERLAY = ipaddress.IPv6Address("fd00:0:f7:101::1")
-GUEST_MAC = "02:00:00:00:00:01"
-GUEST_IP4 = ipaddress.IPv4Address("10.0.0.2")
-GUEST_IP6 = ipaddress.IPv6Address("fd77::2")
-GATEWAY_MAC = "a8:40:25:ff:00:01"
-GUEST_VNI = 7
-TEP = ipaddress.IPv6Address("fd00:99::1")
-TEP_PREFIX = ipaddress.ip_network("fd00:99::/64")
 DEST_NET = ipaddress.ip_network("198.18.0.0/15")  # RFC 2544 benchmarking range: the "internet"
 DEST_PORTS = (443, 53, 123, 4500, 3478, 8080, 5353, 51820)
-
-
-def switch_mac(i: int) -> str:
-    return f"02:aa:00:00:00:{i + 1:02x}"
-
-
-def switch_gateway(i: int) -> ipaddress.IPv6Address:
-    return ipaddress.IPv6Address(f"fe80::{i + 1:x}")
-
-
-def uplink_name(i: int) -> str:
-    return f"uplink{i}"
-
-
-def demo_state(n_nexthops: int, without: int | None = None) -> DesiredState:
-    """One guest; everything outside the VPC to one anycast TEP; the TEP's route over every uplink
-    (less `without`, a withdrawn route's nexthop)."""
-    nexthops = tuple(Nexthop(uplink_name(i), switch_gateway(i), switch_mac(i))
-                     for i in range(n_nexthops) if i != without)
-    return DesiredState(
-        underlay=Underlay(UNDERLAY),
-        guests=(GuestPort("guest0", GUEST_VNI, GUEST_MAC, GATEWAY_MAC, GUEST_IP4, GUEST_IP6),),
-        v2b=(V2B(ipaddress.ip_network("0.0.0.0/0"), (Tep(TEP),)), V2B(ipaddress.ip_network("::/0"), (Tep(TEP),))),
-        routes=(Route(TEP_PREFIX, nexthops),),
-    )
 
 
 # -- frames ------------------------------------------------------------------------------------
@@ -208,9 +176,8 @@ class Collector(threading.Thread):
 
     def __init__(self, dp, n_uplinks: int, n_total: int):
         super().__init__(name="demo-collector", daemon=True)
-        # Dataplane.collect reserves 64 MiB a call; frames here are FRAME_LEN bytes, so ask the core for less.
-        self._collect = dp._core.collect
-        self.ports = [dp.port_index(uplink_name(i)) for i in range(n_uplinks)]
+        self._dp = dp
+        self.ports = [uplink_name(i) for i in range(n_uplinks)]
         self.macs = [bytes.fromhex(switch_mac(i).replace(":", "")) for i in range(n_uplinks)]
         self.n = n_uplinks
         self.count = np.zeros((n_total, n_uplinks), dtype=np.int64)
@@ -231,7 +198,7 @@ class Collector(threading.Thread):
             while True:
                 got = 0
                 for u, port in enumerate(self.ports):
-                    frames = self._collect(port, self._want[u], 256)
+                    frames = self._dp.collect(port, self._want[u], 256)
                     # the binding zeroes want * 256 bytes a call: ask for little while little comes
                     self._want[u] = min(self.MAX_FRAMES, max(64, 2 * len(frames)))
                     if frames:
@@ -570,7 +537,7 @@ def run_demo(args: DemoArgs, view: View) -> int:
             dp.add_ring_port("guest0", "guest")
             for i in range(args.nexthops):
                 dp.add_ring_port(uplink_name(i), "uplink", ring_size=UPLINK_RING)
-            dp.commit(demo_state(args.nexthops))
+            dp.commit(anycast_state(args.nexthops))
             dp.start([args.lcore])
             started = True
         except (DataplaneError, ValueError) as e:
@@ -641,13 +608,13 @@ def _timeline(args: DemoArgs, view: View, dp, gen: Generator, col: Collector, dr
         elapsed = time.monotonic() - t0
         if not withdrawn_done and elapsed >= args.t_withdraw:
             carried_by_dp = next((n["flows"] for n in dp.paths()["nexthops"] if n["uplink"] == uplink_name(w)), 0)
-            dp.commit(demo_state(args.nexthops, without=w))
+            dp.commit(anycast_state(args.nexthops, without=w))
             withdrawn_done = True
             phase = f"nexthop {w} withdrawn"
             view.event(elapsed, f"switch {w} fails, route via {uplink_name(w)} withdrawn: "
                                 f"{carried_by_dp:,} flows were on it")
         elif withdrawn_done and not restored_done and elapsed >= args.t_restore:
-            dp.commit(demo_state(args.nexthops))
+            dp.commit(anycast_state(args.nexthops))
             gen.activate(args.flows + args.new_flows)
             restored_done = True
             phase = f"nexthop {w} restored"

@@ -80,7 +80,7 @@ def encapsulated(uplink: int, flow: int, seq: int, mac: str | None = None) -> by
 
 
 def collector() -> Collector:
-    dp = SimpleNamespace(_core=SimpleNamespace(collect=lambda *a: []), port_index=lambda name: int(name[6:]))
+    dp = SimpleNamespace(collect=lambda *a: [])
     return Collector(dp, N_UPLINKS, N_OLD + 2)
 
 

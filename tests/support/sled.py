@@ -1,43 +1,19 @@
 """A sled on ring ports: the real data plane, fed and drained from the test."""
 from __future__ import annotations
 
-import ipaddress
 import time
 from contextlib import contextmanager
 from dataclasses import replace
 
 from opte_fast.dataplane import Dataplane, DataplaneOptions
-from opte_fast.state import V2B, DesiredState, GuestPort, Nexthop, Route, Tep, Underlay
+from opte_fast.sample import (GATEWAY_MAC, GUEST_IP4, GUEST_IP6, GUEST_MAC, GUEST_VNI, TEP, UNDERLAY, anycast_state,
+                              switch_gateway, switch_mac, uplink_name)
+from opte_fast.state import DesiredState
 
-UNDERLAY = ipaddress.IPv6Address("fd00:0:f7:101::1")
-GUEST_MAC = "02:00:00:00:00:01"
-GUEST_IP4 = ipaddress.IPv4Address("10.0.0.2")
-GUEST_IP6 = ipaddress.IPv6Address("fd77::2")
-GATEWAY_MAC = "a8:40:25:ff:00:01"
-GUEST_VNI = 7
-TEP = ipaddress.IPv6Address("fd00:99::1")
-SWITCH_MACS = ["02:aa:00:00:00:01", "02:aa:00:00:00:02", "02:aa:00:00:00:03", "02:aa:00:00:00:04"]
-
-
-def gateway(i: int) -> ipaddress.IPv6Address:
-    return ipaddress.IPv6Address(f"fe80::{i + 1}")
-
-
-def uplink(i: int) -> str:
-    return f"uplink{i}"
-
-
-def default_state(n_uplinks: int = 2, teps: tuple[ipaddress.IPv6Address, ...] = (TEP,)) -> DesiredState:
-    """Guest 10.0.0.2 / fd77::2 in VNI 7; everything outside the VPC to boundary services;
-    the TEP prefix fd00:99::/64 reached over every uplink (anycast mode)."""
-    return DesiredState(
-        underlay=Underlay(UNDERLAY),
-        guests=(GuestPort("guest0", GUEST_VNI, GUEST_MAC, GATEWAY_MAC, GUEST_IP4, GUEST_IP6),),
-        v2b=(V2B(ipaddress.ip_network("0.0.0.0/0"), tuple(Tep(t) for t in teps)),
-             V2B(ipaddress.ip_network("::/0"), tuple(Tep(t) for t in teps))),
-        routes=(Route(ipaddress.ip_network("fd00:99::/64"),
-                      tuple(Nexthop(uplink(i), gateway(i), SWITCH_MACS[i]) for i in range(n_uplinks))),),
-    )
+SWITCH_MACS = [switch_mac(i) for i in range(16)]
+gateway = switch_gateway
+uplink = uplink_name
+default_state = anycast_state
 
 
 class Sled:
