@@ -116,6 +116,11 @@ of_dp_create(const struct of_dp_config *cfg)
 	dp->udp_idle_tsc = ms_to_tsc(cfg->udp_idle_ms);
 	dp->icmp_idle_tsc = ms_to_tsc(cfg->icmp_idle_ms);
 	dp->rebalance_tsc = ms_to_tsc(cfg->rebalance_idle_ms);
+	/* A flow outlives its timeout by at most one sweep period. */
+	dp->sweep_period_tsc = RTE_MAX(RTE_MIN(rte_get_tsc_hz(),
+					       RTE_MIN(RTE_MIN(dp->tcp_closed_tsc, dp->udp_idle_tsc),
+						       RTE_MIN(dp->icmp_idle_tsc, dp->tcp_idle_tsc)) / 2),
+				       rte_get_tsc_hz() / 1000);
 
 	snprintf(name, sizeof(name), "of_pool_%u", dp->instance);
 	dp->pool = rte_pktmbuf_pool_create(name, cfg->n_mbufs, cfg->mbuf_cache, 0, cfg->mbuf_data_room,

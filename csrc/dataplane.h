@@ -49,6 +49,7 @@ struct of_lcore {
 	} rx[OF_MAX_PORTS];
 	struct of_flow_table *flows;
 	uint32_t sweep_pos;		/* next flow entry the expiry sweep checks */
+	uint64_t sweep_tsc;		/* the time the sweep has caught up to */
 	uint64_t now;			/* TSC at the start of the current burst */
 	uint64_t counters[OF_N_COUNTERS];
 	struct of_path_stats tep[OF_MAX_TEPS];
@@ -72,6 +73,7 @@ struct of_dp {
 	/* Timeouts in TSC ticks, derived from cfg at create. */
 	uint64_t tcp_idle_tsc, tcp_closed_tsc, udp_idle_tsc, icmp_idle_tsc;
 	uint64_t rebalance_tsc;		/* UINT64_MAX: never */
+	uint64_t sweep_period_tsc;	/* one pass of the expiry sweep over a flow table */
 
 	volatile int running;
 	unsigned n_workers;
@@ -106,7 +108,8 @@ void of_inbound_burst(struct of_dp *dp, struct of_lcore *lc, const struct of_tab
 void of_exception_burst(struct of_dp *dp, struct of_lcore *lc, uint16_t port,
 			struct rte_mbuf **pkts, uint16_t n);
 
-void of_flow_sweep(struct of_dp *dp, struct of_lcore *lc, unsigned budget);
+#define OF_SWEEP_MAX 256		/* entries one iteration checks at most */
+void of_flow_sweep(struct of_dp *dp, struct of_lcore *lc);
 
 /* loop.c */
 int of_worker_main(void *arg);

@@ -9,7 +9,6 @@
 
 #include "dataplane.h"
 
-#define SWEEP_BUDGET 16
 
 int
 of_worker_main(void *arg)
@@ -21,6 +20,7 @@ of_worker_main(void *arg)
 
 	rte_rcu_qsbr_thread_register(dp->qsbr, lc->lcore_id);
 	rte_rcu_qsbr_thread_online(dp->qsbr, lc->lcore_id);
+	lc->sweep_tsc = rte_rdtsc();
 	while (__atomic_load_n(&dp->running, __ATOMIC_RELAXED)) {
 		const struct of_tables *t = __atomic_load_n(&dp->tables, __ATOMIC_ACQUIRE);
 
@@ -44,7 +44,7 @@ of_worker_main(void *arg)
 			}
 		}
 		of_tx_flush_all(dp, lc);
-		of_flow_sweep(dp, lc, SWEEP_BUDGET);
+		of_flow_sweep(dp, lc);
 		rte_rcu_qsbr_quiescent(dp->qsbr, lc->lcore_id);
 	}
 	of_tx_flush_all(dp, lc);

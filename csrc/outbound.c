@@ -201,6 +201,17 @@ refresh_path(struct of_dp *dp, struct of_lcore *lc, const struct of_tables *t, s
 	return OF_OK;
 }
 
+/* A flow entry spans three cache lines: its state, its path, the rest of the outer header. */
+static inline void
+prefetch_entry(const struct of_flow_entry *e)
+{
+	if (e == NULL)
+		return;
+	rte_prefetch0(e);
+	rte_prefetch0((const uint8_t *)e + RTE_CACHE_LINE_SIZE);
+	rte_prefetch0((const uint8_t *)e + 2 * RTE_CACHE_LINE_SIZE);
+}
+
 static inline void
 encap_and_send(struct of_dp *dp, struct of_lcore *lc, const struct of_path *p, struct rte_mbuf *m)
 {
@@ -273,12 +284,17 @@ of_outbound_burst(struct of_dp *dp, struct of_lcore *lc, const struct of_tables 
 		return;
 	of_flow_lookup_bulk(lc->flows, keys, hashes, n_ok, entries);
 
+	for (uint16_t i = 0; i < PREFETCH_OFFSET && i < n_ok; i++)
+		prefetch_entry(entries[i]);
 	for (uint16_t i = 0; i < n_ok; i++) {
 		struct rte_mbuf *m = ok[i];
 		struct of_flow_entry *e = entries[i];
 		struct of_path stateless;
 		int created = 0;
 		int rc;
+
+		if (i + PREFETCH_OFFSET < n_ok)
+			prefetch_entry(entries[i + PREFETCH_OFFSET]);
 
 		/* The bulk lookup ran before this burst removed flows: an entry it found may have been
 		 * removed since (and its slot even reused by another flow). Removing it again would
@@ -329,12 +345,22 @@ of_outbound_burst(struct of_dp *dp, struct of_lcore *lc, const struct of_tables 
 	}
 }
 
-/* A few entries per iteration: expiry costs the same every loop, never a pause. */
+/*
+ * Expiry walks the table at a steady pace: one full pass per sweep period
+ * (a second, or half the shortest timeout), a few entries per iteration
+ * as time passes, so it never pauses the loop and costs nothing at rest.
+ */
 void
-of_flow_sweep(struct of_dp *dp, struct of_lcore *lc, unsigned budget)
+of_flow_sweep(struct of_dp *dp, struct of_lcore *lc)
 {
 	struct of_flow_table *ft = lc->flows;
+	uint64_t budget = (lc->now - lc->sweep_tsc) * ft->n_entries / dp->sweep_period_tsc;
 
+	if (budget == 0)
+		return;
+	/* Credit only the time the entries stand for, so slow iterations do not lose pace. */
+	lc->sweep_tsc += budget * dp->sweep_period_tsc / ft->n_entries;
+	budget = RTE_MIN(budget, (uint64_t)OF_SWEEP_MAX);
 	while (budget-- > 0) {
 		struct of_flow_entry *e = &ft->entries[lc->sweep_pos];
 
