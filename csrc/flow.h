@@ -7,6 +7,7 @@
 #ifndef OF_FLOW_H
 #define OF_FLOW_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 #include <rte_common.h>
@@ -27,17 +28,24 @@ struct of_path {
 	uint8_t outer[OF_OUTER_HDR_LEN];	/* lengths and checksum filled per packet */
 };
 
+/*
+ * Laid out for the packet path: what every packet reads and writes (state,
+ * path, outer header) fills the first two cache lines; the key, needed only
+ * to remove or dump the flow, comes after.
+ */
 struct of_flow_entry {
-	struct of_flow_key key;
-	uint32_t hash;
-	uint8_t in_use;
-	uint8_t closing;		/* TCP FIN or RST seen: short timeout */
-	uint16_t udp_sport;
 	uint64_t last_tsc;
 	uint64_t packets;
 	uint64_t bytes;
+	uint32_t hash;
+	uint8_t in_use;
+	uint8_t closing;		/* TCP FIN or RST seen: short timeout */
 	struct of_path path;
+	struct of_flow_key key;
 } __rte_cache_aligned;
+
+_Static_assert(offsetof(struct of_flow_entry, key) <= 2 * RTE_CACHE_LINE_SIZE,
+	       "the per-packet part of a flow entry fits two cache lines");
 
 struct of_flow_table {
 	struct rte_hash *hash;

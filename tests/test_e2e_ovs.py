@@ -1,13 +1,32 @@
 """opte-fast end to end: a guest in a namespace, the real data plane in this process, two Open vSwitch
-boundary-services switches (anycast TEP) and an internet host.
+boundary-services switches and an internet host.
 
     guest ns            pytest process (DPDK)            switch ns i (OVS)              internet ns
     tap (guest IP) ──net_tap── guest0 │ uplink<i> ──net_tap── tap<i> ∈ br-ul ... br-tun ── up<i> ── host
 
-The lab comes from `boundary_lab((TEP, TEP))`; its sled-side veths are replaced by opte-fast's
-uplink taps: in each switch namespace `ul0` is taken out of br-ul and deleted (with its sled end),
-and the tap, moved into the switch namespace after the data plane started it, takes its place.
-The taps carry the MACs the lab seeded into OVS as the sled's (`net_tap...,mac=`).
+Both ways of reaching boundary services run the same scenario (the `sled` fixture's parameter):
+- "anycast" (mode b): `boundary_lab((TEP, TEP))`, one V2B TEP, one route to it over both uplinks;
+  a switch fails by its nexthop being withdrawn from the route.
+- "v2b" (mode a): `boundary_lab(V2B_TEPS)`, a TEP per switch, V2B 0.0.0.0/0 and ::/0 → both TEPs,
+  each TEP reached by its own route via its own uplink; a switch fails by its TEP being marked
+  down (`DesiredState.with_tep_state`, the control plane's "switch going down for maintenance").
+
+The lab's sled-side veths are replaced by opte-fast's uplink taps: in each switch namespace `ul0` is
+taken out of br-ul and deleted (with its sled end), and the tap, moved into the switch namespace
+after the data plane started it, takes its place. The taps carry the MACs the lab seeded into OVS
+as the sled's (`net_tap...,mac=`).
+
+Scenario: ping through switch 0 (Geneve checked with tshark); 8 rate-limited downloads over both
+switches; one switch fails mid-transfer (state committed, internet rerouted, link down): exactly its
+flows move to the survivor (flow table, and outer destinations captured on the survivor's uplink);
+it comes back while the downloads still run: no established flow moves (default 10 s rebalance
+idle), and 16 new short downloads spread over both switches; every download checked by sha256; the
+survivor's connections see no TCP retransmission (SenderRetransmits says how that is measured).
+
+For the retransmission count to mean something the lab must lose nothing by itself: each switch's
+OVS gets large AF_PACKET receive buffers (`OvsSwitch.enlarge_receive_buffers`), the internet host
+sends no tail loss probes, and it returns each connection through the switch its outbound traffic
+uses (`pin_return_paths`).
 """
 from __future__ import annotations
 
@@ -15,6 +34,7 @@ import contextlib
 import hashlib
 import ipaddress
 import os
+import re
 import secrets
 import shutil
 import socket
@@ -22,8 +42,9 @@ import struct
 import sys
 import subprocess
 import tempfile
+import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Collection, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -32,13 +53,13 @@ import pytest
 from opte_fast.dataplane import Dataplane, DataplaneOptions
 from opte_fast.state import V2B, DesiredState, GuestPort, Nexthop, Route, Tep, Underlay
 from tests.support.geneve import BOUNDARY_VNI, GENEVE_PORT
-from tests.support.netns import Netns, namespace, run
-from tests.support.ovs import TEP, BoundaryLab, Guest, boundary_lab
+from tests.support.netns import Frame, Netns, namespace, run
+from tests.support.ovs import GATEWAY_V4, TEP, BoundaryLab, Guest, Internet, boundary_lab
 
 needs_root = pytest.mark.skipif(os.geteuid() != 0, reason="namespaces, taps and Open vSwitch need root")
 needs_tools = pytest.mark.skipif(
-    not all(shutil.which(t) for t in ("ovs-vsctl", "ovsdb-server", "tshark", "curl")),
-    reason="needs Open vSwitch (ovs-vsctl, ovsdb-server), tshark and curl")
+    not all(shutil.which(t) for t in ("ovs-vsctl", "ovsdb-server", "tshark", "curl", "ss")),
+    reason="needs Open vSwitch (ovs-vsctl, ovsdb-server), tshark, curl and ss")
 
 GATEWAY_IP = "10.0.0.1"
 GUEST = Guest()
@@ -46,7 +67,10 @@ GUEST_GW_MAC = "a8:40:25:00:00:01"  # the virtual gateway the guest sees
 HTTP_PORT = 8080
 FILE_SIZE = 4 << 20
 CONNECTIONS = 8
-RATE = "1000k"  # per connection: each transfer lasts ~4 s, so the failover lands mid-transfer
+RATE = "1000k"  # per connection: each transfer lasts ~4 s, so failure and restore land mid-transfer
+NEW_CONNECTIONS = 16
+SMALL_SIZE = 256 << 10
+SMALL_RATE = "500k"  # ~0.5 s each: the new flows are in the table while the flows are sampled
 # `python3 -m http.server` calls getfqdn() on its address at bind: in the internet namespace the
 # resolver's queries go down the default route into the lab and time out. This one does not.
 HTTP_SERVER = """
@@ -59,7 +83,10 @@ class Server(ThreadingHTTPServer):
 handler = functools.partial(SimpleHTTPRequestHandler, directory=sys.argv[3])
 Server((sys.argv[1], int(sys.argv[2])), handler).serve_forever()
 """
-TEP_PREFIX = ipaddress.ip_network("fd00:99::/64")
+TEP_PREFIX = ipaddress.ip_network("fd00:99::/64")   # anycast: the one TEP's route
+V2B_TEPS = ("fd00:99::1", "fd00:98::1")             # mode (a): switch i serves V2B_TEPS[i], route /64
+MODES = {"anycast": (TEP, TEP), "v2b": V2B_TEPS}
+RETURN_TABLE = 100  # internet-side routing table 100+i: default route through switch i
 
 
 def tap_devargs(iface: str) -> str:
@@ -67,30 +94,69 @@ def tap_devargs(iface: str) -> str:
     return f"net_tap_{iface},iface={iface}"
 
 
+Pin = tuple[str, str]  # where a flow goes: (uplink, TEP = outer destination)
+
+
 @dataclass
 class Sled:
     dp: Dataplane
     lab: BoundaryLab
+    mode: str
     guest_ns: Netns
     guest_if: str
     uplink_ifs: list[str]   # each in lab.uplinks[i].switch.ns
     nexthops: list[Nexthop]
 
-    def state(self, nexthops: list[Nexthop]) -> DesiredState:
-        teps = (Tep(ipaddress.IPv6Address(TEP)),)
-        return DesiredState(
+    def pin(self, i: int) -> Pin:
+        """Where a flow through switch i goes."""
+        return f"uplink{i}", self.lab.uplinks[i].tep
+
+    def state(self, up: Collection[int] = (0, 1)) -> DesiredState:
+        """The desired state with the switches in `up` in service (the others failed or drained)."""
+        if self.mode == "anycast":
+            teps: tuple[Tep, ...] = (Tep(ipaddress.IPv6Address(TEP)),)
+            routes = (Route(TEP_PREFIX, tuple(self.nexthops[i] for i in up)),)
+        else:
+            teps = tuple(Tep(ipaddress.IPv6Address(link.tep)) for link in self.lab.uplinks)
+            routes = tuple(Route(ipaddress.ip_network(f"{link.tep}/64", strict=False), (nexthop,))
+                           for link, nexthop in zip(self.lab.uplinks, self.nexthops))
+        state = DesiredState(
             underlay=Underlay(ipaddress.IPv6Address(self.lab.sled_address)),
             guests=(GuestPort("guest0", GUEST.vni, GUEST.mac, GUEST_GW_MAC,
                               ipaddress.IPv4Address(GUEST.ipv4), ipaddress.IPv6Address(GUEST.ipv6)),),
             v2b=(V2B(ipaddress.ip_network("0.0.0.0/0"), teps), V2B(ipaddress.ip_network("::/0"), teps)),
-            routes=(Route(TEP_PREFIX, tuple(nexthops)),),
+            routes=routes,
         )
+        if self.mode == "v2b":
+            for i, link in enumerate(self.lab.uplinks):
+                if i not in up:
+                    state = state.with_tep_state(ipaddress.IPv6Address(link.tep), False)
+        return state
+
+    def take_down(self, failed: int, survivor: int) -> None:
+        """Switch `failed` goes away: the control plane's state first, then the internet's routes
+        (including the per-connection return table of that switch), then the link."""
+        self.dp.commit(self.state([survivor]))
+        inet = self.lab.internet
+        inet.ns.ip("-4", "route", "replace", "default", "via", GATEWAY_V4, "dev", inet.links[survivor], "onlink",
+                   "table", str(RETURN_TABLE + failed))
+        inet.route_via(inet.links[survivor])
+        self.lab.uplinks[failed].switch.ns.ip("link", "set", self.uplink_ifs[failed], "down")
+
+    def bring_back(self, switch: int) -> None:
+        """The switch is back: link up, all of the state, the internet's default route over both.
+        Return tables of established connections are left where they are."""
+        link = self.lab.uplinks[switch]
+        link.switch.ns.ip("link", "set", self.uplink_ifs[switch], "up")
+        link.switch.appctl("tnl/neigh/set", "br-ul", self.lab.sled_address, link.mac)
+        self.dp.commit(self.state())
+        self.lab.internet.route_via(*self.lab.internet.links)
 
 
 @contextlib.contextmanager
-def e2e_sled() -> Iterator[Sled]:
+def e2e_sled(mode: str) -> Iterator[Sled]:
     tag = secrets.token_hex(3)
-    with boundary_lab((TEP, TEP), guests=(GUEST,)) as lab, namespace("guest") as guest_ns:
+    with boundary_lab(MODES[mode], guests=(GUEST,)) as lab, namespace("guest") as guest_ns:
         guest_if = f"oftg{tag}"
         uplink_ifs = [f"oftu{i}{tag}" for i in range(len(lab.uplinks))]
         dp = Dataplane(DataplaneOptions(underlay_addr=ipaddress.IPv6Address(lab.sled_address),
@@ -101,8 +167,8 @@ def e2e_sled() -> Iterator[Sled]:
             for i, (link, ifname) in enumerate(zip(lab.uplinks, uplink_ifs)):
                 dp.add_port(f"uplink{i}", f"{tap_devargs(ifname)},mac={link.mac}", "uplink")
                 nexthops.append(Nexthop(f"uplink{i}", ipaddress.IPv6Address(f"fe80::{i + 1}"), link.nexthop_mac))
-            sled = Sled(dp, lab, guest_ns, guest_if, uplink_ifs, nexthops)
-            dp.commit(sled.state(nexthops))
+            sled = Sled(dp, lab, mode, guest_ns, guest_if, uplink_ifs, nexthops)
+            dp.commit(sled.state())
             dp.start([1])
             # -- the uplink taps replace the lab's veths in br-ul ------------------------------
             for link, ifname in zip(lab.uplinks, uplink_ifs):
@@ -111,9 +177,13 @@ def e2e_sled() -> Iterator[Sled]:
                 sw.ns.ip("link", "del", "ul0")
                 run(["ip", "link", "set", ifname, "netns", sw.ns.name])
                 sw.ns.sysctl(**{f"net__ipv6__conf__{ifname}__disable_ipv6": 1})
-                sw.ns.ip("link", "set", ifname, "mtu", "9000", "up")
+                # txqueuelen: the tap's ring toward opte-fast; OVS, starved of CPU, then flushes
+                # its (enlarged) receive buffer in one go, more than the default 1000 frames
+                sw.ns.ip("link", "set", ifname, "mtu", "9000", "txqueuelen", "20000", "up")
                 sw.vsctl("add-port", "br-ul", ifname)
                 sw.appctl("tnl/neigh/set", "br-ul", lab.sled_address, link.mac)
+                # else OVS silently loses 5-10 % of a download (see the method)
+                assert sw.enlarge_receive_buffers() >= 2
             # -- the guest ---------------------------------------------------------------------
             run(["ip", "link", "set", guest_if, "netns", guest_ns.name])
             guest_ns.sysctl(**{f"net__ipv6__conf__{guest_if}__disable_ipv6": 1})
@@ -121,9 +191,25 @@ def e2e_sled() -> Iterator[Sled]:
             guest_ns.add_address(guest_if, f"{GUEST.ipv4}/24")
             guest_ns.ip("route", "add", "default", "via", GATEWAY_IP, "dev", guest_if)
             guest_ns.ip("neigh", "replace", GATEWAY_IP, "lladdr", GUEST_GW_MAC, "dev", guest_if, "nud", "permanent")
+            # -- the internet: one return table per switch (see pin_return_paths); no tail loss
+            # probes: with sub-ms RTTs, a software switch's ms of jitter fires spurious ones,
+            # which would count as retransmissions (SenderRetransmits). RTOs remain.
+            lab.internet.ns.sysctl(net__ipv4__tcp_early_retrans=0)
+            for i, link_name in enumerate(lab.internet.links):
+                lab.internet.ns.ip("-4", "route", "add", "default", "via", GATEWAY_V4, "dev", link_name, "onlink",
+                                   "table", str(RETURN_TABLE + i))
             yield sled
         finally:
             dp.close()
+
+
+@pytest.fixture(params=sorted(MODES))
+def sled(request: pytest.FixtureRequest, eal: None) -> Iterator[Sled]:
+    with e2e_sled(request.param) as s:
+        yield s
+
+
+# -- helpers --------------------------------------------------------------------------------------
 
 
 def icmp_checksum(data: bytes) -> int:
@@ -164,105 +250,330 @@ def geneve_rows(pcap: Path) -> list[dict[str, str]]:
     return [dict(zip(fields, line.split("|"))) for line in out.splitlines()]
 
 
-def curl_flows(dp: Dataplane) -> dict[int, str]:
-    """Guest source port → uplink, for the guest's TCP flows to the HTTP server."""
-    return {f["src_port"]: f["uplink"] for f in dp.flows(10000)
+def outer_destinations(frames: Iterable[Frame], sled_address: str, seen: dict[int, set[str]]) -> None:
+    """Add to `seen` guest TCP source port → outer IPv6 destinations of the Geneve frames opte-fast
+    sent on a captured uplink tap (they arrive on the tap's switch side, so not `outgoing`).
+    Parsed by hand: scapy is too slow for the thousands of frames of a transfer."""
+    sled = ipaddress.IPv6Address(sled_address).packed
+    for frame in frames:
+        d = frame.data
+        if frame.outgoing or len(d) < 62 or d[12:14] != b"\x86\xdd" or d[20] != 17 or d[22:38] != sled:
+            continue
+        if struct.unpack("!H", d[56:58])[0] != GENEVE_PORT:
+            continue
+        inner = 62 + 8 + (d[62] & 0x3F) * 4
+        ip = inner + 14
+        if d[inner + 12:ip] != b"\x08\x00" or len(d) < ip + 24 or d[ip + 9] != 6:
+            continue
+        sport = struct.unpack("!H", d[ip + (d[ip] & 0x0F) * 4:][:2])[0]
+        seen.setdefault(sport, set()).add(str(ipaddress.IPv6Address(d[38:54])))
+
+
+def curl_flows(dp: Dataplane) -> dict[int, Pin]:
+    """Guest source port → (uplink, TEP), for the guest's TCP flows to the HTTP server."""
+    return {f["src_port"]: (f["uplink"], f["tep"]) for f in dp.flows(10000)
             if f["proto"] == 6 and f["dst_port"] == HTTP_PORT and f["src"] == GUEST.ipv4}
+
+
+class FlowWatch:
+    """Every distinct pin each flow of the guest had, from `start` on, sampled from the flow table
+    (a flow's path changes when its next packet passes; closed flows leave the table after 2 s)."""
+
+    def __init__(self, dp: Dataplane, start: dict[int, Pin] | None = None) -> None:
+        self.dp = dp
+        self.history: dict[int, list[Pin]] = {port: [pin] for port, pin in (start or {}).items()}
+
+    def poll(self) -> None:
+        for port, pin in curl_flows(self.dp).items():
+            pins = self.history.setdefault(port, [])
+            if not pins or pins[-1] != pin:
+                pins.append(pin)
+
+    def last(self, port: int) -> Pin | None:
+        return self.history[port][-1] if self.history.get(port) else None
+
+    def follow(self, until: Callable[[], bool], timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        while not until() and time.monotonic() < deadline:
+            self.poll()
+            time.sleep(0.02)
+        self.poll()
+
+
+class SenderRetransmits:
+    """Per-connection TCP retransmissions of the HTTP server, the data sender of the downloads.
+
+    Method: a thread runs `ss -tiO` in the internet namespace every 50 ms and keeps, per guest
+    port, the highest `retrans:<now>/<total>` total seen (ss omits the field while it is 0).
+    The guest's own counters would say nothing here: in a download the guest only sends the
+    request and ACKs, and pure ACKs are never retransmitted; a lost data segment or a lost ACK
+    both show up as a retransmission by the sender. Limits: a retransmission in the last ~50 ms
+    of a connection's life is not seen (failure effects come within an RTO, seconds before the
+    transfers end), and the count is the sender's, so it also covers losses on the internet's
+    side of the switches: the test routes each connection's return traffic through the switch
+    its outbound traffic uses (pin_return_paths), so that a survivor's connection does not
+    cross the failed switch in either direction.
+    """
+
+    PEER = re.compile(rf"\s{re.escape(GUEST.ipv4)}:(\d+)\s")
+    RETRANS = re.compile(r"\sretrans:\d+/(\d+)")
+
+    def __init__(self, ns: Netns, interval: float = 0.05) -> None:
+        self.ns = ns
+        self.interval = interval
+        self.totals: dict[int, int] = {}
+        self.samples = 0
+        self.errors: list[str] = []
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def sample(self) -> None:
+        done = self.ns.run("ss", "-tinHO", "state", "connected", "sport", "=", f":{HTTP_PORT}", check=False)
+        if done.returncode != 0:
+            self.errors.append(done.stderr.strip())
+            return
+        with self._lock:
+            for line in done.stdout.splitlines():
+                if (peer := self.PEER.search(line)) is not None:
+                    retrans = self.RETRANS.search(line)
+                    port, total = int(peer[1]), int(retrans[1]) if retrans else 0
+                    self.totals[port] = max(self.totals.get(port, 0), total)
+            self.samples += 1
+
+    def snapshot(self) -> dict[int, int]:
+        self.sample()
+        with self._lock:
+            return dict(self.totals)
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.interval):
+            self.sample()
+
+    def __enter__(self) -> SenderRetransmits:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.close()
+
+
+def loss_report(sled: Sled) -> str:
+    """Where frames could have been lost: the data plane's counters, the taps' kernel counters
+    (a tap's TX drops: its queue toward opte-fast overflowed), OVS's reads per switch."""
+    lines = [f"data plane: {({k: v for k, v in sled.dp.counters().items() if v})}"]
+    for link, ifname in zip(sled.lab.uplinks, sled.uplink_ifs):
+        lines.append(link.switch.ns.ip("-s", "link", "show", ifname).strip())
+        lines.append(link.switch.ns.ip("-s", "link", "show", "inet0").strip())
+        lines.append(link.switch.appctl("dpif-netdev/pmd-stats-show").strip())
+    lines.append(sled.guest_ns.ip("-s", "link", "show", sled.guest_if).strip())
+    lines.append(sled.guest_ns.run("nstat", "-as", "TcpExtTCPOFOQueue", "TcpExtTCPRcvQDrop",
+                                   "TcpExtTCPOFODrop", "TcpExtPruneCalled", check=False).stdout.strip())
+    return "\n".join(lines)
+
+
+def pin_return_paths(inet: Internet, pins: dict[int, int]) -> None:
+    """Internet → guest traffic of connection `port` through switch `pins[port]` (rules on the
+    guest's port into return table 100+i). A boundary switch forwards statelessly and the
+    internet's multipath hashes on addresses only, so without this every connection's data
+    would come back through one switch, whichever opte-fast sends its ACKs through."""
+    for port, switch in pins.items():
+        inet.ns.ip("-4", "rule", "add", "ipproto", "tcp", "sport", str(HTTP_PORT), "dport", str(port),
+                   "table", str(RETURN_TABLE + switch))
+
+
+@dataclass
+class Downloads:
+    processes: list[subprocess.Popen[bytes]]
+    outputs: list[Path]
+
+    def running(self) -> bool:
+        return any(p.poll() is None for p in self.processes)
+
+    def finish(self, timeout: float = 60) -> list[tuple[int, str]]:
+        results = []
+        for p in self.processes:
+            _, stderr = p.communicate(timeout=timeout)
+            results.append((p.returncode, stderr.decode(errors="replace")))
+        return results
+
+    def digests(self) -> list[str | None]:
+        return [hashlib.sha256(o.read_bytes()).hexdigest() if o.exists() else None for o in self.outputs]
+
+
+class WebServer:
+    """The HTTP server in the internet namespace serving random files from a temporary directory."""
+
+    def __init__(self, inet: Internet, served: Path, log: Path) -> None:
+        self.inet, self.served, self.log = inet, served, log
+        self.digests: dict[str, str] = {}
+
+    def add(self, name: str, size: int) -> None:
+        payload = os.urandom(size)
+        (self.served / name).write_bytes(payload)
+        self.digests[name] = hashlib.sha256(payload).hexdigest()
+
+    def download(self, ns: Netns, name: str, count: int, rate: str, tag: str) -> Downloads:
+        outputs = [self.served / f"{tag}{i}" for i in range(count)]
+        processes = [ns.popen("curl", "-sS", "--fail", "--max-time", "60", "--limit-rate", rate, "-o", str(out),
+                              f"http://{self.inet.ipv4}:{HTTP_PORT}/{name}",
+                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+                     for out in outputs]
+        return Downloads(processes, outputs)
+
+
+@contextlib.contextmanager
+def web_server(inet: Internet, tmp_path: Path) -> Iterator[WebServer]:
+    served = Path(tempfile.mkdtemp(prefix="oft-e2e-www-"))
+    log_path = tmp_path / "http.log"
+    try:
+        with open(log_path, "wb") as log:
+            server = inet.ns.popen(sys.executable, "-c", HTTP_SERVER, inet.ipv4, str(HTTP_PORT), str(served),
+                                   stdout=log, stderr=log)
+            try:
+                deadline = time.monotonic() + 10
+                while inet.ns.run("ss", "-Hltn", f"sport = :{HTTP_PORT}").stdout.strip() == "":
+                    assert server.poll() is None and time.monotonic() < deadline, \
+                        f"http.server did not start: {log_path.read_text()}"
+                    time.sleep(0.05)
+                yield WebServer(inet, served, log_path)
+            finally:
+                server.terminate()
+                server.wait(timeout=5)
+    finally:
+        shutil.rmtree(served, ignore_errors=True)
+
+
+# -- the test -------------------------------------------------------------------------------------
 
 
 @needs_root
 @needs_tools
-def test_guest_reaches_the_internet_through_two_ovs_switches_and_survives_losing_one(eal, tmp_path: Path) -> None:
-    with e2e_sled() as sled:
-        lab, dp = sled.lab, sled.dp
-        inet = lab.internet
+def test_guest_reaches_the_internet_through_two_ovs_switches_and_survives_losing_one(
+        sled: Sled, tmp_path: Path) -> None:
+    lab, dp = sled.lab, sled.dp
+    inet = lab.internet
 
-        # -- ping, with Geneve captured on uplink 0 for tshark --------------------------------
-        lab.internet.route_via(inet.links[0])  # replies come back through switch 0 too
-        dp.commit(sled.state([sled.nexthops[0]]))
-        sw0 = lab.uplinks[0].switch.ns
-        with sw0.capture(sled.uplink_ifs[0]) as capture:
-            answered = ping(sled.guest_ns, inet.ipv4)
-            time.sleep(0.2)
-            pcap = tmp_path / "uplink0.pcap"
-            capture.write_pcap(pcap)
-        assert answered == [1, 2, 3], f"echo replies {answered}\n{dp.counters()}\n{lab.diagnostics()}"
-        rows = geneve_rows(pcap)
-        outbound = [r for r in rows if r["ipv6.dst"] == TEP]
-        inbound = [r for r in rows if r["ipv6.dst"] == lab.sled_address]
-        assert outbound and all(int(r["geneve.vni"], 0) == BOUNDARY_VNI and r["ip.src"] == GUEST.ipv4
-                                for r in outbound), rows
-        assert inbound and all(int(r["geneve.vni"], 0) == GUEST.vni and r["ip.dst"] == GUEST.ipv4
-                               for r in inbound), rows
+    # -- ping through switch 0 only, with Geneve captured on uplink 0 for tshark ----------------
+    inet.route_via(inet.links[0])  # replies come back through switch 0 too
+    dp.commit(sled.state([0]))
+    sw0 = lab.uplinks[0].switch.ns
+    with sw0.capture(sled.uplink_ifs[0]) as capture:
+        answered = ping(sled.guest_ns, inet.ipv4)
+        time.sleep(0.2)
+        pcap = tmp_path / "uplink0.pcap"
+        capture.write_pcap(pcap)
+    assert answered == [1, 2, 3], f"echo replies {answered}\n{dp.counters()}\n{lab.diagnostics()}"
+    rows = geneve_rows(pcap)
+    outbound = [r for r in rows if r["ipv6.dst"] == lab.uplinks[0].tep]
+    inbound = [r for r in rows if r["ipv6.dst"] == lab.sled_address]
+    assert outbound and all(int(r["geneve.vni"], 0) == BOUNDARY_VNI and r["ip.src"] == GUEST.ipv4
+                            for r in outbound), rows
+    assert inbound and all(int(r["geneve.vni"], 0) == GUEST.vni and r["ip.dst"] == GUEST.ipv4
+                           for r in inbound), rows
+    assert len(outbound) + len(inbound) == len(rows), f"Geneve to another TEP: {rows}"
 
-        # -- anycast: both uplinks, internet replies over both switches ------------------------
-        dp.commit(sled.state(sled.nexthops))
-        inet.route_via(*inet.links)
-        served = Path(tempfile.mkdtemp(prefix="oft-e2e-www-"))
-        server_log = open(tmp_path / "http.log", "wb")
-        try:
-            payload = os.urandom(FILE_SIZE)
-            (served / "blob").write_bytes(payload)
-            digest = hashlib.sha256(payload).hexdigest()
-            server = inet.ns.popen(sys.executable, "-c", HTTP_SERVER, inet.ipv4, str(HTTP_PORT), str(served),
-                                   stdout=server_log, stderr=server_log)
-            deadline = time.monotonic() + 10
-            while inet.ns.run("ss", "-Hltn", f"sport = :{HTTP_PORT}").stdout.strip() == "":
-                assert server.poll() is None and time.monotonic() < deadline, \
-                    f"http.server did not start: {(tmp_path / 'http.log').read_text()}"
-                time.sleep(0.05)
+    # -- both switches in service; long downloads ------------------------------------------------
+    dp.commit(sled.state())
+    inet.route_via(*inet.links)
+    with web_server(inet, tmp_path) as www, SenderRetransmits(inet.ns) as retransmits:
+        www.add("blob", FILE_SIZE)
+        www.add("small", SMALL_SIZE)
+        long = www.download(sled.guest_ns, "blob", CONNECTIONS, RATE, "long")
+        # wait until every connection has a flow and data is moving
+        deadline = time.monotonic() + 10
+        while len(before := curl_flows(dp)) < CONNECTIONS or sum(o.exists() and o.stat().st_size > 0
+                                                                  for o in long.outputs) < CONNECTIONS:
+            assert time.monotonic() < deadline, f"flows {before}, counters {dp.counters()}"
+            time.sleep(0.05)
+        before = curl_flows(dp)
+        assert all(pin in (sled.pin(0), sled.pin(1)) for pin in before.values()), before
+        pin_return_paths(inet, {port: int(uplink[-1]) for port, (uplink, _) in before.items()})
+        time.sleep(0.5)
+        before = curl_flows(dp)
+        per_switch = [[p for p, pin in before.items() if pin == sled.pin(i)] for i in (0, 1)]
+        # fail the switch that carries flows; prefer one that leaves flows on the survivor
+        fi = max((0, 1), key=lambda i: (0 < len(per_switch[i]) < CONNECTIONS, len(per_switch[i])))
+        si = 1 - fi
+        failed, survived = per_switch[fi], per_switch[si]
+        print(f"[{sled.mode}] flows per switch before the failure: {per_switch}; failing switch {fi}")
+        retrans_before = retransmits.snapshot()
+        counters_before = dp.counters()
 
-            outputs = [served / f"got{i}" for i in range(CONNECTIONS)]
-            curls = [sled.guest_ns.popen("curl", "-sS", "--fail", "--max-time", "60", "--limit-rate", RATE,
-                                         "-o", str(out), f"http://{inet.ipv4}:{HTTP_PORT}/blob",
-                                         stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-                     for out in outputs]
-            # wait until every connection has a flow and data is moving
-            deadline = time.monotonic() + 10
-            while len(before := curl_flows(dp)) < CONNECTIONS or sum(o.exists() and o.stat().st_size > 0
-                                                                      for o in outputs) < CONNECTIONS:
-                assert time.monotonic() < deadline, f"flows {before}, counters {dp.counters()}"
-                time.sleep(0.05)
-            time.sleep(0.5)
-            before = curl_flows(dp)
-            per_uplink = {u: [p for p, v in before.items() if v == u] for u in ("uplink0", "uplink1")}
-            # fail the switch that carries flows; prefer one that leaves flows on the survivor
-            failed = max(per_uplink, key=lambda u: (0 < len(per_uplink[u]) < CONNECTIONS, len(per_uplink[u])))
-            survivor = "uplink1" if failed == "uplink0" else "uplink0"
-            fi, si = int(failed[-1]), int(survivor[-1])
-            migrated_before = dp.counters()["flows_migrated"]
-            print(f"flows per uplink before the failure: {per_uplink}; failing {failed}")
+        # -- the switch fails ---------------------------------------------------------------------
+        sled.take_down(fi, si)
+        assert long.running() and any(o.stat().st_size < FILE_SIZE for o in long.outputs), \
+            "failover came after the transfers"
+        # A flow moves with its next packet: wait until each failed one has, in the flow table and
+        # on the survivor's uplink (a rate-limited download may pause; a segment lost with the
+        # switch stalls its connection for an RTO, 200 ms or more).
+        during_failure = FlowWatch(dp, before)
+        destinations: dict[int, set[str]] = {}
+        parsed = 0
+        with lab.uplinks[si].switch.ns.capture(sled.uplink_ifs[si]) as capture:
+            def all_moved() -> bool:
+                nonlocal parsed
+                frames = capture.frames
+                outer_destinations(frames[parsed:], lab.sled_address, destinations)
+                parsed = len(frames)
+                return all(during_failure.last(p) == sled.pin(si) and p in destinations for p in failed)
+            during_failure.follow(all_moved, 2.5)
+        at_restore = curl_flows(dp)
+        counters_at_restore = dp.counters()
+        assert long.running(), "the transfers ended before the switch came back"
 
-            # -- the switch fails: its route withdrawn, its link down, the internet reroutes ----
-            dp.commit(sled.state([sled.nexthops[si]]))
-            inet.route_via(inet.links[si])
-            lab.uplinks[fi].switch.ns.ip("link", "set", sled.uplink_ifs[fi], "down")
-            assert any(o.stat().st_size < FILE_SIZE for o in outputs), "failover came after the transfers"
-            # A flow's path changes when its next packet passes (a rate-limited download may be idle
-            # for a while); closed flows leave the table. Follow every flow until all transfers end.
-            after: dict[int, str] = {}
-            deadline = time.monotonic() + 60
-            while any(c.poll() is None for c in curls) and time.monotonic() < deadline:
-                after.update(curl_flows(dp))
-                time.sleep(0.05)
-            after.update(curl_flows(dp))
+        # -- the switch comes back; new connections -----------------------------------------------
+        sled.bring_back(fi)
+        after_restore = FlowWatch(dp, at_restore)
+        short = www.download(sled.guest_ns, "small", NEW_CONNECTIONS, SMALL_RATE, "short")
+        after_restore.follow(lambda: not (long.running() or short.running()), 60)
+        long_results, short_results = long.finish(), short.finish()
+        counters = dp.counters()
+        retrans_after = retransmits.snapshot()
+        long_digests, short_digests = long.digests(), short.digests()
+    retrans_errors = retransmits.errors
 
-            results = []
-            for c in curls:
-                stdout, stderr = c.communicate(timeout=60)
-                results.append((c.returncode, stderr.decode(errors="replace")))
-            counters = dp.counters()
-            digests = [hashlib.sha256(o.read_bytes()).hexdigest() if o.exists() else None for o in outputs]
-        finally:
-            server_log.close()
-            shutil.rmtree(served, ignore_errors=True)
+    def delta(name: str, since: dict[str, int], until: dict[str, int] = counters) -> int:
+        return until[name] - since[name]
 
-        assert all(rc == 0 for rc, _ in results), f"curl failures: {results}\n{counters}"
-        assert digests == [digest] * CONNECTIONS, "every transfer complete and intact"
-        assert per_uplink[failed], f"flows before: {before}"
-        assert counters["flows_migrated"] - migrated_before >= len(per_uplink[failed]), counters
-        stayed = {p: after.get(p) for p in per_uplink[survivor]}
-        assert all(u == survivor for u in stayed.values()), f"survivor's flows must not move: {stayed}"
-        moved = {p: after.get(p) for p in per_uplink[failed]}
-        assert all(u == survivor for u in moved.values()), f"failed switch's flows, last seen: {moved}"
-        print(f"after: {after}; flows_migrated +{counters['flows_migrated'] - migrated_before}")
+    # every transfer complete and intact
+    assert all(rc == 0 for rc, _ in long_results + short_results), \
+        f"curl failures: {long_results} {short_results}\n{counters}"
+    assert long_digests == [www.digests["blob"]] * CONNECTIONS
+    assert short_digests == [www.digests["small"]] * NEW_CONNECTIONS
+
+    # the failure: exactly the failed switch's flows moved, to the survivor
+    assert failed, f"flows before: {before}"
+    assert delta("flows_migrated", counters_before, counters_at_restore) >= len(failed), counters_at_restore
+    moved = {p: during_failure.history.get(p) for p in failed}
+    assert all(pins[-1] == sled.pin(si) for pins in moved.values()), f"failed switch's flows: {moved}"
+    stayed = {p: during_failure.history.get(p) for p in survived}
+    assert all(pins == [sled.pin(si)] for pins in stayed.values()), f"survivor's flows must not move: {stayed}"
+    # ... as the survivor's uplink shows: outer destination the survivor's TEP, never the failed one
+    ours = {p: destinations.get(p) for p in before}
+    assert all(ours[p] == {sled.pin(si)[1]} for p in failed), f"outer destinations on the survivor: {ours}"
+    assert all(d in (None, {sled.pin(si)[1]}) for d in ours.values()), f"outer destinations: {ours}"
+
+    # the switch came back: no established flow moved, new flows use both switches
+    assert delta("flows_migrated", counters_at_restore) == 0, (counters_at_restore, counters)
+    assert delta("flows_rebalanced", counters_at_restore) == 0, (counters_at_restore, counters)
+    kept = {p: after_restore.history.get(p) for p in before}
+    assert all(pins == [at_restore.get(p)] for p, pins in kept.items()), f"flows moved after the restore: {kept}"
+    new = {p: pins for p, pins in after_restore.history.items() if p not in before}
+    assert len(new) == NEW_CONNECTIONS, f"new flows: {new}"
+    assert all(len(pins) == 1 and pins[0] in (sled.pin(0), sled.pin(1)) for pins in new.values()), new
+    assert {pins[0] for pins in new.values()} == {sled.pin(0), sled.pin(1)}, f"new flows on one switch: {new}"
+
+    # no retransmission on the survivor's connections caused by the failure (or the restore)
+    assert not retrans_errors, retrans_errors
+    assert set(before) <= set(retrans_after), f"ss never saw some connections: {retrans_after}"
+    survivor_retrans = {p: retrans_after[p] - retrans_before.get(p, 0) for p in survived}
+    assert all(n == 0 for n in survivor_retrans.values()), \
+        f"retransmissions on the survivor: {survivor_retrans}\n{loss_report(sled)}"
+    print(f"[{sled.mode}] migrated +{delta('flows_migrated', counters_before)}; new flows per switch "
+          f"{[sum(pins[0] == sled.pin(i) for pins in new.values()) for i in (0, 1)]}; sender retransmits "
+          f"survivor {survivor_retrans}, failed {({p: retrans_after[p] - retrans_before.get(p, 0) for p in failed})}")
