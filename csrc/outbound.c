@@ -26,7 +26,7 @@
 #include "wire.h"
 
 #define PREFETCH_OFFSET 4		/* packets ahead whose data is prefetched */
-#define ENTRY_PREFETCH_OFFSET 8		/* flow entries ahead: a table miss costs more than a packet */
+#define ENTRY_PREFETCH_OFFSET 16		/* flow entries ahead: a table miss costs more than a packet */
 
 static const uint8_t boundary_services_mac[6] = OF_BOUNDARY_MAC_INIT;
 
