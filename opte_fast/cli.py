@@ -43,12 +43,12 @@ def dataplane_options(config: Config):
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 110})
 @click.version_option(package_name="opte-fast")
-def main() -> None:
+def cli() -> None:
     """opte-fast: a DPDK fast path carrying a VPC's guest traffic over Geneve/IPv6 to
     boundary services, one path per flow, exact failover when a switch goes away."""
 
 
-@main.command()
+@cli.command()
 @run_options
 def run(config: Config) -> None:
     """Start the data plane and serve until --duration-s ends or SIGINT/SIGTERM."""
@@ -103,7 +103,21 @@ def _fail(message: str, prefix: str) -> None:
     sys.exit(2)
 
 
-main.add_command(bench)
-main.add_command(pmds)
-main.add_command(ctl)
-main.add_command(demo)
+cli.add_command(bench)
+cli.add_command(pmds)
+cli.add_command(ctl)
+cli.add_command(demo)
+
+
+def main() -> None:
+    """The console script: the data plane is imported only by the commands that run it, so a
+    machine without DPDK's libraries still lists PMDs and talks to a socket, and says what to
+    install when a command needs the data plane."""
+    try:
+        cli()
+    except ImportError as e:
+        if "librte_" not in str(e) and "_dataplane" not in str(e):
+            raise
+        click.echo(f"opte-fast: the data plane cannot load ({e}); install DPDK's libraries with "
+                   "`apt-get install dpdk` and rebuild with `bash ci/install.sh`", err=True)
+        sys.exit(2)

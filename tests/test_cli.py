@@ -117,3 +117,16 @@ def test_pcap_in_geneve_out_frame_for_frame(tmp_path):
         assert got[GENEVE].vni == 99
         assert raw(inner)[6:] == raw(sent)[6:] and inner.dst == "a8:40:25:77:77:77"
     assert not runtime_dir(prefix).exists()
+
+
+def test_without_the_data_plane_a_command_that_needs_it_says_what_to_install():
+    # The extension cannot be imported (as when DPDK's libraries are missing): one line, exit 2.
+    code = "import sys; sys.modules['opte_fast._dataplane'] = None; from opte_fast.cli import main; main()"
+    p = subprocess.run([sys.executable, "-c", code, "run", "--underlay-addr", "fd00::1", "--no-exception-path"],
+                       capture_output=True, text=True, timeout=60)
+    assert p.returncode == 2
+    lines = p.stderr.strip().splitlines()
+    assert len(lines) == 1 and "apt-get install dpdk" in lines[0], p.stderr
+    listed = subprocess.run([sys.executable, "-c", code, "pmds", "--kind", "net"], capture_output=True, text=True,
+                            timeout=60)
+    assert listed.returncode == 0 and "net_null" in listed.stdout
