@@ -334,10 +334,7 @@ class Config:
         return tuple(p.name for p in self.ports if p.role == "uplink")
 
     def underlay(self) -> Underlay:
-        o = self.options
-        return Underlay(addr=o.underlay_addr, hop_limit=o.hop_limit, flow_label=o.flow_label,
-                        udp_sport_min=o.udp_sport_range[0], udp_sport_max=o.udp_sport_range[1],
-                        udp_checksum=o.udp_checksum)
+        return Underlay(addr=self.options.underlay_addr)
 
     def initial_state(self) -> DesiredState:
         """The state to commit first; routes only from a static route source."""

@@ -90,13 +90,9 @@ class Route:
 
 @dataclass(frozen=True)
 class Underlay:
-    """This sled's side of the tunnel and the outer header knobs."""
+    """This sled's side of the tunnel. The outer header's knobs (hop limit, flow label, source
+    ports, checksum) are fixed when the data plane starts: see DataplaneOptions."""
     addr: IPv6Address
-    hop_limit: int = 128
-    flow_label: bool = True
-    udp_sport_min: int = 49152
-    udp_sport_max: int = 65535
-    udp_checksum: bool = False
 
 
 @dataclass(frozen=True)

@@ -62,8 +62,7 @@ def test_example_config_loads_to_the_exact_desired_state():
     config = load_config(EXAMPLE, {})
     teps = (Tep(A("fd00:99::1"), 99), Tep(A("fd00:99::2"), 99))
     expected = DesiredState(
-        underlay=Underlay(addr=A("fd00:1122:3344:101::1"), hop_limit=128, flow_label=True,
-                          udp_sport_min=49152, udp_sport_max=65535, udp_checksum=False),
+        underlay=Underlay(addr=A("fd00:1122:3344:101::1")),
         guests=(GuestPort("guest0", 1000, "a8:40:25:f0:00:01", "a8:40:25:ff:77:77",
                           A("172.30.0.5"), A("fd00:1000::5")),),
         v2p=(V2P(1000, A("172.30.0.6"), A("fd00:1122:3344:102::1"), "a8:40:25:f0:00:02"),
