@@ -317,12 +317,13 @@ of_outbound_burst(struct of_dp *dp, struct of_lcore *lc, const struct of_tables 
 			e = of_flow_insert(lc->flows, keys[i], hashes[i], &created);
 		if (unlikely(e == NULL)) {
 			/* Table full: the bucket tables still give every packet of the flow the same path. */
-			of_count(lc, OF_C_FLOW_TABLE_FULL);
 			rc = resolve_path(dp, t, keys[i], hashes[i], &stateless);
-			if (rc != OF_OK)
+			if (rc != OF_OK) {
 				of_drop(lc, (enum of_counter)rc, m);
-			else
-				encap_and_send(dp, lc, &stateless, m);
+				continue;
+			}
+			of_count(lc, OF_C_FLOW_TABLE_FULL);
+			encap_and_send(dp, lc, &stateless, m);
 			continue;
 		}
 		if (created) {
