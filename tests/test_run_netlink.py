@@ -1,0 +1,295 @@
+"""`opte-fast run --route-source netlink --netns NAME` end to end, as an operator runs it.
+
+The test plays the routing daemon with `ip` in a sled namespace it creates:
+two veth uplinks named like opte-fast's uplink ports, permanent neighbour
+entries for the switches fe80::1 and fe80::2. opte-fast runs in a subprocess
+(root namespace) with a guest `net_pcap` port replaying 64 UDP flows for ever
+and two `net_null` uplinks (a pcap file would grow by hundreds of MB a
+second). After every change the route and nexthop tables seen through
+`opte-fast ctl --json routes` / `nexthops` must show exactly the expected
+state within WAIT_S, and the guest's flows and the uplinks' transmit counters
+must follow the paths the kernel offers.
+
+Link down, as route sync documents it: a multipath route keeps the path of a
+downed link, flagged dead by the kernel, with its neighbour flushed, so the
+nexthop stays in the tables marked down with no MAC; it is up again once the
+link is up and the neighbour known. A nexthop object on a downed link is
+deleted by the kernel, so that nexthop is gone, and stays gone after the link
+comes back until the daemon re-adds the object.
+"""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from scapy.all import IP, UDP, Ether, Raw, wrpcap
+
+pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="needs root for network namespaces")
+
+REPO = Path(__file__).resolve().parents[1]
+OPTE_FAST = [sys.executable, "-c", "from opte_fast.cli import main; main()"]
+PREFIX = "fd00:99::/64"
+MAC1, MAC2 = "a8:40:25:00:00:01", "a8:40:25:00:00:02"
+NO_MAC = "00:00:00:00:00:00"
+N_FLOWS = 64
+WAIT_S = 5.0  # bound on every wait for the data plane to follow a change (route sync itself takes ~1 ms)
+
+CONFIG = """
+[underlay]
+addr = "fd00:0:f7:101::1"
+
+[dataplane]
+flow_capacity = 4096
+
+[[guest]]
+name = "guest0"
+devargs = "net_pcap0,rx_pcap={guest_pcap},infinite_rx=1"
+vni = 7
+mac = "02:00:00:00:00:01"
+gateway_mac = "a8:40:25:ff:00:01"
+ipv4 = "10.0.0.2"
+
+[[uplink]]
+name = "{u0}"
+devargs = "net_null0,no-rx=1"
+
+[[uplink]]
+name = "{u1}"
+devargs = "net_null1,no-rx=1"
+
+[[v2b]]
+prefix = "0.0.0.0/0"
+teps = ["fd00:99::1"]
+"""
+
+
+class Sled:
+    """The sled namespace: uplinks U0 and U1 (veths whose peers stay in the namespace), up."""
+
+    def __init__(self, tag: str):
+        self.netns = f"oftn{tag}"
+        self.u0, self.u1 = f"oftu{tag}0", f"oftu{tag}1"
+
+    def create(self) -> None:
+        subprocess.run(["ip", "netns", "add", self.netns], check=True)
+        self.ip("link set lo up")
+        for i, (dev, addr) in enumerate(((self.u0, "fe80::a/64"), (self.u1, "fe80::b/64"))):
+            peer = f"{dev[:-1]}p{i}"
+            self.ip(f"link add {dev} type veth peer name {peer}")
+            self.ip(f"link set {peer} up")
+            self.ip(f"link set {dev} up")
+            self.ip(f"-6 addr add {addr} dev {dev} nodad")
+        self.neighbours()
+
+    def delete(self) -> None:
+        subprocess.run(["ip", "netns", "del", self.netns], check=False, capture_output=True)
+
+    def ip(self, command: str) -> None:
+        result = subprocess.run(["ip", "-n", self.netns, *command.split()], capture_output=True, text=True)
+        assert result.returncode == 0, f"ip {command}: {result.stderr.strip()}"
+
+    def neighbours(self) -> None:
+        """Both switches' MACs known, as the daemon's peering would leave them."""
+        self.ip(f"-6 neigh replace fe80::1 lladdr {MAC1} dev {self.u0} nud permanent")
+        self.ip(f"-6 neigh replace fe80::2 lladdr {MAC2} dev {self.u1} nud permanent")
+
+
+class Run:
+    """`opte-fast run` in a subprocess and `opte-fast ctl` against its socket."""
+
+    def __init__(self, tmp_path: Path, sled: Sled, tag: str):
+        self.tmp_path, self.sled = tmp_path, sled
+        self.socket = str(tmp_path / "ctl.sock")
+        self.prefix = f"oft-rnl-{tag}"
+        self.proc: subprocess.Popen | None = None
+
+    def start(self) -> None:
+        guest_pcap = self.tmp_path / "guest.pcap"
+        wrpcap(str(guest_pcap), [Ether(src="02:00:00:00:00:01", dst="a8:40:25:ff:00:01")
+                                 / IP(src="10.0.0.2", dst=f"198.51.100.{1 + i}") / UDP(sport=10000 + i, dport=53)
+                                 / Raw(b"x" * 32) for i in range(N_FLOWS)])
+        cfg = self.tmp_path / "c.toml"
+        cfg.write_text(CONFIG.format(guest_pcap=guest_pcap, u0=self.sled.u0, u1=self.sled.u1))
+        self.stderr = open(self.tmp_path / "run.stderr", "w+")
+        self.proc = subprocess.Popen(
+            [*OPTE_FAST, "run", "--config", str(cfg), "--route-source", "netlink", "--netns", self.sled.netns,
+             "--no-exception-path", "--control-socket", self.socket, "--file-prefix", self.prefix,
+             "--memory-mb", "1024", "--duration-s", "120"],  # stopped by SIGTERM long before
+            cwd=REPO, stdout=subprocess.DEVNULL, stderr=self.stderr)
+        deadline = time.monotonic() + 30
+        while not os.path.exists(self.socket):
+            assert self.proc.poll() is None, f"opte-fast run exited {self.proc.returncode}: {self.output()}"
+            assert time.monotonic() < deadline, f"no control socket after 30 s: {self.output()}"
+            time.sleep(0.05)
+
+    def output(self) -> str:
+        self.stderr.seek(0)
+        return self.stderr.read()
+
+    def stop(self) -> int:
+        """SIGTERM; the exit status."""
+        self.proc.send_signal(signal.SIGTERM)
+        try:
+            return self.proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+            pytest.fail(f"opte-fast run ignored SIGTERM for 15 s: {self.output()}")
+
+    def cleanup(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+        if self.proc is not None:
+            self.stderr.close()
+        subprocess.run(["rm", "-rf", f"/var/run/dpdk/{self.prefix}"], check=False)
+
+    def ctl(self, *args: str):
+        p = subprocess.run([*OPTE_FAST, "ctl", "--socket", self.socket, "--json", *args], cwd=REPO,
+                           capture_output=True, text=True, timeout=30)
+        assert p.returncode == 0, f"opte-fast ctl {' '.join(args)}: {p.stderr.strip()}"
+        return json.loads(p.stdout)
+
+    # --- what the data plane holds ------------------------------------------------------
+
+    def tables(self) -> tuple[list, list]:
+        """(routes, nexthops) as ctl shows them; nexthops as sorted (prefix, uplink, gateway, mac, up)."""
+        routes = self.ctl("routes")
+        nexthops = sorted((h["prefix"], h["uplink"], h["gateway"], h["mac"], h["up"]) for h in self.ctl("nexthops"))
+        return routes, nexthops
+
+    def expect(self, *hops: tuple[str, str, str, bool]) -> None:
+        """Within WAIT_S, the one route to PREFIX has exactly `hops` (uplink, gateway, mac, up),
+        in both the route table and the data plane's nexthops; no hops: no route at all."""
+        want_routes = [{"prefix": PREFIX, "nexthops": [{"uplink": u, "gateway": g, "mac": m, "up": up}
+                                                       for u, g, m, up in hops]}] if hops else []
+        want_hops = sorted((PREFIX, *h) for h in hops)
+        deadline = time.monotonic() + WAIT_S
+        while True:
+            got = self.tables()
+            if got == (want_routes, want_hops):
+                return
+            if time.monotonic() > deadline:
+                pytest.fail(f"after {WAIT_S} s: routes {got[0]}, nexthops {got[1]}; "
+                            f"expected routes {want_routes}, nexthops {want_hops}\n{self.output()}")
+
+    def flow_uplinks(self) -> dict[str, int]:
+        """How many of the guest's flows are pinned to each uplink."""
+        out: dict[str, int] = {}
+        for f in self.ctl("flows", "--limit", "1000"):
+            key = f["nexthop"]["uplink"] if f["nexthop"] else None
+            out[key] = out.get(key, 0) + 1
+        return out
+
+    def expect_flows(self, check, what: str) -> dict[str, int]:
+        deadline = time.monotonic() + WAIT_S
+        while True:
+            got = self.flow_uplinks()
+            if check(got):
+                return got
+            if time.monotonic() > deadline:
+                pytest.fail(f"flows per uplink {got}, expected {what}")
+            time.sleep(0.05)
+
+    def stats(self) -> tuple[dict[str, int], dict[str, int]]:
+        """(tx_packets per port name, data plane counters)."""
+        s = self.ctl("stats")
+        return {p["name"]: p["tx_packets"] for p in s["ports"]}, s["counters"]
+
+    def tx_deltas(self, interval_s: float = 0.5) -> dict[str, int]:
+        before, _ = self.stats()
+        time.sleep(interval_s)
+        after, _ = self.stats()
+        return {name: after[name] - before[name] for name in (self.sled.u0, self.sled.u1)}
+
+
+@pytest.fixture
+def sled():
+    tag = f"{os.getpid() & 0xFFFF:04x}{time.monotonic_ns() & 0xFF:02x}"
+    s = Sled(tag)
+    try:
+        s.create()
+        yield s
+    finally:
+        s.delete()
+
+
+def test_run_follows_the_routing_daemon_and_traffic_follows_the_routes(tmp_path, sled):
+    run = Run(tmp_path, sled, sled.netns[4:])
+    u0, u1 = sled.u0, sled.u1
+    up0, up1 = (u0, "fe80::1", MAC1, True), (u1, "fe80::2", MAC2, True)
+    try:
+        run.start()
+        run.expect()  # nothing routed yet: the guest's packets are dropped for want of a route
+
+        # 1. ECMP over both switches: both paths up with the switches' MACs; flows spread over both uplinks
+        sled.ip(f"-6 route replace {PREFIX} nexthop via fe80::1 dev {u0} nexthop via fe80::2 dev {u1}")
+        run.expect(up0, up1)
+        spread = run.expect_flows(lambda f: sum(f.values()) == N_FLOWS and f.get(u0) and f.get(u1),
+                                  f"all {N_FLOWS} flows pinned, over both uplinks")
+        tx = run.tx_deltas()
+        assert tx[u0] > 0 and tx[u1] > 0, f"transmitted per uplink in 0.5 s: {tx}"
+        _, counters = run.stats()
+        assert counters["flows_migrated"] == 0
+
+        # 2. one path withdrawn (the kernel's event names only that path): U1's flows move to U0
+        sled.ip(f"-6 route del {PREFIX} via fe80::2 dev {u1}")
+        run.expect(up0)
+        run.expect_flows(lambda f: f == {u0: N_FLOWS}, f"all {N_FLOWS} flows on {u0}")
+        tx = run.tx_deltas()
+        assert tx[u0] > 0 and tx[u1] == 0, f"transmitted per uplink in 0.5 s: {tx}"
+        _, counters = run.stats()
+        assert counters["flows_migrated"] >= spread[u1], counters
+        # a replace that withdraws a path does the same
+        sled.ip(f"-6 route replace {PREFIX} nexthop via fe80::1 dev {u0} nexthop via fe80::2 dev {u1}")
+        run.expect(up0, up1)
+        sled.ip(f"-6 route replace {PREFIX} via fe80::1 dev {u0}")
+        run.expect(up0)
+
+        # 3. nexthop objects in a resilient group; deleting a member emits no route event
+        sled.ip(f"nexthop add id 1 via fe80::1 dev {u0}")
+        sled.ip(f"nexthop add id 2 via fe80::2 dev {u1}")
+        sled.ip("nexthop add id 10 group 1/2 type resilient buckets 64 idle_timer 10")
+        sled.ip(f"-6 route replace {PREFIX} nhid 10")
+        run.expect(up0, up1)
+        sled.ip("nexthop del id 2")
+        run.expect(up0)
+
+        # 4a. link down under a multipath route: the path stays, flagged dead, its neighbour flushed
+        sled.ip(f"-6 route replace {PREFIX} nexthop via fe80::1 dev {u0} nexthop via fe80::2 dev {u1}")
+        run.expect(up0, up1)
+        sled.ip(f"link set {u1} down")
+        run.expect(up0, (u1, "fe80::2", NO_MAC, False))
+        sled.ip(f"link set {u1} up")
+        sled.neighbours()  # the switch's MAC learnt again
+        run.expect(up0, up1)
+        # 4b. link down under a nexthop object: the kernel deletes the object, so the nexthop is gone
+        sled.ip(f"nexthop add id 2 via fe80::2 dev {u1}")
+        sled.ip("nexthop replace id 10 group 1/2 type resilient buckets 64 idle_timer 10")
+        sled.ip(f"-6 route replace {PREFIX} nhid 10")
+        run.expect(up0, up1)
+        sled.ip(f"link set {u1} down")
+        run.expect(up0)
+        sled.ip(f"link set {u1} up")
+        sled.neighbours()
+        sled.ip(f"nexthop add id 2 via fe80::2 dev {u1}")
+        sled.ip("nexthop replace id 10 group 1/2 type resilient buckets 64 idle_timer 10")
+        run.expect(up0, up1)
+
+        # the route withdrawn altogether
+        sled.ip(f"-6 route del {PREFIX}")
+        run.expect()
+        _, counters = run.stats()
+        assert counters["no_route"] > 0
+
+        assert run.stop() == 0, run.output()
+        assert not os.path.exists(run.socket)
+        assert not os.path.exists(f"/var/run/dpdk/{run.prefix}")
+    finally:
+        run.cleanup()
