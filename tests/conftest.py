@@ -2,6 +2,7 @@
 need their own EAL run opte-fast in a subprocess with its own --file-prefix."""
 import os
 import shutil
+from pathlib import Path
 
 import pytest
 
@@ -10,8 +11,17 @@ from opte_fast.dataplane import eal_args, eal_cleanup, eal_init
 EAL_PREFIX = f"oft-pytest-{os.getpid()}"
 
 
+def remove_stale_runtime_dirs() -> None:
+    """Runtime dirs of earlier pytest processes that died before their teardown (killed, timed out)."""
+    for d in Path("/var/run/dpdk").glob("oft-pytest-*"):
+        pid = int(d.name.rsplit("-", 1)[1])
+        if not Path(f"/proc/{pid}").exists():
+            shutil.rmtree(d, ignore_errors=True)
+
+
 @pytest.fixture(scope="session")
 def eal():
+    remove_stale_runtime_dirs()
     eal_init(eal_args([1], file_prefix=EAL_PREFIX, memory_mb=768))
     yield
     eal_cleanup()
