@@ -70,6 +70,8 @@ of_dp_add_port(struct of_dp *dp, const char *devargs, enum of_port_role role, co
 	}
 	p->port_id = port_id;
 	p->is_vdev = 1;
+	/* Known before start, so an uplink's kernel tap can be given the uplink's address. */
+	rte_eth_macaddr_get(port_id, &p->mac);
 	return dp->n_ports++;
 }
 

@@ -70,9 +70,11 @@ def run(config: Config) -> None:
         for port in config.ports:
             dp.add_port(port.name, port.devargs, port.role)
         if o.exception_path:
+            macs = {p["name"]: p["mac"] for p in dp.ports()}
             for i, name in enumerate(config.uplinks):
-                # The kernel sees the uplink under its own name, so a routing daemon's routes point at it.
-                dp.add_port(f"{name}.kernel", f"net_tap_exc{i},iface={name}", "exception")
+                # The kernel sees the uplink under its own name and address (as VPP's linux-cp does),
+                # so a routing daemon's routes point at it and its neighbors learn the uplink's MAC.
+                dp.add_port(f"{name}.kernel", f"net_tap_exc{i},iface={name},mac={macs[name]}", "exception")
                 dp.set_exception(name, f"{name}.kernel")
         # Tables before traffic: a worker started first would drop what arrives meanwhile.
         dp.commit(config.initial_state())

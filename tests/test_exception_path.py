@@ -22,6 +22,7 @@ import json
 import os
 import secrets
 import socket
+import subprocess
 import sys
 import time
 from collections.abc import Iterator
@@ -281,8 +282,15 @@ def test_run_creates_a_kernel_interface_per_uplink_only_with_the_exception_path(
                 present = links(ns) & set(names)
                 if flag == "--exception-path":
                     assert present == set(names), (flag, links(ns))
+                    ports = json.loads(subprocess.run([*OPTE_FAST, "ctl", "--socket", str(sock), "--json", "port",
+                                                       "list"], capture_output=True, text=True, check=True,
+                                                      cwd=ROOT).stdout)
+                    uplink_macs = {port["name"]: port["mac"] for port in ports}
                     for name in names:
-                        assert "UP" in json.loads(ns.ip("-j", "link", "show", name))[0]["flags"], name
+                        link = json.loads(ns.ip("-j", "link", "show", name))[0]
+                        assert "UP" in link["flags"], name
+                        # The kernel's side of an uplink has the uplink's own address.
+                        assert link["address"] == uplink_macs[name], (name, link["address"], uplink_macs)
                 else:
                     assert present == set(), (flag, links(ns))
             for flag, (p, names, _, prefix) in runs.items():
