@@ -139,6 +139,7 @@ of_dp_create(const struct of_dp_config *cfg)
 	/* Empty tables, so workers never see NULL. */
 	if (of_builder_commit(of_builder_new(dp)) != 0)
 		goto fail;
+	of_telemetry_attach(dp);
 	return dp;
 fail:
 	of_dp_destroy(dp);
@@ -160,6 +161,7 @@ of_dp_destroy(struct of_dp *dp)
 {
 	if (dp == NULL)
 		return;
+	of_telemetry_detach(dp);
 	of_dp_stop(dp);
 	of_ports_close(dp);
 	free_lcores(dp);

@@ -114,6 +114,10 @@ void of_flow_sweep(struct of_dp *dp, struct of_lcore *lc);
 /* loop.c */
 int of_worker_main(void *arg);
 
+/* telemetry.c */
+void of_telemetry_attach(struct of_dp *dp);
+void of_telemetry_detach(struct of_dp *dp);
+
 /* port.c */
 int of_ports_start(struct of_dp *dp);
 void of_ports_stop(struct of_dp *dp);
