@@ -67,6 +67,15 @@ def counter_drops() -> list:
     return [bool(of_counter_drop(i)) for i in range(of_counter_count())]
 
 
+cdef uint16_t member_ids(uint16_t *ids, members) except? 0xFFFF:
+    """Copy a TEP set's or nexthop group's member ids into ids (room for 64); their count."""
+    if len(members) > 64:
+        raise ValueError(f"at most 64 members in a TEP set or nexthop group, got {len(members)}")
+    for i, m in enumerate(members):
+        ids[i] = m
+    return len(members)
+
+
 cdef class Core:
     """One data plane instance: ports, worker lcores, tables."""
     cdef of_dp *dp
@@ -198,21 +207,13 @@ cdef class Core:
             for ident, addr, vni, up in teps:
                 check(of_builder_tep(b, ident, addr, vni, up))
             for group, members in tep_sets:
-                if len(members) > 64:
-                    raise ValueError("at most 64 TEPs in a set")
-                for i, m in enumerate(members):
-                    ids[i] = m
-                check(of_builder_tep_set(b, group, ids, len(members)))
+                check(of_builder_tep_set(b, group, ids, member_ids(ids, members)))
             for prefix, depth, group in v2b:
                 check(of_builder_v2b(b, prefix, depth, group))
             for ident, uplink, mac, up in nexthops:
                 check(of_builder_nexthop(b, ident, uplink, mac, up))
             for group, members in nh_groups:
-                if len(members) > 64:
-                    raise ValueError("at most 64 nexthops in a group")
-                for i, m in enumerate(members):
-                    ids[i] = m
-                check(of_builder_nh_group(b, group, ids, len(members)))
+                check(of_builder_nh_group(b, group, ids, member_ids(ids, members)))
             for prefix, depth, group in routes:
                 check(of_builder_route(b, prefix, depth, group))
         except BaseException:

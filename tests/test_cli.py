@@ -9,44 +9,7 @@ from scapy.all import IP, UDP, Ether, Raw, raw, rdpcap, wrpcap
 from scapy.contrib.geneve import GENEVE
 
 from opte_fast.dataplane import DataplaneError, eal_args, eal_init
-
-OPTE_FAST = [sys.executable, "-c", "from opte_fast.cli import main; main()"]
-
-CONFIG = """
-[underlay]
-addr = "fd00:0:f7:101::1"
-
-[route_sync]
-source = "static"
-
-[dataplane]
-flow_capacity = 4096
-exception_path = false
-
-[eal]
-memory_mb = 1024
-
-[[guest]]
-name = "guest0"
-devargs = "{guest}"
-vni = 7
-mac = "02:00:00:00:00:01"
-gateway_mac = "a8:40:25:ff:00:01"
-ipv4 = "10.0.0.2"
-
-[[uplink]]
-name = "uplink0"
-devargs = "{uplink}"
-
-[[v2b]]
-prefix = "0.0.0.0/0"
-teps = ["fd00:99::1"]
-
-[[route]]
-prefix = "fd00:99::/64"
-nexthops = [{{ uplink = "uplink0", gateway = "fe80::1", mac = "02:aa:00:00:00:01" }}]
-"""
-
+from tests.support.cli import OPTE_FAST, sled_toml
 
 def run(*args: str, timeout: float = 60) -> subprocess.CompletedProcess:
     return subprocess.run([*OPTE_FAST, *args], capture_output=True, text=True, timeout=timeout)
@@ -77,7 +40,7 @@ def test_run_help_lists_the_tuning_flags():
 ])
 def test_bad_flag_values_give_one_line_and_exit_2(tmp_path, args, says):
     cfg = tmp_path / "c.toml"
-    cfg.write_text(CONFIG.format(guest="net_null0", uplink="net_null1,no-rx=1"))
+    cfg.write_text(sled_toml("net_null0", {"uplink0": "net_null1,no-rx=1"}, static_routes=True))
     prefix = f"oft-badflag-{os.getpid()}"
     p = run("run", "--config", str(cfg), "--file-prefix", prefix, *args)
     assert p.returncode == 2
@@ -88,7 +51,7 @@ def test_bad_flag_values_give_one_line_and_exit_2(tmp_path, args, says):
 
 def test_bad_devargs_give_a_clear_error_exit_2_and_leave_nothing(tmp_path):
     cfg = tmp_path / "c.toml"
-    cfg.write_text(CONFIG.format(guest="net_nosuchdriver0", uplink="net_null1,no-rx=1"))
+    cfg.write_text(sled_toml("net_nosuchdriver0", {"uplink0": "net_null1,no-rx=1"}, static_routes=True))
     prefix = f"oft-baddev-{os.getpid()}"
     p = run("run", "--config", str(cfg), "--file-prefix", prefix, "--duration-s", "1")
     assert p.returncode == 2
@@ -105,7 +68,7 @@ def test_pcap_in_geneve_out_frame_for_frame(tmp_path):
     rx, tx = tmp_path / "guest.pcap", tmp_path / "uplink.pcap"
     wrpcap(str(rx), frames)
     cfg = tmp_path / "c.toml"
-    cfg.write_text(CONFIG.format(guest=f"net_pcap0,rx_pcap={rx}", uplink=f"net_pcap1,tx_pcap={tx}"))
+    cfg.write_text(sled_toml(f"net_pcap0,rx_pcap={rx}", {"uplink0": f"net_pcap1,tx_pcap={tx}"}, static_routes=True))
     prefix = f"oft-pcap-{os.getpid()}"
     p = run("run", "--config", str(cfg), "--file-prefix", prefix, "--duration-s", "2",
             "--control-socket", str(tmp_path / "ctl.sock"))

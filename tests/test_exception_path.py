@@ -23,7 +23,6 @@ import os
 import secrets
 import socket
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -36,10 +35,12 @@ from scapy.layers.inet import IP
 from scapy.layers.inet6 import in6_chksum, in6_getnsma, in6_getnsmac
 
 from opte_fast.dataplane import Dataplane, DataplaneError, DataplaneOptions
+from tests.support.cli import OPTE_FAST, sled_toml
 from tests.support.geneve import BOUNDARY_MAC, encapsulate
 from tests.support.netns import Netns, namespace, run
 from tests.support.sled import GATEWAY_MAC, GUEST_IP4, GUEST_MAC, GUEST_VNI, SWITCH_MACS, TEP, UNDERLAY, \
     default_state
+
 
 needs_root = pytest.mark.skipif(os.geteuid() != 0, reason="taps and namespaces need root")
 
@@ -47,7 +48,6 @@ DDM_PORT = 0xDDD
 KERNEL_LL = "fe80::ddd:1"     # the host kernel's address on the uplink (the routing daemon's)
 PEER_LL = "fe80::aa:1"        # the switch's routing daemon
 PEER_MAC = SWITCH_MACS[0]
-OPTE_FAST = [sys.executable, "-c", "from opte_fast.cli import main; main()"]
 ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -220,38 +220,7 @@ def test_uplink_control_traffic_reaches_the_kernel_and_the_kernel_answers_throug
 
 # --- through the CLI ----------------------------------------------------------------------------
 
-CLI_CONFIG = """
-[underlay]
-addr = "fd00:0:f7:101::1"
 
-[dataplane]
-flow_capacity = 4096
-
-[[guest]]
-name = "guest0"
-devargs = "net_null0"
-vni = 7
-mac = "02:00:00:00:00:01"
-gateway_mac = "a8:40:25:ff:00:01"
-ipv4 = "10.0.0.2"
-
-[[uplink]]
-name = "{a}"
-devargs = "net_null1,no-rx=1"
-
-[[uplink]]
-name = "{b}"
-devargs = "net_null2,no-rx=1"
-
-[[v2b]]
-prefix = "0.0.0.0/0"
-teps = ["fd00:99::1"]
-
-[[route]]
-prefix = "fd00:99::/64"
-nexthops = [{{ uplink = "{a}", gateway = "fe80::1", mac = "02:aa:00:00:00:01" }},
-            {{ uplink = "{b}", gateway = "fe80::2", mac = "02:aa:00:00:00:02" }}]
-"""
 
 
 def links(ns: Netns) -> set[str]:
@@ -266,7 +235,8 @@ def test_run_creates_a_kernel_interface_per_uplink_only_with_the_exception_path(
             tag = secrets.token_hex(3)
             names = (f"oftx{tag}a", f"oftx{tag}b")
             cfg = tmp_path / f"{tag}.toml"
-            cfg.write_text(CLI_CONFIG.format(a=names[0], b=names[1]))
+            cfg.write_text(sled_toml("net_null0", {names[0]: "net_null1,no-rx=1", names[1]: "net_null2,no-rx=1"},
+                                     static_routes=True))
             sock, prefix = tmp_path / f"{tag}.sock", f"oft-exc-{tag}"
             p = ns.popen(*OPTE_FAST, "run", "--config", str(cfg), "--route-source", "static", flag,
                          "--duration-s", "3", "--memory-mb", "1024", "--file-prefix", prefix,

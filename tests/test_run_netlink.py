@@ -23,50 +23,24 @@ import json
 import os
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
 from scapy.all import IP, UDP, Ether, Raw, wrpcap
 
+from tests.support.cli import OPTE_FAST, sled_toml
+
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="needs root for network namespaces")
 
 REPO = Path(__file__).resolve().parents[1]
-OPTE_FAST = [sys.executable, "-c", "from opte_fast.cli import main; main()"]
 PREFIX = "fd00:99::/64"
 MAC1, MAC2 = "a8:40:25:00:00:01", "a8:40:25:00:00:02"
 NO_MAC = "00:00:00:00:00:00"
 N_FLOWS = 64
 WAIT_S = 5.0  # bound on every wait for the data plane to follow a change (route sync itself takes ~1 ms)
 
-CONFIG = """
-[underlay]
-addr = "fd00:0:f7:101::1"
 
-[dataplane]
-flow_capacity = 4096
-
-[[guest]]
-name = "guest0"
-devargs = "net_pcap0,rx_pcap={guest_pcap},infinite_rx=1"
-vni = 7
-mac = "02:00:00:00:00:01"
-gateway_mac = "a8:40:25:ff:00:01"
-ipv4 = "10.0.0.2"
-
-[[uplink]]
-name = "{u0}"
-devargs = "net_null0,no-rx=1"
-
-[[uplink]]
-name = "{u1}"
-devargs = "net_null1,no-rx=1"
-
-[[v2b]]
-prefix = "0.0.0.0/0"
-teps = ["fd00:99::1"]
-"""
 
 
 class Sled:
@@ -115,7 +89,9 @@ class Run:
                                  / IP(src="10.0.0.2", dst=f"198.51.100.{1 + i}") / UDP(sport=10000 + i, dport=53)
                                  / Raw(b"x" * 32) for i in range(N_FLOWS)])
         cfg = self.tmp_path / "c.toml"
-        cfg.write_text(CONFIG.format(guest_pcap=guest_pcap, u0=self.sled.u0, u1=self.sled.u1))
+        cfg.write_text(sled_toml(f"net_pcap0,rx_pcap={guest_pcap},infinite_rx=1",
+                                 {self.sled.u0: "net_null0,no-rx=1", self.sled.u1: "net_null1,no-rx=1"},
+                                 static_routes=False))
         self.stderr = open(self.tmp_path / "run.stderr", "w+")
         self.proc = subprocess.Popen(
             [*OPTE_FAST, "run", "--config", str(cfg), "--route-source", "netlink", "--netns", self.sled.netns,
