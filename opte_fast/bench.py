@@ -420,9 +420,9 @@ def print_text(r: dict) -> None:
 @click.command("bench")
 @click.option("--flows", type=click.IntRange(1, 1 << 20), default=65536, show_default=True,
               help="Distinct flows in the replayed traffic (one frame each).")
-@click.option("--seconds", type=click.IntRange(1, 3600), default=5, show_default=True,
+@click.option("--duration-s", "seconds", type=click.IntRange(1, 3600), default=5, show_default=True,
               help="Measured time of each run (rounded up to whole testpmd reports), after the warm-up.")
-@click.option("--warmup", type=click.FloatRange(0.5, 60), default=1.0, show_default=True,
+@click.option("--warmup-s", "warmup", type=click.FloatRange(0.5, 60), default=1.0, show_default=True,
               help="Seconds of traffic before measuring.")
 @click.option("--frame-bytes", type=click.IntRange(60, 1514), default=64, show_default=True,
               help="Frame length as in the mbuf (no FCS).")

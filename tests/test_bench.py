@@ -14,7 +14,7 @@ pytestmark = pytest.mark.skipif(shutil.which("dpdk-testpmd") is None, reason="dp
 
 
 def test_bench_json_smoke():
-    result = CliRunner().invoke(bench, ["--seconds", "1", "--flows", "1024", "--json"], catch_exceptions=False)
+    result = CliRunner().invoke(bench, ["--duration-s", "1", "--flows", "1024", "--json"], catch_exceptions=False)
     assert result.exit_code == 0, result.output
     r = json.loads(result.output)
     assert r["ceiling_mpps"] > 0 and r["opte_fast_mpps"] > 0
@@ -31,6 +31,6 @@ def test_bench_json_smoke():
 
 def test_bench_without_testpmd(monkeypatch):
     monkeypatch.setattr("opte_fast.bench.TESTPMD", "dpdk-testpmd-missing")
-    result = CliRunner().invoke(bench, ["--seconds", "1", "--flows", "16"])
+    result = CliRunner().invoke(bench, ["--duration-s", "1", "--flows", "16"])
     assert result.exit_code == 1
     assert "install dpdk-dev" in result.output
