@@ -97,8 +97,19 @@ of_drop(struct of_lcore *lc, enum of_counter reason, struct rte_mbuf *m)
 void of_set_error(const char *fmt, ...) __rte_format_printf(1, 2);
 
 /* tx.c */
-void of_tx_enqueue(struct of_dp *dp, struct of_lcore *lc, uint16_t port, struct rte_mbuf *m);
+void of_tx_flush(struct of_dp *dp, struct of_lcore *lc, uint16_t port);
 void of_tx_flush_all(struct of_dp *dp, struct of_lcore *lc);
+
+/* Per packet, so inline: a frame joins its port's burst, which leaves when full. */
+static inline void
+of_tx_enqueue(struct of_dp *dp, struct of_lcore *lc, uint16_t port, struct rte_mbuf *m)
+{
+	struct of_txq *q = &lc->tx[port];
+
+	q->pkts[q->n++] = m;
+	if (q->n == dp->cfg.burst)
+		of_tx_flush(dp, lc, port);
+}
 
 /* outbound.c / inbound.c: one direction each. */
 void of_outbound_burst(struct of_dp *dp, struct of_lcore *lc, const struct of_tables *t,

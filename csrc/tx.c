@@ -9,8 +9,8 @@ static const enum of_counter tx_counter_by_role[] = {
 	[OF_ROLE_EXCEPTION] = OF_C_TX_EXCEPTION,
 };
 
-static void
-tx_flush(struct of_dp *dp, struct of_lcore *lc, uint16_t port)
+void
+of_tx_flush(struct of_dp *dp, struct of_lcore *lc, uint16_t port)
 {
 	struct of_txq *q = &lc->tx[port];
 	uint16_t sent = rte_eth_tx_burst(dp->ports[port].port_id, lc->worker, q->pkts, q->n);
@@ -22,19 +22,9 @@ tx_flush(struct of_dp *dp, struct of_lcore *lc, uint16_t port)
 }
 
 void
-of_tx_enqueue(struct of_dp *dp, struct of_lcore *lc, uint16_t port, struct rte_mbuf *m)
-{
-	struct of_txq *q = &lc->tx[port];
-
-	q->pkts[q->n++] = m;
-	if (q->n == dp->cfg.burst)
-		tx_flush(dp, lc, port);
-}
-
-void
 of_tx_flush_all(struct of_dp *dp, struct of_lcore *lc)
 {
 	for (uint16_t port = 0; port < dp->n_ports; port++)
 		if (lc->tx[port].n != 0)
-			tx_flush(dp, lc, port);
+			of_tx_flush(dp, lc, port);
 }
