@@ -99,7 +99,7 @@ class Setup:
     flow_capacity: int
 
     @classmethod
-    def make(cls, flows: int, seconds: int, warmup: float, frame_bytes: int, hugepages: bool, pcap: Path) -> "Setup":
+    def make(cls, flows: int, seconds: int, warmup: float, frame_bytes: int, hugepages: bool, pcap: Path) -> Setup:
         # The pcap stays resident (one mbuf per frame) next to descriptors, caches and bursts in flight.
         n_mbufs = (1 << (flows + 16384 - 1).bit_length()) - 1
         memory_mb = max(1024, 256 + n_mbufs * 3 // 1024 + flows // 1024)
@@ -345,7 +345,8 @@ def measure_opte_fast(setup: Setup, prefix: str, seconds: float) -> Measurement:
     if result is None or "error" in result or proc.returncode != 0:
         why = (result or {}).get("error") or (err.strip().splitlines() or ["no output"])[-1]
         raise click.ClickException(f"the opte-fast run failed (status {proc.returncode}): {why}")
-    return Measurement("opte_fast", result["pps"], result["seconds"], result["cpu_share"], result["samples_pps"], cmd[:3],
+    return Measurement("opte_fast", result["pps"], result["seconds"], result["cpu_share"], result["samples_pps"],
+                       cmd[:3],
                        {"tsc_hz": result["tsc_hz"], "counters": result["counters"], "drops": result["drops"]})
 
 

@@ -21,21 +21,22 @@ import os
 import re
 import tomllib
 import zlib
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 import click
 
 from .state import (
     BOUNDARY_SERVICES_VNI,
+    V2B,
+    V2P,
     DesiredState,
     GuestPort,
     Nexthop,
     Route,
     Tep,
     Underlay,
-    V2B,
-    V2P,
     parse_mac,
 )
 
@@ -625,7 +626,8 @@ def _routes(doc: dict, r: _Reader, uplinks: list[str]) -> tuple[Route, ...]:
             if uplink not in uplinks:
                 raise r.fail(f"{hk}.uplink", f"no uplink {uplink!r} "
                                              f"(expected one of {', '.join(uplinks) or 'no uplinks defined'})")
-            nh = Nexthop(uplink=uplink, gateway=r.get(h, hk, "gateway", gateway_value), mac=r.get(h, hk, "mac", mac_value))
+            nh = Nexthop(uplink=uplink, gateway=r.get(h, hk, "gateway", gateway_value),
+                         mac=r.get(h, hk, "mac", mac_value))
             if any((n.uplink, n.gateway) == (nh.uplink, nh.gateway) for n in nexthops):
                 raise r.fail(hk, f"expected distinct nexthops, got {uplink} {nh.gateway} twice")
             nexthops.append(nh)

@@ -27,8 +27,9 @@ import sys
 import threading
 import time
 import traceback
+from collections.abc import Callable
 from dataclasses import dataclass, fields, is_dataclass
-from typing import Any, Callable
+from typing import Any
 
 from . import config as cfg
 from .controller import Controller
@@ -456,7 +457,7 @@ class ControlClient:
         self._sock: socket.socket | None = None
         self._pending = b""
 
-    def __enter__(self) -> "ControlClient":
+    def __enter__(self) -> ControlClient:
         return self
 
     def __exit__(self, *exc: Any) -> None:
@@ -487,7 +488,7 @@ class ControlClient:
                 if not data:
                     raise ControlError(f"opte-fast closed the connection on {self.path}")
                 self._pending += data
-        except socket.timeout:
+        except TimeoutError:
             raise ControlError(f"no reply from opte-fast on {self.path} within {self.timeout_s:g} s") from None
         except OSError as e:
             raise ControlError(f"lost the connection to {self.path}: {e.strerror or e}") from None

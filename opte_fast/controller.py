@@ -12,10 +12,12 @@ from __future__ import annotations
 
 import ipaddress
 import threading
-from typing import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 
 from .state import (
     BOUNDARY_SERVICES_VNI,
+    V2B,
+    V2P,
     DataplaneAPI,
     DesiredState,
     IPAddress,
@@ -24,8 +26,6 @@ from .state import (
     Nexthop,
     Route,
     Tep,
-    V2B,
-    V2P,
     check_vni,
     parse_mac,
 )

@@ -11,7 +11,8 @@ import signal
 import sys
 import threading
 import time
-from typing import Callable, TextIO
+from collections.abc import Callable
+from typing import TextIO
 
 from .config import Config
 from .control import ControlAPI, ControlServer

@@ -32,8 +32,19 @@ from dataclasses import dataclass, field
 import click
 import numpy as np
 
-from .sample import (GATEWAY_MAC, GUEST_IP4, GUEST_MAC, GUEST_VNI, TEP, TEP_PREFIX, UNDERLAY, anycast_state,
-                     switch_gateway, switch_mac, uplink_name)
+from .sample import (
+    GATEWAY_MAC,
+    GUEST_IP4,
+    GUEST_MAC,
+    GUEST_VNI,
+    TEP,
+    TEP_PREFIX,
+    UNDERLAY,
+    anycast_state,
+    switch_gateway,
+    switch_mac,
+    uplink_name,
+)
 
 # -- the sled ----------------------------------------------------------------------------------
 DEST_NET = ipaddress.ip_network("198.18.0.0/15")  # RFC 2544 benchmarking range: the "internet"
@@ -312,7 +323,7 @@ class Snapshot:
 
 
 class View:
-    def __init__(self, live: bool, args: "DemoArgs"):
+    def __init__(self, live: bool, args: DemoArgs):
         self.live = live
         self.args = args
         self.color = live
@@ -401,7 +412,8 @@ class View:
             lines.append(f"  {i:>7}  {uplink_name(i):<7}  {str(switch_gateway(i)):<8}  {state}  "
                          f"{flows:>7,}  {pps:>9,.0f}  {moved:>5}  {bar}".rstrip())
         lines.append("")
-        lines.append(f"  flows migrated {s.counters['flows_migrated']:>6,}    rebalanced {s.counters['flows_rebalanced']:>3,}"
+        lines.append(f"  flows migrated {s.counters['flows_migrated']:>6,}    "
+                     f"rebalanced {s.counters['flows_rebalanced']:>3,}"
                      f"    drops (data plane) {s.drops:>3,}")
         reorder = self.style(f"{v.reorders:,}", fg="green" if v.reorders == 0 else "red", bold=True)
         others = self.style(f"{v.others_moved:,}", fg="green" if v.others_moved == 0 else "red", bold=True)

@@ -47,8 +47,9 @@ import struct
 import sys
 import threading
 import time
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
-from typing import Callable, Iterable, Iterator, NamedTuple, Protocol
+from typing import NamedTuple, Protocol
 
 from .state import Nexthop, Route
 

@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import dataclasses
 import ipaddress
+from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Iterable, Protocol
+from typing import Protocol
 
 IPv6Address = ipaddress.IPv6Address
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
@@ -103,10 +104,10 @@ class DesiredState:
     v2b: tuple[V2B, ...] = ()
     routes: tuple[Route, ...] = ()
 
-    def replace(self, **changes) -> "DesiredState":
+    def replace(self, **changes) -> DesiredState:
         return dataclasses.replace(self, **changes)
 
-    def with_tep_state(self, addr: IPv6Address, up: bool) -> "DesiredState":
+    def with_tep_state(self, addr: IPv6Address, up: bool) -> DesiredState:
         """Every TEP with address `addr`, in every V2B entry, marked up or down."""
         v2b = tuple(
             V2B(e.prefix, tuple(dataclasses.replace(t, up=up) if t.addr == addr else t for t in e.teps))

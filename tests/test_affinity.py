@@ -19,13 +19,12 @@ from collections import Counter, defaultdict
 from dataclasses import replace
 
 import pytest
-from scapy.all import IPv6, UDP, Ether, Raw
+from scapy.all import UDP, Ether, IPv6, Raw
 from scapy.contrib.geneve import GENEVE
 
 from opte_fast import _dataplane
 from opte_fast.state import Nexthop, Route
-from tests.support.sled import GATEWAY_MAC, GUEST_IP4, GUEST_MAC, SWITCH_MACS, default_state, gateway, ring_sled, \
-    uplink
+from tests.support.sled import GATEWAY_MAC, GUEST_IP4, GUEST_MAC, SWITCH_MACS, default_state, gateway, ring_sled, uplink
 
 N_BUCKETS = 4096
 PAYLOAD_OFF = 70 + 14 + 20 + 8       # in an outbound frame: outer headers, then the inner frame

@@ -11,6 +11,7 @@ from scapy.contrib.geneve import GENEVE
 from opte_fast.dataplane import DataplaneError, eal_args, eal_init
 from tests.support.cli import OPTE_FAST, sled_toml
 
+
 def run(*args: str, timeout: float = 60) -> subprocess.CompletedProcess:
     return subprocess.run([*OPTE_FAST, *args], capture_output=True, text=True, timeout=timeout)
 

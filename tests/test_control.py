@@ -17,6 +17,7 @@ import time
 
 import pytest
 from click.testing import CliRunner
+from support.fake_dataplane import FakeDataplane
 
 from opte_fast.config import PortSpec, load_config
 from opte_fast.control import OPS, VERSION, ControlAPI, ControlClient, ControlError, ControlServer
@@ -24,8 +25,7 @@ from opte_fast.controller import Controller, NotFound
 from opte_fast.ctl import ctl
 from opte_fast.daemon import serve
 from opte_fast.routesync import NoRoutes
-from opte_fast.state import DesiredState, Nexthop, Route, Tep, Underlay, V2B, V2P
-from support.fake_dataplane import FakeDataplane
+from opte_fast.state import V2B, V2P, DesiredState, Nexthop, Route, Tep, Underlay
 
 A = ipaddress.ip_address
 N = ipaddress.ip_network
@@ -60,7 +60,7 @@ class Running:
         self.server = ControlServer(path, ControlAPI(self.controller, self.dataplane, NoRoutes(), route_source, 1000))
         self.server.start()
 
-    def ctl(self, *args: str) -> "CliRunner.Result":
+    def ctl(self, *args: str) -> CliRunner.Result:
         return CliRunner().invoke(ctl, ["--socket", self.path, *args], catch_exceptions=False)
 
     def call(self, op: str, **args):

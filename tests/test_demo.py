@@ -13,8 +13,17 @@ from types import SimpleNamespace
 import pytest
 from scapy.all import IP, UDP, Ether
 
-from opte_fast.demo import (FRAME_LEN, GATEWAY_MAC, GUEST_IP4, GUEST_MAC, INNER_LEN, OUTER_LEN, Collector,
-                            guest_frame, switch_mac)
+from opte_fast.demo import (
+    FRAME_LEN,
+    GATEWAY_MAC,
+    GUEST_IP4,
+    GUEST_MAC,
+    INNER_LEN,
+    OUTER_LEN,
+    Collector,
+    guest_frame,
+    switch_mac,
+)
 
 REPO = Path(__file__).resolve().parents[1]
 N_UPLINKS = 4

@@ -39,8 +39,8 @@ import secrets
 import shutil
 import socket
 import struct
-import sys
 import subprocess
+import sys
 import tempfile
 import threading
 import time

@@ -29,8 +29,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from scapy.all import (UDP, Ether, ICMPv6ND_NA, ICMPv6ND_NS, ICMPv6NDOptDstLLAddr, ICMPv6NDOptSrcLLAddr, IPv6,
-                       Raw, raw)
+from scapy.all import UDP, Ether, ICMPv6ND_NA, ICMPv6ND_NS, ICMPv6NDOptDstLLAddr, ICMPv6NDOptSrcLLAddr, IPv6, Raw, raw
 from scapy.layers.inet import IP
 from scapy.layers.inet6 import in6_chksum, in6_getnsma, in6_getnsmac
 
@@ -38,9 +37,7 @@ from opte_fast.dataplane import Dataplane, DataplaneError, DataplaneOptions
 from tests.support.cli import OPTE_FAST, sled_toml
 from tests.support.geneve import BOUNDARY_MAC, encapsulate
 from tests.support.netns import Netns, namespace, run
-from tests.support.sled import GATEWAY_MAC, GUEST_IP4, GUEST_MAC, GUEST_VNI, SWITCH_MACS, TEP, UNDERLAY, \
-    default_state
-
+from tests.support.sled import GATEWAY_MAC, GUEST_IP4, GUEST_MAC, GUEST_VNI, SWITCH_MACS, TEP, UNDERLAY, default_state
 
 needs_root = pytest.mark.skipif(os.geteuid() != 0, reason="taps and namespaces need root")
 

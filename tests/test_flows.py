@@ -10,8 +10,18 @@ import pytest
 from scapy.all import ARP, GRE, ICMP, IP, TCP, UDP, Ether, IPv6, Raw, raw
 
 from opte_fast.state import V2B, Tep
-from tests.support.sled import (GATEWAY_MAC, GUEST_IP4, GUEST_IP6, GUEST_MAC, SWITCH_MACS, TEP, default_state, gateway,
-                                ring_sled, uplink)
+from tests.support.sled import (
+    GATEWAY_MAC,
+    GUEST_IP4,
+    GUEST_IP6,
+    GUEST_MAC,
+    SWITCH_MACS,
+    TEP,
+    default_state,
+    gateway,
+    ring_sled,
+    uplink,
+)
 from tests.test_inbound import DROP_COUNTERS, INNER_OTHER_MAC, encap
 from tests.test_outbound import GUEST_VNI, flow_hash
 

@@ -11,13 +11,25 @@ import struct
 from pathlib import Path
 
 import pytest
-from scapy.all import (IP, TCP, UDP, Ether, ICMPv6ND_NA, ICMPv6ND_NS, ICMPv6NDOptDstLLAddr, ICMPv6NDOptSrcLLAddr,
-                       IPv6, IPv6ExtHdrFragment, IPv6ExtHdrHopByHop, Raw, raw)
+from scapy.all import (
+    IP,
+    TCP,
+    UDP,
+    Ether,
+    ICMPv6ND_NA,
+    ICMPv6ND_NS,
+    ICMPv6NDOptDstLLAddr,
+    ICMPv6NDOptSrcLLAddr,
+    IPv6,
+    IPv6ExtHdrFragment,
+    IPv6ExtHdrHopByHop,
+    Raw,
+    raw,
+)
 from scapy.contrib.geneve import GENEVE
 from scapy.layers.inet6 import in6_getnsma, in6_getnsmac
 
-from tests.support.sled import (GATEWAY_MAC, GUEST_IP4, GUEST_IP6, GUEST_MAC, GUEST_VNI, SWITCH_MACS, UNDERLAY,
-                                ring_sled)
+from tests.support.sled import GATEWAY_MAC, GUEST_IP4, GUEST_IP6, GUEST_MAC, GUEST_VNI, SWITCH_MACS, UNDERLAY, ring_sled
 
 BOUNDARY_MAC = "a8:40:25:77:77:77"
 PEER = "fd00:99::1"  # boundary services' TEP, the outer source

@@ -13,8 +13,18 @@ from scapy.contrib.geneve import GENEVE
 
 from opte_fast.dataplane import default_hash_seed
 from opte_fast.state import V2P
-from tests.support.sled import (GATEWAY_MAC, GUEST_IP4, GUEST_IP6, GUEST_MAC, GUEST_VNI, SWITCH_MACS, TEP,
-                                UNDERLAY, default_state, ring_sled)
+from tests.support.sled import (
+    GATEWAY_MAC,
+    GUEST_IP4,
+    GUEST_IP6,
+    GUEST_MAC,
+    GUEST_VNI,
+    SWITCH_MACS,
+    TEP,
+    UNDERLAY,
+    default_state,
+    ring_sled,
+)
 
 BOUNDARY_MAC = "a8:40:25:77:77:77"
 SEED = default_hash_seed(UNDERLAY)

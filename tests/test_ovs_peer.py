@@ -18,10 +18,20 @@ from scapy.layers.inet import ICMP, IP, UDP
 from scapy.layers.inet6 import ICMPv6EchoReply, ICMPv6EchoRequest, IPv6
 from scapy.layers.l2 import Ether
 from scapy.packet import Packet
-
-from support.geneve import (BOUNDARY_MAC, BOUNDARY_VNI, ENTROPY_PORTS, ETH_P_TEB, EXTERNAL, GENEVE_PORT,
-                            GeneveFrame, decode, encapsulate, guest_frame, is_neighbor_solicitation,
-                            neighbor_advertisement)
+from support.geneve import (
+    BOUNDARY_MAC,
+    BOUNDARY_VNI,
+    ENTROPY_PORTS,
+    ETH_P_TEB,
+    EXTERNAL,
+    GENEVE_PORT,
+    GeneveFrame,
+    decode,
+    encapsulate,
+    guest_frame,
+    is_neighbor_solicitation,
+    neighbor_advertisement,
+)
 from support.netns import Frame, run
 from support.ovs import TEP, BoundaryLab, Guest, boundary_lab
 

@@ -17,7 +17,11 @@ import threading
 import time
 
 import pytest
+from support.fake_dataplane import FakeDataplane
 
+from opte_fast.config import load_config
+from opte_fast.control import ControlClient
+from opte_fast.daemon import serve
 from opte_fast.routesync import (
     NO_MAC,
     KernelRoute,
@@ -29,11 +33,7 @@ from opte_fast.routesync import (
     RouteSyncError,
     compute_routes,
 )
-from opte_fast.config import load_config
-from opte_fast.control import ControlClient
-from opte_fast.daemon import serve
 from opte_fast.state import Nexthop, Route
-from support.fake_dataplane import FakeDataplane
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="needs root for network namespaces")
 

@@ -28,8 +28,17 @@ from opte_fast.dataplane import Dataplane, DataplaneOptions
 from opte_fast.state import V2B, DesiredState, GuestPort, Nexthop, Route, Tep, Underlay
 from tests.support.geneve import BOUNDARY_MAC, BOUNDARY_VNI, GENEVE_PORT, decode, encapsulate
 from tests.support.netns import Frame, Netns, namespace, run
-from tests.support.sled import GATEWAY_MAC, GUEST_IP4, GUEST_IP6, GUEST_MAC, GUEST_VNI, SWITCH_MACS, TEP, \
-    UNDERLAY, gateway
+from tests.support.sled import (
+    GATEWAY_MAC,
+    GUEST_IP4,
+    GUEST_IP6,
+    GUEST_MAC,
+    GUEST_VNI,
+    SWITCH_MACS,
+    TEP,
+    UNDERLAY,
+    gateway,
+)
 
 needs_root = pytest.mark.skipif(os.geteuid() != 0, reason="taps and namespaces need root")
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import pathlib
 import re
 import threading
-from typing import Sequence
+from collections.abc import Sequence
 
 from opte_fast.config import PortSpec
 from opte_fast.state import DesiredState, StableIds

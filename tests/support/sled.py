@@ -6,8 +6,19 @@ from contextlib import contextmanager
 from dataclasses import replace
 
 from opte_fast.dataplane import Dataplane, DataplaneOptions
-from opte_fast.sample import (GATEWAY_MAC, GUEST_IP4, GUEST_IP6, GUEST_MAC, GUEST_VNI, TEP, UNDERLAY, anycast_state,
-                              switch_gateway, switch_mac, uplink_name)
+from opte_fast.sample import (
+    GATEWAY_MAC,
+    GUEST_IP4,
+    GUEST_IP6,
+    GUEST_MAC,
+    GUEST_VNI,
+    TEP,
+    UNDERLAY,
+    anycast_state,
+    switch_gateway,
+    switch_mac,
+    uplink_name,
+)
 from opte_fast.state import DesiredState
 
 SWITCH_MACS = [switch_mac(i) for i in range(16)]
