@@ -21,7 +21,7 @@ done
 
 # libFuzzer over the parsers, briefly on every run: any crash or sanitizer report fails it.
 clang -std=gnu11 -g -O1 -fno-strict-aliasing -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all \
-    $(pkg-config --cflags libdpdk) -Icsrc csrc/fuzz/fuzz_parse.c csrc/parse.c csrc/ndp.c csrc/counters.c \
+    $(pkg-config --cflags libdpdk) -Icsrc csrc/fuzz/fuzz_parse.c csrc/parse.c csrc/ndp.c csrc/gateway.c csrc/counters.c \
     -o "$out/fuzz_parse"
 echo "== fuzz_parse (20 s)"
 "$out/fuzz_parse" -max_total_time=20 -print_final_stats=0 2>&1 | tail -2 || status=1

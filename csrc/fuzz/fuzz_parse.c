@@ -1,11 +1,11 @@
 /*
- * libFuzzer entry for the packet parsers and the NDP responder: any input
- * gets a result without a read past its end, and whatever a parser reports
- * lies inside the input.
+ * libFuzzer entry for the packet parsers and the NDP and gateway responders:
+ * any input gets a result without a read or write past its end, and
+ * whatever a parser reports lies inside the input.
  *
  *   clang -std=gnu11 -g -O1 -fsanitize=fuzzer,address,undefined \
  *	$(pkg-config --cflags libdpdk) -Icsrc csrc/fuzz/fuzz_parse.c \
- *	csrc/parse.c csrc/ndp.c csrc/counters.c -o /tmp/fuzz_parse
+ *	csrc/parse.c csrc/ndp.c csrc/gateway.c csrc/counters.c -o /tmp/fuzz_parse
  *   /tmp/fuzz_parse -max_total_time=30 [corpus dir]
  */
 #include <stddef.h>
@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "gateway.h"
 #include "ndp.h"
 #include "parse.h"
 
@@ -20,6 +21,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 static const uint8_t SLED[16] = { 0xfd, 0x00, 0x00, 0x00, 0x00, 0xf7, 0x01, 0x01, [15] = 0x01 };
 static const uint8_t SLED_MAC[6] = { 0x02, 0x08, 0x20, 0x01, 0x01, 0x01 };
+static const uint8_t GATEWAY_MAC[6] = { 0xa8, 0x40, 0x25, 0xff, 0x00, 0x01 };
 
 /* Where an untagged frame holds the IPv6 destination and the NS target. */
 enum { IP6_DST_OFF = 14 + 24, ND_TARGET_OFF = 14 + 40 + 8 };
@@ -70,6 +72,29 @@ fuzz_ndp(const uint8_t *frame, uint32_t len, const uint8_t addr[16])
 	free(buf);
 }
 
+/* The guest's gateway, with the input's own source MAC as the guest's so the sender checks pass. */
+static void
+fuzz_gateway(const uint8_t *frame, uint32_t len)
+{
+	struct of_inner_meta m;
+	uint8_t *buf;
+	uint32_t n = 0;
+	int rc;
+
+	if (len < 12)
+		return;
+	buf = malloc(len);	/* room == len: ASan sees a write past it */
+	memcpy(buf, frame, len);
+	rc = of_gateway_arp(buf, len, len, frame + 6, GATEWAY_MAC, &n);
+	EXPECT(rc == OF_C_GATEWAY_ARP_REPLIES ? n > 0 && n <= len : memcmp(buf, frame, len) == 0);
+	memcpy(buf, frame, len);
+	if (of_parse_inner(frame, len, &m) == OF_OK && m.key.proto == IPPROTO_ICMPV6) {
+		rc = of_gateway_ndp(buf, len, len, m.l2_len + m.l3_len, frame + 6, GATEWAY_MAC, &n);
+		EXPECT(rc != OF_C_GATEWAY_NDP_REPLIES || (n > 0 && n <= len));
+	}
+	free(buf);
+}
+
 int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
@@ -78,6 +103,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (size > UINT16_MAX)
 		return 0;
 	fuzz_inner(data, len);
+	fuzz_gateway(data, len);
 
 	/* the sled's address, and the input's own destination and target, so
 	 * the paths past the address checks are reached without guessing it */
