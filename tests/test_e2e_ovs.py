@@ -269,10 +269,15 @@ def outer_destinations(frames: Iterable[Frame], sled_address: str, seen: dict[in
         seen.setdefault(sport, set()).add(str(ipaddress.IPv6Address(d[38:54])))
 
 
+def curl_flow_entries(dp: Dataplane) -> dict[int, dict]:
+    """Guest source port → flow entry, for the guest's TCP flows to the HTTP server."""
+    return {f["src_port"]: f for f in dp.flows(10000)
+            if f["proto"] == 6 and f["dst_port"] == HTTP_PORT and f["src"] == GUEST.ipv4}
+
+
 def curl_flows(dp: Dataplane) -> dict[int, Pin]:
     """Guest source port → (uplink, TEP), for the guest's TCP flows to the HTTP server."""
-    return {f["src_port"]: (f["uplink"], f["tep"]) for f in dp.flows(10000)
-            if f["proto"] == 6 and f["dst_port"] == HTTP_PORT and f["src"] == GUEST.ipv4}
+    return {port: (f["uplink"], f["tep"]) for port, f in curl_flow_entries(dp).items()}
 
 
 class FlowWatch:
@@ -282,12 +287,18 @@ class FlowWatch:
     def __init__(self, dp: Dataplane, start: dict[int, Pin] | None = None) -> None:
         self.dp = dp
         self.history: dict[int, list[Pin]] = {port: [pin] for port, pin in (start or {}).items()}
+        self.packets: dict[int, int] = {}   # the last packet count seen per flow
+        self.present: set[int] = set(start or {})  # flows in the table at the last poll
 
     def poll(self) -> None:
-        for port, pin in curl_flows(self.dp).items():
+        entries = curl_flow_entries(self.dp)
+        self.present = set(entries)
+        for port, f in entries.items():
+            pin = (f["uplink"], f["tep"])
             pins = self.history.setdefault(port, [])
             if not pins or pins[-1] != pin:
                 pins.append(pin)
+            self.packets[port] = f["packets"]
 
     def last(self, port: int) -> Pin | None:
         return self.history[port][-1] if self.history.get(port) else None
@@ -503,6 +514,7 @@ def test_guest_reaches_the_internet_through_two_ovs_switches_and_survives_losing
         print(f"[{sled.mode}] flows per switch before the failure: {per_switch}; failing switch {fi}")
         retrans_before = retransmits.snapshot()
         counters_before = dp.counters()
+        packets_at_failure = {p: f["packets"] for p, f in curl_flow_entries(dp).items()}
 
         # -- the switch fails ---------------------------------------------------------------------
         sled.take_down(fi, si)
@@ -516,13 +528,24 @@ def test_guest_reaches_the_internet_through_two_ovs_switches_and_survives_losing
         destinations: dict[int, set[str]] = {}
         parsed = 0
         with lab.uplinks[si].switch.ns.capture(sled.uplink_ifs[si]) as capture:
+            def ended_before_failure(p: int) -> bool:
+                # Its transfer was over: it left the table (2 s after FIN) without a packet since.
+                return p not in during_failure.present and \
+                    during_failure.packets.get(p, packets_at_failure.get(p)) == packets_at_failure.get(p)
+
             def all_moved() -> bool:
                 nonlocal parsed
                 frames = capture.frames
                 outer_destinations(frames[parsed:], lab.sled_address, destinations)
                 parsed = len(frames)
-                return all(during_failure.last(p) == sled.pin(si) and p in destinations for p in failed)
+                return all((during_failure.last(p) == sled.pin(si) and p in destinations) or ended_before_failure(p)
+                           for p in failed)
             during_failure.follow(all_moved, 15)
+            assert all_moved(), (f"failed flows not all on the survivor: history "
+                                 f"{ {p: during_failure.history.get(p) for p in failed} }, seen on the survivor "
+                                 f"{ {p: destinations.get(p) for p in failed} }, counters {dp.counters()}")
+            # The failed switch's flows that still had traffic: the ones that must have moved.
+            failed = [p for p in failed if not ended_before_failure(p)]
         at_restore = curl_flows(dp)
         counters_at_restore = dp.counters()
         assert long.running(), "the transfers ended before the switch came back"
