@@ -13,6 +13,7 @@
 #include <netinet/in.h>
 
 #include "check.h"
+#include "icmp6.h"
 #include "gateway.h"
 #include "parse.h"
 
@@ -165,24 +166,6 @@ enum {
 	ND_LEN = ICMP + 24 + 8,	/* a solicitation or advertisement with one link-layer option */
 	ROOM = 256,
 };
-
-/* Make the ICMPv6 checksum of a mutated untagged frame right again: RFC 1071, byte by byte. */
-static void
-fix_checksum(uint8_t *f)
-{
-	uint32_t plen = f[L3 + 4] << 8 | f[L3 + 5];
-	uint32_t sum = plen + 58, i;
-
-	f[ICMP + 2] = f[ICMP + 3] = 0;
-	for (i = SRC; i < ICMP; i += 2)
-		sum += f[i] << 8 | f[i + 1];
-	for (i = 0; i < plen; i += 2)
-		sum += f[ICMP + i] << 8 | (i + 1 < plen ? f[ICMP + i + 1] : 0);
-	while (sum >> 16)
-		sum = (sum & 0xffff) + (sum >> 16);
-	f[ICMP + 2] = ~sum >> 8;
-	f[ICMP + 3] = ~sum & 0xff;
-}
 
 /* A tag after the MAC addresses, as a guest on a VLAN would send it. */
 static uint32_t
@@ -469,7 +452,7 @@ test_other_nd_messages(void)
 			continue;
 		memcpy(f, NS_UNICAST, sizeof(f));
 		f[ICMP] = type;
-		fix_checksum(f);
+		icmp6_fix_checksum(f, L3);
 		CHECK_EQ(ndp(f, sizeof(f), ROOM).rc, OF_C_GATEWAY_NDP_IGNORED);
 	}
 	/* ICMPv6 that is not neighbor discovery goes on as any packet */
@@ -478,7 +461,7 @@ test_other_nd_messages(void)
 			continue;
 		memcpy(f, NS_UNICAST, sizeof(f));
 		f[ICMP] = (uint8_t)type;
-		fix_checksum(f);
+		icmp6_fix_checksum(f, L3);
 		CHECK_EQ(ndp(f, sizeof(f), ROOM).rc, OF_OK);
 	}
 }
@@ -493,7 +476,7 @@ check_ns_ignored(uint32_t off, const void *value, uint32_t n, int fix)
 	memcpy(f, NS_MULTICAST, sizeof(f));
 	memcpy(f + off, value, n);
 	if (fix)
-		fix_checksum(f);
+		icmp6_fix_checksum(f, L3);
 	r = ndp(f, sizeof(f), ROOM);
 	CHECK_EQ(r.rc, OF_C_GATEWAY_NDP_IGNORED);
 	CHECK_EQ(r.len, 0);
@@ -516,12 +499,12 @@ test_ns_not_answered(void)
 	memcpy(f, NS_MULTICAST, sizeof(f));
 	memcpy(f + DST, all_nodes, 16);
 	memcpy(f + TARGET, all_nodes, 16);
-	fix_checksum(f);
+	icmp6_fix_checksum(f, L3);
 	CHECK_EQ(ndp(f, sizeof(f), ROOM).rc, OF_C_GATEWAY_NDP_IGNORED);
 	memcpy(f, NS_MULTICAST, sizeof(f));
 	memcpy(f + DST + 13, zero, 3);	/* ff02::1:ff00:0 */
 	memcpy(f + TARGET, zero, 16);
-	fix_checksum(f);
+	icmp6_fix_checksum(f, L3);
 	CHECK_EQ(ndp(f, sizeof(f), ROOM).rc, OF_C_GATEWAY_NDP_IGNORED);
 
 	/* behind an extension header */

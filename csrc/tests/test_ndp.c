@@ -15,6 +15,7 @@
 #include <string.h>
 
 #include "check.h"
+#include "icmp6.h"
 #include "ndp.h"
 
 static const uint8_t NS_MULTICAST[] = {
@@ -132,24 +133,6 @@ enum {
 	NDP_FRAME_LEN = OPT + 8,
 };
 
-/* Make the ICMPv6 checksum of a mutated frame right again: RFC 1071, byte by byte. */
-static void
-fix_checksum(uint8_t *f)
-{
-	uint32_t plen = f[L3 + 4] << 8 | f[L3 + 5];
-	uint32_t sum = plen + 58, i;
-
-	f[ICMP + 2] = f[ICMP + 3] = 0;
-	for (i = SRC; i < ICMP; i += 2)
-		sum += f[i] << 8 | f[i + 1];
-	for (i = 0; i < plen; i += 2)
-		sum += f[ICMP + i] << 8 | (i + 1 < plen ? f[ICMP + i + 1] : 0);
-	while (sum >> 16)
-		sum = (sum & 0xffff) + (sum >> 16);
-	f[ICMP + 2] = ~sum >> 8;
-	f[ICMP + 3] = ~sum & 0xff;
-}
-
 /* A heap copy of exactly n bytes: ASan reports any read at or past n. */
 static int
 solicit_exact(const uint8_t *frame, uint32_t n, const uint8_t addr[16])
@@ -253,48 +236,48 @@ test_rfc4861_validation(void)
 
 	memcpy(f, NS_MULTICAST, sizeof(f));
 	f[ICMP + 1] = 1;	/* code */
-	fix_checksum(f);
+	icmp6_fix_checksum(f, L3);
 	CHECK_EQ(solicit_exact(f, sizeof(f), SLED), 0);
 
 	memcpy(f, NS_MULTICAST, sizeof(f));
 	f[OPT + 1] = 0;	/* option of length 0 */
-	fix_checksum(f);
+	icmp6_fix_checksum(f, L3);
 	CHECK_EQ(solicit_exact(f, sizeof(f), SLED), 0);
 	f[OPT + 1] = 2;	/* option running past the packet */
-	fix_checksum(f);
+	icmp6_fix_checksum(f, L3);
 	CHECK_EQ(solicit_exact(f, sizeof(f), SLED), 0);
 	memcpy(f, NS_MULTICAST, sizeof(f));
 	f[L3 + 5] = 24 + 1;	/* one byte where an option header should be */
-	fix_checksum(f);
+	icmp6_fix_checksum(f, L3);
 	CHECK_EQ(solicit_exact(f, sizeof(f), SLED), 0);
 
 	memcpy(f, NS_MULTICAST, sizeof(f));
 	f[SRC] = 0xff;	/* multicast source */
-	fix_checksum(f);
+	icmp6_fix_checksum(f, L3);
 	CHECK_EQ(solicit_exact(f, sizeof(f), SLED), 0);
 
 	memcpy(f, NS_MULTICAST, sizeof(f));
 	f[DST + 15] ^= 0x01;	/* another address's solicited-node group */
-	fix_checksum(f);
+	icmp6_fix_checksum(f, L3);
 	CHECK_EQ(solicit_exact(f, sizeof(f), SLED), 0);
 
 	memcpy(f, NS_UNICAST, sizeof(f));
 	f[DST + 15] ^= 0x02;	/* unicast to somebody else */
-	fix_checksum(f);
+	icmp6_fix_checksum(f, L3);
 	CHECK_EQ(solicit_exact(f, sizeof(f), SLED), 0);
 
 	memcpy(f, NS_DAD, sizeof(f));
 	f[OPT] = 1;	/* a probe from :: with a source link-layer address */
-	fix_checksum(f);
+	icmp6_fix_checksum(f, L3);
 	CHECK_EQ(solicit_exact(f, sizeof(f), SLED), 0);
 	memcpy(f, NS_DAD, sizeof(f));
 	memcpy(f + DST, SLED, sizeof(SLED));	/* a probe from :: not to the group */
-	fix_checksum(f);
+	icmp6_fix_checksum(f, L3);
 	CHECK_EQ(solicit_exact(f, sizeof(f), SLED), 0);
 
 	/* and fix_checksum itself gives back the captured checksum */
 	memcpy(f, NS_DAD, sizeof(f));
-	fix_checksum(f);
+	icmp6_fix_checksum(f, L3);
 	CHECK_MEM(f, NS_DAD, sizeof(f));
 }
 
@@ -317,7 +300,7 @@ test_room(void)
 	/* an NS without options is shorter than its answer */
 	memcpy(f, NS_UNICAST, sizeof(f));
 	f[L3 + 5] = 24;
-	fix_checksum(f);
+	icmp6_fix_checksum(f, L3);
 	CHECK_EQ(solicit_exact(f, OPT, SLED), 1);
 	CHECK_EQ(of_ndp_build_advert(f, OPT, NDP_FRAME_LEN - 1, SLED_MAC, SLED), 0);
 	CHECK_EQ(f[ICMP], 135);	/* untouched */
