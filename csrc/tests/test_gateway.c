@@ -13,7 +13,7 @@
 #include <netinet/in.h>
 
 #include "check.h"
-#include "icmp6.h"
+#include "frames.h"
 #include "gateway.h"
 #include "parse.h"
 
@@ -166,18 +166,6 @@ enum {
 	ND_LEN = ICMP + 24 + 8,	/* a solicitation or advertisement with one link-layer option */
 	ROOM = 256,
 };
-
-/* A tag after the MAC addresses, as a guest on a VLAN would send it. */
-static uint32_t
-with_vlan(uint8_t *out, const uint8_t *frame, uint32_t len)
-{
-	static const uint8_t tag[4] = { 0x81, 0x00, 0x00, 0x2a };
-
-	memcpy(out, frame, 12);
-	memcpy(out + 12, tag, sizeof(tag));
-	memcpy(out + 16, frame + 12, len - 12);
-	return len + sizeof(tag);
-}
 
 struct result {
 	int rc;

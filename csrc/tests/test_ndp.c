@@ -15,7 +15,7 @@
 #include <string.h>
 
 #include "check.h"
-#include "icmp6.h"
+#include "frames.h"
 #include "ndp.h"
 
 static const uint8_t NS_MULTICAST[] = {
@@ -173,18 +173,6 @@ static void
 test_advert_dad(void)
 {
 	check_advert(NS_DAD, sizeof(NS_DAD), NA_DAD_LINUX, sizeof(NA_DAD_LINUX));
-}
-
-/* A tag after the MAC addresses, as an uplink on a VLAN would carry it. */
-static uint32_t
-with_vlan(uint8_t *out, const uint8_t *frame, uint32_t len)
-{
-	static const uint8_t tag[4] = { 0x81, 0x00, 0x00, 0x2a };
-
-	memcpy(out, frame, 12);
-	memcpy(out + 12, tag, sizeof(tag));
-	memcpy(out + 16, frame + 12, len - 12);
-	return len + sizeof(tag);
 }
 
 static void

@@ -1,8 +1,21 @@
-/* Frame helpers shared by the C tests of the ICMPv6 responders. */
-#ifndef OF_TESTS_ICMP6_H
-#define OF_TESTS_ICMP6_H
+/* Frame helpers shared by the C tests, written apart from the code under test. */
+#ifndef OF_TESTS_FRAMES_H
+#define OF_TESTS_FRAMES_H
 
 #include <stdint.h>
+#include <string.h>
+
+/* The frame with an 802.1Q tag (VLAN 42) after its MAC addresses, into out; the new length. */
+static inline uint32_t
+with_vlan(uint8_t *out, const uint8_t *frame, uint32_t len)
+{
+	static const uint8_t tag[4] = { 0x81, 0x00, 0x00, 0x2a };
+
+	memcpy(out, frame, 12);
+	memcpy(out + 12, tag, sizeof(tag));
+	memcpy(out + 16, frame + 12, len - 12);
+	return len + sizeof(tag);
+}
 
 /*
  * Make the ICMPv6 checksum of a mutated frame right again, RFC 1071 byte by
