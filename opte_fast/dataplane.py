@@ -18,12 +18,10 @@ from . import _dataplane
 from ._dataplane import DataplaneError, eal_cleanup, eal_init
 from .state import DesiredState, IPAddress, IPNetwork, StableIds
 
-__all__ = ["Dataplane", "DataplaneError", "DataplaneOptions", "eal_args", "eal_cleanup", "eal_init",
-           "mapped", "ROLE_NAMES"]
+__all__ = ["Dataplane", "DataplaneError", "DataplaneOptions", "default_hash_seed", "eal_args", "eal_cleanup",
+           "eal_init"]
 
-ROLE_NAMES = {_dataplane.ROLE_GUEST: "guest", _dataplane.ROLE_UPLINK: "uplink",
-              _dataplane.ROLE_EXCEPTION: "exception"}
-ROLES = {name: role for role, name in ROLE_NAMES.items()}
+ROLES = {"guest": _dataplane.ROLE_GUEST, "uplink": _dataplane.ROLE_UPLINK, "exception": _dataplane.ROLE_EXCEPTION}
 _NEVER = _dataplane.NEVER
 
 
