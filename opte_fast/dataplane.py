@@ -126,7 +126,7 @@ class Dataplane:
         self._set_ids = StableIds(0, _dataplane.MAX_GROUPS)
         self._group_ids = StableIds(0, _dataplane.MAX_GROUPS)
         self._ids: dict = {"teps": {}, "nexthops": {}, "sets": {}, "groups": {}}
-        self._state: DesiredState | None = None
+        self._members: dict = {"teps": {}, "nexthops": {}}  # key -> Tep / Nexthop of the last commit
         self._commit_lock = threading.Lock()
         self.counter_names = _dataplane.counter_names()
 
@@ -198,7 +198,7 @@ class Dataplane:
         routes = [(r.prefix.network_address.packed, r.prefix.prefixlen, group_ids[r.prefix]) for r in state.routes]
         self._core.commit(guests, v2p, teps, tep_sets, v2b, nexthops, nh_groups, routes)
         self._ids = {"teps": tep_ids, "nexthops": nh_ids, "sets": set_ids, "groups": group_ids}
-        self._state = state
+        self._members = {"teps": tep_keys, "nexthops": nh_keys}
 
     # -- reading -------------------------------------------------------------------------
     def counters(self) -> dict[str, int]:
@@ -235,9 +235,7 @@ class Dataplane:
 
     def paths(self) -> dict:
         teps, nhs = self._core.path_stats()
-        state = self._state
-        tep_state = {(e.prefix, t.addr): t for e in state.v2b for t in e.teps} if state else {}
-        nh_state = {(r.prefix, n.uplink, n.gateway): n for r in state.routes for n in r.nexthops} if state else {}
+        tep_state, nh_state = self._members["teps"], self._members["nexthops"]
         return {
             "teps": [{"id": i, "prefix": str(k[0]), "addr": str(k[1]), "vni": tep_state[k].vni,
                       "up": tep_state[k].up, "flows": int(teps[i, 0]), "packets": int(teps[i, 1]),
