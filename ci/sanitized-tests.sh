@@ -5,7 +5,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-python=$(realpath "${PYTHON:-.venv/bin/python}")
+# The venv's interpreter by its own path (not resolved through its symlink, which would leave the
+# venv and its packages behind); from inside the copy it imports the copy's sanitized build.
+python="$PWD/.venv/bin/python"
 tree=build/sanitized-tree
 rm -rf "$tree"
 mkdir -p "$tree"
@@ -13,10 +15,11 @@ git ls-files -co --exclude-standard | grep -v '^build/' | tar -cf - -T - | tar -
 (cd "$tree" && OPTE_FAST_SANITIZE=1 "$python" setup.py -q build_ext --inplace >/dev/null)
 
 cd "$tree"
-ASAN_OPTIONS=detect_leaks=0:abort_on_error=1 \
-UBSAN_OPTIONS=print_stacktrace=1 \
-LD_PRELOAD="$(gcc -print-file-name=libasan.so)" \
-    "$python" -m pytest -q -p no:cacheprovider \
+export ASAN_OPTIONS=detect_leaks=0:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1
+export LD_PRELOAD="$(gcc -print-file-name=libasan.so)"
+"$python" -c 'import os, sys, opte_fast._dataplane as d
+sys.exit(0 if d.__file__.startswith(os.getcwd()) else f"sanitized run would test {d.__file__}, not the sanitized build")'
+"$python" -m pytest -q -p no:cacheprovider \
     tests/test_outbound.py tests/test_inbound.py tests/test_flows.py tests/test_affinity.py 2>&1 | tee sanitized.log
 # UBSan reports without stopping Python: fail on any report afterwards.
 if grep -q "runtime error:" sanitized.log; then

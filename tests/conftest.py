@@ -1,5 +1,8 @@
 """One DPDK EAL per pytest process (rte_eal_init runs once per process); tests that
-need their own EAL run opte-fast in a subprocess with its own --file-prefix."""
+need their own EAL run opte-fast in a subprocess with its own --file-prefix.
+
+Under CI (CI=true) a skipped test fails: a test skipped for a missing tool would otherwise
+hide a missing install step in ci/install.sh, and the run would stay green."""
 import os
 import shutil
 from pathlib import Path
@@ -17,6 +20,15 @@ def remove_stale_runtime_dirs() -> None:
         pid = int(d.name.rsplit("-", 1)[1])
         if not Path(f"/proc/{pid}").exists():
             shutil.rmtree(d, ignore_errors=True)
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    report = (yield).get_result()
+    if report.skipped and os.environ.get("CI") == "true" and not hasattr(report, "wasxfail"):
+        reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else str(report.longrepr)
+        report.outcome = "failed"
+        report.longrepr = f"skipped under CI=true, where every test must run: {reason}"
 
 
 @pytest.fixture(scope="session")

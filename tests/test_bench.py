@@ -3,14 +3,13 @@
 It runs its own EAL processes (testpmd and an opte-fast subprocess), so it needs no `eal` fixture."""
 import json
 import os
-import shutil
 
-import pytest
 from click.testing import CliRunner
 
 from opte_fast.bench import DPDK_RUN_DIR, bench, prefixes
+from tests.support.tools import needs_tools
 
-pytestmark = pytest.mark.skipif(shutil.which("dpdk-testpmd") is None, reason="dpdk-testpmd (dpdk-dev) not installed")
+pytestmark = needs_tools("dpdk-testpmd")
 
 
 def test_bench_json_smoke():

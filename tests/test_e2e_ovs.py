@@ -55,11 +55,10 @@ from opte_fast.state import V2B, DesiredState, GuestPort, Nexthop, Route, Tep, U
 from tests.support.geneve import BOUNDARY_VNI, GENEVE_PORT
 from tests.support.netns import Frame, Netns, namespace, run
 from tests.support.ovs import GATEWAY_V4, TEP, BoundaryLab, Guest, Internet, boundary_lab
+from tests.support.tools import needs_tools
 
 needs_root = pytest.mark.skipif(os.geteuid() != 0, reason="namespaces, taps and Open vSwitch need root")
-needs_tools = pytest.mark.skipif(
-    not all(shutil.which(t) for t in ("ovs-vsctl", "ovsdb-server", "tshark", "curl", "ss")),
-    reason="needs Open vSwitch (ovs-vsctl, ovsdb-server), tshark, curl and ss")
+needs_lab_tools = needs_tools("ovs-vsctl", "ovsdb-server", "tshark", "curl", "ss", "nstat")
 
 GATEWAY_IP = "10.0.0.1"
 GUEST = Guest()
@@ -463,7 +462,7 @@ def web_server(inet: Internet, tmp_path: Path) -> Iterator[WebServer]:
 
 
 @needs_root
-@needs_tools
+@needs_lab_tools
 def test_guest_reaches_the_internet_through_two_ovs_switches_and_survives_losing_one(
         sled: Sled, tmp_path: Path) -> None:
     lab, dp = sled.lab, sled.dp

@@ -34,8 +34,10 @@ from support.geneve import (
 )
 from support.netns import Frame, run
 from support.ovs import TEP, BoundaryLab, Guest, boundary_lab
+from support.tools import needs_tools
 
 needs_root = pytest.mark.skipif(os.geteuid() != 0, reason="namespaces and Open vSwitch need root")
+pytestmark = needs_tools("ovs-vsctl", "ovsdb-server", "tshark")
 
 OVS_SOURCE_PORTS = range(32768, 61001)  # OVS's default tnl/egress_port_range
 OVS_HOP_LIMIT = 64
