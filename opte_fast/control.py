@@ -317,7 +317,7 @@ class ControlServer:
             os.fchmod(sock.fileno(), 0o600)  # the bound file takes this mode
             sock.bind(staging)
             os.chmod(staging, 0o600)
-            sock.listen(16)
+            sock.listen(socket.SOMAXCONN)
             os.rename(staging, self.path)
         except OSError as e:
             raise ControlError(f"cannot create control socket {self.path}: {e.strerror or e}") from None
@@ -441,6 +441,10 @@ class ControlServer:
         return getattr(self.api, op.method)(**op.check(request.get("args", {})))
 
 
+def _timeval(seconds: float) -> bytes:
+    return struct.pack("ll", int(seconds), int(seconds % 1 * 1e6))
+
+
 def _encode(message: dict) -> bytes:
     return json.dumps(message, separators=(",", ":")).encode() + b"\n"
 
@@ -499,7 +503,9 @@ class ControlClient:
         if self._sock is not None:
             return self._sock
         sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        sock.settimeout(self.timeout_s)
+        # A blocking connect waits (up to SO_SNDTIMEO) for room in a full listen backlog; with a
+        # Python timeout the socket would be non-blocking and connect() fail at once with EAGAIN.
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDTIMEO, _timeval(self.timeout_s))
         try:
             sock.connect(self.path)
         except FileNotFoundError:
@@ -512,8 +518,13 @@ class ControlClient:
             sock.close()
             raise ControlError(f"permission denied on {self.path} (run as root or as the user running opte-fast)") \
                 from None
+        except BlockingIOError:
+            sock.close()
+            raise ControlError(f"opte-fast on {self.path} accepted no connection within {self.timeout_s:g} s") \
+                from None
         except OSError as e:
             sock.close()
             raise ControlError(f"cannot connect to {self.path}: {e.strerror or e}") from None
+        sock.settimeout(self.timeout_s)
         self._sock = sock
         return sock

@@ -182,6 +182,69 @@ def test_many_clients_at_once(running):
     assert not errors and len(running.call("v2p.dump")) == 160
 
 
+def test_sixty_four_clients_connecting_at_once_are_all_served(running):
+    """Monitoring scripts connect in bursts: none may fail with EAGAIN."""
+    barrier = threading.Barrier(64)
+    errors: list[Exception] = []
+
+    def client() -> None:
+        barrier.wait()
+        try:
+            with ControlClient(running.path, timeout_s=20) as c:
+                c.call("routes")
+        except Exception as e:  # reported below
+            errors.append(e)
+    threads = [threading.Thread(target=client) for _ in range(64)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+
+
+def test_a_client_waits_for_room_in_a_full_listen_backlog(sockdir):
+    path = os.path.join(sockdir, "busy.sock")
+    listener = socket.socket(socket.AF_UNIX)
+    listener.bind(path)
+    listener.listen(1)
+    queued = []
+    while True:  # fill the backlog: a non-blocking connect fails with EAGAIN once it is full
+        q = socket.socket(socket.AF_UNIX)
+        q.setblocking(False)
+        try:
+            q.connect(path)
+        except BlockingIOError:
+            q.close()
+            break
+        queued.append(q)
+
+    def accept_late() -> None:
+        time.sleep(0.3)
+        listener.settimeout(2)
+        for _ in range(len(queued) + 1):
+            try:
+                conn, _ = listener.accept()
+            except TimeoutError:  # the client gave up
+                return
+            conn.settimeout(0.2)
+            try:
+                if conn.recv(1 << 16):
+                    conn.sendall(b'{"v": 1, "ok": true, "result": "served"}\n')
+            except TimeoutError:
+                pass
+            conn.close()
+    server = threading.Thread(target=accept_late)
+    server.start()
+    try:
+        with ControlClient(path, timeout_s=5) as c:
+            assert c.call("routes") == "served"
+    finally:
+        server.join()
+        for q in queued:
+            q.close()
+        listener.close()
+
+
 # --- credentials -------------------------------------------------------------------------------
 
 
