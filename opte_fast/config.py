@@ -481,7 +481,7 @@ def load_config(path: str | os.PathLike | None, flag_overrides: dict[str, Any]) 
             raise cli.fail(opt.flag_name, str(e)) from None
     options = _resolve(values, r)
 
-    ports = _ports(doc, r, flag_overrides)
+    ports = _ports(doc, r, flag_overrides, options.exception_path)
     guests = _guests(doc, r)
     described = {g.port for g in guests}
     for p in ports:
@@ -520,7 +520,7 @@ def _resolve(values: dict[str, Any], r: _Reader) -> Any:
     return Options(**values)
 
 
-def _ports(doc: dict, r: _Reader, flags: dict[str, Any]) -> tuple[PortSpec, ...]:
+def _ports(doc: dict, r: _Reader, flags: dict[str, Any], exception_path: bool) -> tuple[PortSpec, ...]:
     found: dict[str, tuple[str, str | None, str]] = {}  # name -> (role, devargs, key)
     for role in ("guest", "uplink"):
         for key, e in r.array(doc, role):
@@ -548,7 +548,28 @@ def _ports(doc: dict, r: _Reader, flags: dict[str, Any]) -> tuple[PortSpec, ...]
     for name, (role, devargs, key) in found.items():
         if devargs is None:
             raise r.fail(f"{key}.devargs", f"missing (give it here or as --{role} {name}=DEVARGS)")
+    _check_interfaces_unshared(found, exception_path, r)
     return tuple(PortSpec(n, role, d) for n, (role, d, _) in found.items())
+
+
+def _check_interfaces_unshared(found: dict[str, tuple[str, str, str]], exception_path: bool, r: _Reader) -> None:
+    """Two ports on one kernel interface (or vhost socket) would steal each other's frames, and
+    an uplink's exception-path tap takes the uplink's own name: each may be claimed once."""
+    owners: dict[str, str] = {}
+    if exception_path:
+        for name, (role, _, _) in found.items():
+            if role == "uplink":
+                owners[name] = f"the exception-path tap of uplink {name!r}"
+    for name, (role, devargs, key) in found.items():
+        ifaces = [kv[len("iface="):] for kv in devargs.split(",")[1:] if kv.startswith("iface=")]
+        for iface in ifaces:
+            if iface in owners:
+                where = key if key.startswith("--") else f"{key}.devargs"
+                hint = (" (with exception_path on, name the DPDK side's tap otherwise, e.g. iface=dp-"
+                        f"{iface[:12]})" if owners[iface].startswith("the exception") else "")
+                raise _Reader(COMMAND_LINE if key.startswith("--") else r.source).fail(
+                    where, f"iface={iface} is already {owners[iface]}{hint}")
+            owners[iface] = f"the interface of {role} port {name!r}"
 
 
 def _guests(doc: dict, r: _Reader) -> tuple[GuestPort, ...]:

@@ -72,8 +72,8 @@ def test_example_config_loads_to_the_exact_desired_state():
     )
     assert config.initial_state() == expected
     assert config.ports == (PortSpec("guest0", "guest", "net_tap2,iface=guest0"),
-                            PortSpec("uplink0", "uplink", "net_tap0,iface=uplink0"),
-                            PortSpec("uplink1", "uplink", "net_tap1,iface=uplink1"))
+                            PortSpec("uplink0", "uplink", "net_tap0,iface=dp-uplink0"),
+                            PortSpec("uplink1", "uplink", "net_tap1,iface=dp-uplink1"))
     assert config.uplinks == ("uplink0", "uplink1")
 
 
@@ -205,11 +205,26 @@ def test_port_name_defaults_to_iface_or_device_name(arg, name, devargs):
 
 def test_flag_ports_add_to_and_replace_file_ports(tmp_path):
     config = load_config(write(tmp_path, config_with('')), {"uplink": ("uplink1=net_tap1,iface=uplink1", "net_tap2,iface=up2"),
-                                                    "guest": ("guest0=net_ring0",)})
+                                                    "guest": ("guest0=net_ring0",), "exception_path": False})
     assert config.ports == (PortSpec("guest0", "guest", "net_ring0"),
                             PortSpec("uplink0", "uplink", "net_null0"),
                             PortSpec("uplink1", "uplink", "net_tap1,iface=uplink1"),
                             PortSpec("up2", "uplink", "net_tap2,iface=up2"))
+
+
+def test_an_uplink_tap_named_like_its_exception_tap_is_refused(tmp_path):
+    path = write(tmp_path, config_with(''))
+    assert error_of(path, {"uplink": ("net_tap1,iface=up1",)}) == (
+        "command line: --uplink: iface=up1 is already the exception-path tap of uplink 'up1' "
+        "(with exception_path on, name the DPDK side's tap otherwise, e.g. iface=dp-up1)")
+    assert load_config(path, {"uplink": ("up1=net_tap1,iface=dp-up1",)}).ports[-1] == \
+        PortSpec("up1", "uplink", "net_tap1,iface=dp-up1")
+
+
+def test_two_ports_on_one_kernel_interface_are_refused(tmp_path):
+    path = write(tmp_path, config_with('').replace('devargs = "net_null2"', 'devargs = "net_tap0,iface=shared0"'))
+    assert error_of(path, {"uplink": ("up1=net_tap1,iface=shared0",), "exception_path": False}) == (
+        "command line: --uplink: iface=shared0 is already the interface of guest port 'guest0'")
 
 
 def test_file_may_leave_devargs_to_the_flags(tmp_path):
