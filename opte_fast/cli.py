@@ -2,8 +2,8 @@
 from __future__ import annotations
 
 import os
-import shutil
 import sys
+import threading
 
 import click
 
@@ -51,19 +51,43 @@ def cli() -> None:
 @cli.command()
 @run_options
 def run(config: Config) -> None:
-    """Start the data plane and serve until --duration-s ends or SIGINT/SIGTERM."""
+    """Start the data plane and serve until --duration-s ends or SIGINT/SIGTERM. A stop takes at
+    most 10 s; past that, or on a second signal, it is forced (runtime files still removed)."""
+    from .daemon import STOP_TIMEOUT_S, handle_signals
+    from .instance import PrefixInUse, claim_file_prefix, release_file_prefix
+
+    prefix = config.options.file_prefix or f"opte-fast-{os.getpid()}"
+
+    def force() -> None:
+        click.echo(f"opte-fast: stop did not finish within {STOP_TIMEOUT_S:g} s or was asked twice; forced", err=True)
+        release_file_prefix(prefix)
+        os._exit(1)
+    # Before the EAL starts: a SIGTERM during start-up stops the instance cleanly, not by default action.
+    stop = threading.Event()
+    restore = handle_signals(stop, force)
+    try:
+        with claim_file_prefix(prefix):
+            rc = _run(config, prefix, stop)
+    except PrefixInUse as e:
+        rc = _fail(str(e))
+    finally:
+        restore()
+    sys.exit(rc)
+
+
+def _run(config: Config, prefix: str, stop: threading.Event) -> int:
+    """The data plane's life inside the claimed prefix; the exit code."""
     from .daemon import serve
     from .dataplane import Dataplane, DataplaneError, eal_args, eal_cleanup, eal_init
 
     o = config.options
     workers = parse_lcores(o.lcores)
-    prefix = o.file_prefix or f"opte-fast-{os.getpid()}"
     pci = any(looks_like_pci(p.devargs) for p in config.ports)
     try:
         eal_init(eal_args(workers, file_prefix=prefix, hugepages=o.hugepages, memory_mb=o.memory_mb, pci=pci,
                           extra=o.eal_args))
     except DataplaneError as e:
-        _fail(f"{e} (EAL arguments: --lcores from --lcores, memory from --memory-mb, --eal-arg to add)", prefix)
+        return _fail(f"{e} (EAL arguments: --lcores from --lcores, memory from --memory-mb, --eal-arg to add)")
     dp = None
     try:
         dp = Dataplane(dataplane_options(config))
@@ -83,26 +107,18 @@ def run(config: Config) -> None:
         if dp is not None:
             dp.close()
         eal_cleanup()
-        _fail(str(e), prefix)
+        return _fail(str(e))
     try:
-        rc = serve(config, dp)
+        return serve(config, dp, stop) if not stop.is_set() else 0  # stopped while starting
     finally:
         dp.stop()
         dp.close()
         eal_cleanup()
-        _remove_runtime_dir(prefix)
-    sys.exit(rc)
 
 
-def _remove_runtime_dir(prefix: str) -> None:
-    # EAL leaves /var/run/dpdk/<prefix> behind even with --no-shconf.
-    shutil.rmtree(f"/var/run/dpdk/{prefix}", ignore_errors=True)
-
-
-def _fail(message: str, prefix: str) -> None:
-    _remove_runtime_dir(prefix)
+def _fail(message: str) -> int:
     click.echo(f"opte-fast: {message}", err=True)
-    sys.exit(2)
+    return 2
 
 
 cli.add_command(bench)

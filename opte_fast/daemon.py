@@ -21,14 +21,15 @@ from .routesync import make_route_source
 from .state import DataplaneAPI
 
 EXIT_OK, EXIT_FAILED = 0, 1
+STOP_TIMEOUT_S = 10.0  # a stop that takes longer is forced (opte-fast run --help says so)
 
 
 def serve(config: Config, dataplane: DataplaneAPI, stop: threading.Event | None = None,
           out: TextIO = sys.stdout) -> int:
-    """Run until the duration ends, a signal arrives, or `stop` is set; the exit code."""
+    """Run until the duration ends, `stop` is set, or (when serve makes its own `stop`) a signal
+    arrives; the exit code. A caller that passes `stop` handles signals itself."""
     o = config.options
-    stop = stop or threading.Event()
-    restore = _handle_signals(stop)
+    restore = (lambda: None) if stop else handle_signals(stop := threading.Event())
     started: list[Callable[[], None]] = []
     try:
         controller = Controller(dataplane, config.initial_state(), config.uplinks)
@@ -77,11 +78,26 @@ def _print_stats(dataplane: DataplaneAPI, last: dict[str, int], elapsed_s: float
     return now
 
 
-def _handle_signals(stop: threading.Event) -> Callable[[], None]:
-    """SIGINT/SIGTERM set `stop` (main thread only); returns what restores the old handlers."""
+def handle_signals(stop: threading.Event, force: Callable[[], None] | None = None,
+                   stop_timeout_s: float = STOP_TIMEOUT_S) -> Callable[[], None]:
+    """SIGINT/SIGTERM set `stop` (main thread only); returns what restores the old handlers.
+
+    With `force`, a stop is bounded: a second signal, or `stop_timeout_s` after the first
+    without the process having exited, calls `force` (which must end the process) from a timer
+    thread, so a stop stuck in C or on a client still ends."""
     if threading.current_thread() is not threading.main_thread():
         return lambda: None
-    old = {sig: signal.signal(sig, lambda *_: stop.set()) for sig in (signal.SIGINT, signal.SIGTERM)}
+    watchdog: list[threading.Timer] = []
+
+    def on_signal(signum: int, _frame: object) -> None:
+        if force is not None and stop.is_set():
+            force()
+        stop.set()
+        if force is not None and not watchdog:
+            watchdog.append(threading.Timer(stop_timeout_s, force))
+            watchdog[0].daemon = True
+            watchdog[0].start()
+    old = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
 
     def restore() -> None:
         for sig, handler in old.items():

@@ -1,7 +1,9 @@
 """The `opte-fast` command as a user runs it: life cycle, bad input, a pcap run byte for byte."""
 import os
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -9,6 +11,7 @@ from scapy.all import IP, UDP, Ether, Raw, raw, rdpcap, wrpcap
 from scapy.contrib.geneve import GENEVE
 
 from opte_fast.dataplane import DataplaneError, eal_args, eal_init
+from opte_fast.instance import lock_path
 from tests.support.cli import OPTE_FAST, sled_toml
 
 
@@ -94,3 +97,72 @@ def test_without_the_data_plane_a_command_that_needs_it_says_what_to_install():
     listed = subprocess.run([sys.executable, "-c", code, "pmds", "--kind", "net"], capture_output=True, text=True,
                             timeout=60)
     assert listed.returncode == 0 and "net_null" in listed.stdout
+
+
+# --- one instance per file prefix, and a stop that always ends -----------------------------------
+
+
+def start(tmp_path: Path, prefix: str, *args: str) -> subprocess.Popen:
+    cfg = tmp_path / f"{prefix}.toml"
+    cfg.write_text(sled_toml("net_null0,no-rx=1", {"uplink0": "net_null1,no-rx=1"}, static_routes=True))
+    return subprocess.Popen([*OPTE_FAST, "run", "--config", str(cfg), "--file-prefix", prefix, *args],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def wait_for(condition, timeout: float = 30, interval: float = 0.001) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return True
+        time.sleep(interval)
+    return False
+
+
+def test_a_second_instance_with_the_same_file_prefix_is_refused_and_harms_nothing(tmp_path):
+    prefix = f"oft-twice-{os.getpid()}"
+    sock = tmp_path / "first.sock"
+    first = start(tmp_path, prefix, "--control-socket", str(sock))
+    try:
+        assert wait_for(sock.exists), first.stderr
+        second = run("run", "--config", str(tmp_path / f"{prefix}.toml"), "--file-prefix", prefix,
+                     "--control-socket", str(tmp_path / "second.sock"), "--duration-s", "1")
+        assert second.returncode == 2
+        assert second.stderr.splitlines() == [
+            f"opte-fast: another opte-fast (pid {first.pid}) runs with --file-prefix {prefix}; "
+            "stop it, or give this one another --file-prefix"]
+        assert runtime_dir(prefix).exists() and first.poll() is None
+        assert subprocess.run([*OPTE_FAST, "ctl", "--socket", str(sock), "stats"], capture_output=True).returncode == 0
+    finally:
+        first.send_signal(signal.SIGTERM)
+        assert first.wait(30) == 0
+    assert not runtime_dir(prefix).exists() and not lock_path(prefix).exists()
+
+
+def test_sigterm_while_starting_stops_cleanly_and_leaves_nothing(tmp_path):
+    prefix = f"oft-early-{os.getpid()}"
+    # a large flow table keeps the start-up busy after the EAL has made its runtime directory
+    proc = start(tmp_path, prefix, "--flow-capacity", "4194304", "--memory-mb", "1536",
+                 "--control-socket", str(tmp_path / "early.sock"))
+    try:
+        assert wait_for(runtime_dir(prefix).exists)
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(30) == 0, proc.stderr.read()
+    finally:
+        proc.kill()
+    assert not (tmp_path / "early.sock").exists(), "it served although stopped while starting"
+    assert not runtime_dir(prefix).exists() and not lock_path(prefix).exists()
+
+
+@pytest.mark.parametrize("second_signal", [False, True], ids=["stop-timeout", "second-signal"])
+def test_a_stop_that_hangs_is_forced(second_signal):
+    # A process whose stop never finishes: the watchdog (or the second signal) must end it.
+    timeout_s = 20.0 if second_signal else 1.0
+    program = ("import os, signal, threading, time; from opte_fast.daemon import handle_signals; "
+               f"stop = threading.Event(); handle_signals(stop, lambda: os._exit(7), stop_timeout_s={timeout_s}); "
+               "os.kill(os.getpid(), signal.SIGTERM); stop.wait(); "
+               f"{'os.kill(os.getpid(), signal.SIGINT); ' if second_signal else ''}"
+               "[time.sleep(0.01) for _ in range(3000)]")
+    t0 = time.monotonic()
+    p = subprocess.run([sys.executable, "-c", program], timeout=30)
+    assert p.returncode == 7
+    assert time.monotonic() - t0 < (timeout_s if second_signal else 10)
