@@ -197,8 +197,8 @@ setup_lcores(struct of_dp *dp, const unsigned *lcores, unsigned n)
 		snprintf(name, sizeof(name), "of_flows_%u_%u", dp->instance, w);
 		lc->flows = of_flow_table_create(name, dp->cfg.flow_capacity, (int)rte_lcore_to_socket_id(lcores[w]));
 		if (lc->flows == NULL) {
-			of_set_error("cannot create a flow table of %u entries: %s (raise -m or lower --flow-capacity)",
-				     dp->cfg.flow_capacity, rte_strerror(rte_errno));
+			of_set_error("cannot allocate a flow table of %u entries: %s (raise --memory-mb or lower --flow-capacity)",
+				     dp->cfg.flow_capacity, rte_errno == ENOENT ? "out of EAL memory" : rte_strerror(rte_errno));
 			return -ENOMEM;
 		}
 	}

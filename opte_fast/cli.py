@@ -7,6 +7,7 @@ import threading
 
 import click
 
+from . import eal_output
 from .bench import bench
 from .config import Config, run_options
 from .ctl import ctl
@@ -78,6 +79,35 @@ def run(config: Config) -> None:
 def _run(config: Config, prefix: str, stop: threading.Event) -> int:
     """The data plane's life inside the claimed prefix; the exit code."""
     from .daemon import serve
+    from .dataplane import eal_cleanup
+
+    # DPDK prints its reasons itself, over many lines: kept back, and the cause put in one line.
+    with eal_output.captured() as dpdk:
+        try:
+            dp, failure = _start(config, prefix), None
+        except StartFailed as e:
+            failure = e
+    if failure is not None:
+        cause = eal_output.explain(dpdk.text)
+        return _fail("".join((failure.message, f" ({cause})" if cause else "", failure.hint)))
+    eal_output.replay(dpdk.text)
+    try:
+        return serve(config, dp, stop) if not stop.is_set() else 0  # stopped while starting
+    finally:
+        dp.stop()
+        dp.close()
+        eal_cleanup()
+
+
+class StartFailed(Exception):
+    def __init__(self, message: str, hint: str = ""):
+        super().__init__(message)
+        self.message, self.hint = message, hint
+
+
+def _start(config: Config, prefix: str):
+    """EAL, ports and the first tables, then the workers: a started Dataplane, or StartFailed
+    with everything it had started undone."""
     from .dataplane import Dataplane, DataplaneError, eal_args, eal_cleanup, eal_init
 
     o = config.options
@@ -87,7 +117,7 @@ def _run(config: Config, prefix: str, stop: threading.Event) -> int:
         eal_init(eal_args(workers, file_prefix=prefix, hugepages=o.hugepages, memory_mb=o.memory_mb, pci=pci,
                           extra=o.eal_args))
     except DataplaneError as e:
-        return _fail(f"{e} (EAL arguments: --lcores from --lcores, memory from --memory-mb, --eal-arg to add)")
+        raise StartFailed(str(e), "; EAL arguments come from --lcores, --memory-mb and --eal-arg") from None
     dp = None
     try:
         dp = Dataplane(dataplane_options(config))
@@ -107,13 +137,8 @@ def _run(config: Config, prefix: str, stop: threading.Event) -> int:
         if dp is not None:
             dp.close()
         eal_cleanup()
-        return _fail(str(e))
-    try:
-        return serve(config, dp, stop) if not stop.is_set() else 0  # stopped while starting
-    finally:
-        dp.stop()
-        dp.close()
-        eal_cleanup()
+        raise StartFailed(str(e)) from None
+    return dp
 
 
 def _fail(message: str) -> int:

@@ -65,6 +65,28 @@ def test_bad_devargs_give_a_clear_error_exit_2_and_leave_nothing(tmp_path):
     assert subprocess.run(["pgrep", "-f", prefix], capture_output=True).returncode == 1
 
 
+@pytest.mark.parametrize("args, says", [
+    (["--lcores", str(os.cpu_count() + 5)],
+     ["DPDK EAL initialisation failed: ", f"core {os.cpu_count() + 5} unavailable",
+      "; EAL arguments come from --lcores, --memory-mb and --eal-arg"]),
+    (["--uplink", "uplink0=net_bogus0"],
+     ["port uplink0: DPDK cannot probe 'net_bogus0'", '(failed to parse device "net_bogus0")']),
+    (["--flow-capacity", str(1 << 24)],
+     ["cannot allocate a flow table of 16777216 entries: out of EAL memory "
+      "(raise --memory-mb or lower --flow-capacity)"]),
+], ids=["lcore-absent", "driver-absent", "flow-table-too-big"])
+def test_what_dpdk_refuses_at_start_is_one_line_and_exit_2(tmp_path, args, says):
+    """DPDK prints its own reasons over many lines (EAL's usage is 100): one line says the cause."""
+    cfg = tmp_path / "c.toml"
+    cfg.write_text(sled_toml("net_null0", {"uplink0": "net_null1,no-rx=1"}, static_routes=True))
+    prefix = f"oft-refused-{os.getpid()}"
+    p = run("run", "--config", str(cfg), "--file-prefix", prefix, "--duration-s", "1", *args)
+    assert (p.returncode, p.stdout) == (2, "")
+    assert p.stderr.startswith("opte-fast: ") and p.stderr.count("\n") == 1, p.stderr
+    assert all(fragment in p.stderr for fragment in says), p.stderr
+    assert not runtime_dir(prefix).exists()
+
+
 def test_pcap_in_geneve_out_frame_for_frame(tmp_path):
     n = 200
     frames = [Ether(src="02:00:00:00:00:01", dst="a8:40:25:ff:00:01") / IP(src="10.0.0.2", dst=f"198.51.100.{i % 250}")
