@@ -254,10 +254,10 @@ class ControlAPI:
         return self.controller.state.v2p
 
     def tep_up(self, addr) -> dict:
-        return {"addr": addr, "up": True, "entries": self.controller.tep_set_state(addr, True)}
+        return _tep_result(addr, True, self.controller.tep_set_state(addr, True))
 
     def tep_down(self, addr) -> dict:
-        return {"addr": addr, "up": False, "entries": self.controller.tep_set_state(addr, False)}
+        return _tep_result(addr, False, self.controller.tep_set_state(addr, False))
 
     def port_list(self) -> list:
         return self.dataplane.ports()
@@ -274,6 +274,14 @@ class ControlAPI:
         if self.route_source_name == "netlink":
             raise ValueError("routes follow the host routing table (route source netlink): change them there, "
                              "or run with --route-source static or none")
+
+
+def _tep_result(addr: ipaddress.IPv6Address, up: bool, entries: int) -> dict:
+    result = {"addr": addr, "up": up, "entries": entries}
+    if not entries:  # most likely a typo: say that nothing moved
+        result["warning"] = (f"no V2B entry names {addr}, so no flow moved; it is kept {'up' if up else 'down'} "
+                             "for V2B entries set later")
+    return result
 
 
 # --- server ----------------------------------------------------------------------------------
@@ -427,7 +435,7 @@ class ControlServer:
             raise ValueError(f"malformed JSON: {e}") from None
         if not isinstance(request, dict) or "op" not in request:
             raise ValueError('expected a JSON object like {"v": 1, "op": "stats", "args": {}}')
-        if request.get("v") != VERSION:
+        if request.get("v") != VERSION or isinstance(request.get("v"), bool):  # True == 1 in Python
             raise ValueError(f"unsupported protocol version {request.get('v')!r} (this server speaks {VERSION})")
         unknown = set(request) - {"v", "op", "args"}
         if unknown:

@@ -119,6 +119,10 @@ class Controller:
     # --- mechanics -----------------------------------------------------------------------
 
     def _check_route(self, route: Route) -> None:
+        paths = [(nh.uplink, nh.gateway) for nh in route.nexthops]
+        for path in paths:
+            if paths.count(path) > 1:
+                raise ValueError(f"route {route.prefix}: duplicate nexthop via {path[1]} dev {path[0]}")
         for nh in route.nexthops:
             if nh.uplink not in self._uplinks:
                 raise ValueError(f"route {route.prefix}: no uplink {nh.uplink!r} "

@@ -26,11 +26,14 @@ def _call(op: str, **args: Any) -> Any:
 
 
 def _show(result: Any, human) -> None:
-    """Print `result` as JSON with --json, else as `human(result)` returns it."""
+    """Print `result` as JSON with --json, else as `human(result)` returns it, and its warning
+    (a request that was done but probably not what was meant) on stderr."""
     if click.get_current_context().obj["json"]:
         click.echo(json.dumps(result, indent=2))
     else:
         click.echo(human(result))
+        if isinstance(result, dict) and result.get("warning"):
+            click.echo(f"opte-fast ctl: warning: {result['warning']}", err=True)
 
 
 def table(rows: list[dict], columns: list[str] | None = None) -> str:
@@ -84,7 +87,20 @@ def _changed(result: dict) -> str:
     return "changed" if result.get("changed") else "unchanged (already so)"
 
 
-@click.group("ctl")
+class OneLineErrors(click.Group):
+    """A mistyped subcommand, option or value is one line on stderr and exit 2, as every other
+    failure of ctl is, not click's usage block: scripts read the line, people get the hint."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except click.UsageError as e:
+            where = e.ctx.command_path if e.ctx else ctx.command_path
+            click.echo(f"opte-fast ctl: {e.format_message()} (see {where} --help)", err=True)
+            ctx.exit(EXIT_ERROR)
+
+
+@click.group("ctl", cls=OneLineErrors)
 @click.option("--socket", "socket_path", default=DEFAULT_SOCKET, show_default=True, envvar="OPTE_FAST_SOCKET",
               metavar="PATH", help="control socket of the running opte-fast")
 @click.option("--json", "as_json", is_flag=True, help="print JSON instead of tables")

@@ -135,6 +135,11 @@ def test_every_op_is_served():
     (b'{"v": 1, "op": "route.set", "args": {"prefix": "fd00:98::/64", "nexthops": '
      b'[{"uplink": "uplink7", "gateway": "fe80::1", "mac": "a8:40:25:00:00:01"}]}}',
      "route fd00:98::/64: no uplink 'uplink7' (expected one of uplink0, uplink1)"),
+    (b'{"v": 1, "op": "route.set", "args": {"prefix": "fd00:98::/64", "nexthops": ['
+     b'{"uplink": "uplink0", "gateway": "fe80::1", "mac": "a8:40:25:00:00:01"}, '
+     b'{"uplink": "uplink0", "gateway": "fe80::1", "mac": "a8:40:25:00:00:01"}]}}',
+     "route fd00:98::/64: duplicate nexthop via fe80::1 dev uplink0"),
+    (b'{"v": true, "op": "stats"}', "unsupported protocol version True (this server speaks 1)"),
 ])
 def test_a_bad_request_gets_an_error_and_the_next_request_is_answered(running, line, error):
     with ControlClient(running.path) as c:
@@ -318,6 +323,28 @@ def test_flows_with_limit_and_match(running):
         "opte-fast ctl: --match: expected FIELD=VALUE, got 'nonsense'\n"
 
 
+@pytest.mark.parametrize("args, line", [
+    (["flows", "--limit", "-1"],
+     "opte-fast ctl: Invalid value for '--limit': -1 is not in the range 1<=x<=16777216. (see ctl flows --help)"),
+    (["route", "set", "fd00:98::/64"], "opte-fast ctl: Missing option '--nexthop'. (see ctl route set --help)"),
+    (["tep", "sideways", "fd00:99::1"], "opte-fast ctl: No such command 'sideways'. (see ctl tep --help)"),
+])
+def test_a_mistyped_command_is_one_line_and_exit_2(running, args, line):
+    result = running.ctl(*args)
+    assert (result.exit_code, result.output) == (2, line + "\n")
+
+
+def test_marking_a_tep_no_entry_names_warns_that_nothing_moved(running):
+    result = CliRunner().invoke(ctl, ["--socket", running.path, "tep", "down", "fd00:dead::1"])
+    assert result.exit_code == 0
+    assert result.stdout == "fd00:dead::1 down in no V2B entry yet (kept for later entries)\n"
+    assert result.stderr == ("opte-fast ctl: warning: no V2B entry names fd00:dead::1, so no flow moved; "
+                             "it is kept down for V2B entries set later\n")
+    assert json.loads(running.ctl("--json", "tep", "down", "fd00:dead::1").output)["warning"].startswith(
+        "no V2B entry names fd00:dead::1")
+    assert "warning" not in json.loads(running.ctl("--json", "tep", "down", "fd00:99::2").output)
+
+
 def test_routes(running):
     assert running.ctl("routes").output == (
         "PREFIX        UPLINK   GATEWAY  MAC                UP\n"
@@ -388,8 +415,6 @@ def test_tep_down_and_up(running):
     assert len(running.dataplane.commits) == commits + 3
     assert running.ctl("tep", "up", "fd00:99::2").output == "fd00:99::2 up in 2 V2B entries\n"
     assert len(running.dataplane.commits) == commits + 3  # nothing changed, nothing committed
-    assert running.ctl("tep", "down", "fd00:99::9").output == \
-        "fd00:99::9 down in no V2B entry yet (kept for later entries)\n"
 
 
 def test_port_list(running):
