@@ -36,7 +36,7 @@ from pathlib import Path
 
 import click
 
-from .sample import GATEWAY_MAC, GUEST_IP4, GUEST_MAC, GUEST_PORT, UNDERLAY, anycast_state, uplink_name
+from .sample import GATEWAY_MAC, GUEST_IP4, GUEST_MAC, GUEST_PORT, UNDERLAY, anycast_state, ipv4_checksum, uplink_name
 
 TESTPMD = "dpdk-testpmd"
 DPDK_RUN_DIR = Path("/var/run/dpdk")
@@ -58,13 +58,6 @@ def prefixes(tag: str | int | None = None) -> dict[str, str]:
 
 # -- traffic ------------------------------------------------------------------------------------
 
-def _ip_checksum(header: bytes) -> int:
-    s = sum(struct.unpack(f"!{len(header) // 2}H", header))
-    s = (s & 0xFFFF) + (s >> 16)
-    s = (s & 0xFFFF) + (s >> 16)
-    return ~s & 0xFFFF
-
-
 def write_pcap(path: Path, flows: int, frame_bytes: int) -> None:
     """One Ethernet/IPv4/UDP frame per flow, guest -> gateway MAC, `frame_bytes` long (no FCS, as in
     the mbuf). Flow i goes to 198.18.0.0 + i % 2^17, source port 1024 + i // 2^17, dst port 9."""
@@ -78,7 +71,7 @@ def write_pcap(path: Path, flows: int, frame_bytes: int) -> None:
     for i in range(flows):
         dst = (DST_BASE + i % DST_SPAN).to_bytes(4, "big")
         ip = struct.pack("!BBHHHBBH4s4s", 0x45, 0, ip_len, 0, 0, 64, 17, 0, GUEST_IP4.packed, dst)
-        ip = ip[:10] + struct.pack("!H", _ip_checksum(ip)) + ip[12:]
+        ip = ip[:10] + struct.pack("!H", ipv4_checksum(ip)) + ip[12:]
         udp = struct.pack("!HHHH", 1024 + i // DST_SPAN, 9, udp_len, 0)
         out += record + eth + ip + udp + padding
     path.write_bytes(out)

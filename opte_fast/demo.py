@@ -41,6 +41,7 @@ from .sample import (
     TEP_PREFIX,
     UNDERLAY,
     anycast_state,
+    ipv4_checksum,
     switch_gateway,
     switch_mac,
     uplink_name,
@@ -63,13 +64,6 @@ SEQ_OFF = INNER_HDR + 8
 OUT_MAGIC_OFF = OUTER_LEN + MAGIC_OFF  # ... and inside the encapsulated frame
 
 
-def _ipv4_checksum(header: bytes) -> int:
-    s = sum(struct.unpack("!10H", header))
-    s = (s & 0xFFFF) + (s >> 16)
-    s = (s & 0xFFFF) + (s >> 16)
-    return ~s & 0xFFFF
-
-
 def guest_frame(flow_id: int, seq: int = 0) -> bytes:
     """Ethernet/IPv4/UDP from the guest to its gateway, one destination address per flow id;
     the payload carries MAGIC, the flow id and the sequence number (big-endian u32)."""
@@ -80,7 +74,7 @@ def guest_frame(flow_id: int, seq: int = 0) -> bytes:
     udp = struct.pack("!HHHH", sport, dport, 8 + len(payload), 0)
     ip = struct.pack("!BBHHHBBH4s4s", 0x45, 0, 20 + len(udp) + len(payload), flow_id & 0xFFFF, 0x4000, 64, 17, 0,
                      GUEST_IP4.packed, dst.packed)
-    ip = ip[:10] + struct.pack("!H", _ipv4_checksum(ip)) + ip[12:]
+    ip = ip[:10] + struct.pack("!H", ipv4_checksum(ip)) + ip[12:]
     eth = bytes.fromhex(GATEWAY_MAC.replace(":", "")) + bytes.fromhex(GUEST_MAC.replace(":", "")) + b"\x08\x00"
     return eth + ip + udp + payload
 

@@ -7,6 +7,7 @@ leaves over every uplink (anycast mode: one nexthop per upstream switch).
 from __future__ import annotations
 
 import ipaddress
+import struct
 
 from .state import V2B, DesiredState, GuestPort, Nexthop, Route, Tep, Underlay
 
@@ -19,6 +20,14 @@ GATEWAY_MAC = "a8:40:25:ff:00:01"
 GUEST_VNI = 7
 TEP = ipaddress.IPv6Address("fd00:99::1")
 TEP_PREFIX = ipaddress.ip_network("fd00:99::/64")
+
+
+def ipv4_checksum(header: bytes) -> int:
+    """The IPv4 header checksum of `header` (its checksum field zero), for the sample's guest frames."""
+    s = sum(struct.unpack(f"!{len(header) // 2}H", header))
+    s = (s & 0xFFFF) + (s >> 16)
+    s = (s & 0xFFFF) + (s >> 16)
+    return ~s & 0xFFFF
 
 
 def uplink_name(i: int) -> str:
