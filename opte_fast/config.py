@@ -149,6 +149,23 @@ class Text:
 
 
 @dataclass(frozen=True)
+class ListenAddress:
+    """ADDR:PORT with an IP literal ([v6] in brackets) -> (addr, port); port 0 picks a free one."""
+    expected = "ADDR:PORT like 127.0.0.1:9464 or [::1]:9464"
+    metavar = "ADDR:PORT"
+
+    def parse(self, value: Any, text: bool) -> tuple[str, int]:
+        m = re.fullmatch(r"\[([^]]+)\]:(\d{1,5})|([^:]+):(\d{1,5})", value) if isinstance(value, str) else None
+        try:
+            addr, port = ipaddress.ip_address(m.group(1) or m.group(3)), int(m.group(2) or m.group(4))
+        except (AttributeError, ValueError):
+            raise BadValue(f"expected {self.expected}, got {_describe(value)}") from None
+        if port > 65535 or (addr.version == 6) != bool(m.group(1)):
+            raise BadValue(f"expected {self.expected}, got {_describe(value)}")
+        return str(addr), port
+
+
+@dataclass(frozen=True)
 class TextList:
     what: str
 
@@ -279,6 +296,8 @@ OPTIONS: tuple[Option, ...] = (
     # [control]
     Option("control_socket", "control", Text("an absolute path of at most 100 bytes", r"/.{0,99}", "PATH"),
            "/run/opte-fast/opte-fast.sock", "unix control socket path", key="socket", pytype=str),
+    Option("metrics_listen", "control", ListenAddress(), None,
+           "serve Prometheus metrics over HTTP at this address (off when not given)", pytype=tuple),
     # [run]
     Option("duration_s", "run", Number(0, 1e9), 0.0, "stop after this many seconds (0: until signalled)",
            pytype=float),
@@ -693,7 +712,7 @@ def run_options(fn: Callable[..., Any]) -> Callable[..., Any]:
             wrapper = click.option(decl, o.name, default=None, help=_flag_help(o))(wrapper)
         else:
             metavar = {Int: "N", Number: "N", UnicastV6: "ADDR", PortRange: "LOW-HIGH", TextList: "ARG",
-                       Choice: "|".join(getattr(o.kind, "choices", ())),
+                       ListenAddress: ListenAddress.metavar, Choice: "|".join(getattr(o.kind, "choices", ())),
                        Text: getattr(o.kind, "metavar", "")}[type(o.kind)]
             multiple = isinstance(o.kind, TextList)
             wrapper = click.option(o.flag_name, o.name, default=None, multiple=multiple, metavar=metavar,

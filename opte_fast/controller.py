@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import ipaddress
 import threading
+import time
 from collections.abc import Callable, Iterable, Sequence
 
 from .state import (
@@ -47,8 +48,9 @@ class Controller:
         self._uplinks = tuple(uplinks)
         self._lock = threading.Lock()
         self._teps_down = {t.addr for e in initial.v2b for t in e.teps if not t.up}
-        dataplane.commit(initial)
-        self._state = initial
+        self._commits = {"commits": 0, "refused": 0, "seconds": 0.0, "seconds_max": 0.0}
+        self._state = None
+        self._commit(initial)
 
     # --- reads ---------------------------------------------------------------------------
 
@@ -63,6 +65,11 @@ class Controller:
     @property
     def teps_down(self) -> frozenset[IPv6Address]:
         return frozenset(self._teps_down)
+
+    def commit_stats(self) -> dict:
+        """Commits applied and refused, and the time they took (seconds: total and longest)."""
+        with self._lock:
+            return dict(self._commits)
 
     # --- writes: each returns whether the data plane was changed -------------------------
 
@@ -135,7 +142,16 @@ class Controller:
     def _commit(self, new: DesiredState) -> bool:
         if new == self._state:
             return False
-        self._dataplane.commit(new)
+        t0 = time.perf_counter()
+        try:
+            self._dataplane.commit(new)
+        except Exception:
+            self._commits["refused"] += 1
+            raise
+        took = time.perf_counter() - t0
+        self._commits["commits"] += 1
+        self._commits["seconds"] += took
+        self._commits["seconds_max"] = max(self._commits["seconds_max"], took)
         self._state = new
         return True
 

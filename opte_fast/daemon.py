@@ -17,6 +17,7 @@ from typing import TextIO
 from .config import Config
 from .control import ControlAPI, ControlServer
 from .controller import Controller
+from .metrics import DataplaneCollector, MetricsServer
 from .routesync import make_route_source
 from .state import DataplaneAPI
 
@@ -36,10 +37,14 @@ def serve(config: Config, dataplane: DataplaneAPI, stop: threading.Event | None 
         source = make_route_source(config, controller.set_routes)
         source.start()
         started.append(source.stop)
-        server = ControlServer(o.control_socket, ControlAPI(controller, dataplane, source, o.route_source,
-                                                            o.flow_capacity))
+        api = ControlAPI(controller, dataplane, source, o.route_source, o.flow_capacity)
+        server = ControlServer(o.control_socket, api)
         server.start()
         started.append(server.stop)
+        if o.metrics_listen:
+            metrics = MetricsServer(o.metrics_listen, DataplaneCollector(
+                api, dataplane.counter_help, dataplane.drop_counters, o.flow_capacity))
+            started.append(metrics.stop)
         _wait(stop, o.duration_s, o.stats_interval_s, dataplane, out)
         return EXIT_OK
     except (RuntimeError, ValueError) as e:  # route sync, control socket, a refused commit

@@ -129,6 +129,8 @@ class Dataplane:
         self._members: dict = {"teps": {}, "nexthops": {}}  # key -> Tep / Nexthop of the last commit
         self._commit_lock = threading.Lock()
         self.counter_names = _dataplane.counter_names()
+        self.counter_help = dict(zip(self.counter_names, _dataplane.counter_descriptions()))
+        self.drop_counters = {n for n, drop in zip(self.counter_names, _dataplane.counter_drops()) if drop}
 
     # -- ports and life cycle -------------------------------------------------------------
     def add_port(self, name: str, devargs: str, role: str) -> int:

@@ -1,0 +1,119 @@
+"""Prometheus metrics from a running data plane on ring ports, scraped over HTTP and read back
+with prometheus_client's own parser: the figures move exactly as the traffic says."""
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import time
+import urllib.request
+
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+from support.cli import OPTE_FAST, sled_toml
+from support.sled import ring_sled
+
+from opte_fast.config import ConfigError, load_config
+from opte_fast.control import ControlAPI
+from opte_fast.controller import Controller
+from opte_fast.demo import guest_frame
+from opte_fast.metrics import DataplaneCollector, MetricsServer
+from opte_fast.routesync import NoRoutes
+from opte_fast.sample import TEP, anycast_state
+
+FLOWS = 64
+
+
+def scrape(port: int) -> dict[tuple[str, tuple], float]:
+    """Every sample as {(name, sorted labels): value}."""
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as reply:
+        assert reply.headers["Content-Type"].startswith("text/plain; version=0.0.4")
+        text = reply.read().decode()
+    assert "# HELP opte_fast_rx_guest_packets_total " in text and "# TYPE opte_fast_drops_total counter" in text
+    return {(s.name, tuple(sorted(s.labels.items()))): s.value
+            for family in text_string_to_metric_families(text) for s in family.samples}
+
+
+@pytest.fixture
+def served(eal):
+    state = anycast_state(2)
+    with ring_sled(state) as sled:
+        controller = Controller(sled.dp, state, ("uplink0", "uplink1"))
+        api = ControlAPI(controller, sled.dp, NoRoutes(), "none", 65536)
+        server = MetricsServer(("127.0.0.1", 0), DataplaneCollector(api, sled.dp.counter_help,
+                                                                    sled.dp.drop_counters, 65536))
+        try:
+            yield sled, controller, server
+        finally:
+            server.stop()
+
+
+def test_counters_ports_paths_and_flows_move_with_traffic(served):
+    sled, controller, server = served
+    before = scrape(server.port)
+    assert before[("opte_fast_rx_guest_packets_total", ())] == 0
+    assert before[("opte_fast_flow_table_capacity", ())] == 65536
+
+    sled.send("guest0", [guest_frame(i) for i in range(FLOWS)] * 2)
+    sled.send("guest0", [b"\x00" * 20])  # EtherType 0, not IP: one named drop
+    out = [len(sled.recv(f"uplink{i}")) for i in range(2)]
+    after = scrape(server.port)
+
+    assert after[("opte_fast_rx_guest_packets_total", ())] == 2 * FLOWS + 1
+    assert after[("opte_fast_tx_uplink_packets_total", ())] == 2 * FLOWS == sum(out)
+    assert after[("opte_fast_flows_created_total", ())] == FLOWS
+    assert after[("opte_fast_flow_table_flows", ())] == FLOWS
+    assert after[("opte_fast_drops_total", (("reason", "not_ip"),))] == 1
+    assert sum(v for (name, _), v in after.items() if name == "opte_fast_drops_total") == 1
+    assert after[("opte_fast_port_packets_total", (("direction", "rx"), ("port", "guest0"), ("role", "guest")))] \
+        == 2 * FLOWS + 1
+    for i in range(2):
+        labels = (("gateway", f"fe80::{i + 1}"), ("prefix", "fd00:99::/64"), ("uplink", f"uplink{i}"))
+        assert after[("opte_fast_nexthop_up", labels)] == 1
+        assert after[("opte_fast_nexthop_packets_total", labels)] == out[i]
+        assert after[("opte_fast_nexthop_flows", labels)] == out[i] // 2
+    assert after[("opte_fast_tep_flows", (("addr", str(TEP)), ("prefix", "0.0.0.0/0")))] == FLOWS
+    assert after[("opte_fast_commits_total", ())] == 1 and after[("opte_fast_commits_refused_total", ())] == 0
+
+    controller.set_routes(anycast_state(2, without=1).routes)  # a switch goes away
+    sled.send("guest0", [guest_frame(i) for i in range(FLOWS)])
+    moved = scrape(server.port)
+    gone = (("gateway", "fe80::2"), ("prefix", "fd00:99::/64"), ("uplink", "uplink1"))
+    assert (("opte_fast_nexthop_up", gone)) not in moved  # withdrawn: no longer a member
+    assert moved[("opte_fast_flows_migrated_total", ())] == out[1] // 2
+    assert moved[("opte_fast_commits_total", ())] == 2 and moved[("opte_fast_commit_seconds_max", ())] > 0
+
+
+def test_metrics_listen_takes_an_address_and_port():
+    config = load_config(None, {"underlay_addr": "fd00:1::1", "metrics_listen": "[::1]:9464"})
+    assert config.options.metrics_listen == ("::1", 9464)
+    with pytest.raises(ConfigError, match=r"--metrics-listen: expected ADDR:PORT like 127.0.0.1:9464 or \[::1\]:9464"):
+        load_config(None, {"underlay_addr": "fd00:1::1", "metrics_listen": "localhost:9464"})
+
+
+def test_opte_fast_run_serves_metrics_until_it_stops(tmp_path):
+    with socket.socket() as s:  # a free port for the run to take
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    cfg = tmp_path / "c.toml"
+    cfg.write_text(sled_toml("net_null0,no-rx=1", {"uplink0": "net_null1,no-rx=1"}, static_routes=True))
+    proc = subprocess.Popen([*OPTE_FAST, "run", "--config", str(cfg), "--file-prefix", f"oft-metrics-{os.getpid()}",
+                             "--control-socket", str(tmp_path / "ctl.sock"), "--metrics-listen", f"127.0.0.1:{port}"],
+                            stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                metrics = scrape(port)
+                break
+            except OSError:
+                assert proc.poll() is None and time.monotonic() < deadline, proc.stderr and proc.stderr.read()
+                time.sleep(0.05)
+        assert metrics[("opte_fast_nexthop_up", (("gateway", "fe80::1"), ("prefix", "fd00:99::/64"),
+                                                 ("uplink", "uplink0")))] == 1
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(30) == 0
+    with pytest.raises(OSError):
+        scrape(port)
