@@ -107,6 +107,10 @@ class DesiredState:
     def replace(self, **changes) -> DesiredState:
         return dataclasses.replace(self, **changes)
 
+    def underlay_destinations(self) -> frozenset[IPv6Address]:
+        """Every address the data plane sends to: each TEP, up or down, and each V2P sled."""
+        return frozenset([t.addr for e in self.v2b for t in e.teps] + [e.underlay for e in self.v2p])
+
     def with_tep_state(self, addr: IPv6Address, up: bool) -> DesiredState:
         """Every TEP with address `addr`, in every V2B entry, marked up or down."""
         v2b = tuple(
