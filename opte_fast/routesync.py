@@ -5,9 +5,12 @@ named network namespace: routes whose nexthops leave through an uplink (by
 interface name), single-path, multipath (RTA_MULTIPATH) and nexthop objects
 (RTA_NH_ID → nexthop, NHA_GROUP members, resilient groups included), with each
 gateway's MAC taken from the neighbour table. A nexthop is up when its link
-is up with carrier, the kernel has not flagged it dead or link-down, and its
-neighbour entry holds a MAC in a usable state (not FAILED or INCOMPLETE, and
-present at all). It subscribes to link, neighbour, IPv6 route and nexthop
+is up with carrier and its neighbour entry holds a MAC in a usable state (not
+FAILED or INCOMPLETE, and present at all). The kernel's RTNH_F_DEAD and
+RTNH_F_LINKDOWN flags on a path only mirror its link's state, and are not
+used: they are cleared by a walk over the table after the link event, with
+no event of their own, so a re-read can catch them stale and keep a path
+that came back marked down. It subscribes to link, neighbour, IPv6 route and nexthop
 events and treats each as "re-read that kind of state", never applying an
 event as a delta: on this kernel, withdrawing one path of a multipath route
 names only the removed path, `ip nexthop del` emits no route event, and
@@ -74,7 +77,6 @@ IFLA_IFNAME = 3
 IFF_UP, IFF_LOWER_UP = 0x1, 0x10000
 RTA_DST, RTA_OIF, RTA_GATEWAY, RTA_PRIORITY, RTA_MULTIPATH, RTA_TABLE, RTA_VIA, RTA_NH_ID = 1, 4, 5, 6, 9, 15, 18, 30
 RT_TABLE_MAIN, RTN_UNICAST, RTM_F_CLONED = 254, 1, 0x200
-RTNH_F_DEAD, RTNH_F_LINKDOWN = 0x1, 0x10
 NDA_DST, NDA_LLADDR = 1, 2
 NUD_INCOMPLETE, NUD_FAILED = 0x01, 0x20
 NHA_ID, NHA_GROUP, NHA_BLACKHOLE, NHA_OIF, NHA_GATEWAY = 1, 2, 4, 5, 6
@@ -128,13 +130,12 @@ class Neighbour:
 
 
 class Path(NamedTuple):
-    """One way out: interface index, gateway's 16 bytes (None when on-link), RTNH_F_* flags.
+    """One way out: interface index, gateway's 16 bytes (None when on-link).
 
     Plain ints and bytes, so the per-route work of a re-read hashes in C.
     """
     ifindex: int
     gateway: bytes | None
-    flags: int
 
 
 @dataclass(frozen=True)
@@ -271,7 +272,7 @@ def _nexthops(tables: KernelTables, paths: tuple[Path, ...], uplinks: set[str]) 
         if link is None or link.name not in uplinks or p.gateway is None:
             continue
         neigh = tables.neighbours.get((p.ifindex, p.gateway))
-        up = link.up and not p.flags & (RTNH_F_DEAD | RTNH_F_LINKDOWN) and neigh is not None and neigh.usable
+        up = link.up and neigh is not None and neigh.usable
         hops.add(Nexthop(uplink=link.name, gateway=ipaddress.IPv6Address(p.gateway),
                          mac=(neigh and neigh.mac) or NO_MAC, up=up))
     return tuple(sorted(hops))
@@ -328,7 +329,6 @@ def parse_neighbour(msg: bytes) -> tuple[tuple[int, bytes], Neighbour] | None:
 
 
 def parse_nexthop(msg: bytes) -> tuple[int, NexthopObject] | None:
-    _family, _scope, _proto, flags = struct.unpack_from("BBBxI", msg)
     attrs = _attrs(msg, 8, len(msg))
     nh_id = _u32(attrs, NHA_ID)
     if nh_id is None:
@@ -339,7 +339,7 @@ def parse_nexthop(msg: bytes) -> tuple[int, NexthopObject] | None:
         return nh_id, NexthopObject(None, members)
     if NHA_BLACKHOLE in attrs or NHA_OIF not in attrs:
         return nh_id, NexthopObject(None, ())
-    return nh_id, NexthopObject(Path(_u32(attrs, NHA_OIF), _gateway(attrs, NHA_GATEWAY), flags & 0xFF), ())
+    return nh_id, NexthopObject(Path(_u32(attrs, NHA_OIF), _gateway(attrs, NHA_GATEWAY)), ())
 
 
 def parse_route(msg: bytes) -> KernelRoute | None:
@@ -355,13 +355,13 @@ def parse_route(msg: bytes) -> KernelRoute | None:
         mp = attrs[RTA_MULTIPATH]
         i = 0
         while i + 8 <= len(mp):
-            length, nh_flags, _hops, ifindex = struct.unpack_from("HBBi", mp, i)
+            length, _flags, _hops, ifindex = struct.unpack_from("HBBi", mp, i)
             if length < 8:
                 break
-            paths.append(Path(ifindex, _gateway(_attrs(mp, i + 8, i + length), RTA_GATEWAY), nh_flags))
+            paths.append(Path(ifindex, _gateway(_attrs(mp, i + 8, i + length), RTA_GATEWAY)))
             i += (length + 3) & ~3
     elif RTA_OIF in attrs:
-        paths.append(Path(_u32(attrs, RTA_OIF), _gateway(attrs, RTA_GATEWAY), flags & 0xFF))
+        paths.append(Path(_u32(attrs, RTA_OIF), _gateway(attrs, RTA_GATEWAY)))
     return KernelRoute(_u32(attrs, RTA_PRIORITY) or 0, _u32(attrs, RTA_NH_ID), tuple(paths), (dst, dst_len))
 
 
@@ -567,6 +567,7 @@ class NetlinkRouteSync:
         self._lock = threading.Lock()  # the tables and memo: written here, read by routes_for
         self._tables = KernelTables({}, {}, {}, RouteIndex())
         self._decoded: dict[str, dict[bytes, object]] = {}  # raw message -> decoded, per kind
+        self._route_raws: set[bytes] = set()  # the last route dump's messages
         self._memo = RouteMemo()
         self._thread: threading.Thread | None = None
         self._wake_r, self._wake_w = -1, -1
@@ -633,7 +634,12 @@ class NetlinkRouteSync:
                 changed = False
                 if kinds:
                     self._counts["events"] += 1
-                    changed = self._reread(kinds)
+                    changed = self._reread(kinds - {ROUTES})
+                    if changed and ROUTES in kinds:
+                        # a link, neighbour or nexthop object change (a switch gone) goes in before
+                        # the route dump, which takes the longest with a large table
+                        self._deliver(t0)
+                    changed = self._reread(kinds & {ROUTES}) or (changed and ROUTES not in kinds)
                 kinds = set()
             except Exception as e:  # keep following; re-read everything after a short pause
                 self._counts["errors"] += 1
@@ -691,10 +697,11 @@ class NetlinkRouteSync:
         """
         known = self._decoded.setdefault(ROUTES, {})
         now = set(self._nl.dump(ROUTES))
-        gone = known.keys() - now
-        new = [(raw, parse_route(raw)) for raw in now - known.keys()]
-        if not gone and not new:
+        gone, new_raws = self._route_raws - now, now - self._route_raws
+        if not gone and not new_raws:
             return False
+        self._route_raws = now
+        new = [(raw, parse_route(raw)) for raw in new_raws]
         with self._lock:
             for raw in gone:
                 route = known.pop(raw)
