@@ -37,9 +37,9 @@ in, so any thread may then use it and the process itself never moves.
 Cost: a re-read compares the dump's raw messages with the last dump's as
 sets, decodes only new ones, and changes the route index only where they
 differ; answering the controller costs one dict lookup per address and
-prefix length. An event is then bounded by the kernel's dump of the table
-(about 0.7 µs a route) plus splitting it (about 0.3 µs a route):
-figures for 1,000 to 100,000 routes are in the README
+prefix length. An event that changes routes is then bounded by the dump of
+the table: about 1.7 µs a route on a 2-vCPU VM, roughly half of it the
+kernel's. Figures for 1,000 to 100,000 routes are in the README
 (`python3 -m opte_fast.bench_routesync`).
 """
 from __future__ import annotations
