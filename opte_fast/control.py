@@ -22,6 +22,7 @@ import json
 import os
 import select
 import socket
+import stat
 import struct
 import sys
 import threading
@@ -362,8 +363,13 @@ class ControlServer:
             pass
 
     def _remove_stale(self) -> None:
-        if not os.path.exists(self.path):
+        try:
+            mode = os.stat(self.path).st_mode
+        except FileNotFoundError:
             return
+        if not stat.S_ISSOCK(mode):  # never remove what is not ours to remove
+            raise OSError(errno.EEXIST, "a file that is not a socket is in the way "
+                                        "(remove it, or choose another --control-socket)")
         probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         try:
             probe.connect(self.path)

@@ -5,15 +5,23 @@ Route sync and the control socket both change forwarding state through one
 under a lock and commits it to the data plane only when it differs. A failed
 commit leaves the current state as it was.
 
+Following the host routing table (`follow_host_routes`), the routes are not
+set but derived: for every address the data plane sends to (each TEP and
+each V2P sled) the host's route to it, worked out again on every change of
+either side. A host table of any size thus commits only the few routes in
+use, and a host route change that alters none of them commits nothing.
+
 TEP up/down is kept per address: a TEP marked down stays down in every V2B
 entry that names it, including entries set later, until it is marked up.
 """
 from __future__ import annotations
 
+import dataclasses
 import ipaddress
 import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
+from typing import Protocol
 
 from .state import (
     BOUNDARY_SERVICES_VNI,
@@ -36,6 +44,25 @@ class NotFound(LookupError):
     """A clear named an entry that does not exist."""
 
 
+class HostRoutes(Protocol):
+    """The host routing table, as route sync follows it."""
+
+    def routes_for(self, addresses: Iterable[IPv6Address]) -> tuple[Route, ...]:
+        """The host's route to each of `addresses`, each route once, sorted."""
+
+    def route(self, prefix: ipaddress.IPv6Network) -> Route | None:
+        """The host's route for exactly `prefix`, if it has one the data plane can use."""
+
+
+class RoutesRefused(RuntimeError):
+    """The data plane refused the host's routes. `withdrawals_applied`: the
+    withdrawn paths were taken out alone, so no flow is left on one."""
+
+    def __init__(self, cause: Exception, withdrawals_applied: bool):
+        super().__init__(str(cause))
+        self.withdrawals_applied = withdrawals_applied
+
+
 class Controller:
     """Holds the desired state and commits every change to `dataplane`.
 
@@ -48,6 +75,7 @@ class Controller:
         self._uplinks = tuple(uplinks)
         self._lock = threading.Lock()
         self._teps_down = {t.addr for e in initial.v2b for t in e.teps if not t.up}
+        self._host_routes: HostRoutes | None = None
         self._commits = {"commits": 0, "refused": 0, "seconds": 0.0, "seconds_max": 0.0}
         self._state = None
         self._commit(initial)
@@ -73,8 +101,36 @@ class Controller:
 
     # --- writes: each returns whether the data plane was changed -------------------------
 
+    def follow_host_routes(self, host: HostRoutes) -> bool:
+        """From now on, the routes are `host`'s routes to every address the data plane sends to."""
+        with self._lock:
+            self._host_routes = host
+            return self._commit(self._derive(self._state))
+
+    def host_routes_changed(self) -> bool:
+        """Work the routes out again after the host table changed (route sync's entry point).
+
+        When the data plane refuses them, the withdrawals alone are committed
+        (the current routes less every path the host no longer offers, and
+        paths gone down marked down): they only shrink the tables, so they fit
+        where the current ones do. Then RoutesRefused is raised so the caller
+        tries again later.
+        """
+        with self._lock:
+            wanted = self._derive(self._state)
+            try:
+                return self._commit(wanted)
+            except Exception as refused:
+                shrunk = self._state.replace(routes=withdrawals_only(self._state.routes, self._host_routes.route))
+                try:
+                    applied = self._commit(shrunk)
+                except Exception as also_refused:
+                    raise RoutesRefused(refused, withdrawals_applied=False) from also_refused
+                raise RoutesRefused(refused, withdrawals_applied=applied) from refused
+
     def set_routes(self, routes: Sequence[Route]) -> bool:
-        """Replace every underlay route (route sync's entry point)."""
+        """Replace every underlay route (static routes' entry point)."""
+        self._check_routes_settable()
         routes = tuple(routes)
         for r in routes:
             self._check_route(r)
@@ -82,11 +138,13 @@ class Controller:
 
     def route_set(self, prefix: ipaddress.IPv6Network, nexthops: Sequence[Nexthop]) -> bool:
         """Add or replace the route for `prefix`."""
+        self._check_routes_settable()
         route = Route(prefix, tuple(nexthops))
         self._check_route(route)
         return self._apply(lambda s: s.replace(routes=_upsert(s.routes, route, lambda r: r.prefix)))
 
     def route_clear(self, prefix: ipaddress.IPv6Network) -> bool:
+        self._check_routes_settable()
         return self._apply(lambda s: s.replace(routes=_remove(s.routes, lambda r: r.prefix == prefix,
                                                               f"no route for {prefix}")))
 
@@ -125,6 +183,10 @@ class Controller:
 
     # --- mechanics -----------------------------------------------------------------------
 
+    def _check_routes_settable(self) -> None:
+        if self._host_routes is not None:
+            raise ValueError("routes follow the host routing table: change them there")
+
     def _check_route(self, route: Route) -> None:
         paths = [(nh.uplink, nh.gateway) for nh in route.nexthops]
         for path in paths:
@@ -137,7 +199,13 @@ class Controller:
 
     def _apply(self, change: Callable[[DesiredState], DesiredState]) -> bool:
         with self._lock:
-            return self._commit(change(self._state))
+            return self._commit(self._derive(change(self._state)))
+
+    def _derive(self, state: DesiredState) -> DesiredState:
+        """`state` with the host's routes to its destinations, when following the host table."""
+        if self._host_routes is None:
+            return state
+        return state.replace(routes=self._host_routes.routes_for(state.underlay_destinations()))
 
     def _commit(self, new: DesiredState) -> bool:
         if new == self._state:
@@ -154,6 +222,21 @@ class Controller:
         self._commits["seconds_max"] = max(self._commits["seconds_max"], took)
         self._state = new
         return True
+
+
+def withdrawals_only(current: Sequence[Route],
+                     host_route: Callable[[ipaddress.IPv6Network], Route | None]) -> tuple[Route, ...]:
+    """`current` with only what the host took away since: routes and paths it no longer
+    offers removed, and paths that went down or changed MAC marked down. Nothing is added."""
+    out = []
+    for route in current:
+        offered = host_route(route.prefix)
+        hops = {(n.uplink, n.gateway): n for n in offered.nexthops} if offered else {}
+        kept = tuple(n if hops[n.uplink, n.gateway] == n or not n.up else dataclasses.replace(n, up=False)
+                     for n in route.nexthops if (n.uplink, n.gateway) in hops)
+        if kept:
+            out.append(Route(route.prefix, kept))
+    return tuple(out)
 
 
 def _upsert(items: tuple, item, key: Callable) -> tuple:

@@ -34,7 +34,7 @@ def serve(config: Config, dataplane: DataplaneAPI, stop: threading.Event | None 
     started: list[Callable[[], None]] = []
     try:
         controller = Controller(dataplane, config.initial_state(), config.uplinks)
-        source = make_route_source(config, controller.set_routes)
+        source = make_route_source(config, controller)
         source.start()
         started.append(source.stop)
         api = ControlAPI(controller, dataplane, source, o.route_source, o.flow_capacity)

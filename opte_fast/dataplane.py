@@ -183,10 +183,11 @@ class Dataplane:
     def _commit(self, state: DesiredState) -> None:
         tep_keys = {(e.prefix, t.addr): t for e in state.v2b for t in e.teps}
         nh_keys = {(r.prefix, n.uplink, n.gateway): n for r in state.routes for n in r.nexthops}
-        tep_ids = self._tep_ids.assign(tep_keys)
-        nh_ids = self._nh_ids.assign(nh_keys)
-        set_ids = self._set_ids.assign(e.prefix for e in state.v2b)
-        group_ids = self._group_ids.assign(r.prefix for r in state.routes)
+        # proposed, and kept only once the tables went in: a refused commit moves no id
+        tep_ids = self._tep_ids.propose(tep_keys)
+        nh_ids = self._nh_ids.propose(nh_keys)
+        set_ids = self._set_ids.propose(e.prefix for e in state.v2b)
+        group_ids = self._group_ids.propose(r.prefix for r in state.routes)
 
         guests = [(self.port_index(g.port), g.vni, mac_bytes(g.mac), mac_bytes(g.gateway_mac))
                   for g in state.guests]
@@ -199,6 +200,9 @@ class Dataplane:
                      for r in state.routes]
         routes = [(r.prefix.network_address.packed, r.prefix.prefixlen, group_ids[r.prefix]) for r in state.routes]
         self._core.commit(guests, v2p, teps, tep_sets, v2b, nexthops, nh_groups, routes)
+        for table, ids in ((self._tep_ids, tep_ids), (self._nh_ids, nh_ids), (self._set_ids, set_ids),
+                           (self._group_ids, group_ids)):
+            table.keep(ids)
         self._ids = {"teps": tep_ids, "nexthops": nh_ids, "sets": set_ids, "groups": group_ids}
         self._members = {"teps": tep_keys, "nexthops": nh_keys}
 
@@ -236,16 +240,18 @@ class Dataplane:
         return self._core.flow_count()
 
     def paths(self) -> dict:
+        with self._commit_lock:  # ids and members of one commit, never half of the next
+            ids, members = self._ids, self._members
         teps, nhs = self._core.path_stats()
-        tep_state, nh_state = self._members["teps"], self._members["nexthops"]
+        tep_state, nh_state = members["teps"], members["nexthops"]
         return {
             "teps": [{"id": i, "prefix": str(k[0]), "addr": str(k[1]), "vni": tep_state[k].vni,
                       "up": tep_state[k].up, "flows": int(teps[i, 0]), "packets": int(teps[i, 1]),
-                      "bytes": int(teps[i, 2])} for k, i in sorted(self._ids["teps"].items(), key=lambda kv: kv[1])],
+                      "bytes": int(teps[i, 2])} for k, i in sorted(ids["teps"].items(), key=lambda kv: kv[1])],
             "nexthops": [{"id": i, "prefix": str(k[0]), "uplink": k[1], "gateway": str(k[2]),
                           "mac": nh_state[k].mac, "up": nh_state[k].up, "flows": int(nhs[i, 0]),
                           "packets": int(nhs[i, 1]), "bytes": int(nhs[i, 2])}
-                         for k, i in sorted(self._ids["nexthops"].items(), key=lambda kv: kv[1])],
+                         for k, i in sorted(ids["nexthops"].items(), key=lambda kv: kv[1])],
         }
 
     def bucket_table(self, kind: str, prefix: IPNetwork):

@@ -107,6 +107,10 @@ class DesiredState:
     def replace(self, **changes) -> DesiredState:
         return dataclasses.replace(self, **changes)
 
+    def underlay_destinations(self) -> frozenset[IPv6Address]:
+        """Every address the data plane sends to: each TEP, up or down, and each V2P sled."""
+        return frozenset([t.addr for e in self.v2b for t in e.teps] + [e.underlay for e in self.v2p])
+
     def with_tep_state(self, addr: IPv6Address, up: bool) -> DesiredState:
         """Every TEP with address `addr`, in every V2B entry, marked up or down."""
         v2b = tuple(
@@ -131,17 +135,32 @@ class StableIds:
         self._limit = limit
         self._ids: dict = {}
 
-    def assign(self, keys: Iterable) -> dict:
+    def propose(self, keys: Iterable) -> dict:
+        """The ids `assign` would give `keys`, without keeping them; ValueError if they do not fit.
+
+        A data plane proposes, commits its tables, and `keep`s the ids only once
+        the commit went in, so a refused commit leaves every id where it was.
+        """
         keys = set(keys)
-        self._ids = {k: i for k, i in self._ids.items() if k in keys}
-        used = set(self._ids.values())
-        free = (i for i in range(self._first, self._limit) if i not in used)
-        for key in sorted(keys - self._ids.keys(), key=repr):
-            try:
-                self._ids[key] = next(free)
-            except StopIteration:
-                raise ValueError(f"more than {self._limit - self._first} distinct entries") from None
-        return dict(self._ids)
+        ids = {k: i for k, i in self._ids.items() if k in keys}
+        new_keys = sorted(keys - ids.keys(), key=repr)
+        used = set(ids.values())
+        free = [i for i in range(self._first, self._limit) if i not in used][:len(new_keys)]
+        if len(free) < len(new_keys):
+            raise ValueError(f"{len(keys)} distinct entries, more than the {self._limit - self._first} "
+                             f"this table holds")
+        ids.update(zip(new_keys, free))
+        return ids
+
+    def keep(self, ids: dict) -> None:
+        """Make `ids`, as `propose` returned them, the current assignment."""
+        self._ids = dict(ids)
+
+    def assign(self, keys: Iterable) -> dict:
+        """Ids for `keys`, kept; on ValueError nothing changes."""
+        ids = self.propose(keys)
+        self.keep(ids)
+        return dict(ids)
 
 
 class DataplaneAPI(Protocol):

@@ -104,6 +104,18 @@ def test_a_stale_socket_file_is_replaced_but_a_live_one_is_refused(running, sock
         server.stop()
 
 
+def test_a_file_that_is_not_a_socket_is_refused_and_left_alone(running, sockdir):
+    path = os.path.join(sockdir, "notes.txt")
+    with open(path, "w") as f:
+        f.write("keep me")
+    with pytest.raises(ControlError) as refused:
+        ControlServer(path, running.server.api).start()
+    assert str(refused.value) == (f"cannot create control socket {path}: a file that is not a socket is in the "
+                                  "way (remove it, or choose another --control-socket)")
+    with open(path) as f:
+        assert f.read() == "keep me"
+
+
 def test_every_op_is_served():
     assert set(OPS) == {"stats", "flows", "routes", "nexthops", "teps", "buckets", "v2b.set", "v2b.clear", "v2b.dump",
                         "v2p.set", "v2p.clear", "v2p.dump", "tep.up", "tep.down", "port.list", "route.set",

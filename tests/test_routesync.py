@@ -2,15 +2,20 @@
 
 Each test plays the routing daemon with `ip` inside a namespace it creates:
 two uplinks (veth pairs uplink0/peer0, uplink1/peer1, the peers playing the
-switches) and one interface that is not an uplink (other0). After every
-change the callback must receive exactly the expected routes.
+switches) and one interface that is not an uplink (other0). Route sync feeds
+a controller over an in-memory data plane whose V2B entry names one TEP in
+each prefix the tests route (fd00:96::1 … fd00:99::1); after every change the
+data plane must hold exactly the host's routes to those TEPs.
 """
 from __future__ import annotations
 
+import dataclasses
 import ipaddress
 import os
-import queue
+import re
 import shutil
+import socket
+import struct
 import subprocess
 import tempfile
 import threading
@@ -21,6 +26,7 @@ from support.fake_dataplane import FakeDataplane
 
 from opte_fast.config import load_config
 from opte_fast.control import ControlClient
+from opte_fast.controller import Controller
 from opte_fast.daemon import serve
 from opte_fast.routesync import (
     NO_MAC,
@@ -30,10 +36,12 @@ from opte_fast.routesync import (
     Neighbour,
     NetlinkRouteSync,
     Path,
+    RouteIndex,
     RouteSyncError,
-    compute_routes,
+    parse_route,
+    routes_for,
 )
-from opte_fast.state import Nexthop, Route
+from opte_fast.state import V2B, DesiredState, Nexthop, Route, Tep, Underlay
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="needs root for network namespaces")
 
@@ -42,6 +50,7 @@ N = ipaddress.IPv6Network
 PREFIX = N("fd00:99::/64")
 MAC1, MAC2 = "a8:40:25:00:00:01", "a8:40:25:00:00:02"
 UPLINKS = ("uplink0", "uplink1")
+TEPS = tuple(A(f"fd00:{n}::1") for n in (96, 97, 98, 99))
 WAIT_S = 3.0
 
 
@@ -73,37 +82,49 @@ def netns():
         subprocess.run(["ip", "netns", "del", name], check=False)
 
 
+def ip(netns: str, command: str) -> None:
+    result = subprocess.run(["ip", "-n", netns, *command.split()], capture_output=True, text=True)
+    assert result.returncode == 0, f"ip {command}: {result.stderr.strip()}"
+
+
+def neighbours(netns: str) -> None:
+    """Both switches' MACs known, as a daemon's peering would leave them."""
+    ip(netns, f"-6 neigh replace fe80::1 lladdr {MAC1} dev uplink0 nud permanent")
+    ip(netns, f"-6 neigh replace fe80::2 lladdr {MAC2} dev uplink1 nud permanent")
+
+
 class Daemon:
-    """Plays the routing daemon in the namespace and watches what route sync delivers."""
+    """Plays the routing daemon in the namespace and watches what reaches the data plane."""
 
     def __init__(self, netns: str):
         self.netns = netns
-        self.delivered: queue.Queue = queue.Queue()
-        self.sync = NetlinkRouteSync(UPLINKS, self.delivered.put, netns)
-        self.last: tuple[Route, ...] | None = None
+        self.dataplane = FakeDataplane()
+        tables = DesiredState(Underlay(A("fd00:1::1")), v2b=(V2B(ipaddress.ip_network("0.0.0.0/0"),
+                                                                   tuple(Tep(a) for a in TEPS)),))
+        self.controller = Controller(self.dataplane, tables, UPLINKS)
+        self.sync = NetlinkRouteSync(UPLINKS, self.controller.host_routes_changed, netns)
+        self.controller.follow_host_routes(self.sync)
+        self.commits_seen = len(self.dataplane.commits)
 
     def ip(self, command: str) -> None:
-        result = subprocess.run(["ip", "-n", self.netns, *command.split()], capture_output=True, text=True)
-        assert result.returncode == 0, f"ip {command}: {result.stderr.strip()}"
+        ip(self.netns, command)
 
     def neighbours(self) -> None:
-        """Both switches' MACs known, as a daemon's peering would leave them."""
-        self.ip(f"-6 neigh replace fe80::1 lladdr {MAC1} dev uplink0 nud permanent")
-        self.ip(f"-6 neigh replace fe80::2 lladdr {MAC2} dev uplink1 nud permanent")
+        neighbours(self.netns)
 
     def expect(self, *routes: Route) -> None:
-        """The callback receives exactly `routes` within WAIT_S (intermediate sets may come first)."""
+        """The data plane holds exactly `routes` within WAIT_S (intermediate sets may come first)."""
         deadline = time.monotonic() + WAIT_S
-        while self.last != routes:
-            try:
-                self.last = self.delivered.get(timeout=max(0.0, deadline - time.monotonic()))
-            except queue.Empty:
-                pytest.fail(f"expected {routes}, last delivered {self.last}")
+        while self.dataplane.state.routes != routes:
+            if time.monotonic() > deadline:
+                pytest.fail(f"expected {routes}, the data plane holds {self.dataplane.state.routes}")
+            time.sleep(0.005)
+        self.commits_seen = len(self.dataplane.commits)
 
     def expect_quiet(self, settle_s: float = 0.3) -> None:
-        """No callback: the last change altered nothing the data plane uses."""
+        """No commit: the last change altered no route the data plane uses."""
         time.sleep(settle_s)
-        assert self.delivered.empty(), f"unexpected delivery {self.delivered.get()}"
+        assert len(self.dataplane.commits) == self.commits_seen, f"unexpected commit {self.dataplane.state}"
 
 
 @pytest.fixture
@@ -122,7 +143,7 @@ def test_start_delivers_the_current_routes(netns):
     d.ip("-6 route replace fd00:99::/64 nexthop via fe80::1 dev uplink0 nexthop via fe80::2 dev uplink1")
     d.sync.start()
     try:
-        assert d.delivered.get_nowait() == (Route(PREFIX, (UP0, UP1)),)  # before start() returned
+        assert d.dataplane.state.routes == (Route(PREFIX, (UP0, UP1)),)  # before start() returned
     finally:
         d.sync.stop()
 
@@ -245,9 +266,9 @@ def test_lowest_metric_route_wins_and_callback_only_on_change(daemon):
     daemon.expect_quiet()
     daemon.ip("-6 route del fd00:99::/64 via fe80::1 dev uplink0 metric 100")
     daemon.expect(Route(PREFIX, (UP1,)))
-    stats = daemon.sync.stats()  # the first update is the empty table at start
-    assert stats["updates"] == 4 and stats["events"] >= 4
-    assert stats["latency_us"]["samples"] == 4 and stats["latency_us"]["max"] < 1_000_000
+    stats = daemon.sync.stats()  # the empty table at start was committed by the controller already
+    assert stats["commits"] == 3 and stats["events"] >= 4 and stats["commit_failures"] == 0
+    assert stats["latency_us"]["samples"] == 3 and stats["latency_us"]["max"] < 1_000_000
 
 
 def test_a_missing_namespace_is_a_start_error():
@@ -256,21 +277,29 @@ def test_a_missing_namespace_is_a_start_error():
         sync.start()
 
 
-def test_compute_routes_from_decoded_tables():
+def test_routes_for_from_decoded_tables():
     """The policy alone, on tables as the kernel would report them."""
     gw1, gw2 = A("fe80::1").packed, A("fe80::2").packed
 
-    def route(prefix: N, *paths: Path) -> KernelRoute:
-        return KernelRoute(prefix, 1024, None, paths, (prefix.network_address.packed, prefix.prefixlen))
+    def route(prefix: str, *paths: Path, metric: int = 1024) -> KernelRoute:
+        net = N(prefix)
+        return KernelRoute(metric, None, paths, (net.network_address.packed, net.prefixlen))
     tables = KernelTables(
         links={1: Link("uplink0", True), 2: Link("uplink1", False), 3: Link("eth0", True)},
         neighbours={(1, gw1): Neighbour(MAC1, 0x80), (2, gw2): Neighbour(MAC2, 0x02)},
         nexthops={},
-        routes=[route(PREFIX, Path(1, gw1, 0), Path(2, gw2, 0), Path(3, gw1, 0)),
-                route(N("fd00:1::/64"), Path(1, gw1, 0x1)),  # flagged dead by the kernel
-                route(N("fd00:2::/64"), Path(3, gw1, 0))])  # not an uplink
-    assert compute_routes(tables, UPLINKS) == (
-        Route(N("fd00:1::/64"), (hop("uplink0", "fe80::1", MAC1, up=False),)),
+        routes=RouteIndex([
+            route("fd00:99::/64", Path(1, gw1), Path(2, gw2), Path(3, gw1)),  # uplink1 lost its carrier
+            route("fd00:99::/64", Path(2, gw2), metric=2048),  # a higher metric loses
+            route("fd00:1::/64", Path(1, gw2)),  # no neighbour entry for this gateway on uplink0
+            route("fd00:2::/64", Path(3, gw1)),  # not an uplink: the shorter prefix below answers
+            route("fd00::/16", Path(2, gw2)),
+            route("fd00:3::/64", Path(1, gw1)),  # the answer to no address asked about
+        ]))
+    asked = (A("fd00:99::1"), A("fd00:99::2"), A("fd00:1::9"), A("fd00:2::1"), A("fd01::1"))
+    assert routes_for(tables, UPLINKS, asked) == (
+        Route(N("fd00::/16"), (hop("uplink1", "fe80::2", MAC2, up=False),)),
+        Route(N("fd00:1::/64"), (hop("uplink0", "fe80::2", up=False),)),
         Route(PREFIX, (UP0, hop("uplink1", "fe80::2", MAC2, up=False))),
     )
 
@@ -281,6 +310,7 @@ def test_the_daemon_commits_host_routes_and_ctl_shows_them(daemon):
     path = os.path.join(sockdir, "s.sock")
     config = load_config(None, {"underlay_addr": "fd00:1::1", "uplink": ("uplink0=net_null0", "uplink1=net_null1"),
                                 "route_source": "netlink", "netns": daemon.netns, "control_socket": path})
+    config = dataclasses.replace(config, v2b=(V2B(ipaddress.ip_network("0.0.0.0/0"), (Tep(A("fd00:99::1")),)),))
     dp, stop = FakeDataplane(config.ports), threading.Event()
     runner = threading.Thread(target=serve, args=(config, dp, stop))
     runner.start()
@@ -293,8 +323,101 @@ def test_the_daemon_commits_host_routes_and_ctl_shows_them(daemon):
         assert dp.state.routes == (Route(PREFIX, (UP0, UP1)),)
         with ControlClient(path) as c:
             assert [h["uplink"] for h in c.call("routes")[0]["nexthops"]] == ["uplink0", "uplink1"]
-            assert c.call("stats")["route_sync"]["source"] == "netlink"
+            sync = c.call("stats")["route_sync"]
+            assert sync["source"] == "netlink" and sync["commit_failures"] == 0
     finally:
         stop.set()
         runner.join(10)
         shutil.rmtree(sockdir, ignore_errors=True)
+
+
+def test_a_refused_commit_is_retried_counted_and_logged_once(daemon, capsys):
+    """No later event is needed: route sync tries again by itself, with backoff."""
+    daemon.neighbours()
+    daemon.dataplane.refuse_commits = "tables full"
+    daemon.ip("-6 route replace fd00:99::/64 nexthop via fe80::1 dev uplink0 nexthop via fe80::2 dev uplink1")
+    deadline = time.monotonic() + WAIT_S
+    while daemon.sync.stats()["commit_failures"] < 3:
+        assert time.monotonic() < deadline, f"route sync stopped trying: {daemon.sync.stats()}"
+        time.sleep(0.01)
+    assert daemon.dataplane.state.routes == ()
+    daemon.dataplane.refuse_commits = ""
+    daemon.expect(Route(PREFIX, (UP0, UP1)))
+    err = capsys.readouterr().err
+    assert err.count("route sync: routes not applied: tables full") == 1, err
+    assert re.search(r"route sync: routes applied after [3-9]\d* refused commits", err), err
+    failures = daemon.sync.stats()["commit_failures"]
+    daemon.ip("-6 route del fd00:99::/64 via fe80::2 dev uplink1")  # a later event still goes in
+    daemon.expect(Route(PREFIX, (UP0,)))
+    assert daemon.sync.stats()["commit_failures"] == failures
+
+
+def test_a_withdrawn_path_leaves_the_data_plane_under_a_large_host_table(netns, eal, tmp_path):
+    """Issue #10's report: fd00:99::/64 over both uplinks, then 2,000 more two-path routes; when one
+    path of fd00:99::/64 is withdrawn, the data plane must stop using it. The real data plane's
+    id space (1,023 nexthops) cannot hold every host route, only those to the TEP."""
+    from opte_fast.dataplane import Dataplane, DataplaneOptions
+
+    sockdir = tempfile.mkdtemp(prefix="of-rs-")
+    path = os.path.join(sockdir, "s.sock")
+    config = load_config(None, {"underlay_addr": "fd00:1::1", "uplink": ("uplink0=ring", "uplink1=ring"),
+                                "route_source": "netlink", "netns": netns, "control_socket": path})
+    config = dataclasses.replace(config, v2b=(V2B(ipaddress.ip_network("0.0.0.0/0"), (Tep(A("fd00:99::1")),)),))
+    dp = Dataplane(DataplaneOptions(underlay_addr=A("fd00:1::1"), flow_capacity=4096, n_mbufs=4095))
+    stop = threading.Event()
+    runner = threading.Thread(target=serve, args=(config, dp, stop))
+    try:
+        for name in UPLINKS:
+            dp.add_ring_port(name, "uplink")
+        neighbours(netns)
+        ip(netns, "-6 route replace fd00:99::/64 nexthop via fe80::1 dev uplink0 nexthop via fe80::2 dev uplink1")
+        runner.start()
+        deadline = time.monotonic() + 10
+        while not os.path.exists(path):
+            assert runner.is_alive() and time.monotonic() < deadline, "serve() did not come up"
+            time.sleep(0.01)
+        batch = tmp_path / "routes.batch"
+        batch.write_text("".join(f"route add fd01:{i:x}::/64 nexthop via fe80::1 dev uplink0 "
+                                 f"nexthop via fe80::2 dev uplink1\n" for i in range(2000)))
+        ip(netns, f"-6 -batch {batch}")
+        ip(netns, "-6 route del fd00:99::/64 via fe80::2 dev uplink1")
+
+        def nexthops() -> list:
+            with ControlClient(path) as c:
+                return [(h["prefix"], h["uplink"], h["gateway"], h["up"]) for h in c.call("nexthops")]
+        deadline = time.monotonic() + 10
+        while (got := nexthops()) != [("fd00:99::/64", "uplink0", "fe80::1", True)]:
+            assert time.monotonic() < deadline, f"the data plane holds nexthops {got[:4]} (of {len(got)})"
+            time.sleep(0.05)
+        with ControlClient(path) as c:
+            sync = c.call("stats")["route_sync"]
+        assert sync.get("commit_failures") == 0 and sync.get("host_routes", 0) > 2001, sync
+    finally:
+        stop.set()
+        if runner.is_alive():
+            runner.join(10)
+        dp.close()
+        shutil.rmtree(sockdir, ignore_errors=True)
+
+
+
+def test_a_path_on_a_link_that_is_up_is_up_whatever_the_kernels_flags_say():
+    """RTNH_F_DEAD and RTNH_F_LINKDOWN mirror the path's link, but after carrier comes back the
+    kernel clears them by walking the table, with no event of its own; with 10,000 routes a
+    re-read after the link event often finds them still set. The link table decides instead."""
+    def attr(kind: int, payload: bytes) -> bytes:
+        return struct.pack("HH", 4 + len(payload), kind) + payload + bytes(-len(payload) % 4)
+
+    def path(ifindex: int, flags: int, gateway: str) -> bytes:
+        gw = attr(5, A(gateway).packed)  # RTA_GATEWAY
+        return struct.pack("HBBi", 8 + len(gw), flags, 0, ifindex) + gw
+    message = (struct.pack("BBBBBBBBI", socket.AF_INET6, 64, 0, 0, 254, 3, 0, 1, 0)  # main table, unicast
+               + attr(1, PREFIX.network_address.packed)  # RTA_DST
+               + attr(9, path(1, 0, "fe80::1") + path(2, 0x11, "fe80::2")))  # RTA_MULTIPATH: dead, link down
+    route = parse_route(message)
+    links = {1: Link("uplink0", True), 2: Link("uplink1", True)}
+    neighbours = {(1, A("fe80::1").packed): Neighbour(MAC1, 0x80), (2, A("fe80::2").packed): Neighbour(MAC2, 0x80)}
+    tables = KernelTables(links, neighbours, {}, RouteIndex([route]))
+    assert routes_for(tables, UPLINKS, [A("fd00:99::1")]) == (Route(PREFIX, (UP0, UP1)),)
+    tables.links[2] = Link("uplink1", False)
+    assert routes_for(tables, UPLINKS, [A("fd00:99::1")]) == (Route(PREFIX, (UP0, dataclasses.replace(UP1, up=False))),)
