@@ -6,6 +6,8 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
 
 #include <rte_cycles.h>
 #include <rte_eal.h>
@@ -111,6 +113,12 @@ of_dp_create(const struct of_dp_config *cfg)
 	}
 	dp->cfg = *cfg;
 	dp->instance = ++instances;
+	rte_spinlock_init(&dp->link_lock);
+	dp->link_event_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	if (dp->link_event_fd < 0) {
+		of_set_error("cannot create an eventfd: %s", strerror(errno));
+		goto fail;
+	}
 	dp->tcp_idle_tsc = ms_to_tsc(cfg->tcp_idle_ms);
 	dp->tcp_closed_tsc = ms_to_tsc(cfg->tcp_closed_ms);
 	dp->udp_idle_tsc = ms_to_tsc(cfg->udp_idle_ms);
@@ -167,6 +175,8 @@ of_dp_destroy(struct of_dp *dp)
 	free_lcores(dp);
 	of_tables_free(dp->tables);
 	rte_free(dp->qsbr);
+	if (dp->link_event_fd >= 0)
+		close(dp->link_event_fd);
 	rte_mempool_free(dp->pool);
 	rte_free(dp);
 }
@@ -221,6 +231,11 @@ of_dp_start(struct of_dp *dp, const unsigned *lcores, unsigned n_lcores)
 	rc = setup_lcores(dp, lcores, n_lcores);
 	if (rc == 0)
 		rc = of_ports_start(dp);
+	if (rc == 0) {
+		rc = of_links_watch(dp);
+		if (rc != 0)
+			of_ports_stop(dp);
+	}
 	if (rc != 0) {
 		free_lcores(dp);
 		return rc;
@@ -256,6 +271,8 @@ of_dp_stop(struct of_dp *dp)
 	__atomic_store_n(&dp->running, 0, __ATOMIC_RELEASE);
 	for (unsigned w = 0; w < dp->n_workers; w++)
 		rte_eal_wait_lcore(dp->lcores[w].lcore_id);
+	/* Before the ports stop: stopping takes their links down, which is no news. */
+	of_links_unwatch(dp);
 	of_ports_stop(dp);
 	return 0;
 }

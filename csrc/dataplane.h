@@ -7,6 +7,7 @@
 #include <rte_common.h>
 #include <rte_ether.h>
 #include <rte_mbuf.h>
+#include <rte_spinlock.h>
 
 #include "counters.h"
 #include "flow.h"
@@ -29,6 +30,12 @@ struct of_port {
 	struct rte_ether_addr mac;
 	struct rte_ring *ring_rx;	/* ring ports only */
 	struct rte_ring *ring_tx;
+	/* Link state, written under dp->link_lock (EAL interrupt thread, and start). */
+	uint8_t link_watched;		/* uplinks and guests; an exception tap is the kernel's */
+	uint8_t link_lsc;		/* changes come by LSC interrupt, else polled */
+	uint64_t link_word;		/* status, duplex, speed: see link.c */
+	uint64_t link_changes;
+	uint64_t link_changed_ns;	/* CLOCK_MONOTONIC */
 };
 
 /* Frames waiting for a burst to one port. */
@@ -74,6 +81,10 @@ struct of_dp {
 	uint64_t tcp_idle_tsc, tcp_closed_tsc, udp_idle_tsc, icmp_idle_tsc;
 	uint64_t rebalance_tsc;		/* UINT64_MAX: never */
 	uint64_t sweep_period_tsc;	/* one pass of the expiry sweep over a flow table */
+
+	rte_spinlock_t link_lock;	/* the writers of the ports' link fields */
+	int link_event_fd;		/* eventfd: readable after any followed link changed */
+	int link_polling;		/* the poll alarm re-arms itself while set */
 
 	volatile int running;
 	unsigned n_workers;
@@ -133,5 +144,10 @@ void of_telemetry_detach(struct of_dp *dp);
 int of_ports_start(struct of_dp *dp);
 void of_ports_stop(struct of_dp *dp);
 void of_ports_close(struct of_dp *dp);
+
+/* link.c: follow the links of started ports until of_links_unwatch. */
+#define OF_LINK_POLL_US 2000		/* ports without an LSC interrupt */
+int of_links_watch(struct of_dp *dp);
+void of_links_unwatch(struct of_dp *dp);
 
 #endif

@@ -131,6 +131,27 @@ struct of_flow_info {
 unsigned of_dp_flows(const struct of_dp *dp, struct of_flow_info *out, unsigned max);
 uint64_t of_dp_flow_count(const struct of_dp *dp);
 
+/*
+ * Link state of a port as its PMD reports it: by LSC interrupt where the PMD
+ * offers one, else polled every few ms by an EAL alarm (never by a worker).
+ * Uplinks and guests are followed while the data plane runs; an exception tap
+ * is not (its kernel side is the kernel's).
+ */
+struct of_link_info {
+	uint8_t watched;
+	uint8_t up;
+	uint8_t by_interrupt;		/* 1: LSC interrupt, 0: polled */
+	uint8_t full_duplex;
+	uint32_t speed_mbps;		/* 0: unknown */
+	uint64_t changes;		/* since the data plane started */
+	uint64_t changed_ns;		/* CLOCK_MONOTONIC of the last change (or of the start) */
+};
+int of_dp_link(const struct of_dp *dp, uint16_t port, struct of_link_info *out);
+/* An eventfd that becomes readable after any followed link changes (read it to rearm). */
+int of_dp_link_event_fd(const struct of_dp *dp);
+/* rte_eth_dev_set_link_up/down on a started port (an operator's or a test's action). */
+int of_dp_set_link(struct of_dp *dp, uint16_t port, int up);
+
 /* Current bucket table of a TEP set (kind 0) or nexthop group (kind 1): member id per bucket. */
 int of_dp_buckets(const struct of_dp *dp, int kind, uint16_t group, uint16_t *out, uint32_t max);
 uint64_t of_dp_table_swaps(const struct of_dp *dp);
