@@ -2,6 +2,7 @@
 #ifndef OF_DATAPLANE_H
 #define OF_DATAPLANE_H
 
+#include <pthread.h>
 #include <stdint.h>
 
 #include <rte_common.h>
@@ -81,6 +82,11 @@ struct of_dp {
 	uint64_t tcp_idle_tsc, tcp_closed_tsc, udp_idle_tsc, icmp_idle_tsc;
 	uint64_t rebalance_tsc;		/* UINT64_MAX: never */
 	uint64_t sweep_period_tsc;	/* one pass of the expiry sweep over a flow table */
+
+	/* Readers of tables outside the workers (the control side's dumps): one at a time, as
+	 * QSBR thread id reader_thread, so a commit waits for them before freeing a snapshot. */
+	pthread_mutex_t reader_lock;
+	unsigned reader_thread;
 
 	rte_spinlock_t link_lock;	/* the writers of the ports' link fields */
 	int link_event_fd;		/* eventfd: readable after any followed link changed */

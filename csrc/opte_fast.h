@@ -91,7 +91,8 @@ int of_builder_route(struct of_builder *b, const uint8_t prefix[16], uint8_t dep
 int of_builder_commit(struct of_builder *b);
 void of_builder_free(struct of_builder *b);
 
-/* Reading state (control thread; sums per-lcore counters). */
+/* Reading state (control side, any thread; sums per-lcore counters). Reads of the
+ * tables (of_dp_buckets) are safe against a concurrent commit. */
 unsigned of_counter_count(void);
 const char *of_counter_name(unsigned i);
 const char *of_counter_description(unsigned i);
@@ -153,7 +154,7 @@ int of_dp_link_event_fd(const struct of_dp *dp);
 int of_dp_set_link(struct of_dp *dp, uint16_t port, int up);
 
 /* Current bucket table of a TEP set (kind 0) or nexthop group (kind 1): member id per bucket. */
-int of_dp_buckets(const struct of_dp *dp, int kind, uint16_t group, uint16_t *out, uint32_t max);
+int of_dp_buckets(struct of_dp *dp, int kind, uint16_t group, uint16_t *out, uint32_t max);
 uint64_t of_dp_table_swaps(const struct of_dp *dp);
 uint64_t of_tsc_hz(void);
 

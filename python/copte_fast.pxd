@@ -121,6 +121,6 @@ cdef extern from "opte_fast.h" nogil:
     int of_dp_link_event_fd(const of_dp *dp)
     int of_dp_set_link(of_dp *dp, uint16_t port, int up)
 
-    int of_dp_buckets(const of_dp *dp, int kind, uint16_t group, uint16_t *out, uint32_t max)
+    int of_dp_buckets(of_dp *dp, int kind, uint16_t group, uint16_t *out, uint32_t max)
     uint64_t of_dp_table_swaps(const of_dp *dp)
     uint64_t of_tsc_hz()
