@@ -33,7 +33,7 @@ struct of_port {
 	struct rte_ring *ring_tx;
 	/* Link state, written under dp->link_lock (EAL interrupt thread, and start). */
 	uint8_t link_watched;		/* uplinks and guests; an exception tap is the kernel's */
-	uint8_t link_lsc;		/* changes come by LSC interrupt, else polled */
+	uint8_t link_lsc;		/* the PMD keeps the status by LSC interrupt */
 	uint64_t link_word;		/* status, duplex, speed: see link.c */
 	uint64_t link_changes;
 	uint64_t link_changed_ns;	/* CLOCK_MONOTONIC */
@@ -152,7 +152,7 @@ void of_ports_stop(struct of_dp *dp);
 void of_ports_close(struct of_dp *dp);
 
 /* link.c: follow the links of started ports until of_links_unwatch. */
-#define OF_LINK_POLL_US 2000		/* ports without an LSC interrupt */
+#define OF_LINK_POLL_US 2000		/* every followed port: see link.c */
 int of_links_watch(struct of_dp *dp);
 void of_links_unwatch(struct of_dp *dp);
 

@@ -2,10 +2,13 @@
  * Link state of the started ports, for the control plane.
  *
  * A port whose PMD offers an LSC interrupt is configured with intr_conf.lsc
- * (port.c) and its ethdev callback refreshes it; every other followed port is
- * polled by an EAL alarm every OF_LINK_POLL_US. Both run in the EAL interrupt
- * thread; the control thread reads each link once at start. Workers never
- * touch link state.
+ * (port.c) and its ethdev callback refreshes it at once. Every followed port
+ * is also polled by an EAL alarm every OF_LINK_POLL_US: some PMDs keep the
+ * status current from their interrupt without raising the ethdev event
+ * (net_tap, from 22.11 to this day), and with LSC configured a poll only
+ * reads that status; without LSC it asks the PMD. Both run in the EAL
+ * interrupt thread; the control thread reads each link once at start.
+ * Workers never touch link state.
  * Any change is stamped, counted and signalled on an eventfd, on which the
  * control plane waits and then reacts (opte_fast/links.py).
  */
@@ -76,7 +79,7 @@ link_poll(void *arg)
 	struct of_dp *dp = arg;
 
 	for (uint16_t i = 0; i < dp->n_ports; i++)
-		if (dp->ports[i].link_watched && !dp->ports[i].link_lsc)
+		if (dp->ports[i].link_watched)
 			link_refresh(dp, &dp->ports[i], 1);
 	if (__atomic_load_n(&dp->link_polling, __ATOMIC_ACQUIRE))
 		rte_eal_alarm_set(OF_LINK_POLL_US, link_poll, dp);
@@ -85,7 +88,7 @@ link_poll(void *arg)
 int
 of_links_watch(struct of_dp *dp)
 {
-	int polled = 0;
+	int watched = 0;
 
 	for (uint16_t i = 0; i < dp->n_ports; i++) {
 		struct of_port *p = &dp->ports[i];
@@ -100,13 +103,12 @@ of_links_watch(struct of_dp *dp)
 				of_links_unwatch(dp);
 				return rc;
 			}
-		} else {
-			polled = 1;
 		}
+		watched = 1;
 		/* The state at start, read after registering so that no change is missed. */
 		link_refresh(dp, p, 0);
 	}
-	if (polled) {
+	if (watched) {
 		__atomic_store_n(&dp->link_polling, 1, __ATOMIC_RELEASE);
 		rte_eal_alarm_set(OF_LINK_POLL_US, link_poll, dp);
 	}

@@ -134,14 +134,14 @@ uint64_t of_dp_flow_count(const struct of_dp *dp);
 
 /*
  * Link state of a port as its PMD reports it: by LSC interrupt where the PMD
- * offers one, else polled every few ms by an EAL alarm (never by a worker).
+ * offers one, and polled every 2 ms by an EAL alarm (never by a worker).
  * Uplinks and guests are followed while the data plane runs; an exception tap
  * is not (its kernel side is the kernel's).
  */
 struct of_link_info {
 	uint8_t watched;
 	uint8_t up;
-	uint8_t by_interrupt;		/* 1: LSC interrupt, 0: polled */
+	uint8_t by_interrupt;		/* 1: the PMD keeps it by LSC interrupt, 0: polled only */
 	uint8_t full_duplex;
 	uint32_t speed_mbps;		/* 0: unknown */
 	uint64_t changes;		/* since the data plane started */
