@@ -52,8 +52,10 @@ def cli() -> None:
 @run_options
 def run(config: Config) -> None:
     """Start the data plane and serve until --duration-s ends or SIGINT/SIGTERM."""
+    from . import taps
     from .daemon import serve
     from .dataplane import Dataplane, DataplaneError, eal_args, eal_cleanup, eal_init
+    from .routesync import RouteSyncError
 
     o = config.options
     workers = parse_lcores(o.lcores)
@@ -79,7 +81,11 @@ def run(config: Config) -> None:
         # Tables before traffic: a worker started first would drop what arrives meanwhile.
         dp.commit(config.initial_state())
         dp.start(workers)
-    except (DataplaneError, KeyError) as e:
+        if o.exception_path and o.netns:
+            # The routing daemon runs in --netns: its interfaces must be there (taps.py says why only now).
+            for name in config.uplinks:
+                taps.move_into(name, o.netns)
+    except (DataplaneError, KeyError, taps.TapError, RouteSyncError) as e:
         if dp is not None:
             dp.close()
         eal_cleanup()

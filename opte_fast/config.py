@@ -275,7 +275,8 @@ OPTIONS: tuple[Option, ...] = (
            "netlink: follow the host routing table; static: [[route]] entries; none: control socket only",
            key="source", pytype=str),
     Option("netns", "route_sync", Text("a network namespace name", NAME, "NAME"), None,
-           "read routes in this network namespace (see ip netns)", pytype=str),
+           "read routes in this network namespace (see ip netns); the uplinks' kernel taps are put there",
+           pytype=str),
     # [control]
     Option("control_socket", "control", Text("an absolute path of at most 100 bytes", r"/.{0,99}", "PATH"),
            "/run/opte-fast/opte-fast.sock", "unix control socket path", key="socket", pytype=str),
