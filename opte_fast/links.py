@@ -102,9 +102,9 @@ class Links:
 
     def start(self) -> None:
         """Apply the links as they are now, then follow them in a thread."""
-        self._apply()
+        retry = not self._apply()
         self._wake_r, self._wake_w = os.pipe()
-        self._thread = threading.Thread(target=self._run, name="links", daemon=True)
+        self._thread = threading.Thread(target=self._run, args=(retry,), name="links", daemon=True)
         self._thread.start()
 
     def stop(self) -> None:
@@ -117,21 +117,20 @@ class Links:
         os.close(self._wake_w)
         self._thread = None
 
-    def _run(self) -> None:
+    def _run(self, retry: bool) -> None:
         event_fd = self._dataplane.link_event_fd()
         poller = select.poll()
         poller.register(event_fd, select.POLLIN)
         poller.register(self._wake_r, select.POLLIN)
-        pending = False
         while True:
-            poller.poll(RETRY_S * 1000 if pending else None)
+            poller.poll(RETRY_S * 1000 if retry else None)
             if self._stopping.is_set():
                 return
             try:
                 os.read(event_fd, 8)
             except BlockingIOError:
                 pass
-            pending = not self._apply()
+            retry = not self._apply()
 
     def _apply(self) -> bool:
         """Commit and log what changed since the last call; False if something must be retried."""
