@@ -34,14 +34,18 @@ def _attr(kind: int, data: bytes) -> bytes:
     return struct.pack("HH", length, kind) + data + b"\0" * (-length % 4)
 
 
-def _setlink(ifname: str, *, flags: int = 0, change: int = 0, attrs: bytes = b"") -> None:
-    """RTM_NEWLINK for `ifname` in the calling thread's namespace; TapError with the kernel's reason."""
+def newlink_request(ifname: str, *, flags: int = 0, change: int = 0, attrs: bytes = b"") -> bytes:
+    """An RTM_NEWLINK message (acknowledged) changing interface `ifname` by name."""
     body = struct.pack("BxHiII", socket.AF_UNSPEC, 0, 0, flags, change) + _attr(IFLA_IFNAME, ifname.encode() + b"\0")
     body += attrs
-    msg = struct.pack("IHHII", 16 + len(body), RTM_NEWLINK, NLM_F_REQUEST | NLM_F_ACK, 1, 0) + body
+    return struct.pack("IHHII", 16 + len(body), RTM_NEWLINK, NLM_F_REQUEST | NLM_F_ACK, 1, 0) + body
+
+
+def _setlink(ifname: str, *, flags: int = 0, change: int = 0, attrs: bytes = b"") -> None:
+    """RTM_NEWLINK for `ifname` in the calling thread's namespace; TapError with the kernel's reason."""
     with socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, socket.NETLINK_ROUTE) as sock:
         sock.bind((0, 0))
-        sock.send(msg)
+        sock.send(newlink_request(ifname, flags=flags, change=change, attrs=attrs))
         reply = sock.recv(65536)
     _length, kind = struct.unpack_from("IH", reply)
     code = -struct.unpack_from("i", reply, 16)[0] if kind == NLMSG_ERROR else 0
@@ -61,7 +65,12 @@ def move_into(ifname: str, netns: str) -> None:
         raise TapError(f"cannot move {e} into network namespace {netns!r}") from None
     finally:
         os.close(fd)
-    in_netns(netns, lambda: _setlink(ifname, flags=IFF_UP, change=IFF_UP))
+    set_up(ifname, netns, True)
+
+
+def set_up(ifname: str, netns: str | None, up: bool) -> None:
+    """Interface `ifname` (in `netns`, None: here) administratively up or down."""
+    in_netns(netns, lambda: _setlink(ifname, flags=IFF_UP if up else 0, change=IFF_UP))
 
 
 def set_carrier(ifname: str, netns: str | None, on: bool) -> None:
