@@ -300,9 +300,13 @@ def test_run_with_netns_puts_the_kernel_interfaces_in_that_namespace_on_every_st
                 ports = json.loads(subprocess.run([*OPTE_FAST, "ctl", "--socket", str(sock), "--json", "port", "list"],
                                                   capture_output=True, text=True, check=True, cwd=ROOT).stdout)
                 uplink_macs = {port["name"]: port["mac"] for port in ports}
+                assert {port["name"]: port["link"] for port in ports} == {
+                    "guest0": "up", names[0]: "up", names[1]: "up", f"{names[0]}.kernel": None,
+                    f"{names[1]}.kernel": None}
                 for name in names:
                     (link,) = json.loads(daemon.ip("-j", "link", "show", name))
                     assert "UP" in link["flags"] and link["address"] == uplink_macs[name], (start, name, link)
+                    assert "NO-CARRIER" not in link["flags"], (start, name, link)
                 out, err = p.communicate(timeout=15)
             finally:
                 if p.poll() is None:
