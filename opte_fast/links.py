@@ -155,9 +155,9 @@ class Links:
     def _log_change(self, uplink: str, link: dict) -> None:
         hops = sum(1 for r in (self._last.routes if self._last else ()) for n in r.nexthops if n.uplink == uplink)
         state = f"up ({link['speed_mbps']} Mbps)" if link["up"] else "down"
-        how = "interrupt" if link["by_interrupt"] else "polled"
-        self._say(f"link {uplink} {state}: {hops} nexthops through it {'back' if link['up'] else 'down'}, "
-                  f"applied {self._reaction_us[uplink]:.0f} us after the {how} change")
+        how = "kept by LSC interrupt" if link["by_interrupt"] else "polled"
+        self._say(f"link {uplink} {state}: nexthops through it: {hops}, committed "
+                  f"{self._reaction_us[uplink]:.0f} us after the change was seen (link {how})")
 
     def _say(self, line: str) -> None:
         print(f"opte-fast: {line}", file=self._log or sys.stderr, flush=True)
