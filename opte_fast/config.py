@@ -260,6 +260,9 @@ OPTIONS: tuple[Option, ...] = (
            "flow hash seed [default: zlib CRC-32 of the 16 underlay address bytes]", pytype=int),
     Option("exception_path", "dataplane", Bool(), True,
            "punt non-Geneve uplink frames to a kernel tap named after the uplink", pytype=bool),
+    Option("follow_link", "dataplane", Bool(), True,
+           "take an uplink's nexthops down while its DPDK link is down (a net_tap uplink moved to another "
+           "namespace reads down: turn this off)", pytype=bool),
     # [underlay]: this sled's tunnel end and the outer headers
     Option("underlay_addr", "underlay", UnicastV6(), None, "this sled's underlay IPv6 address (required)",
            key="addr", pytype=ipaddress.IPv6Address),

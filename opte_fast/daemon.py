@@ -35,7 +35,7 @@ def serve(config: Config, dataplane: DataplaneAPI, stop: threading.Event | None 
     try:
         # Every commit passes through `links`: a nexthop is up only while its uplink's link is.
         taps = {u: u for u in config.uplinks} if o.exception_path else None
-        links = Links(dataplane, config.uplinks, taps, o.netns)
+        links = Links(dataplane, config.uplinks, taps, o.netns, follow=o.follow_link)
         controller = Controller(links, config.initial_state(), config.uplinks)
         links.start()
         started.append(links.stop)

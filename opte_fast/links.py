@@ -53,13 +53,15 @@ class Links:
 
     `uplinks` are the uplink port names; `taps` maps an uplink to its kernel
     tap's name (the exception path), which lives in network namespace `netns`
-    (None: this one). Changes are logged to `log` (None: stderr). Every other
+    (None: this one). Changes are logged to `log` (None: stderr). With
+    `follow` false the links are only shown, never applied. Every other
     attribute is the data plane's; `ports()` adds each port's link.
     """
 
     def __init__(self, dataplane, uplinks: Iterable[str], taps: dict[str, str] | None = None,
-                 netns: str | None = None, log: TextIO | None = None):
+                 netns: str | None = None, log: TextIO | None = None, follow: bool = True):
         self._dataplane = dataplane
+        self._follow = follow
         self._uplinks = tuple(uplinks)
         self._taps = dict(taps or {})
         self._netns = netns
@@ -102,6 +104,8 @@ class Links:
 
     def start(self) -> None:
         """Apply the links as they are now, then follow them in a thread."""
+        if not self._follow:
+            return
         retry = not self._apply()
         self._wake_r, self._wake_w = os.pipe()
         self._thread = threading.Thread(target=self._run, args=(retry,), name="links", daemon=True)

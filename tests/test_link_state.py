@@ -250,3 +250,19 @@ def test_a_nexthop_is_up_only_while_its_route_has_it_up_and_its_uplink_link_is_u
     ports = {p["name"]: p for p in links.ports()}
     assert (ports["uplink0"]["link"], ports["uplink1"]["link"], ports["guest0"]["link"]) == ("down", "up", None)
     assert (ports["uplink0"]["link_changes"], ports["uplink1"]["link_changes"]) == (1, 2)
+
+
+def test_with_follow_link_off_a_link_is_shown_but_never_applied() -> None:
+    # For net_tap uplinks moved into another namespace, whose link then reads down for good.
+    fake = FakeDataplane((PortSpec("uplink0", "uplink", "net_null1"), PortSpec("uplink1", "uplink", "net_null2")))
+    log = io.StringIO()
+    links = Links(fake, ["uplink0", "uplink1"], log=log, follow=False)
+    state = default_state(0).replace(routes=(Route(TEP_PREFIX, HOPS),))
+    links.commit(state)
+    fake.set_link("uplink1", False)
+    links.start()  # would commit uplink1's nexthop down if it followed
+    links.commit(state.replace(routes=(Route(TEP_PREFIX, HOPS[::-1]),)))
+    links.stop()
+    assert len(fake.commits) == 2 and all(n.up for n in fake.state.routes[0].nexthops)
+    assert [p["link"] for p in links.ports()] == ["up", "down"] and links.down == set()
+    assert log.getvalue() == ""
