@@ -7,6 +7,8 @@ does, and brings them back when the link returns.
   its link-event netlink socket all live there.
 - Without DPDK: how link state composes with route state, on the in-memory data plane.
 - The exception tap's carrier follows its uplink's link.
+- `opte-fast run` inside a namespace with net_tap uplinks: nexthops, `ctl port list`, the kernel tap's
+  carrier and one log line per change.
 """
 from __future__ import annotations
 
@@ -17,8 +19,11 @@ import ipaddress
 import json
 import os
 import secrets
+import signal
+import subprocess
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from scapy.all import UDP, Ether, Raw, raw
@@ -32,10 +37,12 @@ from opte_fast.links import Links
 from opte_fast.routesync import in_netns
 from opte_fast.sample import TEP_PREFIX
 from opte_fast.state import Nexthop, Route
+from tests.support.cli import OPTE_FAST, sled_toml
 from tests.support.netns import namespace
 from tests.support.sled import GATEWAY_MAC, GUEST_IP4, GUEST_MAC, UNDERLAY, default_state, uplink
 
 needs_root = pytest.mark.skipif(os.geteuid() != 0, reason="taps and namespaces need root")
+ROOT = Path(__file__).resolve().parent.parent
 
 N_FLOWS = 200
 
@@ -266,3 +273,53 @@ def test_with_follow_link_off_a_link_is_shown_but_never_applied() -> None:
     assert len(fake.commits) == 2 and all(n.up for n in fake.state.routes[0].nexthops)
     assert [p["link"] for p in links.ports()] == ["up", "down"] and links.down == set()
     assert log.getvalue() == ""
+
+
+# --- opte-fast run, as an operator runs it ------------------------------------------------------
+
+@needs_root
+def test_run_follows_a_tap_uplink_link_in_its_nexthops_its_kernel_tap_port_list_and_log(tmp_path) -> None:
+    tag = secrets.token_hex(2)
+    devices = {"uplink0": f"oftr{tag}0", "uplink1": f"oftr{tag}1"}
+    cfg = tmp_path / "sled.toml"
+    cfg.write_text(sled_toml("net_null0,no-rx=1", {u: f"net_tap_{d},iface={d}" for u, d in devices.items()},
+                             static_routes=True))
+    sock, prefix = tmp_path / "ctl.sock", f"oft-lsrun-{tag}"
+    # opte-fast runs inside the namespace, so its taps (uplinks and kernel taps alike) are created there.
+    with namespace("lsrun") as ns:
+        ns.sysctl(net__ipv6__conf__default__disable_ipv6=1)
+        p = ns.popen(*OPTE_FAST, "run", "--config", str(cfg), "--route-source", "static", "--exception-path",
+                     "--duration-s", "30", "--memory-mb", "1024", "--file-prefix", prefix,
+                     "--control-socket", str(sock), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, cwd=ROOT)
+        try:
+            wait_for(lambda: sock.exists() or p.poll() is not None, timeout_s=15)
+            assert p.poll() is None, p.communicate()[1].decode()
+
+            def ctl(*args: str):
+                return json.loads(subprocess.run([*OPTE_FAST, "ctl", "--socket", str(sock), "--json", *args],
+                                                 capture_output=True, text=True, check=True, cwd=ROOT).stdout)
+
+            def seen() -> tuple[dict, dict, bool]:
+                """Per uplink: port list link, nexthop up; and whether kernel tap uplink1 has carrier."""
+                links = {port["name"]: port["link"] for port in ctl("port", "list") if port["name"] in devices}
+                hops = {hop["uplink"]: hop["up"] for hop in ctl("nexthops")}
+                carrier = "NO-CARRIER" not in json.loads(ns.ip("-j", "link", "show", "uplink1"))[0]["flags"]
+                return links, hops, carrier
+
+            assert seen() == ({"uplink0": "up", "uplink1": "up"}, {"uplink0": True, "uplink1": True}, True)
+            ns.ip("link", "set", "dev", devices["uplink1"], "down")
+            wait_for(lambda: seen() == ({"uplink0": "up", "uplink1": "down"}, {"uplink0": True, "uplink1": False},
+                                        False))
+            ns.ip("link", "set", "dev", devices["uplink1"], "up")
+            wait_for(lambda: seen() == ({"uplink0": "up", "uplink1": "up"}, {"uplink0": True, "uplink1": True},
+                                        True))
+            p.send_signal(signal.SIGTERM)
+            _, err = p.communicate(timeout=15)
+        finally:
+            if p.poll() is None:
+                p.kill()
+                p.wait()
+        assert p.returncode == 0, err.decode()
+        lines = [line for line in err.decode().splitlines() if line.startswith("opte-fast: link ")]
+        assert [line.split(":")[1] for line in lines] == [" link uplink1 down", " link uplink1 up (10000 Mbps)"]
+        assert not Path(f"/var/run/dpdk/{prefix}").exists()
