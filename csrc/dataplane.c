@@ -6,6 +6,8 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
 
 #include <rte_cycles.h>
 #include <rte_eal.h>
@@ -111,6 +113,13 @@ of_dp_create(const struct of_dp_config *cfg)
 	}
 	dp->cfg = *cfg;
 	dp->instance = ++instances;
+	rte_spinlock_init(&dp->link_lock);
+	pthread_mutex_init(&dp->reader_lock, NULL);
+	dp->link_event_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	if (dp->link_event_fd < 0) {
+		of_set_error("cannot create an eventfd: %s", strerror(errno));
+		goto fail;
+	}
 	dp->tcp_idle_tsc = ms_to_tsc(cfg->tcp_idle_ms);
 	dp->tcp_closed_tsc = ms_to_tsc(cfg->tcp_closed_ms);
 	dp->udp_idle_tsc = ms_to_tsc(cfg->udp_idle_ms);
@@ -136,6 +145,9 @@ of_dp_create(const struct of_dp_config *cfg)
 		of_set_error("cannot create the RCU state");
 		goto fail;
 	}
+	/* The main lcore is never a worker (setup_lcores), so its id is free for the reader. */
+	dp->reader_thread = rte_get_main_lcore();
+	rte_rcu_qsbr_thread_register(dp->qsbr, dp->reader_thread);
 	/* Empty tables, so workers never see NULL. */
 	if (of_builder_commit(of_builder_new(dp)) != 0)
 		goto fail;
@@ -167,6 +179,9 @@ of_dp_destroy(struct of_dp *dp)
 	free_lcores(dp);
 	of_tables_free(dp->tables);
 	rte_free(dp->qsbr);
+	if (dp->link_event_fd >= 0)
+		close(dp->link_event_fd);
+	pthread_mutex_destroy(&dp->reader_lock);
 	rte_mempool_free(dp->pool);
 	rte_free(dp);
 }
@@ -221,6 +236,11 @@ of_dp_start(struct of_dp *dp, const unsigned *lcores, unsigned n_lcores)
 	rc = setup_lcores(dp, lcores, n_lcores);
 	if (rc == 0)
 		rc = of_ports_start(dp);
+	if (rc == 0) {
+		rc = of_links_watch(dp);
+		if (rc != 0)
+			of_ports_stop(dp);
+	}
 	if (rc != 0) {
 		free_lcores(dp);
 		return rc;
@@ -256,6 +276,8 @@ of_dp_stop(struct of_dp *dp)
 	__atomic_store_n(&dp->running, 0, __ATOMIC_RELEASE);
 	for (unsigned w = 0; w < dp->n_workers; w++)
 		rte_eal_wait_lcore(dp->lcores[w].lcore_id);
+	/* Before the ports stop: stopping takes their links down, which is no news. */
+	of_links_unwatch(dp);
 	of_ports_stop(dp);
 	return 0;
 }
@@ -450,10 +472,30 @@ of_dp_flow_count(const struct of_dp *dp)
 	return n;
 }
 
-int
-of_dp_buckets(const struct of_dp *dp, int kind, uint16_t group, uint16_t *out, uint32_t max)
+/*
+ * A reader of the tables outside the workers holds a snapshot the way a worker
+ * does: online in the QSBR variable from before it loads the pointer until it
+ * is done, so a concurrent commit waits for it before freeing that snapshot.
+ * Readers are rare and short, so they share one thread id, one at a time.
+ */
+static const struct of_tables *
+tables_read_begin(struct of_dp *dp)
 {
-	const struct of_tables *t = dp->tables;
+	pthread_mutex_lock(&dp->reader_lock);
+	rte_rcu_qsbr_thread_online(dp->qsbr, dp->reader_thread);
+	return __atomic_load_n(&dp->tables, __ATOMIC_ACQUIRE);
+}
+
+static void
+tables_read_end(struct of_dp *dp)
+{
+	rte_rcu_qsbr_thread_offline(dp->qsbr, dp->reader_thread);
+	pthread_mutex_unlock(&dp->reader_lock);
+}
+
+static int
+copy_buckets(const struct of_tables *t, int kind, uint16_t group, uint16_t *out, uint32_t max)
+{
 	const struct of_resilient *r;
 
 	if (group >= OF_MAX_GROUPS) {
@@ -471,6 +513,15 @@ of_dp_buckets(const struct of_dp *dp, int kind, uint16_t group, uint16_t *out, u
 	}
 	memcpy(out, r->bucket, r->n_buckets * sizeof(*out));
 	return (int)r->n_buckets;
+}
+
+int
+of_dp_buckets(struct of_dp *dp, int kind, uint16_t group, uint16_t *out, uint32_t max)
+{
+	int rc = copy_buckets(tables_read_begin(dp), kind, group, out, max);
+
+	tables_read_end(dp);
+	return rc;
 }
 
 uint64_t

@@ -2,11 +2,13 @@
 #ifndef OF_DATAPLANE_H
 #define OF_DATAPLANE_H
 
+#include <pthread.h>
 #include <stdint.h>
 
 #include <rte_common.h>
 #include <rte_ether.h>
 #include <rte_mbuf.h>
+#include <rte_spinlock.h>
 
 #include "counters.h"
 #include "flow.h"
@@ -29,6 +31,12 @@ struct of_port {
 	struct rte_ether_addr mac;
 	struct rte_ring *ring_rx;	/* ring ports only */
 	struct rte_ring *ring_tx;
+	/* Link state, written under dp->link_lock (EAL interrupt thread, and start). */
+	uint8_t link_watched;		/* uplinks and guests; an exception tap is the kernel's */
+	uint8_t link_lsc;		/* the PMD keeps the status by LSC interrupt */
+	uint64_t link_word;		/* status, duplex, speed: see link.c */
+	uint64_t link_changes;
+	uint64_t link_changed_ns;	/* CLOCK_MONOTONIC */
 };
 
 /* Frames waiting for a burst to one port. */
@@ -74,6 +82,15 @@ struct of_dp {
 	uint64_t tcp_idle_tsc, tcp_closed_tsc, udp_idle_tsc, icmp_idle_tsc;
 	uint64_t rebalance_tsc;		/* UINT64_MAX: never */
 	uint64_t sweep_period_tsc;	/* one pass of the expiry sweep over a flow table */
+
+	/* Readers of tables outside the workers (the control side's dumps): one at a time, as
+	 * QSBR thread id reader_thread, so a commit waits for them before freeing a snapshot. */
+	pthread_mutex_t reader_lock;
+	unsigned reader_thread;
+
+	rte_spinlock_t link_lock;	/* the writers of the ports' link fields */
+	int link_event_fd;		/* eventfd: readable after any followed link changed */
+	int link_polling;		/* the poll alarm re-arms itself while set */
 
 	volatile int running;
 	unsigned n_workers;
@@ -133,5 +150,10 @@ void of_telemetry_detach(struct of_dp *dp);
 int of_ports_start(struct of_dp *dp);
 void of_ports_stop(struct of_dp *dp);
 void of_ports_close(struct of_dp *dp);
+
+/* link.c: follow the links of started ports until of_links_unwatch. */
+#define OF_LINK_POLL_US 2000		/* every followed port: see link.c */
+int of_links_watch(struct of_dp *dp);
+void of_links_unwatch(struct of_dp *dp);
 
 #endif

@@ -91,7 +91,8 @@ int of_builder_route(struct of_builder *b, const uint8_t prefix[16], uint8_t dep
 int of_builder_commit(struct of_builder *b);
 void of_builder_free(struct of_builder *b);
 
-/* Reading state (control thread; sums per-lcore counters). */
+/* Reading state (control side, any thread; sums per-lcore counters). Reads of the
+ * tables (of_dp_buckets) are safe against a concurrent commit. */
 unsigned of_counter_count(void);
 const char *of_counter_name(unsigned i);
 const char *of_counter_description(unsigned i);
@@ -131,8 +132,29 @@ struct of_flow_info {
 unsigned of_dp_flows(const struct of_dp *dp, struct of_flow_info *out, unsigned max);
 uint64_t of_dp_flow_count(const struct of_dp *dp);
 
+/*
+ * Link state of a port as its PMD reports it: by LSC interrupt where the PMD
+ * offers one, and polled every 2 ms by an EAL alarm (never by a worker).
+ * Uplinks and guests are followed while the data plane runs; an exception tap
+ * is not (its kernel side is the kernel's).
+ */
+struct of_link_info {
+	uint8_t watched;
+	uint8_t up;
+	uint8_t by_interrupt;		/* 1: the PMD keeps it by LSC interrupt, 0: polled only */
+	uint8_t full_duplex;
+	uint32_t speed_mbps;		/* 0: unknown */
+	uint64_t changes;		/* since the data plane started */
+	uint64_t changed_ns;		/* CLOCK_MONOTONIC of the last change (or of the start) */
+};
+int of_dp_link(const struct of_dp *dp, uint16_t port, struct of_link_info *out);
+/* An eventfd that becomes readable after any followed link changes (read it to rearm). */
+int of_dp_link_event_fd(const struct of_dp *dp);
+/* rte_eth_dev_set_link_up/down on a started port (an operator's or a test's action). */
+int of_dp_set_link(struct of_dp *dp, uint16_t port, int up);
+
 /* Current bucket table of a TEP set (kind 0) or nexthop group (kind 1): member id per bucket. */
-int of_dp_buckets(const struct of_dp *dp, int kind, uint16_t group, uint16_t *out, uint32_t max);
+int of_dp_buckets(struct of_dp *dp, int kind, uint16_t group, uint16_t *out, uint32_t max);
 uint64_t of_dp_table_swaps(const struct of_dp *dp);
 uint64_t of_tsc_hz(void);
 

@@ -1,7 +1,8 @@
 /*
  * Ports: probe from devargs (any PMD, virtual or PCI) or build from rings,
  * configure one RX queue per polling worker (RSS when there are several)
- * and one TX queue per worker, start, stop, close.
+ * and one TX queue per worker, start, stop, close. An uplink's or guest's
+ * link is followed (link.c): by LSC interrupt where the PMD offers one.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -157,6 +158,12 @@ port_start(struct of_dp *dp, struct of_port *p)
 			     p->name, info.max_tx_queues);
 		return -EINVAL;
 	}
+	p->link_watched = p->role != OF_ROLE_EXCEPTION;
+	p->link_lsc = p->link_watched && info.dev_flags != NULL && (*info.dev_flags & RTE_ETH_DEV_INTR_LSC);
+	p->link_word = 0;
+	p->link_changes = 0;
+	p->link_changed_ns = 0;
+	conf.intr_conf.lsc = p->link_lsc;
 	p->n_rxq = (uint16_t)RTE_MIN((unsigned)info.max_rx_queues, dp->n_workers);
 	if (p->n_rxq > 1) {
 		conf.rxmode.mq_mode = RTE_ETH_MQ_RX_RSS;

@@ -108,7 +108,9 @@ class StartFailed(Exception):
 def _start(config: Config, prefix: str):
     """EAL, ports and the first tables, then the workers: a started Dataplane, or StartFailed
     with everything it had started undone."""
+    from . import taps
     from .dataplane import Dataplane, DataplaneError, eal_args, eal_cleanup, eal_init
+    from .routesync import RouteSyncError
 
     o = config.options
     workers = parse_lcores(o.lcores)
@@ -133,7 +135,11 @@ def _start(config: Config, prefix: str):
         # Tables before traffic: a worker started first would drop what arrives meanwhile.
         dp.commit(config.initial_state())
         dp.start(workers)
-    except (DataplaneError, KeyError) as e:
+        if o.exception_path and o.netns:
+            # The routing daemon runs in --netns: its interfaces must be there (taps.py says why only now).
+            for name in config.uplinks:
+                taps.move_into(name, o.netns)
+    except (DataplaneError, KeyError, taps.TapError, RouteSyncError) as e:
         if dp is not None:
             dp.close()
         eal_cleanup()

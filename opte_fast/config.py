@@ -277,6 +277,9 @@ OPTIONS: tuple[Option, ...] = (
            "flow hash seed [default: zlib CRC-32 of the 16 underlay address bytes]", pytype=int),
     Option("exception_path", "dataplane", Bool(), True,
            "punt non-Geneve uplink frames to a kernel tap named after the uplink", pytype=bool),
+    Option("follow_link", "dataplane", Bool(), True,
+           "take an uplink's nexthops down while its DPDK link is down (a net_tap uplink moved to another "
+           "namespace reads down: turn this off)", pytype=bool),
     # [underlay]: this sled's tunnel end and the outer headers
     Option("underlay_addr", "underlay", UnicastV6(), None, "this sled's underlay IPv6 address (required)",
            key="addr", pytype=ipaddress.IPv6Address),
@@ -292,7 +295,8 @@ OPTIONS: tuple[Option, ...] = (
            "netlink: follow the host routing table; static: [[route]] entries; none: control socket only",
            key="source", pytype=str),
     Option("netns", "route_sync", Text("a network namespace name", NAME, "NAME"), None,
-           "read routes in this network namespace (see ip netns)", pytype=str),
+           "read routes in this network namespace (see ip netns); the uplinks' kernel taps are put there",
+           pytype=str),
     # [control]
     Option("control_socket", "control", Text("an absolute path of at most 100 bytes", r"/.{0,99}", "PATH"),
            "/run/opte-fast/opte-fast.sock", "unix control socket path", key="socket", pytype=str),

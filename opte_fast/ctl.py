@@ -249,7 +249,7 @@ def port() -> None:
 
 @port.command("list")
 def port_list() -> None:
-    """Ports with role, devargs and counters."""
+    """Ports with role, devargs, counters and link state (up/down, changes, reaction time)."""
     _show(_call("port.list"), table)
 
 

@@ -1,9 +1,10 @@
 """The life of `opte-fast run` once the data plane is up.
 
 The caller builds the data plane, calls `dataplane.start()`, then `serve()`,
-then `dataplane.stop()`. `serve` commits the config's tables, starts route
-sync and the control socket, prints stats if asked, waits for `duration_s` or
-SIGINT/SIGTERM, and takes everything it started down again in reverse order.
+then `dataplane.stop()`. `serve` commits the config's tables, follows the
+uplinks' links (links.py), starts route sync and the control socket, prints
+stats if asked, waits for `duration_s` or SIGINT/SIGTERM, and takes
+everything it started down again in reverse order.
 """
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ from typing import TextIO
 from .config import Config
 from .control import ControlAPI, ControlServer
 from .controller import Controller
+from .links import Links
 from .metrics import DataplaneCollector, MetricsServer
 from .routesync import make_route_source
 from .state import DataplaneAPI
@@ -33,11 +35,16 @@ def serve(config: Config, dataplane: DataplaneAPI, stop: threading.Event | None 
     restore = (lambda: None) if stop else handle_signals(stop := threading.Event())
     started: list[Callable[[], None]] = []
     try:
-        controller = Controller(dataplane, config.initial_state(), config.uplinks)
+        # Every commit passes through `links`: a nexthop is up only while its uplink's link is.
+        taps = {u: u for u in config.uplinks} if o.exception_path else None
+        links = Links(dataplane, config.uplinks, taps, o.netns, follow=o.follow_link)
+        controller = Controller(links, config.initial_state(), config.uplinks)
+        links.start()
+        started.append(links.stop)
         source = make_route_source(config, controller)
         source.start()
         started.append(source.stop)
-        api = ControlAPI(controller, dataplane, source, o.route_source, o.flow_capacity)
+        api = ControlAPI(controller, links, source, o.route_source, o.flow_capacity)
         server = ControlServer(o.control_socket, api)
         server.start()
         started.append(server.stop)

@@ -218,6 +218,19 @@ class Dataplane:
             out.append(st)
         return out
 
+    def link(self, port: str) -> dict:
+        """The port's link as its PMD last reported it: watched, up, by_interrupt, full_duplex, speed_mbps,
+        changes (since start), changed_ns (CLOCK_MONOTONIC, as time.monotonic_ns())."""
+        return self._core.link(self.port_index(port))
+
+    def link_event_fd(self) -> int:
+        """An eventfd that becomes readable after any followed link changed; read 8 bytes to rearm it."""
+        return self._core.link_event_fd()
+
+    def set_link(self, port: str, up: bool) -> None:
+        """Take a started port's link down or up (rte_eth_dev_set_link_down/up), as a pulled cable would."""
+        self._core.set_link(self.port_index(port), up)
+
     def flows(self, limit: int) -> list[dict]:
         tep_addr = {i: k[1] for k, i in self._ids["teps"].items()}
         nh_desc = {i: k for k, i in self._ids["nexthops"].items()}

@@ -275,6 +275,28 @@ cdef class Core:
     def flow_count(self) -> int:
         return of_dp_flow_count(self.live())
 
+    def link(self, port: int) -> dict:
+        """A port's link as its PMD last reported it (see of_dp_link)."""
+        cdef of_link_info li
+        check(of_dp_link(self.live(), port, &li))
+        return {"watched": bool(li.watched), "up": bool(li.up), "by_interrupt": bool(li.by_interrupt),
+                "full_duplex": bool(li.full_duplex), "speed_mbps": li.speed_mbps, "changes": li.changes,
+                "changed_ns": li.changed_ns}
+
+    def link_event_fd(self) -> int:
+        """An eventfd, readable after any followed link changed; read 8 bytes from it to rearm."""
+        return of_dp_link_event_fd(self.live())
+
+    def set_link(self, port: int, up: bool) -> None:
+        """rte_eth_dev_set_link_up/down on a started port."""
+        cdef of_dp *dp = self.live()
+        cdef uint16_t p = port
+        cdef int on = bool(up)
+        cdef int rc
+        with nogil:
+            rc = of_dp_set_link(dp, p, on)
+        check(rc)
+
     def buckets(self, kind: int, group: int) -> np.ndarray:
         """Member id of every bucket of a TEP set (kind 0) or nexthop group (kind 1)."""
         out = np.zeros(65536, dtype=np.uint16)

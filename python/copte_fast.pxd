@@ -109,6 +109,18 @@ cdef extern from "opte_fast.h" nogil:
     unsigned of_dp_flows(const of_dp *dp, of_flow_info *out, unsigned max)
     uint64_t of_dp_flow_count(const of_dp *dp)
 
-    int of_dp_buckets(const of_dp *dp, int kind, uint16_t group, uint16_t *out, uint32_t max)
+    struct of_link_info:
+        uint8_t watched
+        uint8_t up
+        uint8_t by_interrupt
+        uint8_t full_duplex
+        uint32_t speed_mbps
+        uint64_t changes
+        uint64_t changed_ns
+    int of_dp_link(const of_dp *dp, uint16_t port, of_link_info *out)
+    int of_dp_link_event_fd(const of_dp *dp)
+    int of_dp_set_link(of_dp *dp, uint16_t port, int up)
+
+    int of_dp_buckets(of_dp *dp, int kind, uint16_t group, uint16_t *out, uint32_t max)
     uint64_t of_dp_table_swaps(const of_dp *dp)
     uint64_t of_tsc_hz()

@@ -4,7 +4,8 @@ kernel sends on that tap leaves the uplink, so a routing daemon on the host talk
 In process: a ring uplink (the test plays the switch: it injects and collects frames) whose exception
 port is a real net_tap interface, moved into a namespace that plays the host kernel (a link-local
 address, IPv6 on). Through the CLI: `opte-fast run --exception-path` creates one kernel interface per
-uplink, named after it, and removes them when it stops; `--no-exception-path` creates none.
+uplink, named after it, and removes them when it stops; `--no-exception-path` creates none; with
+`--netns NS` they are moved into NS, where the routing daemon runs, on every start.
 
 Without an exception port a non-Geneve frame is dropped as `not_geneve`: tests/test_inbound.py
 (`test_drop_reasons[wrong-udp-port]`, `test_solicitations_not_to_answer_are_not_answered`).
@@ -270,6 +271,50 @@ def test_run_creates_a_kernel_interface_per_uplink_only_with_the_exception_path(
                 if p.poll() is None:
                     p.kill()
                     p.wait()
+
+
+@needs_root
+def test_run_with_netns_puts_the_kernel_interfaces_in_that_namespace_on_every_start(tmp_path) -> None:
+    """`--netns NS`: the routing daemon runs in NS, so the uplinks' kernel interfaces are moved there, up
+    and with the uplink's address, again after a restart, and go with the data plane when it stops."""
+    tag = secrets.token_hex(3)
+    names = (f"oftn{tag}a", f"oftn{tag}b")
+    cfg = tmp_path / "sled.toml"
+    cfg.write_text(sled_toml("net_null0", {names[0]: "net_null1,no-rx=1", names[1]: "net_null2,no-rx=1"},
+                             static_routes=False))
+    # opte-fast runs in a namespace of its own (where net_tap creates the interfaces), the daemon in another.
+    with namespace("exchome") as home, namespace("excdaemon") as daemon:
+        for start in ("first", "restart"):
+            sock, prefix = tmp_path / f"{start}.sock", f"oft-excns-{tag}-{start}"
+            p = home.popen(*OPTE_FAST, "run", "--config", str(cfg), "--route-source", "netlink",
+                           "--netns", daemon.name, "--exception-path", "--duration-s", "3", "--memory-mb", "1024",
+                           "--file-prefix", prefix, "--control-socket", str(sock), stdout=-1, stderr=-1, cwd=ROOT)
+            try:
+                deadline = time.monotonic() + 10
+                while not sock.exists():  # serving: the interfaces were moved before the socket opened
+                    assert p.poll() is None, f"{start}: exited {p.returncode}: {p.communicate()[1].decode()}"
+                    assert time.monotonic() < deadline, f"{start}: no control socket within 10 s"
+                    time.sleep(0.05)
+                assert links(daemon) & set(names) == set(names), (start, links(daemon))
+                assert links(home) & set(names) == set(), (start, links(home))
+                ports = json.loads(subprocess.run([*OPTE_FAST, "ctl", "--socket", str(sock), "--json", "port", "list"],
+                                                  capture_output=True, text=True, check=True, cwd=ROOT).stdout)
+                uplink_macs = {port["name"]: port["mac"] for port in ports}
+                assert {port["name"]: port["link"] for port in ports} == {
+                    "guest0": "up", names[0]: "up", names[1]: "up", f"{names[0]}.kernel": None,
+                    f"{names[1]}.kernel": None}
+                for name in names:
+                    (link,) = json.loads(daemon.ip("-j", "link", "show", name))
+                    assert "UP" in link["flags"] and link["address"] == uplink_macs[name], (start, name, link)
+                    assert "NO-CARRIER" not in link["flags"], (start, name, link)
+                out, err = p.communicate(timeout=15)
+            finally:
+                if p.poll() is None:
+                    p.kill()
+                    p.wait()
+            assert p.returncode == 0, f"{start}: exited {p.returncode}: {err.decode()}"
+            assert links(daemon) & set(names) == set() and links(home) & set(names) == set(), start
+            assert not Path(f"/var/run/dpdk/{prefix}").exists(), start
 
 
 # --- joining rules (no kernel needed: ring ports stand in for taps) --------------------------------

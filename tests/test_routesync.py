@@ -361,7 +361,8 @@ def test_a_withdrawn_path_leaves_the_data_plane_under_a_large_host_table(netns, 
     sockdir = tempfile.mkdtemp(prefix="of-rs-")
     path = os.path.join(sockdir, "s.sock")
     config = load_config(None, {"underlay_addr": "fd00:1::1", "uplink": ("uplink0=ring", "uplink1=ring"),
-                                "route_source": "netlink", "netns": netns, "control_socket": path})
+                                "route_source": "netlink", "netns": netns, "control_socket": path,
+                                "follow_link": False})  # the ring ports are never started: links down
     config = dataclasses.replace(config, v2b=(V2B(ipaddress.ip_network("0.0.0.0/0"), (Tep(A("fd00:99::1")),)),))
     dp = Dataplane(DataplaneOptions(underlay_addr=A("fd00:1::1"), flow_capacity=4096, n_mbufs=4095))
     stop = threading.Event()

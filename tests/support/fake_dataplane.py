@@ -8,9 +8,11 @@ as in csrc/counters.def. Tests put flows in `flow_table` and counts in
 """
 from __future__ import annotations
 
+import os
 import pathlib
 import re
 import threading
+import time
 from collections.abc import Sequence
 
 from opte_fast.config import PortSpec
@@ -33,6 +35,9 @@ class FakeDataplane:
         self.flow_table: list[dict] = []
         self.refuse_commits = ""
         self.committed = threading.Event()  # set on every commit; tests clear it
+        self.links_up: dict[str, bool] = {p.name: True for p in self.port_specs if p.role == "uplink"}
+        self._link_changes: dict[str, tuple[int, int]] = {}  # port -> (changes, changed_ns)
+        self._link_event_fd = os.eventfd(0, os.EFD_NONBLOCK | os.EFD_CLOEXEC)
         self._tep_ids = StableIds(0, 1024)
         self._nexthop_ids = StableIds(0, 1024)
 
@@ -58,6 +63,20 @@ class FakeDataplane:
         return [{"name": p.name, "role": p.role, "devargs": p.devargs, "mac": f"02:00:00:00:00:{i:02x}",
                  "rx_packets": 10 * i, "tx_packets": 10 * i + 1, "rx_bytes": 640 * i, "tx_bytes": 640 * i + 64,
                  "errors": 0} for i, p in enumerate(self.port_specs)]
+
+    def link(self, port: str) -> dict:
+        changes, changed_ns = self._link_changes.get(port, (0, 0))
+        return {"watched": port in self.links_up, "up": self.links_up.get(port, False), "by_interrupt": False,
+                "full_duplex": True, "speed_mbps": 10000, "changes": changes, "changed_ns": changed_ns}
+
+    def link_event_fd(self) -> int:
+        return self._link_event_fd
+
+    def set_link(self, port: str, up: bool) -> None:
+        """As the C side does on a link change: record it, then signal the eventfd."""
+        self.links_up[port] = up
+        self._link_changes[port] = (self._link_changes.get(port, (0, 0))[0] + 1, time.monotonic_ns())
+        os.eventfd_write(self._link_event_fd, 1)
 
     def flows(self, limit: int) -> list[dict]:
         return self.flow_table[:limit]
