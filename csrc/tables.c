@@ -557,11 +557,16 @@ build_tables(struct of_builder *b, const struct of_tables *prev)
 			b->error = -ENOMEM;	/* the message is set already */
 		goto fail;
 	}
-	/*
-	 * TEP id 0 stands for "no TEP" (V2P flows) and is always live; its
-	 * generation changes with the V2P set, so V2P flows follow an edit.
-	 */
-	t->teps[0].gen = prev != NULL && prev->v2p == t->v2p ? prev->teps[0].gen : ++b->dp->member_gen;
+	/* TEP id 0 stands for "no TEP" (V2P flows) and is always live: V2P flows follow an
+	 * edit of the V2P entries through the route epoch, like every other flow. */
+	t->teps[0].gen = prev != NULL ? prev->teps[0].gen : ++b->dp->member_gen;
+	/* Shared lookup tables mean unchanged inputs: member changes alone keep the epoch. */
+	if (prev == NULL)
+		t->route_epoch = 1;
+	else if (prev->v2b == t->v2b && prev->routes == t->routes && prev->v2p == t->v2p)
+		t->route_epoch = prev->route_epoch;
+	else
+		t->route_epoch = prev->route_epoch + 1;
 	return t;
 fail:
 	of_tables_free(t);
