@@ -66,7 +66,7 @@ def run(config: Config) -> None:
         _fail(f"{e} (EAL arguments: --lcores from --lcores, memory from --memory-mb, --eal-arg to add)", prefix)
     dp = None
     try:
-        dp = Dataplane(dataplane_options(config))
+        dp = Dataplane(dataplane_options(config), state_dir=o.state_dir)
         for port in config.ports:
             dp.add_port(port.name, port.devargs, port.role)
         if o.exception_path:

@@ -260,6 +260,9 @@ OPTIONS: tuple[Option, ...] = (
            "flow hash seed [default: zlib CRC-32 of the 16 underlay address bytes]", pytype=int),
     Option("exception_path", "dataplane", Bool(), True,
            "punt non-Geneve uplink frames to a kernel tap named after the uplink", pytype=bool),
+    Option("state_dir", "dataplane", Text("an absolute directory path", r"/.*", "DIR"), None,
+           "where the bucket tables are saved, so a restart keeps every flow on its path "
+           "[default: /var/lib/opte-fast/<underlay addr>]", pytype=str),
     # [underlay]: this sled's tunnel end and the outer headers
     Option("underlay_addr", "underlay", UnicastV6(), None, "this sled's underlay IPv6 address (required)",
            key="addr", pytype=ipaddress.IPv6Address),
@@ -514,6 +517,8 @@ def _resolve(values: dict[str, Any], r: _Reader) -> Any:
         values["hash_seed"] = zlib.crc32(values["underlay_addr"].packed)
     if values["file_prefix"] is None:
         values["file_prefix"] = f"opte-fast-{os.getpid()}"
+    if values["state_dir"] is None:
+        values["state_dir"] = f"/var/lib/opte-fast/{values['underlay_addr']}"
     netns = values["netns"]
     if netns and values["route_source"] == "netlink" and not os.path.exists(f"/run/netns/{netns}"):
         raise r.fail(_BY_NAME["netns"].where, f"no network namespace {netns!r} (expected one listed by ip netns)")

@@ -3,11 +3,15 @@
 `Dataplane` owns one C data plane (`_dataplane.Core`), gives every TEP,
 nexthop, TEP set and nexthop group a stable small id, and turns a whole
 `DesiredState` into one table commit. It implements `state.DataplaneAPI`.
+With a state directory it saves the bucket tables after every commit that
+changed one, and builds each table from its saved version when it first
+appears after a restart (see bucketstore.py).
 """
 from __future__ import annotations
 
 import ipaddress
 import os
+import sys
 import threading
 import zlib
 from dataclasses import dataclass
@@ -16,6 +20,7 @@ import numpy as np
 
 from . import _dataplane
 from ._dataplane import DataplaneError, eal_cleanup, eal_init
+from .bucketstore import NO_MEMBER, BucketStore, SavedTable, TableKey
 from .state import DesiredState, IPAddress, IPNetwork, StableIds
 
 __all__ = ["Dataplane", "DataplaneError", "DataplaneOptions", "default_hash_seed", "eal_args", "eal_cleanup",
@@ -104,10 +109,27 @@ class PortInfo:
     devargs: str
 
 
-class Dataplane:
-    """One opte-fast data plane in this process (the EAL must be initialised first)."""
+# A TEP set (kind 0) or nexthop group (kind 1) as one commit sees it: its saved-table key, its
+# id, and its members as (key, id, up).
+Group = tuple[int, TableKey, int, list[tuple[str, int, bool]]]
+NO_ID = 0xFFFF
 
-    def __init__(self, options: DataplaneOptions):
+
+def restored_buckets(saved: SavedTable, members: list[tuple[str, int, bool]]) -> np.ndarray:
+    """A saved table in this commit's member ids; NO_ID where its member no longer exists."""
+    ids = np.full(NO_MEMBER + 1, NO_ID, dtype=np.uint16)
+    by_key = {key: ident for key, ident, _ in members}
+    for j, key in enumerate(saved.members):
+        ids[j] = by_key.get(key, NO_ID)
+    return ids[saved.index]
+
+
+class Dataplane:
+    """One opte-fast data plane in this process (the EAL must be initialised first).
+
+    `state_dir`: where the bucket tables are saved across restarts (None: not saved)."""
+
+    def __init__(self, options: DataplaneOptions, state_dir: str | None = None):
         seed = options.hash_seed if options.hash_seed is not None else default_hash_seed(options.underlay_addr)
         self.options = options
         self._core = _dataplane.Core(
@@ -129,6 +151,19 @@ class Dataplane:
         self._members: dict = {"teps": {}, "nexthops": {}}  # key -> Tep / Nexthop of the last commit
         self._commit_lock = threading.Lock()
         self.counter_names = _dataplane.counter_names()
+        self._store: BucketStore | None = None
+        self._restorable: dict[TableKey, SavedTable] = {}  # saved before the restart, not yet used
+        self._saved: dict[TableKey, tuple[tuple, SavedTable]] = {}  # per table of the last commit
+        self._save_pending = False
+        if state_dir is not None:
+            try:
+                self._store = BucketStore(state_dir)
+            except OSError as e:
+                raise DataplaneError(f"cannot use the state directory {state_dir}: {e.strerror}") from None
+            try:
+                self._restorable = self._store.load(options.n_buckets)
+            except ValueError as e:
+                print(f"opte-fast: {e}; starting with fresh bucket tables", file=sys.stderr)
 
     # -- ports and life cycle -------------------------------------------------------------
     def add_port(self, name: str, devargs: str, role: str) -> int:
@@ -196,9 +231,53 @@ class Dataplane:
         nh_groups = [(group_ids[r.prefix], [nh_ids[(r.prefix, n.uplink, n.gateway)] for n in r.nexthops])
                      for r in state.routes]
         routes = [(r.prefix.network_address.packed, r.prefix.prefixlen, group_ids[r.prefix]) for r in state.routes]
-        self._core.commit(guests, v2p, teps, tep_sets, v2b, nexthops, nh_groups, routes)
+        groups = [(0, ("tep", str(e.prefix)), set_ids[e.prefix],
+                   [(str(t.addr), tep_ids[(e.prefix, t.addr)], t.up) for t in e.teps]) for e in state.v2b]
+        groups += [(1, ("nexthop", str(r.prefix)), group_ids[r.prefix],
+                    [(f"{n.uplink} {n.gateway}", nh_ids[(r.prefix, n.uplink, n.gateway)], n.up) for n in r.nexthops])
+                   for r in state.routes]
+        # A table saved before the restart is the history of its set or group when that first appears.
+        restores = [(kind, key, ident, restored_buckets(self._restorable[key], members))
+                    for kind, key, ident, members in groups if key in self._restorable and key not in self._saved]
+        self._core.commit(guests, v2p, teps, tep_sets, v2b, nexthops, nh_groups, routes,
+                          tep_set_restores=[(i, b) for kind, _, i, b in restores if kind == 0],
+                          nh_group_restores=[(i, b) for kind, _, i, b in restores if kind == 1])
         self._ids = {"teps": tep_ids, "nexthops": nh_ids, "sets": set_ids, "groups": group_ids}
         self._members = {"teps": tep_keys, "nexthops": nh_keys}
+        for _, key, _, _ in restores:
+            del self._restorable[key]
+        if self._store is not None:
+            self._save(groups)
+
+    def _save(self, groups: list[Group]) -> None:
+        """Save the bucket tables if this commit changed one. A table changes only when its
+        set or group is new or its live members changed (resilient.h: rebuilt over its own live
+        set, a table is itself), so unchanged ones are not even read."""
+        current: dict[TableKey, tuple[tuple, SavedTable]] = {}
+        changed = self._save_pending
+        for kind, key, ident, members in groups:
+            signature = (ident, tuple(sorted((i, k) for k, i, up in members if up)))
+            old = self._saved.get(key)
+            if old is not None and old[0] == signature:
+                current[key] = old
+                continue
+            index_of = np.full(NO_ID + 1, NO_MEMBER, dtype=np.uint8)  # member id -> index in members
+            for j, (_, i, _) in enumerate(members):
+                index_of[i] = j
+            table = SavedTable(tuple(k for k, _, _ in members), index_of[self._core.buckets(kind, ident)])
+            current[key] = (signature, table)
+            changed = True
+        changed |= current.keys() != self._saved.keys()
+        self._saved = current
+        if not changed:
+            return
+        try:
+            self._store.save({**self._restorable, **{key: table for key, (_, table) in current.items()}})
+            self._save_pending = False
+        except OSError as e:
+            # Forwarding goes on; the next commit tries again.
+            self._save_pending = True
+            print(f"opte-fast: cannot save the bucket tables in {self._store.directory}: {e}", file=sys.stderr)
 
     # -- reading -------------------------------------------------------------------------
     def counters(self) -> dict[str, int]:
