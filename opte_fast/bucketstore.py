@@ -7,8 +7,8 @@ tables are saved after every commit that changed one, and at start each TEP set 
 group is built from its saved table when it first appears: members still there keep their
 buckets, and the buckets of members gone are shared among the others as after any removal.
 
-Tables are saved by member key (a TEP's address, a nexthop's uplink and gateway), not by id,
-so they restore whatever ids the next process hands out. One file, `buckets.json`, holds them
+Tables are saved by member key (a TEP's address, a nexthop's uplink and gateway, addresses in
+hex), not by id, so they restore whatever ids the next process hands out. One file, `buckets.json`, holds them
 all; it is replaced atomically (a temporary file, fsync, rename, fsync of the directory), so a
 crash leaves either the old file or the new one.
 """
@@ -80,17 +80,21 @@ class BucketStore:
 
     def save(self, tables: dict[TableKey, SavedTable]) -> None:
         """Replace the file with `tables`, atomically. Tables saved before are encoded once."""
-        encoded = {}
+        encoded, by_content = {}, {}
         for key, table in tables.items():
             old = self._encoded.get(key)
-            encoded[key] = old if old is not None and old[0] is table else (table, table.encode())
+            if old is None or old[0] is not table:
+                # Tables with the same members and history are alike (routes over the same switches).
+                content = table.index.tobytes()
+                old = (table, by_content.get(content) or by_content.setdefault(content, table.encode()))
+            encoded[key] = old
         self._encoded = encoded
         doc = {"format": FORMAT, "tables": [
             {"kind": kind, "prefix": prefix, "members": list(table.members), "buckets": text}
             for (kind, prefix), (table, text) in sorted(encoded.items())]}
         tmp = self.path + ".tmp"
         with open(tmp, "w") as f:
-            json.dump(doc, f, separators=(",", ":"))
+            f.write(json.dumps(doc, separators=(",", ":")))
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, self.path)

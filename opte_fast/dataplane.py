@@ -109,19 +109,28 @@ class PortInfo:
     devargs: str
 
 
-# A TEP set (kind 0) or nexthop group (kind 1) as one commit sees it: its saved-table key, its
-# id, and its members as (key, id, up).
-Group = tuple[int, TableKey, int, list[tuple[str, int, bool]]]
+# A TEP set (kind 0, of Tep) or nexthop group (kind 1, of Nexthop) as one commit sees it:
+# (kind, prefix, set or group id, member ids, members).
+Group = tuple[int, IPNetwork, int, list[int], tuple]
+KINDS = ("tep", "nexthop")
 NO_ID = 0xFFFF
+ID_LIMIT = max(_dataplane.MAX_TEPS, _dataplane.MAX_NEXTHOPS)
 
 
-def restored_buckets(saved: SavedTable, members: list[tuple[str, int, bool]]) -> np.ndarray:
+def member_key(kind: int, member) -> str:
+    """How a saved table names a member: a TEP's address, a nexthop's uplink and gateway (addresses
+    in hex: str() of an address costs ten times more, and a neighbor lost rewrites every table)."""
+    return member.addr.packed.hex() if kind == 0 else f"{member.uplink} {member.gateway.packed.hex()}"
+
+
+def restored_buckets(saved: SavedTable, group: Group) -> np.ndarray:
     """A saved table in this commit's member ids; NO_ID where its member no longer exists."""
-    ids = np.full(NO_MEMBER + 1, NO_ID, dtype=np.uint16)
-    by_key = {key: ident for key, ident, _ in members}
+    kind, _, _, ids, members = group
+    by_key = {member_key(kind, m): i for m, i in zip(members, ids)}
+    in_ids = np.full(NO_MEMBER + 1, NO_ID, dtype=np.uint16)
     for j, key in enumerate(saved.members):
-        ids[j] = by_key.get(key, NO_ID)
-    return ids[saved.index]
+        in_ids[j] = by_key.get(key, NO_ID)
+    return in_ids[saved.index]
 
 
 class Dataplane:
@@ -153,7 +162,7 @@ class Dataplane:
         self.counter_names = _dataplane.counter_names()
         self._store: BucketStore | None = None
         self._restorable: dict[TableKey, SavedTable] = {}  # saved before the restart, not yet used
-        self._saved: dict[TableKey, tuple[tuple, SavedTable]] = {}  # per table of the last commit
+        self._saved: dict[tuple[int, IPNetwork], tuple] = {}  # per table of the last commit
         self._save_pending = False
         if state_dir is not None:
             try:
@@ -231,48 +240,58 @@ class Dataplane:
         nh_groups = [(group_ids[r.prefix], [nh_ids[(r.prefix, n.uplink, n.gateway)] for n in r.nexthops])
                      for r in state.routes]
         routes = [(r.prefix.network_address.packed, r.prefix.prefixlen, group_ids[r.prefix]) for r in state.routes]
-        groups = [(0, ("tep", str(e.prefix)), set_ids[e.prefix],
-                   [(str(t.addr), tep_ids[(e.prefix, t.addr)], t.up) for t in e.teps]) for e in state.v2b]
-        groups += [(1, ("nexthop", str(r.prefix)), group_ids[r.prefix],
-                    [(f"{n.uplink} {n.gateway}", nh_ids[(r.prefix, n.uplink, n.gateway)], n.up) for n in r.nexthops])
-                   for r in state.routes]
-        # A table saved before the restart is the history of its set or group when that first appears.
-        restores = [(kind, key, ident, restored_buckets(self._restorable[key], members))
-                    for kind, key, ident, members in groups if key in self._restorable and key not in self._saved]
+        groups: list[Group] = []
+        if self._store is not None:
+            groups = [(0, e.prefix, g, ids, e.teps) for (g, ids), e in zip(tep_sets, state.v2b)]
+            groups += [(1, r.prefix, g, ids, r.nexthops) for (g, ids), r in zip(nh_groups, state.routes)]
+        restores = self._restores(groups) if self._restorable else []
         self._core.commit(guests, v2p, teps, tep_sets, v2b, nexthops, nh_groups, routes,
-                          tep_set_restores=[(i, b) for kind, _, i, b in restores if kind == 0],
-                          nh_group_restores=[(i, b) for kind, _, i, b in restores if kind == 1])
+                          tep_set_restores=[(g, b) for kind, g, b, _ in restores if kind == 0],
+                          nh_group_restores=[(g, b) for kind, g, b, _ in restores if kind == 1])
         self._ids = {"teps": tep_ids, "nexthops": nh_ids, "sets": set_ids, "groups": group_ids}
         self._members = {"teps": tep_keys, "nexthops": nh_keys}
-        for _, key, _, _ in restores:
+        for _, _, _, key in restores:
             del self._restorable[key]
         if self._store is not None:
             self._save(groups)
 
+    def _restores(self, groups: list[Group]) -> list[tuple[int, int, np.ndarray, TableKey]]:
+        """(kind, id, buckets, key) of each set or group that first appears and was saved before the
+        restart: its saved table is its history."""
+        out = []
+        for group in groups:
+            kind, prefix, ident = group[:3]
+            key = (KINDS[kind], str(prefix))
+            if (kind, prefix) not in self._saved and key in self._restorable:
+                out.append((kind, ident, restored_buckets(self._restorable[key], group), key))
+        return out
+
     def _save(self, groups: list[Group]) -> None:
-        """Save the bucket tables if this commit changed one. A table changes only when its
-        set or group is new or its live members changed (resilient.h: rebuilt over its own live
-        set, a table is itself), so unchanged ones are not even read."""
-        current: dict[TableKey, tuple[tuple, SavedTable]] = {}
+        """Save the bucket tables if this commit changed one. A table changes only when its set
+        or group is new or its members changed (resilient.h: rebuilt over its own live set, a
+        table is itself), so the others are not even read back."""
+        current: dict[tuple[int, IPNetwork], tuple[tuple, TableKey, SavedTable]] = {}
         changed = self._save_pending
-        for kind, key, ident, members in groups:
-            signature = (ident, tuple(sorted((i, k) for k, i, up in members if up)))
-            old = self._saved.get(key)
+        for group in groups:
+            kind, prefix, ident, ids, members = group
+            signature = (ident, tuple(ids), members)  # members: their keys and up flags
+            old = self._saved.get((kind, prefix))
             if old is not None and old[0] == signature:
-                current[key] = old
+                current[kind, prefix] = old
                 continue
-            index_of = np.full(NO_ID + 1, NO_MEMBER, dtype=np.uint8)  # member id -> index in members
-            for j, (_, i, _) in enumerate(members):
-                index_of[i] = j
-            table = SavedTable(tuple(k for k, _, _ in members), index_of[self._core.buckets(kind, ident)])
-            current[key] = (signature, table)
+            # member id -> index in members; ids stay below ID_LIMIT, and NO_ID is clipped onto it
+            index_of = np.full(ID_LIMIT + 1, NO_MEMBER, dtype=np.uint8)
+            index_of[ids] = np.arange(len(ids))
+            table = SavedTable(tuple(member_key(kind, m) for m in members),
+                               index_of[np.minimum(self._core.buckets(kind, ident), ID_LIMIT)])
+            current[kind, prefix] = (signature, (KINDS[kind], str(prefix)), table)
             changed = True
         changed |= current.keys() != self._saved.keys()
         self._saved = current
         if not changed:
             return
         try:
-            self._store.save({**self._restorable, **{key: table for key, (_, table) in current.items()}})
+            self._store.save({**self._restorable, **{key: table for _, key, table in current.values()}})
             self._save_pending = False
         except OSError as e:
             # Forwarding goes on; the next commit tries again.

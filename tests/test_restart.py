@@ -135,9 +135,10 @@ def test_the_state_file_is_written_only_when_a_table_changed(eal, tmp_path):
         saved = BucketStore(str(tmp_path)).load(4096)
         table = sled.dp.bucket_table("tep", ANY4)
         members = saved[("tep", str(ANY4))].members
-        assert members == tuple(str(a) for a in (A, B, C, D))
-        by_index = [sled.dp.tep_id(ANY4, ipaddress.IPv6Address(m)) for m in members]
+        assert members == tuple(a.packed.hex() for a in (A, B, C, D))
+        by_index = [sled.dp.tep_id(ANY4, ipaddress.IPv6Address(bytes.fromhex(m))) for m in members]
         assert [by_index[i] for i in saved[("tep", str(ANY4))].index] == list(table)
+        assert saved[("nexthop", str(TEP_NET))].members == tuple(f"{n.uplink} {n.gateway.packed.hex()}" for n in NH)
     assert [p.name for p in tmp_path.iterdir()] == [FILE_NAME]
 
 
