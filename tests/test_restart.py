@@ -111,6 +111,18 @@ def test_a_new_data_plane_over_the_saved_state_keeps_every_path(eal, tmp_path):
     assert sum(fresh[k] != before[k] for k in before) > N_FLOWS // 10
 
 
+def test_a_table_saved_waits_for_its_group_when_routes_come_later(eal, tmp_path):
+    """As with route sync: the first commit after the restart has no routes. The nexthop group's saved
+    table stays in the file through that commit and is used when the route arrives."""
+    frames = guest_frames(N_FLOWS)
+    before, _ = churned_run(str(tmp_path), frames)
+    with ring_sled(FINAL.replace(routes=()), n_uplinks=4, state_dir=str(tmp_path), rebalance_idle_ms=0) as sled:
+        assert ("nexthop", str(TEP_NET)) in BucketStore(str(tmp_path)).load(4096)
+        sled.dp.commit(FINAL)
+        after = paths(sled, frames)
+    assert after == before, f"{sum(after[k] != before[k] for k in before)} of {N_FLOWS} flows moved"
+
+
 def test_after_a_restart_only_the_flows_of_members_gone_move(eal, tmp_path):
     """B and nexthop 1 are not in the state after the restart: exactly their flows move."""
     frames = guest_frames(N_FLOWS)
