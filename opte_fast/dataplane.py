@@ -139,6 +139,19 @@ class Dataplane:
     `state_dir`: where the bucket tables are saved across restarts (None: not saved)."""
 
     def __init__(self, options: DataplaneOptions, state_dir: str | None = None):
+        self._store: BucketStore | None = None
+        self._restorable: dict[TableKey, SavedTable] = {}  # saved before the restart, not yet used
+        self._saved: dict[tuple[int, IPNetwork], tuple] = {}  # per table of the last commit
+        self._save_pending = False
+        if state_dir is not None:  # first: a failure here leaves no C data plane to tear down
+            try:
+                self._store = BucketStore(state_dir)
+            except OSError as e:
+                raise DataplaneError(f"cannot use the state directory {state_dir}: {e.strerror}") from None
+            try:
+                self._restorable = self._store.load(options.n_buckets)
+            except ValueError as e:
+                print(f"opte-fast: {e}; starting with fresh bucket tables", file=sys.stderr)
         seed = options.hash_seed if options.hash_seed is not None else default_hash_seed(options.underlay_addr)
         self.options = options
         self._core = _dataplane.Core(
@@ -160,19 +173,6 @@ class Dataplane:
         self._members: dict = {"teps": {}, "nexthops": {}}  # key -> Tep / Nexthop of the last commit
         self._commit_lock = threading.Lock()
         self.counter_names = _dataplane.counter_names()
-        self._store: BucketStore | None = None
-        self._restorable: dict[TableKey, SavedTable] = {}  # saved before the restart, not yet used
-        self._saved: dict[tuple[int, IPNetwork], tuple] = {}  # per table of the last commit
-        self._save_pending = False
-        if state_dir is not None:
-            try:
-                self._store = BucketStore(state_dir)
-            except OSError as e:
-                raise DataplaneError(f"cannot use the state directory {state_dir}: {e.strerror}") from None
-            try:
-                self._restorable = self._store.load(options.n_buckets)
-            except ValueError as e:
-                print(f"opte-fast: {e}; starting with fresh bucket tables", file=sys.stderr)
 
     # -- ports and life cycle -------------------------------------------------------------
     def add_port(self, name: str, devargs: str, role: str) -> int:

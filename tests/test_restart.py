@@ -167,6 +167,14 @@ def test_a_damaged_state_file_is_refused_by_name(tmp_path):
     assert os.stat(tmp_path / "s").st_mode & 0o777 == 0o700
 
 
+def test_a_data_plane_over_a_damaged_state_file_says_so_and_starts_afresh(eal, tmp_path, capsys):
+    (tmp_path / FILE_NAME).write_text("{not json")
+    with ring_sled(CHURN[0], n_uplinks=4, state_dir=str(tmp_path)):
+        pass
+    assert capsys.readouterr().err.startswith(f"opte-fast: {tmp_path}/{FILE_NAME}: cannot read saved bucket tables: ")
+    assert BucketStore(str(tmp_path)).load(4096).keys() == {("tep", str(ANY4)), ("nexthop", str(TEP_NET))}
+
+
 # --- `opte-fast run`, killed -----------------------------------------------------------------------
 
 RUN_TEPS = ["fd00:99::1", "fd00:99::2", "fd00:99::3", "fd00:99::4", "fd00:90::1"]
@@ -265,3 +273,16 @@ def test_opte_fast_run_killed_and_restarted_keeps_every_path(tmp_path):
     finally:
         first.cleanup()
         second.cleanup()
+
+
+def test_an_unusable_state_dir_stops_the_run_with_one_line(tmp_path):
+    cfg = tmp_path / "c.toml"
+    cfg.write_text(sled_toml("net_null0", {"uplink0": "net_null1,no-rx=1"}, static_routes=True))
+    (tmp_path / "file").write_text("")
+    p = subprocess.run([*OPTE_FAST, "run", "--config", str(cfg), "--state-dir", str(tmp_path / "file" / "state"),
+                        "--file-prefix", f"oft-statedir-{os.getpid()}", "--duration-s", "1"],
+                       capture_output=True, text=True, timeout=60, cwd=REPO)
+    assert p.returncode == 2
+    assert p.stderr.strip().splitlines()[-1] == (f"opte-fast: cannot use the state directory {tmp_path}/file/state: "
+                                                 "Not a directory")
+    assert not Path(f"/var/run/dpdk/oft-statedir-{os.getpid()}").exists()
