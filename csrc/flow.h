@@ -23,6 +23,7 @@ struct of_path {
 	uint16_t nh;			/* nexthop id */
 	uint32_t tep_gen;		/* generations when pinned: a mismatch */
 	uint32_t nh_gen;		/* means the member went down or changed */
+	uint32_t route_epoch;		/* the tables' route epoch when resolved */
 	uint16_t uplink;		/* port index */
 	uint8_t inner_dst_mac[6];
 	uint8_t outer[OF_OUTER_HDR_LEN];	/* lengths and checksum filled per packet */

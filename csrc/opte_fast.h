@@ -87,6 +87,14 @@ int of_builder_v2b(struct of_builder *b, const uint8_t prefix[16], uint8_t depth
 int of_builder_nexthop(struct of_builder *b, uint16_t id, uint16_t uplink, const uint8_t mac[6], int up);
 int of_builder_nh_group(struct of_builder *b, uint16_t group, const uint16_t *nhs, uint16_t n);
 int of_builder_route(struct of_builder *b, const uint8_t prefix[16], uint8_t depth, uint16_t group);
+/*
+ * A TEP set's or nexthop group's bucket table as saved before a restart (member id per
+ * bucket, 0xFFFF for none; n = the data plane's bucket count). The commit builds the
+ * table from it instead of from the previous snapshot's, so the members still live keep
+ * their buckets. Give it only for a set or group new in this commit.
+ */
+int of_builder_tep_set_restore(struct of_builder *b, uint16_t set, const uint16_t *buckets, uint32_t n);
+int of_builder_nh_group_restore(struct of_builder *b, uint16_t group, const uint16_t *buckets, uint32_t n);
 /* Build, publish, wait until no worker holds the old tables, free them. Frees b. */
 int of_builder_commit(struct of_builder *b);
 void of_builder_free(struct of_builder *b);

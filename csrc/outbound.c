@@ -2,9 +2,10 @@
  * Outbound: guest frame -> flow -> path -> Geneve/IPv6 -> uplink.
  *
  * Per burst: parse and hash every frame, one bulk flow-table lookup, then
- * per packet a liveness check of the pinned path (two loads), a path
- * resolution only on a miss, a dead member or an idle rebalance, and an
- * encap that copies the flow's pre-built 70-byte header.
+ * per packet a check of the pinned path (the two members' generations and
+ * the route epoch: three loads), a path resolution only on a miss, a dead
+ * member, a routing change or an idle rebalance, and an encap that copies
+ * the flow's pre-built 70-byte header.
  */
 #include <stddef.h>
 #include <string.h>
@@ -94,10 +95,56 @@ build_outer(const struct of_dp *dp, const struct of_tables *t, struct of_path *p
 	p->uplink = nh->uplink;
 }
 
-/* Resolve the path of a flow from the current tables; OF_OK or a drop reason. */
+/* Where a built outer header sends the packet: the IPv6 destination and the Geneve VNI. */
+#define OUTER_DST_OFF (sizeof(struct rte_ether_hdr) + offsetof(struct rte_ipv6_hdr, dst_addr))
+#define OUTER_VNI_OFF (OF_OUTER_HDR_LEN - sizeof(struct of_geneve_hdr) + offsetof(struct of_geneve_hdr, vni))
+
+static uint32_t
+outer_vni(const struct of_path *p)
+{
+	const uint8_t *v = p->outer + OUTER_VNI_OFF;
+
+	return (uint32_t)v[0] << 16 | (uint32_t)v[1] << 8 | v[2];
+}
+
+/* The live TEP of set r that `keep` is sent to (same address and VNI), or OF_RES_NONE. */
+static uint16_t
+live_tep_of(const struct of_tables *t, const struct of_resilient *r, const struct of_path *keep)
+{
+	for (uint16_t i = 0; i < r->n_members; i++) {
+		const struct of_tep *tep = &t->teps[r->members[i]];
+
+		if (tep->vni == outer_vni(keep) && memcmp(tep->addr, keep->outer + OUTER_DST_OFF, 16) == 0)
+			return r->members[i];
+	}
+	return OF_RES_NONE;
+}
+
+/* The live nexthop of group r that `keep` leaves through (same uplink and MAC), or OF_RES_NONE. */
+static uint16_t
+live_nexthop_of(const struct of_tables *t, const struct of_resilient *r, const struct of_path *keep)
+{
+	for (uint16_t i = 0; i < r->n_members; i++) {
+		const struct of_nexthop *nh = &t->nhs[r->members[i]];
+
+		if (nh->uplink == keep->uplink && memcmp(nh->mac, keep->outer, RTE_ETHER_ADDR_LEN) == 0)
+			return r->members[i];
+	}
+	return OF_RES_NONE;
+}
+
+/*
+ * Resolve the path of a flow from the current tables; OF_OK or a drop reason.
+ * With `keep` (the flow's live path, when only the routing changed), a TEP or
+ * nexthop `keep` already uses stays chosen wherever it is a live member of the
+ * new answer: a flow moves only when its answer changed, never to follow a
+ * bucket that moved while it was busy. Members are then looked up by what
+ * they are (address, uplink and MAC), as ids may stand for others after a
+ * routing change.
+ */
 static int
 resolve_path(const struct of_dp *dp, const struct of_tables *t, const struct of_flow_key *key,
-	     uint32_t hash, struct of_path *p)
+	     uint32_t hash, const struct of_path *keep, struct of_path *p)
 {
 	struct of_v2p_key vk = { .vni = key->vni };
 	const uint8_t *dst;
@@ -115,7 +162,9 @@ resolve_path(const struct of_dp *dp, const struct of_tables *t, const struct of_
 	} else {
 		if (of_tables_match(t->v2b, key->dst, &target) != 0)
 			return OF_C_NO_V2B_MATCH;
-		p->tep = of_resilient_pick(t->tep_sets[target], hash);
+		p->tep = keep != NULL && keep->tep != 0 ? live_tep_of(t, t->tep_sets[target], keep) : OF_RES_NONE;
+		if (p->tep == OF_RES_NONE)
+			p->tep = of_resilient_pick(t->tep_sets[target], hash);
 		if (p->tep == OF_RES_NONE)
 			return OF_C_NO_LIVE_TEP;
 		dst = t->teps[p->tep].addr;
@@ -126,10 +175,13 @@ resolve_path(const struct of_dp *dp, const struct of_tables *t, const struct of_
 
 	if (of_tables_match(t->routes, dst, &target) != 0)
 		return OF_C_NO_ROUTE;
-	p->nh = of_resilient_pick(t->nh_groups[target], nexthop_hash(hash));
+	p->nh = keep != NULL ? live_nexthop_of(t, t->nh_groups[target], keep) : OF_RES_NONE;
+	if (p->nh == OF_RES_NONE)
+		p->nh = of_resilient_pick(t->nh_groups[target], nexthop_hash(hash));
 	if (p->nh == OF_RES_NONE)
 		return OF_C_NO_LIVE_NEXTHOP;
 	p->nh_gen = t->nhs[p->nh].gen;
+	p->route_epoch = t->route_epoch;
 	build_outer(dp, t, p, dst, vni, hash, udp_source_port(&dp->cfg, hash));
 	return OF_OK;
 }
@@ -140,14 +192,13 @@ path_is_live(const struct of_tables *t, const struct of_path *p)
 	return t->teps[p->tep].gen == p->tep_gen && t->nhs[p->nh].gen == p->nh_gen;
 }
 
-/* Whether two paths leave differently: another uplink, nexthop MAC or outer IPv6 dst (TEP or peer sled). */
+/* Whether two paths of one flow leave differently: another uplink, or any other byte of the headers
+ * put in front of the guest's frame (nexthop MAC, TEP or peer sled, VNI, the peer guest's MAC). */
 static inline int
 path_moved(const struct of_path *a, const struct of_path *b)
 {
-	const size_t dst = sizeof(struct rte_ether_hdr) + offsetof(struct rte_ipv6_hdr, dst_addr);
-
-	return a->uplink != b->uplink || memcmp(a->outer, b->outer, RTE_ETHER_ADDR_LEN) != 0 ||
-	       memcmp(a->outer + dst, b->outer + dst, 16) != 0;
+	return a->uplink != b->uplink || memcmp(a->outer, b->outer, OF_OUTER_HDR_LEN) != 0 ||
+	       memcmp(a->inner_dst_mac, b->inner_dst_mac, RTE_ETHER_ADDR_LEN) != 0;
 }
 
 static inline void
@@ -155,6 +206,15 @@ path_pin(struct of_lcore *lc, const struct of_path *p, int64_t delta)
 {
 	lc->tep[p->tep].flows += (uint64_t)delta;
 	lc->nh[p->nh].flows += (uint64_t)delta;
+}
+
+/* The flow takes `fresh`, and the per-member flow counts follow it. */
+static inline void
+path_repin(struct of_lcore *lc, struct of_flow_entry *e, const struct of_path *fresh)
+{
+	path_pin(lc, &e->path, -1);
+	e->path = *fresh;
+	path_pin(lc, &e->path, 1);
 }
 
 static inline uint64_t
@@ -171,35 +231,47 @@ flow_timeout(const struct of_dp *dp, const struct of_flow_entry *e)
 }
 
 /*
- * The path for a packet of a known flow: re-pinned when a member went down
- * (migrated) or, under the idle policy, when the flow was idle long enough
- * that nothing of it can be in flight (rebalanced). OF_OK or a drop reason.
+ * The path for a packet of a known flow, re-pinned when
+ *  - a member went down (migrated);
+ *  - the routing changed and gives the flow another answer: a new, more
+ *    specific V2B prefix, V2P entry or underlay route (rerouted). A flow whose
+ *    answer is the same keeps its path, and only takes the new epoch;
+ *  - under the idle policy, the flow was idle long enough that nothing of it
+ *    can be in flight (rebalanced).
+ * Moves are compared by where packets go, not by id: a replaced member may reuse the id of
+ * the one it replaces (and inherit its buckets), and a member that went down and came back
+ * before the flow's next packet may take the flow again. OF_OK or a drop reason.
  */
 static int
 refresh_path(struct of_dp *dp, struct of_lcore *lc, const struct of_tables *t, struct of_flow_entry *e)
 {
 	int live = path_is_live(t, &e->path);
+	int route_changed = e->path.route_epoch != t->route_epoch;
+	int idle = lc->now - e->last_tsc > dp->rebalance_tsc;
 	struct of_path fresh;
 	int rc;
 
-	if (live && lc->now - e->last_tsc <= dp->rebalance_tsc)
+	if (likely(live && !route_changed && !idle))
 		return OF_OK;
-	rc = resolve_path(dp, t, &e->key, e->hash, &fresh);
+	if (live && route_changed) {
+		rc = resolve_path(dp, t, &e->key, e->hash, &e->path, &fresh);
+		if (rc != OF_OK)
+			return rc;
+		if (path_moved(&fresh, &e->path)) {
+			of_count(lc, OF_C_FLOWS_REROUTED);
+			path_repin(lc, e, &fresh);
+			return OF_OK;
+		}
+		path_repin(lc, e, &fresh);	/* same wire, perhaps other ids */
+		if (!idle)
+			return OF_OK;
+	}
+	rc = resolve_path(dp, t, &e->key, e->hash, NULL, &fresh);
 	if (rc != OF_OK)
 		return rc;
-	if (live) {
-		if (fresh.tep == e->path.tep && fresh.nh == e->path.nh)
-			return OF_OK;
-		of_count(lc, OF_C_FLOWS_REBALANCED);
-	} else if (path_moved(&fresh, &e->path)) {
-		/* Compared by where packets go, not by id: a replaced member may reuse the id of the
-		 * one it replaces (and inherit its buckets), and a member that went down and came
-		 * back before the flow's next packet may take the flow again. */
-		of_count(lc, OF_C_FLOWS_MIGRATED);
-	}
-	path_pin(lc, &e->path, -1);
-	e->path = fresh;
-	path_pin(lc, &e->path, 1);
+	if (path_moved(&fresh, &e->path))
+		of_count(lc, live ? OF_C_FLOWS_REBALANCED : OF_C_FLOWS_MIGRATED);
+	path_repin(lc, e, &fresh);
 	return OF_OK;
 }
 
@@ -363,7 +435,7 @@ of_outbound_burst(struct of_dp *dp, struct of_lcore *lc, const struct of_tables 
 			e = of_flow_insert(lc->flows, keys[i], hashes[i], &created);
 		if (unlikely(e == NULL)) {
 			/* Table full: the bucket tables still give every packet of the flow the same path. */
-			rc = resolve_path(dp, t, keys[i], hashes[i], &stateless);
+			rc = resolve_path(dp, t, keys[i], hashes[i], NULL, &stateless);
 			if (rc != OF_OK) {
 				of_drop(lc, (enum of_counter)rc, m);
 				continue;
@@ -373,7 +445,7 @@ of_outbound_burst(struct of_dp *dp, struct of_lcore *lc, const struct of_tables 
 			continue;
 		}
 		if (created) {
-			rc = resolve_path(dp, t, keys[i], hashes[i], &e->path);
+			rc = resolve_path(dp, t, keys[i], hashes[i], NULL, &e->path);
 			if (rc == OF_OK) {
 				path_pin(lc, &e->path, 1);
 				of_count(lc, OF_C_FLOWS_CREATED);

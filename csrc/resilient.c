@@ -138,6 +138,22 @@ id_index_init(struct id_index *ix, const uint16_t *ids, unsigned n)
 	}
 }
 
+/* Adds id if new; false when the index already holds OF_RES_MAX_MEMBERS. */
+static bool
+id_index_add(struct id_index *ix, unsigned *n, uint16_t id)
+{
+	unsigned e = id_hash(id);
+
+	for (; ix->id[e] != OF_RES_NONE; e = (e + 1) & (ID_SLOTS - 1))
+		if (ix->id[e] == id)
+			return true;
+	if (*n == OF_RES_MAX_MEMBERS)
+		return false;
+	ix->id[e] = id;
+	ix->slot[e] = (uint8_t)(*n)++;
+	return true;
+}
+
 /* Slot of id, or OF_RES_NONE if it is not a member. */
 static uint16_t
 id_index_find(const struct id_index *ix, uint16_t id)
@@ -289,6 +305,36 @@ of_resilient_build(uint32_t n_buckets, const struct of_resilient *prev,
 		fill_initial(r);
 	else
 		fill_from(r, prev);
+	return r;
+}
+
+struct of_resilient *
+of_resilient_restore(uint32_t n_buckets, const uint16_t *bucket)
+{
+	uint64_t key[OF_RES_MAX_MEMBERS];
+	struct of_resilient *r;
+	struct id_index ix;
+	unsigned n = 0;
+
+	if (!valid_sizes(n_buckets, 0) || bucket == NULL)
+		return fail(EINVAL);
+	memset(ix.id, 0xFF, sizeof(ix.id));
+	for (uint32_t i = 0; i < n_buckets; i++)
+		if (bucket[i] != OF_RES_NONE && !id_index_add(&ix, &n, bucket[i]))
+			return fail(EINVAL);
+	r = calloc(1, sizeof(*r) + n_buckets * sizeof(r->bucket[0]));
+	if (r == NULL)
+		return fail(ENOMEM);
+	for (unsigned e = 0, k = 0; e < ID_SLOTS; e++)
+		if (ix.id[e] != OF_RES_NONE)
+			key[k++] = ix.id[e];
+	sort_keys(key, n);
+	r->n_buckets = n_buckets;
+	r->mask = n_buckets - 1;
+	r->n_members = (uint16_t)n;
+	for (unsigned i = 0; i < n; i++)
+		r->members[i] = (uint16_t)key[i];
+	memcpy(r->bucket, bucket, n_buckets * sizeof(r->bucket[0]));
 	return r;
 }
 

@@ -18,7 +18,11 @@
  *    freed buckets go, in bucket order, to the member furthest below quota
  *    (ties: lower id), so every member's buckets spread over the hash space;
  *  - the result depends on B, prev and the set of live ids only, never on
- *    the order of `live`.
+ *    the order of `live`;
+ *  - with prev's own live set (prev balanced), the result is prev, bucket
+ *    for bucket: a table is a function of its history, which is why a
+ *    restart restores the saved table (of_resilient_restore) rather than
+ *    filling a new one.
  * Pure C11, no DPDK, so tests and sanitizers run without EAL. A build makes
  * one calloc (the result) and costs O(B + n log n).
  */
@@ -50,6 +54,16 @@ struct of_resilient {
  */
 struct of_resilient *of_resilient_build(uint32_t n_buckets,
 	const struct of_resilient *prev, const uint16_t *live, uint16_t n_live);
+
+/*
+ * A table as saved before a restart, to be passed as the prev of
+ * of_resilient_build: bucket[i] is the member id of bucket i, OF_RES_NONE
+ * where none (a member that no longer exists). Members still live then keep
+ * their saved buckets, as after any other change. Returns NULL with errno
+ * EINVAL (n_buckets not a power of two in 1..65536, more than
+ * OF_RES_MAX_MEMBERS distinct ids) or ENOMEM.
+ */
+struct of_resilient *of_resilient_restore(uint32_t n_buckets, const uint16_t *bucket);
 
 void of_resilient_free(struct of_resilient *r);
 

@@ -27,6 +27,7 @@ struct of_member_list {
 	uint8_t defined;
 	uint16_t n;
 	uint16_t ids[OF_RES_MAX_MEMBERS];
+	struct of_resilient *restored;	/* saved before a restart: replaces the previous table */
 };
 
 struct of_builder {
@@ -113,6 +114,10 @@ of_builder_free(struct of_builder *b)
 {
 	if (b == NULL)
 		return;
+	for (unsigned g = 0; g < OF_MAX_GROUPS; g++) {
+		of_resilient_free(b->tep_sets[g].restored);
+		of_resilient_free(b->nh_groups[g].restored);
+	}
 	free(b->v2b);
 	free(b->routes);
 	free(b->v2p);
@@ -202,6 +207,34 @@ of_builder_nh_group(struct of_builder *b, uint16_t group, const uint16_t *nhs, u
 	if (group >= OF_MAX_GROUPS)
 		return builder_fail(b, -EINVAL, "nexthop group id out of range");
 	return member_list_set(b, &b->nh_groups[group], nhs, n, OF_MAX_NEXTHOPS);
+}
+
+static int
+member_list_restore(struct of_builder *b, struct of_member_list *list, const uint16_t *buckets, uint32_t n)
+{
+	if (n != b->dp->cfg.n_buckets)
+		return builder_fail(b, -EINVAL, "a restored bucket table has another number of buckets");
+	of_resilient_free(list->restored);
+	list->restored = of_resilient_restore(n, buckets);
+	if (list->restored == NULL)
+		return builder_fail(b, -errno, "cannot restore a bucket table (more than 64 members, or out of memory)");
+	return 0;
+}
+
+int
+of_builder_tep_set_restore(struct of_builder *b, uint16_t set, const uint16_t *buckets, uint32_t n)
+{
+	if (set >= OF_MAX_GROUPS)
+		return builder_fail(b, -EINVAL, "TEP set id out of range");
+	return member_list_restore(b, &b->tep_sets[set], buckets, n);
+}
+
+int
+of_builder_nh_group_restore(struct of_builder *b, uint16_t group, const uint16_t *buckets, uint32_t n)
+{
+	if (group >= OF_MAX_GROUPS)
+		return builder_fail(b, -EINVAL, "nexthop group id out of range");
+	return member_list_restore(b, &b->nh_groups[group], buckets, n);
 }
 
 static int
@@ -506,6 +539,8 @@ build_group(struct of_builder *b, const struct of_member_list *list,
 		if (gen != 0)
 			live[n_live++] = id;
 	}
+	if (list->restored != NULL)
+		prev = list->restored;
 	struct of_resilient *r = of_resilient_build(b->dp->cfg.n_buckets, prev, live, n_live);
 	if (r == NULL)
 		builder_fail(b, -errno, "cannot build a resilient bucket table");
@@ -557,11 +592,16 @@ build_tables(struct of_builder *b, const struct of_tables *prev)
 			b->error = -ENOMEM;	/* the message is set already */
 		goto fail;
 	}
-	/*
-	 * TEP id 0 stands for "no TEP" (V2P flows) and is always live; its
-	 * generation changes with the V2P set, so V2P flows follow an edit.
-	 */
-	t->teps[0].gen = prev != NULL && prev->v2p == t->v2p ? prev->teps[0].gen : ++b->dp->member_gen;
+	/* TEP id 0 stands for "no TEP" (V2P flows) and is always live: V2P flows follow an
+	 * edit of the V2P entries through the route epoch, like every other flow. */
+	t->teps[0].gen = prev != NULL ? prev->teps[0].gen : ++b->dp->member_gen;
+	/* Shared lookup tables mean unchanged inputs: member changes alone keep the epoch. */
+	if (prev == NULL)
+		t->route_epoch = 1;
+	else if (prev->v2b == t->v2b && prev->routes == t->routes && prev->v2p == t->v2p)
+		t->route_epoch = prev->route_epoch;
+	else
+		t->route_epoch = prev->route_epoch + 1;
 	return t;
 fail:
 	of_tables_free(t);

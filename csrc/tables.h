@@ -6,6 +6,11 @@
  * Liveness lives in the snapshot too: each TEP and nexthop carries a
  * generation, 0 while down. A flow remembers the generations it was pinned
  * with; a mismatch (two loads per packet) re-pins it.
+ *
+ * Routing lives in it as a route epoch, bumped by a commit that changes the
+ * V2B prefixes, the V2P entries or the underlay routes, and by nothing else.
+ * A flow remembers the epoch it was resolved at; a mismatch (one more load)
+ * resolves it again, so a new, more specific answer reaches busy flows.
  */
 #ifndef OF_TABLES_H
 #define OF_TABLES_H
@@ -96,6 +101,7 @@ struct of_tables {
 	struct of_prefix_table *routes;	/* underlay dst -> nexthop group */
 	struct of_v2p_table *v2p;
 	struct of_guest_table *guest_index;
+	uint32_t route_epoch;		/* changes with v2b, routes or v2p; read per packet */
 	struct of_guest guests[OF_MAX_PORTS];
 	struct of_resilient *tep_sets[OF_MAX_GROUPS];
 	struct of_resilient *nh_groups[OF_MAX_GROUPS];

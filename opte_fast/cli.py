@@ -122,7 +122,7 @@ def _start(config: Config, prefix: str):
         raise StartFailed(str(e), "; EAL arguments come from --lcores, --memory-mb and --eal-arg") from None
     dp = None
     try:
-        dp = Dataplane(dataplane_options(config))
+        dp = Dataplane(dataplane_options(config), state_dir=o.state_dir)
         for port in config.ports:
             dp.add_port(port.name, port.devargs, port.role)
         if o.exception_path:

@@ -280,6 +280,9 @@ OPTIONS: tuple[Option, ...] = (
     Option("follow_link", "dataplane", Bool(), True,
            "take an uplink's nexthops down while its DPDK link is down (a net_tap uplink moved to another "
            "namespace reads down: turn this off)", pytype=bool),
+    Option("state_dir", "dataplane", Text("an absolute directory path", r"/.*", "DIR"), None,
+           "where the bucket tables are saved, so a restart keeps every flow on its path "
+           "[default: /var/lib/opte-fast/<underlay addr>]", pytype=str),
     # [underlay]: this sled's tunnel end and the outer headers
     Option("underlay_addr", "underlay", UnicastV6(), None, "this sled's underlay IPv6 address (required)",
            key="addr", pytype=ipaddress.IPv6Address),
@@ -537,6 +540,8 @@ def _resolve(values: dict[str, Any], r: _Reader) -> Any:
         values["hash_seed"] = zlib.crc32(values["underlay_addr"].packed)
     if values["file_prefix"] is None:
         values["file_prefix"] = f"opte-fast-{os.getpid()}"
+    if values["state_dir"] is None:
+        values["state_dir"] = f"/var/lib/opte-fast/{values['underlay_addr']}"
     netns = values["netns"]
     if netns and values["route_source"] == "netlink" and not os.path.exists(f"/run/netns/{netns}"):
         raise r.fail(_BY_NAME["netns"].where, f"no network namespace {netns!r} (expected one listed by ip netns)")

@@ -3,11 +3,15 @@
 `Dataplane` owns one C data plane (`_dataplane.Core`), gives every TEP,
 nexthop, TEP set and nexthop group a stable small id, and turns a whole
 `DesiredState` into one table commit. It implements `state.DataplaneAPI`.
+With a state directory it saves the bucket tables after every commit that
+changed one, and builds each table from its saved version when it first
+appears after a restart (see bucketstore.py).
 """
 from __future__ import annotations
 
 import ipaddress
 import os
+import sys
 import threading
 import zlib
 from dataclasses import dataclass
@@ -16,6 +20,7 @@ import numpy as np
 
 from . import _dataplane
 from ._dataplane import DataplaneError, eal_cleanup, eal_init
+from .bucketstore import NO_MEMBER, BucketStore, SavedTable, TableKey
 from .state import DesiredState, IPAddress, IPNetwork, StableIds
 
 __all__ = ["Dataplane", "DataplaneError", "DataplaneOptions", "default_hash_seed", "eal_args", "eal_cleanup",
@@ -104,10 +109,49 @@ class PortInfo:
     devargs: str
 
 
-class Dataplane:
-    """One opte-fast data plane in this process (the EAL must be initialised first)."""
+# A TEP set (kind 0, of Tep) or nexthop group (kind 1, of Nexthop) as one commit sees it:
+# (kind, prefix, set or group id, member ids, members).
+Group = tuple[int, IPNetwork, int, list[int], tuple]
+KINDS = ("tep", "nexthop")
+NO_ID = 0xFFFF
+ID_LIMIT = max(_dataplane.MAX_TEPS, _dataplane.MAX_NEXTHOPS)
 
-    def __init__(self, options: DataplaneOptions):
+
+def member_key(kind: int, member) -> str:
+    """How a saved table names a member: a TEP's address, a nexthop's uplink and gateway (addresses
+    in hex: str() of an address costs ten times more, and a neighbor lost rewrites every table)."""
+    return member.addr.packed.hex() if kind == 0 else f"{member.uplink} {member.gateway.packed.hex()}"
+
+
+def restored_buckets(saved: SavedTable, group: Group) -> np.ndarray:
+    """A saved table in this commit's member ids; NO_ID where its member no longer exists."""
+    kind, _, _, ids, members = group
+    by_key = {member_key(kind, m): i for m, i in zip(members, ids)}
+    in_ids = np.full(NO_MEMBER + 1, NO_ID, dtype=np.uint16)
+    for j, key in enumerate(saved.members):
+        in_ids[j] = by_key.get(key, NO_ID)
+    return in_ids[saved.index]
+
+
+class Dataplane:
+    """One opte-fast data plane in this process (the EAL must be initialised first).
+
+    `state_dir`: where the bucket tables are saved across restarts (None: not saved)."""
+
+    def __init__(self, options: DataplaneOptions, state_dir: str | None = None):
+        self._store: BucketStore | None = None
+        self._restorable: dict[TableKey, SavedTable] = {}  # saved before the restart, not yet used
+        self._saved: dict[tuple[int, IPNetwork], tuple] = {}  # per table of the last commit
+        self._save_pending = False
+        if state_dir is not None:  # first: a failure here leaves no C data plane to tear down
+            try:
+                self._store = BucketStore(state_dir)
+            except OSError as e:
+                raise DataplaneError(f"cannot use the state directory {state_dir}: {e.strerror}") from None
+            try:
+                self._restorable = self._store.load(options.n_buckets)
+            except ValueError as e:
+                print(f"opte-fast: {e}; starting with fresh bucket tables", file=sys.stderr)
         seed = options.hash_seed if options.hash_seed is not None else default_hash_seed(options.underlay_addr)
         self.options = options
         self._core = _dataplane.Core(
@@ -199,12 +243,66 @@ class Dataplane:
         nh_groups = [(group_ids[r.prefix], [nh_ids[(r.prefix, n.uplink, n.gateway)] for n in r.nexthops])
                      for r in state.routes]
         routes = [(r.prefix.network_address.packed, r.prefix.prefixlen, group_ids[r.prefix]) for r in state.routes]
-        self._core.commit(guests, v2p, teps, tep_sets, v2b, nexthops, nh_groups, routes)
+        groups: list[Group] = []
+        if self._store is not None:
+            groups = [(0, e.prefix, g, ids, e.teps) for (g, ids), e in zip(tep_sets, state.v2b)]
+            groups += [(1, r.prefix, g, ids, r.nexthops) for (g, ids), r in zip(nh_groups, state.routes)]
+        restores = self._restores(groups) if self._restorable else []
+        self._core.commit(guests, v2p, teps, tep_sets, v2b, nexthops, nh_groups, routes,
+                          tep_set_restores=[(g, b) for kind, g, b, _ in restores if kind == 0],
+                          nh_group_restores=[(g, b) for kind, g, b, _ in restores if kind == 1])
         for table, ids in ((self._tep_ids, tep_ids), (self._nh_ids, nh_ids), (self._set_ids, set_ids),
                            (self._group_ids, group_ids)):
             table.keep(ids)
         self._ids = {"teps": tep_ids, "nexthops": nh_ids, "sets": set_ids, "groups": group_ids}
         self._members = {"teps": tep_keys, "nexthops": nh_keys}
+        for _, _, _, key in restores:
+            del self._restorable[key]
+        if self._store is not None:
+            self._save(groups)
+
+    def _restores(self, groups: list[Group]) -> list[tuple[int, int, np.ndarray, TableKey]]:
+        """(kind, id, buckets, key) of each set or group that first appears and was saved before the
+        restart: its saved table is its history."""
+        out = []
+        for group in groups:
+            kind, prefix, ident = group[:3]
+            key = (KINDS[kind], str(prefix))
+            if (kind, prefix) not in self._saved and key in self._restorable:
+                out.append((kind, ident, restored_buckets(self._restorable[key], group), key))
+        return out
+
+    def _save(self, groups: list[Group]) -> None:
+        """Save the bucket tables if this commit changed one. A table changes only when its set
+        or group is new or its members changed (resilient.h: rebuilt over its own live set, a
+        table is itself), so the others are not even read back."""
+        current: dict[tuple[int, IPNetwork], tuple[tuple, TableKey, SavedTable]] = {}
+        changed = self._save_pending
+        for group in groups:
+            kind, prefix, ident, ids, members = group
+            signature = (ident, tuple(ids), members)  # members: their keys and up flags
+            old = self._saved.get((kind, prefix))
+            if old is not None and old[0] == signature:
+                current[kind, prefix] = old
+                continue
+            # member id -> index in members; ids stay below ID_LIMIT, and NO_ID is clipped onto it
+            index_of = np.full(ID_LIMIT + 1, NO_MEMBER, dtype=np.uint8)
+            index_of[ids] = np.arange(len(ids))
+            table = SavedTable(tuple(member_key(kind, m) for m in members),
+                               index_of[np.minimum(self._core.buckets(kind, ident), ID_LIMIT)])
+            current[kind, prefix] = (signature, (KINDS[kind], str(prefix)), table)
+            changed = True
+        changed |= current.keys() != self._saved.keys()
+        self._saved = current
+        if not changed:
+            return
+        try:
+            self._store.save({**self._restorable, **{key: table for _, key, table in current.values()}})
+            self._save_pending = False
+        except OSError as e:
+            # Forwarding goes on; the next commit tries again.
+            self._save_pending = True
+            print(f"opte-fast: cannot save the bucket tables in {self._store.directory}: {e}", file=sys.stderr)
 
     # -- reading -------------------------------------------------------------------------
     def counters(self) -> dict[str, int]:

@@ -189,13 +189,17 @@ cdef class Core:
             off += lens[i]
         return out
 
-    def commit(self, guests=(), v2p=(), teps=(), tep_sets=(), v2b=(), nexthops=(), nh_groups=(), routes=()) -> None:
+    def commit(self, guests=(), v2p=(), teps=(), tep_sets=(), v2b=(), nexthops=(), nh_groups=(), routes=(),
+               tep_set_restores=(), nh_group_restores=()) -> None:
         """Install a complete table set. Tuples: guests (port, vni, mac, gw_mac); v2p (vni, ip16, underlay16, mac);
         teps (id, addr16, vni, up); tep_sets (set, [ids]); v2b (prefix16, depth, set);
-        nexthops (id, uplink_port, mac, up); nh_groups (group, [ids]); routes (prefix16, depth, group)."""
+        nexthops (id, uplink_port, mac, up); nh_groups (group, [ids]); routes (prefix16, depth, group);
+        tep_set_restores / nh_group_restores (set or group, uint16 member id per bucket): tables saved
+        before a restart, for sets and groups new in this commit."""
         cdef of_dp *dp = self.live()
         cdef of_builder *b = of_builder_new(dp)
         cdef uint16_t ids[64]
+        cdef const uint16_t[::1] saved
         cdef int rc
         if b == NULL:
             raise DataplaneError(of_last_error().decode())
@@ -216,6 +220,12 @@ cdef class Core:
                 check(of_builder_nh_group(b, group, ids, member_ids(ids, members)))
             for prefix, depth, group in routes:
                 check(of_builder_route(b, prefix, depth, group))
+            for group, buckets in tep_set_restores:
+                saved = np.ascontiguousarray(buckets, dtype=np.uint16)
+                check(of_builder_tep_set_restore(b, group, &saved[0], len(saved)))
+            for group, buckets in nh_group_restores:
+                saved = np.ascontiguousarray(buckets, dtype=np.uint16)
+                check(of_builder_nh_group_restore(b, group, &saved[0], len(saved)))
         except BaseException:
             of_builder_free(b)
             raise

@@ -71,6 +71,8 @@ cdef extern from "opte_fast.h" nogil:
     int of_builder_nexthop(of_builder *b, uint16_t id, uint16_t uplink, const uint8_t *mac, int up)
     int of_builder_nh_group(of_builder *b, uint16_t group, const uint16_t *nhs, uint16_t n)
     int of_builder_route(of_builder *b, const uint8_t *prefix, uint8_t depth, uint16_t group)
+    int of_builder_tep_set_restore(of_builder *b, uint16_t set, const uint16_t *buckets, uint32_t n)
+    int of_builder_nh_group_restore(of_builder *b, uint16_t group, const uint16_t *buckets, uint32_t n)
     int of_builder_commit(of_builder *b)
     void of_builder_free(of_builder *b)
 

@@ -5,11 +5,13 @@ Under CI (CI=true) a skipped test fails: a test skipped for a missing tool would
 hide a missing install step in ci/install.sh, and the run would stay green."""
 import os
 import shutil
+import tempfile
 from pathlib import Path
 
 import pytest
 
 from opte_fast.dataplane import eal_args, eal_cleanup, eal_init
+from tests.support.cli import STATE_DIR_PREFIX
 
 EAL_PREFIX = f"oft-pytest-{os.getpid()}"
 
@@ -38,3 +40,11 @@ def eal():
     yield
     eal_cleanup()
     shutil.rmtree(f"/var/run/dpdk/{EAL_PREFIX}", ignore_errors=True)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def remove_state_dirs():
+    """The state directories sled_toml made for `opte-fast run` in this process."""
+    yield
+    for d in Path(tempfile.gettempdir()).glob(f"{STATE_DIR_PREFIX}*"):
+        shutil.rmtree(d, ignore_errors=True)

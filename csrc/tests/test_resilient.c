@@ -503,6 +503,143 @@ test_bad_inputs(void)
 	of_resilient_free(largest);
 }
 
+static bool
+same_buckets(const struct of_resilient *a, const struct of_resilient *b)
+{
+	return a->n_buckets == b->n_buckets &&
+		memcmp(a->bucket, b->bucket, a->n_buckets * sizeof(a->bucket[0])) == 0;
+}
+
+/* A table with a history: 5 members, one down, back, a sixth added. Its
+ * fill is not the initial fill of its members. */
+static struct of_resilient *
+churned_table(uint32_t b, uint16_t *live, uint16_t *n_live)
+{
+	uint16_t some[6];
+	unsigned n_some = ids_without(some, 5, 2);
+	struct of_resilient *full, *less, *again, *grown;
+
+	ids_without(live, 6, 6);
+	full = build_ok(b, NULL, live, 5);
+	less = build_ok(b, full, some, (uint16_t)n_some);
+	again = build_ok(b, less, live, 5);
+	grown = build_ok(b, again, live, 6);
+	of_resilient_free(full);
+	of_resilient_free(less);
+	of_resilient_free(again);
+	*n_live = 6;
+	return grown;
+}
+
+/* A table rebuilt over its own live set is itself, whatever order the set
+ * comes in: the property that makes a saved table worth restoring. */
+static void
+test_same_live_set_keeps_the_table(void)
+{
+	uint64_t rng = 0xAB;
+
+	for (unsigned t = 0; t < 2; t++) {
+		uint16_t live[6], n;
+		struct of_resilient *churned = churned_table(table_sizes[t], live, &n);
+		struct of_resilient *initial = build_ok(table_sizes[t], NULL, live, n);
+		struct of_resilient *again;
+
+		CHECK(!same_buckets(churned, initial));
+		shuffle(live, n, &rng);
+		again = build_ok(table_sizes[t], churned, live, n);
+		CHECK(same_buckets(churned, again));
+		of_resilient_free(churned);
+		of_resilient_free(initial);
+		of_resilient_free(again);
+	}
+}
+
+/* Saved, restored and rebuilt with the same members: the saved table
+ * exactly. With a member gone (saved as OF_RES_NONE, as the control plane
+ * writes a member it no longer knows): only its buckets move, exactly as if
+ * it had left without a restart. */
+static void
+test_restore_rebuilds_the_saved_table(void)
+{
+	for (unsigned t = 0; t < 2; t++) {
+		uint32_t b = table_sizes[t];
+		uint16_t live[6], n, gone, some[6];
+		struct of_resilient *churned = churned_table(b, live, &n);
+		uint16_t *saved = malloc(b * sizeof(saved[0]));
+		struct of_resilient *restored, *rebuilt, *restored_less, *rebuilt_less, *direct_less;
+		unsigned n_some;
+
+		memcpy(saved, churned->bucket, b * sizeof(saved[0]));
+		restored = of_resilient_restore(b, saved);
+		CHECK(restored != NULL);
+		if (restored == NULL)
+			abort();
+		CHECK_EQ(restored->n_members, n);
+		CHECK_MEM(restored->members, churned->members, n * sizeof(churned->members[0]));
+		rebuilt = build_ok(b, restored, live, n);
+		CHECK(same_buckets(rebuilt, churned));
+		check_quotas(rebuilt);
+
+		gone = member_id(3);
+		n_some = ids_without(some, 6, 3);
+		for (uint32_t i = 0; i < b; i++)
+			if (saved[i] == gone)
+				saved[i] = OF_RES_NONE;
+		restored_less = of_resilient_restore(b, saved);
+		CHECK(restored_less != NULL);
+		if (restored_less == NULL)
+			abort();
+		CHECK_EQ(restored_less->n_members, n - 1);
+		rebuilt_less = build_ok(b, restored_less, some, (uint16_t)n_some);
+		direct_less = build_ok(b, churned, some, (uint16_t)n_some);
+		check_transition(churned, rebuilt_less);
+		CHECK_EQ(new_load[gone], 0);
+		CHECK(same_buckets(rebuilt_less, direct_less));
+
+		free(saved);
+		of_resilient_free(churned);
+		of_resilient_free(restored);
+		of_resilient_free(rebuilt);
+		of_resilient_free(restored_less);
+		of_resilient_free(rebuilt_less);
+		of_resilient_free(direct_less);
+	}
+}
+
+static void
+test_restore_bad_inputs(void)
+{
+	uint16_t many[OF_RES_MAX_MEMBERS + 1], none[4] = { OF_RES_NONE, OF_RES_NONE, OF_RES_NONE, OF_RES_NONE };
+	struct of_resilient *empty, *most;
+
+	for (unsigned i = 0; i <= OF_RES_MAX_MEMBERS; i++)
+		many[i] = (uint16_t)(i * 7);
+	errno = 0;
+	CHECK(of_resilient_restore(3, many) == NULL);
+	CHECK_EQ(errno, EINVAL);
+	errno = 0;
+	CHECK(of_resilient_restore(64, NULL) == NULL);
+	CHECK_EQ(errno, EINVAL);
+	/* 65 distinct ids in a table of 128: more members than a table may hold */
+	{
+		uint16_t big[128];
+
+		for (unsigned i = 0; i < 128; i++)
+			big[i] = many[i % (OF_RES_MAX_MEMBERS + 1)];
+		errno = 0;
+		CHECK(of_resilient_restore(128, big) == NULL);
+		CHECK_EQ(errno, EINVAL);
+		for (unsigned i = 0; i < 128; i++)
+			big[i] = many[i % OF_RES_MAX_MEMBERS];
+		most = of_resilient_restore(128, big);
+		CHECK(most != NULL && most->n_members == OF_RES_MAX_MEMBERS);
+		of_resilient_free(most);
+	}
+	empty = of_resilient_restore(4, none);
+	CHECK(empty != NULL && empty->n_members == 0);
+	of_resilient_free(empty);
+}
+
 RUN_TESTS(
 	TEST_ENTRY(test_initial_fill_deterministic),
 	TEST_ENTRY(test_remove_and_readd),
@@ -511,4 +648,7 @@ RUN_TESTS(
 	TEST_ENTRY(test_one_member),
 	TEST_ENTRY(test_as_many_members_as_buckets),
 	TEST_ENTRY(test_bad_inputs),
+	TEST_ENTRY(test_same_live_set_keeps_the_table),
+	TEST_ENTRY(test_restore_rebuilds_the_saved_table),
+	TEST_ENTRY(test_restore_bad_inputs),
 )

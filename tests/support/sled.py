@@ -53,12 +53,13 @@ class Sled:
 
 
 @contextmanager
-def ring_sled(state: DesiredState | None = None, n_uplinks: int = 2, **options):
-    """A started data plane with ring ports guest0, uplink0..n-1, tables from `state`."""
+def ring_sled(state: DesiredState | None = None, n_uplinks: int = 2, state_dir: str | None = None, **options):
+    """A started data plane with ring ports guest0, uplink0..n-1, tables from `state`, bucket tables
+    saved in `state_dir` (if given)."""
     state = state or default_state(n_uplinks)
     opts = DataplaneOptions(underlay_addr=state.underlay.addr, flow_capacity=options.pop("flow_capacity", 65536),
                             n_mbufs=8191, **options)
-    dp = Dataplane(opts)
+    dp = Dataplane(opts, state_dir=state_dir)
     try:
         dp.add_ring_port("guest0", "guest")
         for i in range(n_uplinks):
