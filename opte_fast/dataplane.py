@@ -367,9 +367,10 @@ class Dataplane:
 
     def bucket_table(self, kind: str, prefix: IPNetwork):
         """Member id of every bucket: kind 'tep' (V2B prefix) or 'nexthop' (route prefix)."""
-        if kind == "tep":
-            return self._core.buckets(0, self._ids["sets"][prefix])
-        return self._core.buckets(1, self._ids["groups"][prefix])
+        with self._commit_lock:  # the id and the table of one commit
+            if kind == "tep":
+                return self._core.buckets(0, self._ids["sets"][prefix])
+            return self._core.buckets(1, self._ids["groups"][prefix])
 
     def tep_id(self, prefix: IPNetwork, addr: ipaddress.IPv6Address) -> int:
         return self._ids["teps"][(prefix, addr)]
@@ -378,6 +379,10 @@ class Dataplane:
         return self._ids["nexthops"][(prefix, uplink, gateway)]
 
     def buckets(self) -> list[dict]:
+        with self._commit_lock:  # ids, members and tables of one commit, never half of the next
+            return self._buckets()
+
+    def _buckets(self) -> list[dict]:
         out = []
         for kind, ids, members in (("tep", "sets", "teps"), ("nexthop", "groups", "nexthops")):
             names = {i: k for k, i in self._ids[members].items()}
