@@ -46,9 +46,9 @@ link_refresh(struct of_dp *dp, struct of_port *p, int announce)
 	struct rte_eth_link link;
 	uint64_t word;
 
-	memset(&link, 0, sizeof(link));
 	/* A PMD that cannot say reports down: nothing is sent to a link nobody vouches for. */
-	rte_eth_link_get_nowait(p->port_id, &link);
+	if (rte_eth_link_get_nowait(p->port_id, &link) != 0)
+		memset(&link, 0, sizeof(link));
 	word = link_word(&link);
 	rte_spinlock_lock(&dp->link_lock);
 	if (word != p->link_word || !announce) {

@@ -20,7 +20,6 @@ import errno
 import ipaddress
 import json
 import os
-import select
 import socket
 import stat
 import struct
@@ -34,6 +33,7 @@ from typing import Any
 
 from . import config as cfg
 from .controller import Controller
+from .pollthread import PollThread
 from .state import BOUNDARY_SERVICES_VNI, DataplaneAPI, Nexthop
 
 VERSION = 1
@@ -308,8 +308,7 @@ class ControlServer:
         self._inode: tuple[int, int] | None = None
         self._conns: dict[socket.socket, threading.Thread] = {}
         self._lock = threading.Lock()
-        self._acceptor: threading.Thread | None = None
-        self._wake_r = self._wake_w = -1
+        self._acceptor = PollThread("control-accept", self._accept_loop)
 
     def start(self) -> None:
         """Create the socket (mode 0600, directory made if missing) and start serving."""
@@ -333,16 +332,13 @@ class ControlServer:
         st = os.stat(self.path)
         self._inode = (st.st_dev, st.st_ino)
         self._listener = sock
-        self._wake_r, self._wake_w = os.pipe()
-        self._acceptor = threading.Thread(target=self._accept_loop, name="control-accept", daemon=True)
         self._acceptor.start()
 
     def stop(self) -> None:
         """Stop serving, close every connection, remove the socket file."""
         if self._listener is None:
             return
-        os.write(self._wake_w, b"x")
-        self._acceptor.join()
+        self._acceptor.stop()
         with self._lock:
             conns = dict(self._conns)
         for conn, thread in conns.items():
@@ -353,8 +349,6 @@ class ControlServer:
             thread.join(timeout=5)
         self._listener.close()
         self._listener = None
-        os.close(self._wake_r)
-        os.close(self._wake_w)
         try:
             st = os.stat(self.path)
             if (st.st_dev, st.st_ino) == self._inode:
@@ -381,12 +375,10 @@ class ControlServer:
         raise OSError(errno.EADDRINUSE, "another opte-fast is serving it")
 
     def _accept_loop(self) -> None:
-        poller = select.poll()
-        poller.register(self._listener, select.POLLIN)
-        poller.register(self._wake_r, select.POLLIN)
+        poller = self._acceptor.poller(self._listener)
         while True:
-            ready = {fd for fd, _ in poller.poll()}
-            if self._wake_r in ready:
+            poller.poll()
+            if self._acceptor.stopping.is_set():
                 return
             try:
                 conn, _ = self._listener.accept()

@@ -8,6 +8,7 @@ stderr unchanged, on failure `explain` picks the lines that say what is wrong.
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import os
 import re
 import sys
@@ -20,6 +21,9 @@ _NOISE = ("Invalid 'command line' arguments", "FATAL: Invalid", "Failed to attac
 
 
 _MESSAGE = re.compile(r"([A-Za-z_][\w.]*(?:\(\))?): (.+)")
+
+
+_libc = ctypes.CDLL(None)
 
 
 class Captured:
@@ -41,6 +45,7 @@ def captured() -> Iterator[Captured]:
         finally:
             sys.stdout.flush()
             sys.stderr.flush()
+            _libc.fflush(None)  # C's stdio buffers (EAL's usage is printf'd): into the file, not later
             os.dup2(saved[0], 1)
             os.dup2(saved[1], 2)
             os.close(saved[0])

@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import dataclasses
 import os
-import select
 import sys
 import threading
 import time
@@ -33,6 +32,7 @@ from collections.abc import Iterable
 from typing import TextIO
 
 from . import taps
+from .pollthread import PollThread
 from .routesync import RouteSyncError
 from .state import DesiredState, Route
 
@@ -72,9 +72,7 @@ class Links:
         self._down: frozenset[str] = frozenset()     # as committed
         self._carrier: dict[str, bool] = dict.fromkeys(self._taps, True)  # as the kernel has it
         self._reaction_us: dict[str, float] = {}
-        self._thread: threading.Thread | None = None
-        self._wake_r, self._wake_w = -1, -1
-        self._stopping = threading.Event()
+        self._poll: PollThread | None = None
 
     def __getattr__(self, name: str):
         return getattr(self._dataplane, name)
@@ -108,28 +106,19 @@ class Links:
         if not self._follow:
             return
         retry = not self._apply()
-        self._wake_r, self._wake_w = os.pipe()
-        self._thread = threading.Thread(target=self._run, args=(retry,), name="links", daemon=True)
-        self._thread.start()
+        self._poll = PollThread("links", lambda: self._run(retry))
+        self._poll.start()
 
     def stop(self) -> None:
-        if self._thread is None:
-            return
-        self._stopping.set()
-        os.write(self._wake_w, b"x")
-        self._thread.join()
-        os.close(self._wake_r)
-        os.close(self._wake_w)
-        self._thread = None
+        if self._poll is not None:
+            self._poll.stop()
 
     def _run(self, retry: bool) -> None:
         event_fd = self._dataplane.link_event_fd()
-        poller = select.poll()
-        poller.register(event_fd, select.POLLIN)
-        poller.register(self._wake_r, select.POLLIN)
+        poller = self._poll.poller(event_fd)
         while True:
             poller.poll(RETRY_S * 1000 if retry else None)
-            if self._stopping.is_set():
+            if self._poll.stopping.is_set():
                 return
             try:
                 os.read(event_fd, 8)

@@ -49,7 +49,6 @@ import ctypes
 import errno
 import ipaddress
 import os
-import select
 import socket
 import struct
 import sys
@@ -60,6 +59,7 @@ from dataclasses import dataclass, field
 from typing import NamedTuple, Protocol
 
 from .controller import Controller
+from .pollthread import PollThread
 from .state import Nexthop, Route
 
 RoutesCallback = Callable[[tuple[Route, ...]], object]
@@ -569,9 +569,7 @@ class NetlinkRouteSync:
         self._decoded: dict[str, dict[bytes, object]] = {}  # raw message -> decoded, per kind
         self._route_raws: set[bytes] = set()  # the last route dump's messages
         self._memo = RouteMemo()
-        self._thread: threading.Thread | None = None
-        self._wake_r, self._wake_w = -1, -1
-        self._stopping = threading.Event()
+        self._poll = PollThread("route-sync", self._run)
 
     def start(self) -> None:
         try:
@@ -581,18 +579,10 @@ class NetlinkRouteSync:
         t0 = time.monotonic_ns()
         self._reread(EVERYTHING)
         self._deliver(t0)
-        self._wake_r, self._wake_w = os.pipe()
-        self._thread = threading.Thread(target=self._run, name="route-sync", daemon=True)
-        self._thread.start()
+        self._poll.start()
 
     def stop(self) -> None:
-        if self._thread is not None:
-            self._stopping.set()
-            os.write(self._wake_w, b"x")
-            self._thread.join()
-            os.close(self._wake_r)
-            os.close(self._wake_w)
-            self._thread = None
+        self._poll.stop()
         if self._nl is not None:
             self._nl.close()
             self._nl = None
@@ -619,15 +609,14 @@ class NetlinkRouteSync:
                                "max": round(lat[-1], 1) if lat else None}}
 
     def _run(self) -> None:
-        poller = select.poll()
-        poller.register(self._nl.event_sock, select.POLLIN)
-        poller.register(self._wake_r, select.POLLIN)
+        poller = self._poll.poller(self._nl.event_sock)
+        stopping = self._poll.stopping
         kinds: set[str] = set()
-        while not self._stopping.is_set():
+        while not stopping.is_set():
             if not kinds:
                 poller.poll(self._retry.wait_ms())
             t0 = time.monotonic_ns()
-            if self._stopping.is_set():
+            if stopping.is_set():
                 return
             try:
                 kinds |= self._nl.drain_events()
@@ -645,7 +634,7 @@ class NetlinkRouteSync:
                 self._counts["errors"] += 1
                 print(f"opte-fast: route sync: {e}", file=sys.stderr)
                 kinds = set(EVERYTHING)
-                self._stopping.wait(0.1)
+                stopping.wait(0.1)
                 continue
             # a change may be a withdrawal, which goes in at once even while a refused commit waits
             if changed or self._retry.is_due():
