@@ -267,13 +267,18 @@ of_dp_quiesce(struct of_dp *dp)
 }
 
 int
-of_dp_ring_inject(struct of_dp *dp, uint16_t port, const uint8_t *data, const uint32_t *lens, unsigned n)
+of_dp_ring_inject(struct of_dp *dp, uint16_t port, uint16_t queue, const uint8_t *data, const uint32_t *lens,
+		  unsigned n)
 {
 	struct rte_mbuf *m;
 	unsigned done = 0;
 
-	if (port >= dp->n_ports || dp->ports[port].ring_rx == NULL) {
+	if (port >= dp->n_ports || dp->ports[port].ring_tx == NULL) {
 		of_set_error("port %u is not a ring port", port);
+		return -EINVAL;
+	}
+	if (queue >= dp->ports[port].n_ring_rx) {
+		of_set_error("ring port %u has no RX queue %u", port, queue);
 		return -EINVAL;
 	}
 	for (; done < n; data += lens[done], done++) {
@@ -283,7 +288,7 @@ of_dp_ring_inject(struct of_dp *dp, uint16_t port, const uint8_t *data, const ui
 		if (m == NULL)
 			break;
 		memcpy(rte_pktmbuf_append(m, (uint16_t)lens[done]), data, lens[done]);
-		if (rte_ring_enqueue(dp->ports[port].ring_rx, m) != 0) {
+		if (rte_ring_enqueue(dp->ports[port].ring_rx[queue], m) != 0) {
 			rte_pktmbuf_free(m);
 			break;
 		}

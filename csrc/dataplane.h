@@ -27,7 +27,9 @@ struct of_port {
 	uint16_t uplink;		/* exception tap: the uplink it stands for */
 	uint16_t n_rxq;
 	struct rte_ether_addr mac;
-	struct rte_ring *ring_rx;	/* ring ports only */
+	/* Ring ports only: one RX ring per RX queue; every TX queue shares one MP/SC ring. */
+	uint16_t n_ring_rx;
+	struct rte_ring *ring_rx[RTE_PMD_RING_MAX_RX_RINGS];
 	struct rte_ring *ring_tx;
 };
 

@@ -136,8 +136,9 @@ class Dataplane:
         self._ports.append(PortInfo(index, name, role, devargs))
         return index
 
-    def add_ring_port(self, name: str, role: str, ring_size: int = 16384) -> int:
-        index = self._core.add_ring_port(name, ROLES[role], ring_size)
+    def add_ring_port(self, name: str, role: str, ring_size: int = 16384, rx_queues: int = 1) -> int:
+        """A port made of rings: `rx_queues` RX queues (worker w polls queue w), one TX ring."""
+        index = self._core.add_ring_port(name, ROLES[role], ring_size, rx_queues)
         self._ports.append(PortInfo(index, name, role, "ring"))
         return index
 
@@ -162,8 +163,8 @@ class Dataplane:
     def quiesce(self) -> None:
         self._core.quiesce()
 
-    def inject(self, port: str, frames: list[bytes]) -> int:
-        return self._core.inject(self.port_index(port), frames)
+    def inject(self, port: str, frames: list[bytes], queue: int = 0) -> int:
+        return self._core.inject(self.port_index(port), frames, queue)
 
     def collect(self, port: str, max_frames: int = 4096, frame_room: int | None = None) -> list[bytes]:
         """Up to `max_frames` frames waiting on a ring port's TX ring. `frame_room` bounds one

@@ -53,18 +53,20 @@ class Sled:
 
 
 @contextmanager
-def ring_sled(state: DesiredState | None = None, n_uplinks: int = 2, **options):
-    """A started data plane with ring ports guest0, uplink0..n-1, tables from `state`."""
+def ring_sled(state: DesiredState | None = None, n_uplinks: int = 2, workers: tuple[int, ...] = (1,),
+              guest_rx_queues: int = 1, **options):
+    """A started data plane with ring ports guest0 (with `guest_rx_queues` RX queues), uplink0..n-1,
+    tables from `state`, on worker lcores `workers` (conftest's EAL has lcores 1 and 2)."""
     state = state or default_state(n_uplinks)
     opts = DataplaneOptions(underlay_addr=state.underlay.addr, flow_capacity=options.pop("flow_capacity", 65536),
                             n_mbufs=8191, **options)
     dp = Dataplane(opts)
     try:
-        dp.add_ring_port("guest0", "guest")
+        dp.add_ring_port("guest0", "guest", rx_queues=guest_rx_queues)
         for i in range(n_uplinks):
             dp.add_ring_port(uplink(i), "uplink")
         dp.commit(state)
-        dp.start([1])
+        dp.start(list(workers))
         yield Sled(dp)
     finally:
         dp.close()
