@@ -59,10 +59,16 @@ def default_hash_seed(underlay: ipaddress.IPv6Address) -> int:
 def eal_args(workers: list[int], *, file_prefix: str, hugepages: bool = False, memory_mb: int = 512,
              pci: bool = False, extra: tuple[str, ...] = ()) -> list[str]:
     """EAL arguments for worker lcores `workers`: each pinned to its own CPU, the main
-    (control) thread free to run on every CPU so Python threads are never starved."""
+    (control) thread free to run on every CPU so Python threads are never starved.
+
+    Worker lcore w runs on CPU w. The main lcore floats, so the CPU its id would name is free:
+    the worker one past the last CPU runs there (`1-2` on a two-CPU machine: lcore 2 on CPU 0).
+    Any other lcore without its CPU is left for the EAL to refuse."""
     cpus = sorted(os.sched_getaffinity(0))
     main = next(i for i in range(128) if i not in workers)
-    lcores = [f"{main}@({','.join(map(str, cpus))})"] + [f"{w}@{w}" for w in workers]
+    spare = cpus[0] if cpus[0] not in workers else None
+    placed = {w: spare if w == cpus[-1] + 1 and spare is not None else w for w in workers}
+    lcores = [f"{main}@({','.join(map(str, cpus))})"] + [f"{w}@{placed[w]}" for w in workers]
     args = ["opte-fast", f"--lcores={','.join(lcores)}", f"--main-lcore={main}",
             f"--file-prefix={file_prefix}", "--log-level=lib.eal:error"]
     if hugepages:
