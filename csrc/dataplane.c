@@ -20,6 +20,7 @@
 #include <rte_ring.h>
 
 #include "dataplane.h"
+#include "handoff.h"
 
 static __thread char last_error[256];
 static uint32_t instances;
@@ -220,8 +221,11 @@ of_dp_start(struct of_dp *dp, const unsigned *lcores, unsigned n_lcores)
 	}
 	rc = setup_lcores(dp, lcores, n_lcores);
 	if (rc == 0)
+		rc = of_handoff_create(dp);
+	if (rc == 0)
 		rc = of_ports_start(dp);
 	if (rc != 0) {
+		of_handoff_free(dp);
 		free_lcores(dp);
 		return rc;
 	}
@@ -256,6 +260,7 @@ of_dp_stop(struct of_dp *dp)
 	__atomic_store_n(&dp->running, 0, __ATOMIC_RELEASE);
 	for (unsigned w = 0; w < dp->n_workers; w++)
 		rte_eal_wait_lcore(dp->lcores[w].lcore_id);
+	of_handoff_free(dp);
 	of_ports_stop(dp);
 	return 0;
 }

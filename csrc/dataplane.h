@@ -15,6 +15,7 @@
 
 #define OF_NONE 0xFFFF
 
+struct of_handoff;
 struct rte_rcu_qsbr;
 struct rte_ring;
 
@@ -80,6 +81,7 @@ struct of_dp {
 	volatile int running;
 	unsigned n_workers;
 	struct of_lcore *lcores;	/* n_workers, cache aligned */
+	struct of_handoff *handoff;	/* the rings between several workers (handoff.h); NULL with one */
 };
 
 /* Per-lcore counting helpers. */
