@@ -35,7 +35,9 @@ class Sled:
         return self.dp.counters()
 
     def send(self, port: str, frames: list[bytes], timeout_s: float = 5.0) -> None:
-        """Inject frames and return once the workers have received and finished them."""
+        """Inject frames and return once the workers have received and finished them. With one
+        worker only: a frame handed to another worker may still wait on its ring (wait for what
+        leaves instead, as tests/test_multi_worker.py does)."""
         before = self._received()
         assert self.dp.inject(port, frames) == len(frames), "ring full"
         deadline = time.monotonic() + timeout_s
