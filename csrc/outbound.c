@@ -272,8 +272,11 @@ gateway_room(const struct rte_mbuf *m)
 	return rte_pktmbuf_is_contiguous(m) ? rte_pktmbuf_data_len(m) + rte_pktmbuf_tailroom(m) : 0;
 }
 
-/* handed_off: frames another worker received, counted and hashed (handoff.h); a constant once inlined. */
-static __rte_always_inline void
+/*
+ * handed_off: frames another worker received, counted and hashed (handoff.h). One copy for both
+ * callers, not one inlined into each: two copies would leave refresh_path a call per packet.
+ */
+static __rte_noinline void
 outbound_burst(struct of_dp *dp, struct of_lcore *lc, const struct of_tables *t,
 	       uint16_t port, struct rte_mbuf **pkts, uint16_t n, int handed_off)
 {
