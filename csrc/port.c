@@ -107,8 +107,9 @@ of_dp_add_ring_port(struct of_dp *dp, const char *name, enum of_port_role role, 
 	}
 	for (unsigned q = 0; q < RTE_PMD_RING_MAX_TX_RINGS; q++)
 		tx[q] = p->ring_tx;
-	/* The ring PMD names the device net_ring_<devname>. */
-	snprintf(devname, sizeof(devname), "of%u_%s", dp->instance, name);
+	/* The ring PMD names the device net_ring_<devname>, which must fit RTE_RING_NAMESIZE (28
+	 * characters): by instance and index, not by the port's name, which can be long. */
+	snprintf(devname, sizeof(devname), "of%u_%u", dp->instance, dp->n_ports);
 	port_id = rte_eth_from_rings(devname, p->ring_rx, n_rx_queues, tx, RTE_PMD_RING_MAX_TX_RINGS,
 				     (unsigned)SOCKET_ID_ANY);
 	if (port_id < 0) {
