@@ -22,6 +22,7 @@
 #include <rte_ring.h>
 
 #include "dataplane.h"
+#include "handoff.h"
 
 static __thread char last_error[256];
 static uint32_t instances;
@@ -235,6 +236,8 @@ of_dp_start(struct of_dp *dp, const unsigned *lcores, unsigned n_lcores)
 	}
 	rc = setup_lcores(dp, lcores, n_lcores);
 	if (rc == 0)
+		rc = of_handoff_create(dp);
+	if (rc == 0)
 		rc = of_ports_start(dp);
 	if (rc == 0) {
 		rc = of_links_watch(dp);
@@ -242,6 +245,7 @@ of_dp_start(struct of_dp *dp, const unsigned *lcores, unsigned n_lcores)
 			of_ports_stop(dp);
 	}
 	if (rc != 0) {
+		of_handoff_free(dp);
 		free_lcores(dp);
 		return rc;
 	}
@@ -278,6 +282,7 @@ of_dp_stop(struct of_dp *dp)
 		rte_eal_wait_lcore(dp->lcores[w].lcore_id);
 	/* Before the ports stop: stopping takes their links down, which is no news. */
 	of_links_unwatch(dp);
+	of_handoff_free(dp);
 	of_ports_stop(dp);
 	return 0;
 }
@@ -289,13 +294,18 @@ of_dp_quiesce(struct of_dp *dp)
 }
 
 int
-of_dp_ring_inject(struct of_dp *dp, uint16_t port, const uint8_t *data, const uint32_t *lens, unsigned n)
+of_dp_ring_inject(struct of_dp *dp, uint16_t port, uint16_t queue, const uint8_t *data, const uint32_t *lens,
+		  unsigned n)
 {
 	struct rte_mbuf *m;
 	unsigned done = 0;
 
-	if (port >= dp->n_ports || dp->ports[port].ring_rx == NULL) {
+	if (port >= dp->n_ports || dp->ports[port].ring_tx == NULL) {
 		of_set_error("port %u is not a ring port", port);
+		return -EINVAL;
+	}
+	if (queue >= dp->ports[port].n_ring_rx) {
+		of_set_error("ring port %u has no RX queue %u", port, queue);
 		return -EINVAL;
 	}
 	for (; done < n; data += lens[done], done++) {
@@ -305,7 +315,7 @@ of_dp_ring_inject(struct of_dp *dp, uint16_t port, const uint8_t *data, const ui
 		if (m == NULL)
 			break;
 		memcpy(rte_pktmbuf_append(m, (uint16_t)lens[done]), data, lens[done]);
-		if (rte_ring_enqueue(dp->ports[port].ring_rx, m) != 0) {
+		if (rte_ring_enqueue(dp->ports[port].ring_rx[queue], m) != 0) {
 			rte_pktmbuf_free(m);
 			break;
 		}

@@ -17,6 +17,7 @@
 
 #define OF_NONE 0xFFFF
 
+struct of_handoff;
 struct rte_rcu_qsbr;
 struct rte_ring;
 
@@ -29,7 +30,9 @@ struct of_port {
 	uint16_t uplink;		/* exception tap: the uplink it stands for */
 	uint16_t n_rxq;
 	struct rte_ether_addr mac;
-	struct rte_ring *ring_rx;	/* ring ports only */
+	/* Ring ports only: one RX ring per RX queue; every TX queue shares one MP/SC ring. */
+	uint16_t n_ring_rx;
+	struct rte_ring *ring_rx[RTE_PMD_RING_MAX_RX_RINGS];
 	struct rte_ring *ring_tx;
 	/* Link state, written under dp->link_lock (EAL interrupt thread, and start). */
 	uint8_t link_watched;		/* uplinks and guests; an exception tap is the kernel's */
@@ -95,6 +98,7 @@ struct of_dp {
 	volatile int running;
 	unsigned n_workers;
 	struct of_lcore *lcores;	/* n_workers, cache aligned */
+	struct of_handoff *handoff;	/* the rings between several workers (handoff.h); NULL with one */
 };
 
 /* Per-lcore counting helpers. */

@@ -8,6 +8,7 @@
 #include <rte_rcu_qsbr.h>
 
 #include "dataplane.h"
+#include "handoff.h"
 
 
 int
@@ -25,6 +26,9 @@ of_worker_main(void *arg)
 		const struct of_tables *t = __atomic_load_n(&dp->tables, __ATOMIC_ACQUIRE);
 
 		lc->now = rte_rdtsc();
+		/* Frames other workers passed on first: they arrived before this iteration's bursts. */
+		if (dp->handoff != NULL)
+			of_handoff_drain(dp, lc, t);
 		for (uint16_t i = 0; i < lc->n_rx; i++) {
 			uint16_t port = lc->rx[i].port;
 			uint16_t n = rte_eth_rx_burst(dp->ports[port].port_id, lc->rx[i].queue, pkts, burst);

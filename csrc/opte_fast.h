@@ -61,7 +61,9 @@ void of_dp_destroy(struct of_dp *dp);	/* stops, closes ports, frees */
 
 /* Ports, before of_dp_start. Return the port index (0..OF_MAX_PORTS-1). */
 int of_dp_add_port(struct of_dp *dp, const char *devargs, enum of_port_role role, const char *name);
-int of_dp_add_ring_port(struct of_dp *dp, const char *name, enum of_port_role role, uint32_t ring_size);
+/* A ring port: n_rx_queues RX rings (worker w polls queue w), one TX ring that every worker sends to. */
+int of_dp_add_ring_port(struct of_dp *dp, const char *name, enum of_port_role role, uint32_t ring_size,
+			uint16_t n_rx_queues);
 int of_dp_set_exception(struct of_dp *dp, uint16_t uplink, uint16_t exception_port);
 uint16_t of_dp_n_ports(const struct of_dp *dp);
 
@@ -71,8 +73,9 @@ int of_dp_stop(struct of_dp *dp);	/* waits for the lcores, flushes, stops ports 
 /* Wait until every worker has finished the loop iteration it is in (its frames flushed). */
 void of_dp_quiesce(struct of_dp *dp);
 
-/* Ring ports (tests, demo): frames in on the RX ring, frames out of the TX ring. */
-int of_dp_ring_inject(struct of_dp *dp, uint16_t port, const uint8_t *data, const uint32_t *lens, unsigned n);
+/* Ring ports (tests, demo): frames in on an RX queue's ring, frames out of the TX ring. */
+int of_dp_ring_inject(struct of_dp *dp, uint16_t port, uint16_t queue, const uint8_t *data, const uint32_t *lens,
+		      unsigned n);
 /* Dequeue up to max frames into buf (room bytes); lens[i] per frame. Returns the count. */
 int of_dp_ring_collect(struct of_dp *dp, uint16_t port, uint8_t *buf, uint32_t room, uint32_t *lens, unsigned max);
 

@@ -24,6 +24,7 @@
 #include "compat.h"
 #include "dataplane.h"
 #include "gateway.h"
+#include "handoff.h"
 #include "parse.h"
 #include "wire.h"
 
@@ -343,9 +344,13 @@ gateway_room(const struct rte_mbuf *m)
 	return rte_pktmbuf_is_contiguous(m) ? rte_pktmbuf_data_len(m) + rte_pktmbuf_tailroom(m) : 0;
 }
 
-void
-of_outbound_burst(struct of_dp *dp, struct of_lcore *lc, const struct of_tables *t,
-		  uint16_t port, struct rte_mbuf **pkts, uint16_t n)
+/*
+ * handed_off: frames another worker received, counted and hashed (handoff.h). One copy for both
+ * callers, not one inlined into each: two copies would leave refresh_path a call per packet.
+ */
+static __rte_noinline void
+outbound_burst(struct of_dp *dp, struct of_lcore *lc, const struct of_tables *t,
+	       uint16_t port, struct rte_mbuf **pkts, uint16_t n, int handed_off)
 {
 	const struct of_guest *guest = &t->guests[port];
 	struct of_inner_meta meta[OF_MAX_BURST];
@@ -356,7 +361,8 @@ of_outbound_burst(struct of_dp *dp, struct of_lcore *lc, const struct of_tables 
 	uint16_t n_ok = 0;
 	int removed = 0;	/* a flow was removed in this burst: entries[] may be stale */
 
-	lc->counters[OF_C_RX_GUEST] += n;
+	if (!handed_off)
+		lc->counters[OF_C_RX_GUEST] += n;
 	if (unlikely(!guest->valid)) {
 		for (uint16_t i = 0; i < n; i++)
 			of_drop(lc, OF_C_GUEST_UNCONFIGURED, pkts[i]);
@@ -405,12 +411,15 @@ of_outbound_burst(struct of_dp *dp, struct of_lcore *lc, const struct of_tables 
 	for (uint16_t i = 0; i < n_ok; i++) {
 		const uint8_t *data = rte_pktmbuf_mtod(ok[i], const uint8_t *);
 
-		hashes[i] = rte_hash_crc(keys[i], sizeof(*keys[i]), dp->cfg.hash_seed);
+		hashes[i] = handed_off ? ok[i]->hash.rss : rte_hash_crc(keys[i], sizeof(*keys[i]), dp->cfg.hash_seed);
 		/* The outer header goes into headroom no one has touched yet: fetch it for writing
 		 * (rte_prefetch0_write is still experimental in 22.11). */
 		__builtin_prefetch(data - OF_OUTER_HDR_LEN, 1, 3);
 		__builtin_prefetch(data - 1, 1, 3);
 	}
+	/* Several workers: only the flow's owner keeps a flow entry and forwards the flow's frames. */
+	if (!handed_off && dp->handoff != NULL)
+		n_ok = of_handoff_split(dp, lc, port, ok, meta, hashes, n_ok);
 	of_flow_lookup_bulk(lc->flows, keys, hashes, n_ok, entries);
 
 	for (uint16_t i = 0; i < ENTRY_PREFETCH_OFFSET && i < n_ok; i++)
@@ -473,6 +482,20 @@ of_outbound_burst(struct of_dp *dp, struct of_lcore *lc, const struct of_tables 
 				     (meta[i].tcp_flags & RTE_TCP_SYN_FLAG) ? 0 : e->closing;
 		encap_and_send(dp, lc, &e->path, m);
 	}
+}
+
+void
+of_outbound_burst(struct of_dp *dp, struct of_lcore *lc, const struct of_tables *t,
+		  uint16_t port, struct rte_mbuf **pkts, uint16_t n)
+{
+	outbound_burst(dp, lc, t, port, pkts, n, 0);
+}
+
+void
+of_outbound_handed_off_burst(struct of_dp *dp, struct of_lcore *lc, const struct of_tables *t,
+			     uint16_t port, struct rte_mbuf **pkts, uint16_t n)
+{
+	outbound_burst(dp, lc, t, port, pkts, n, 1);
 }
 
 /*

@@ -77,26 +77,42 @@ of_dp_add_port(struct of_dp *dp, const char *devargs, enum of_port_role role, co
 }
 
 int
-of_dp_add_ring_port(struct of_dp *dp, const char *name, enum of_port_role role, uint32_t ring_size)
+of_dp_add_ring_port(struct of_dp *dp, const char *name, enum of_port_role role, uint32_t ring_size,
+		    uint16_t n_rx_queues)
 {
 	char ring_name[RTE_RING_NAMESIZE];
 	char devname[RTE_DEV_NAME_MAX_LEN];
 	struct of_port *p = port_slot(dp, name, role);
+	struct rte_ring *tx[RTE_PMD_RING_MAX_TX_RINGS];
 	int port_id;
 
 	if (p == NULL)
 		return -EINVAL;
-	snprintf(ring_name, sizeof(ring_name), "of%u_%u_rx", dp->instance, dp->n_ports);
-	p->ring_rx = rte_ring_create(ring_name, ring_size, SOCKET_ID_ANY, RING_F_SP_ENQ | RING_F_SC_DEQ);
+	if (n_rx_queues == 0 || n_rx_queues > RTE_PMD_RING_MAX_RX_RINGS) {
+		of_set_error("port %s: a ring port has 1 to %d RX queues", name, RTE_PMD_RING_MAX_RX_RINGS);
+		return -EINVAL;
+	}
+	for (uint16_t q = 0; q < n_rx_queues; q++) {
+		snprintf(ring_name, sizeof(ring_name), "of%u_%u_rx%u", dp->instance, dp->n_ports, q);
+		p->ring_rx[q] = rte_ring_create(ring_name, ring_size, SOCKET_ID_ANY, RING_F_SP_ENQ | RING_F_SC_DEQ);
+		if (p->ring_rx[q] == NULL)
+			break;
+		p->n_ring_rx++;
+	}
+	/* Every worker sends on its own TX queue: all of them lead to one multi-producer ring. */
 	snprintf(ring_name, sizeof(ring_name), "of%u_%u_tx", dp->instance, dp->n_ports);
-	p->ring_tx = rte_ring_create(ring_name, ring_size, SOCKET_ID_ANY, RING_F_SP_ENQ | RING_F_SC_DEQ);
-	if (p->ring_rx == NULL || p->ring_tx == NULL) {
+	p->ring_tx = rte_ring_create(ring_name, ring_size, SOCKET_ID_ANY, RING_F_SC_DEQ);
+	if (p->n_ring_rx < n_rx_queues || p->ring_tx == NULL) {
 		of_set_error("port %s: cannot create rings of %u: %s", name, ring_size, rte_strerror(rte_errno));
 		goto fail;
 	}
-	/* The ring PMD names the device net_ring_<devname>. */
-	snprintf(devname, sizeof(devname), "of%u_%s", dp->instance, name);
-	port_id = rte_eth_from_rings(devname, &p->ring_rx, 1, &p->ring_tx, 1, (unsigned)SOCKET_ID_ANY);
+	for (unsigned q = 0; q < RTE_PMD_RING_MAX_TX_RINGS; q++)
+		tx[q] = p->ring_tx;
+	/* The ring PMD names the device net_ring_<devname>, which must fit RTE_RING_NAMESIZE (28
+	 * characters): by instance and index, not by the port's name, which can be long. */
+	snprintf(devname, sizeof(devname), "of%u_%u", dp->instance, dp->n_ports);
+	port_id = rte_eth_from_rings(devname, p->ring_rx, n_rx_queues, tx, RTE_PMD_RING_MAX_TX_RINGS,
+				     (unsigned)SOCKET_ID_ANY);
 	if (port_id < 0) {
 		of_set_error("port %s: cannot create a ring port: %s", name, rte_strerror(rte_errno));
 		goto fail;
@@ -108,8 +124,10 @@ of_dp_add_ring_port(struct of_dp *dp, const char *name, enum of_port_role role, 
 					    (uint8_t)dp->instance, (uint8_t)dp->n_ports } };
 	return dp->n_ports++;
 fail:
-	rte_ring_free(p->ring_rx);
+	for (uint16_t q = 0; q < p->n_ring_rx; q++)
+		rte_ring_free(p->ring_rx[q]);
 	rte_ring_free(p->ring_tx);
+	p->n_ring_rx = 0;
 	return -ENOMEM;
 }
 
@@ -185,7 +203,7 @@ port_start(struct of_dp *dp, struct of_port *p)
 	}
 	/* Virtual uplinks see frames for the switch's idea of our MAC; take them all. */
 	rte_eth_promiscuous_enable(p->port_id);
-	if (p->ring_rx == NULL)
+	if (p->ring_tx == NULL)
 		rte_eth_macaddr_get(p->port_id, &p->mac);
 	return 0;
 }
@@ -232,7 +250,8 @@ of_ports_close(struct of_dp *dp)
 		/* Removing the device flushes pcap files and frees its name for reuse. */
 		if (p->is_vdev && dev != NULL)
 			rte_dev_remove(dev);
-		rte_ring_free(p->ring_rx);
+		for (uint16_t q = 0; q < p->n_ring_rx; q++)
+			rte_ring_free(p->ring_rx[q]);
 		rte_ring_free(p->ring_tx);
 	}
 	dp->n_ports = 0;

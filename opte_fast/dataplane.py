@@ -64,10 +64,16 @@ def default_hash_seed(underlay: ipaddress.IPv6Address) -> int:
 def eal_args(workers: list[int], *, file_prefix: str, hugepages: bool = False, memory_mb: int = 512,
              pci: bool = False, extra: tuple[str, ...] = ()) -> list[str]:
     """EAL arguments for worker lcores `workers`: each pinned to its own CPU, the main
-    (control) thread free to run on every CPU so Python threads are never starved."""
+    (control) thread free to run on every CPU so Python threads are never starved.
+
+    Worker lcore w runs on CPU w. The main lcore floats, so the CPU its id would name is free:
+    the worker one past the last CPU runs there (`1-2` on a two-CPU machine: lcore 2 on CPU 0).
+    Any other lcore without its CPU is left for the EAL to refuse."""
     cpus = sorted(os.sched_getaffinity(0))
     main = next(i for i in range(128) if i not in workers)
-    lcores = [f"{main}@({','.join(map(str, cpus))})"] + [f"{w}@{w}" for w in workers]
+    spare = cpus[0] if cpus[0] not in workers else None
+    placed = {w: spare if w == cpus[-1] + 1 and spare is not None else w for w in workers}
+    lcores = [f"{main}@({','.join(map(str, cpus))})"] + [f"{w}@{placed[w]}" for w in workers]
     args = ["opte-fast", f"--lcores={','.join(lcores)}", f"--main-lcore={main}",
             f"--file-prefix={file_prefix}", "--log-level=lib.eal:error"]
     if hugepages:
@@ -182,8 +188,9 @@ class Dataplane:
         self._ports.append(PortInfo(index, name, role, devargs))
         return index
 
-    def add_ring_port(self, name: str, role: str, ring_size: int = 16384) -> int:
-        index = self._core.add_ring_port(name, ROLES[role], ring_size)
+    def add_ring_port(self, name: str, role: str, ring_size: int = 16384, rx_queues: int = 1) -> int:
+        """A port made of rings: `rx_queues` RX queues (worker w polls queue w), one TX ring."""
+        index = self._core.add_ring_port(name, ROLES[role], ring_size, rx_queues)
         self._ports.append(PortInfo(index, name, role, "ring"))
         return index
 
@@ -208,8 +215,8 @@ class Dataplane:
     def quiesce(self) -> None:
         self._core.quiesce()
 
-    def inject(self, port: str, frames: list[bytes]) -> int:
-        return self._core.inject(self.port_index(port), frames)
+    def inject(self, port: str, frames: list[bytes], queue: int = 0) -> int:
+        return self._core.inject(self.port_index(port), frames, queue)
 
     def collect(self, port: str, max_frames: int = 4096, frame_room: int | None = None) -> list[bytes]:
         """Up to `max_frames` frames waiting on a ring port's TX ring. `frame_room` bounds one

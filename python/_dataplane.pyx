@@ -138,8 +138,8 @@ cdef class Core:
     def add_port(self, devargs: str, role: int, name: str) -> int:
         return check(of_dp_add_port(self.live(), devargs.encode(), <of_port_role>role, name.encode()))
 
-    def add_ring_port(self, name: str, role: int, ring_size: int = 4096) -> int:
-        return check(of_dp_add_ring_port(self.live(), name.encode(), <of_port_role>role, ring_size))
+    def add_ring_port(self, name: str, role: int, ring_size: int = 4096, rx_queues: int = 1) -> int:
+        return check(of_dp_add_ring_port(self.live(), name.encode(), <of_port_role>role, ring_size, rx_queues))
 
     def set_exception(self, uplink: int, exception_port: int) -> None:
         check(of_dp_set_exception(self.live(), uplink, exception_port))
@@ -168,13 +168,13 @@ cdef class Core:
         with nogil:
             of_dp_quiesce(dp)
 
-    def inject(self, port: int, frames) -> int:
-        """Put frames on a ring port's RX ring; returns how many fitted."""
+    def inject(self, port: int, frames, queue: int = 0) -> int:
+        """Put frames on the ring of a ring port's RX queue; returns how many fitted."""
         data = b"".join(frames)
         lens = np.fromiter((len(f) for f in frames), dtype=np.uint32, count=len(frames))
         cdef const uint8_t[::1] d = data if data else b"\0"
         cdef uint32_t[::1] l = lens if len(lens) else np.zeros(1, np.uint32)
-        return check(of_dp_ring_inject(self.live(), port, &d[0], &l[0], len(frames)))
+        return check(of_dp_ring_inject(self.live(), port, queue, &d[0], &l[0], len(frames)))
 
     def collect(self, port: int, max_frames: int = 4096, frame_room: int = 16384) -> list:
         """Take every frame waiting on a ring port's TX ring (up to max_frames)."""

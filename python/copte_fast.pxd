@@ -51,7 +51,8 @@ cdef extern from "opte_fast.h" nogil:
     void of_dp_destroy(of_dp *dp)
 
     int of_dp_add_port(of_dp *dp, const char *devargs, of_port_role role, const char *name)
-    int of_dp_add_ring_port(of_dp *dp, const char *name, of_port_role role, uint32_t ring_size)
+    int of_dp_add_ring_port(of_dp *dp, const char *name, of_port_role role, uint32_t ring_size,
+                            uint16_t n_rx_queues)
     int of_dp_set_exception(of_dp *dp, uint16_t uplink, uint16_t exception_port)
     uint16_t of_dp_n_ports(const of_dp *dp)
 
@@ -59,7 +60,8 @@ cdef extern from "opte_fast.h" nogil:
     int of_dp_stop(of_dp *dp)
     void of_dp_quiesce(of_dp *dp)
 
-    int of_dp_ring_inject(of_dp *dp, uint16_t port, const uint8_t *data, const uint32_t *lens, unsigned n)
+    int of_dp_ring_inject(of_dp *dp, uint16_t port, uint16_t queue, const uint8_t *data, const uint32_t *lens,
+                          unsigned n)
     int of_dp_ring_collect(of_dp *dp, uint16_t port, uint8_t *buf, uint32_t room, uint32_t *lens, unsigned max)
 
     of_builder *of_builder_new(of_dp *dp)

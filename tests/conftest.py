@@ -35,8 +35,9 @@ def pytest_runtest_makereport(item, call):
 
 @pytest.fixture(scope="session")
 def eal():
+    """Worker lcores 1 and 2: most tests start one worker on lcore 1, multi-worker tests both."""
     remove_stale_runtime_dirs()
-    eal_init(eal_args([1], file_prefix=EAL_PREFIX, memory_mb=768))
+    eal_init(eal_args([1, 2], file_prefix=EAL_PREFIX, memory_mb=768))
     yield
     eal_cleanup()
     shutil.rmtree(f"/var/run/dpdk/{EAL_PREFIX}", ignore_errors=True)

@@ -153,7 +153,7 @@ class Sled:
 
 
 @contextlib.contextmanager
-def e2e_sled(mode: str) -> Iterator[Sled]:
+def e2e_sled(mode: str, workers: tuple[int, ...]) -> Iterator[Sled]:
     tag = secrets.token_hex(3)
     with boundary_lab(MODES[mode], guests=(GUEST,)) as lab, namespace("guest") as guest_ns:
         guest_if = f"oftg{tag}"
@@ -168,7 +168,7 @@ def e2e_sled(mode: str) -> Iterator[Sled]:
                 nexthops.append(Nexthop(f"uplink{i}", ipaddress.IPv6Address(f"fe80::{i + 1}"), link.nexthop_mac))
             sled = Sled(dp, lab, mode, guest_ns, guest_if, uplink_ifs, nexthops)
             dp.commit(sled.state())
-            dp.start([1])
+            dp.start(list(workers))
             # -- the uplink taps replace the lab's veths in br-ul ------------------------------
             for link, ifname in zip(lab.uplinks, uplink_ifs):
                 sw = link.switch
@@ -202,9 +202,11 @@ def e2e_sled(mode: str) -> Iterator[Sled]:
             dp.close()
 
 
-@pytest.fixture(params=sorted(MODES))
+# Two workers: the guest tap's two queues reach both, and flows are handed to their owner (handoff.h).
+@pytest.fixture(params=[(mode, (1,)) for mode in sorted(MODES)] + [("anycast", (1, 2))],
+                ids=lambda p: p[0] + ("-2-workers" if len(p[1]) > 1 else ""))
 def sled(request: pytest.FixtureRequest, eal: None) -> Iterator[Sled]:
-    with e2e_sled(request.param) as s:
+    with e2e_sled(*request.param) as s:
         yield s
 
 
@@ -516,17 +518,20 @@ def test_guest_reaches_the_internet_through_two_ovs_switches_and_survives_losing
         packets_at_failure = {p: f["packets"] for p, f in curl_flow_entries(dp).items()}
 
         # -- the switch fails ---------------------------------------------------------------------
-        sled.take_down(fi, si)
-        assert long.running() and any(o.stat().st_size < FILE_SIZE for o in long.outputs), \
-            "failover came after the transfers"
-        # A flow moves with its next packet: wait until each failed one has, in the flow table and
-        # on the survivor's uplink. A rate-limited download may pause, and a segment lost with the
-        # switch stalls its connection for an RTO, 200 ms doubling on every loss: a connection
-        # that lost two or three in a row sends its next packet seconds later.
-        during_failure = FlowWatch(dp, before)
-        destinations: dict[int, set[str]] = {}
-        parsed = 0
+        # Captured from before the failure: the packet that moves a failed flow may leave at once,
+        # and a connection that then stalls sends its next one seconds later.
         with lab.uplinks[si].switch.ns.capture(sled.uplink_ifs[si]) as capture:
+            sled.take_down(fi, si)
+            assert long.running() and any(o.stat().st_size < FILE_SIZE for o in long.outputs), \
+                "failover came after the transfers"
+            # A flow moves with its next packet: wait until each failed one has, in the flow table and
+            # on the survivor's uplink. A rate-limited download may pause, and a segment lost with the
+            # switch stalls its connection for an RTO, 200 ms doubling on every loss: a connection
+            # that lost two or three in a row sends its next packet seconds later.
+            during_failure = FlowWatch(dp, before)
+            destinations: dict[int, set[str]] = {}
+            parsed = 0
+
             def ended_before_failure(p: int) -> bool:
                 # Its transfer was over: it left the table (2 s after FIN) without a packet since.
                 return p not in during_failure.present and \

@@ -35,7 +35,9 @@ class Sled:
         return self.dp.counters()
 
     def send(self, port: str, frames: list[bytes], timeout_s: float = 5.0) -> None:
-        """Inject frames and return once the workers have received and finished them."""
+        """Inject frames and return once the workers have received and finished them. With one
+        worker only: a frame handed to another worker may still wait on its ring (wait for what
+        leaves instead, as tests/test_multi_worker.py does)."""
         before = self._received()
         assert self.dp.inject(port, frames) == len(frames), "ring full"
         deadline = time.monotonic() + timeout_s
@@ -53,19 +55,21 @@ class Sled:
 
 
 @contextmanager
-def ring_sled(state: DesiredState | None = None, n_uplinks: int = 2, state_dir: str | None = None, **options):
-    """A started data plane with ring ports guest0, uplink0..n-1, tables from `state`, bucket tables
-    saved in `state_dir` (if given)."""
+def ring_sled(state: DesiredState | None = None, n_uplinks: int = 2, workers: tuple[int, ...] = (1,),
+              guest_rx_queues: int = 1, state_dir: str | None = None, **options):
+    """A started data plane with ring ports guest0 (with `guest_rx_queues` RX queues), uplink0..n-1,
+    tables from `state`, on worker lcores `workers` (conftest's EAL has lcores 1 and 2), bucket
+    tables saved in `state_dir` (if given)."""
     state = state or default_state(n_uplinks)
     opts = DataplaneOptions(underlay_addr=state.underlay.addr, flow_capacity=options.pop("flow_capacity", 65536),
                             n_mbufs=8191, **options)
     dp = Dataplane(opts, state_dir=state_dir)
     try:
-        dp.add_ring_port("guest0", "guest")
+        dp.add_ring_port("guest0", "guest", rx_queues=guest_rx_queues)
         for i in range(n_uplinks):
             dp.add_ring_port(uplink(i), "uplink")
         dp.commit(state)
-        dp.start([1])
+        dp.start(list(workers))
         yield Sled(dp)
     finally:
         dp.close()
