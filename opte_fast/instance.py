@@ -31,6 +31,7 @@ def claim_file_prefix(prefix: str) -> Iterator[None]:
     """Hold `prefix` for the block; PrefixInUse if another instance holds it. On leaving, the
     lock file and the EAL's runtime directory (left behind even with --no-shconf) are removed."""
     LOCK_DIR.mkdir(mode=0o755, parents=True, exist_ok=True)
+    sweep_dead_instances()
     path = lock_path(prefix)
     while True:
         fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
@@ -54,6 +55,23 @@ def claim_file_prefix(prefix: str) -> Iterator[None]:
     finally:
         release_file_prefix(prefix)
         os.close(fd)
+
+
+def sweep_dead_instances() -> None:
+    """Remove what instances killed with SIGKILL left: a lock file nobody holds, and its prefix's
+    runtime directory. A lock is taken before the files go, so a live instance is never touched."""
+    for path in LOCK_DIR.glob("*.lock"):
+        try:
+            fd = os.open(path, os.O_RDWR | os.O_CLOEXEC)
+        except FileNotFoundError:
+            continue
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            release_file_prefix(path.name[:-len(".lock")])
+        except BlockingIOError:
+            pass  # alive
+        finally:
+            os.close(fd)
 
 
 def release_file_prefix(prefix: str) -> None:

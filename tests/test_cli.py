@@ -188,3 +188,17 @@ def test_a_stop_that_hangs_is_forced(second_signal):
     p = subprocess.run([sys.executable, "-c", program], timeout=30)
     assert p.returncode == 7
     assert time.monotonic() - t0 < (timeout_s if second_signal else 10)
+
+
+def test_what_a_killed_instance_left_is_swept_by_the_next_start(tmp_path):
+    prefix = f"oft-killed-{os.getpid()}"
+    sock = tmp_path / "killed.sock"
+    killed = start(tmp_path, prefix, "--control-socket", str(sock))
+    assert wait_for(sock.exists)
+    killed.kill()
+    killed.wait(30)
+    assert lock_path(prefix).exists() and runtime_dir(prefix).exists()  # nobody could remove them
+    p = run("run", "--config", str(tmp_path / f"{prefix}.toml"), "--file-prefix", f"{prefix}-next",
+            "--control-socket", str(tmp_path / "next.sock"), "--duration-s", "0.5")
+    assert p.returncode == 0, p.stderr
+    assert not lock_path(prefix).exists() and not runtime_dir(prefix).exists()
