@@ -11,12 +11,15 @@ from __future__ import annotations
 
 import ipaddress
 import os
+import shutil
 import struct
 import subprocess
+import tempfile
 import time
 from collections import Counter, defaultdict
 from pathlib import Path
 
+import pytest
 from scapy.all import IP, UDP, Ether, Raw, rdpcap, wrpcap
 from scapy.contrib.geneve import GENEVE
 
@@ -248,7 +251,15 @@ def test_each_flow_has_one_entry_in_the_table_of_the_worker_its_hash_names(eal):
     tr.check_order()
 
 
-def test_run_with_two_workers_forwards_each_flow_from_its_owner(tmp_path):
+@pytest.fixture
+def short_dir():
+    """DPDK 24.11 takes at most 128 bytes of devargs: pcap files with short paths."""
+    path = Path(tempfile.mkdtemp(prefix="oft-mw-"))
+    yield path
+    shutil.rmtree(path, ignore_errors=True)
+
+
+def test_run_with_two_workers_forwards_each_flow_from_its_owner(tmp_path, short_dir):
     """`opte-fast run --lcores 1-2`: a guest whose two RX queues (two pcap files) carry frames of the
     same flows, an uplink with a TX queue (a pcap file) per worker. Worker w sends on TX queue w, so
     each flow's frames all leave in the file of the worker its hash names, in the order each queue had."""
@@ -259,8 +270,8 @@ def test_run_with_two_workers_forwards_each_flow_from_its_owner(tmp_path):
             frame = (Ether(src="02:00:00:00:00:01", dst="a8:40:25:ff:00:01") / IP(src="10.0.0.2", dst=f"198.51.100.{i}")
                      / UDP(sport=1000 + i, dport=53) / Raw(struct.pack(">II", i, seq)))
             frames[(i + seq) % 2].append(frame)
-    rx = [tmp_path / f"guest-q{q}.pcap" for q in (0, 1)]
-    tx = [tmp_path / f"uplink-q{q}.pcap" for q in (0, 1)]
+    rx = [short_dir / f"g{q}.pcap" for q in (0, 1)]
+    tx = [short_dir / f"u{q}.pcap" for q in (0, 1)]
     for q in (0, 1):
         wrpcap(str(rx[q]), frames[q])
     cfg = tmp_path / "c.toml"
