@@ -192,12 +192,10 @@ def _same(actual: Any, wanted: str) -> bool:
 class ControlAPI:
     """The operations of OPS, on a controller, a data plane and a route source."""
 
-    def __init__(self, controller: Controller, dataplane: DataplaneAPI, route_source: Any,
-                 route_source_name: str, flow_scan_limit: int):
+    def __init__(self, controller: Controller, dataplane: DataplaneAPI, route_source: Any, flow_scan_limit: int):
         self.controller = controller
         self.dataplane = dataplane
         self.route_source = route_source
-        self.route_source_name = route_source_name
         self.flow_scan_limit = flow_scan_limit
         self.started = time.monotonic()
 
@@ -264,17 +262,11 @@ class ControlAPI:
         return self.dataplane.ports()
 
     def route_set(self, prefix, nexthops) -> dict:
-        self._routes_writable()
         return {"changed": self.controller.route_set(prefix, nexthops)}
 
     def route_clear(self, prefix) -> dict:
-        self._routes_writable()
         return {"changed": self.controller.route_clear(prefix)}
 
-    def _routes_writable(self) -> None:
-        if self.route_source_name == "netlink":
-            raise ValueError("routes follow the host routing table (route source netlink): change them there, "
-                             "or run with --route-source static or none")
 
 
 def _tep_result(addr: ipaddress.IPv6Address, up: bool, entries: int) -> dict:

@@ -185,7 +185,8 @@ class Controller:
 
     def _check_routes_settable(self) -> None:
         if self._host_routes is not None:
-            raise ValueError("routes follow the host routing table: change them there")
+            raise ValueError("routes follow the host routing table (route source netlink): change them there, "
+                             "or run with --route-source static or none")
 
     def _check_route(self, route: Route) -> None:
         paths = [(nh.uplink, nh.gateway) for nh in route.nexthops]

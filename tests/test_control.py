@@ -18,6 +18,7 @@ import time
 import pytest
 from click.testing import CliRunner
 from support.fake_dataplane import FakeDataplane
+from support.host_table import HostTable
 
 from opte_fast.config import PortSpec, load_config
 from opte_fast.control import OPS, VERSION, ControlAPI, ControlClient, ControlError, ControlServer
@@ -57,7 +58,9 @@ class Running:
         initial = DesiredState(UNDERLAY, v2b=(V2B(N("0.0.0.0/0"), (Tep(A("fd00:99::1")), Tep(A("fd00:99::2")))),),
                                routes=(ROUTE,))
         self.controller = Controller(self.dataplane, initial, ("uplink0", "uplink1"))
-        self.server = ControlServer(path, ControlAPI(self.controller, self.dataplane, NoRoutes(), route_source, 1000))
+        if route_source == "netlink":  # routes follow a host table, here one in memory
+            self.controller.follow_host_routes(HostTable(ROUTE))
+        self.server = ControlServer(path, ControlAPI(self.controller, self.dataplane, NoRoutes(), 1000))
         self.server.start()
 
     def ctl(self, *args: str) -> CliRunner.Result:

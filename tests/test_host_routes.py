@@ -6,10 +6,10 @@ tests/test_routesync.py drives the same through a network namespace.
 from __future__ import annotations
 
 import ipaddress
-from collections.abc import Iterable
 
 import pytest
 from support.fake_dataplane import FakeDataplane
+from support.host_table import HostTable
 
 from opte_fast.controller import Controller, RoutesRefused
 from opte_fast.state import V2B, V2P, DesiredState, Nexthop, Route, StableIds, Tep, Underlay
@@ -20,24 +20,6 @@ UPLINKS = ("uplink0", "uplink1")
 UP0 = Nexthop("uplink0", A("fe80::1"), "a8:40:25:00:00:01")
 UP1 = Nexthop("uplink1", A("fe80::2"), "a8:40:25:00:00:02")
 DOWN1 = Nexthop("uplink1", A("fe80::2"), "a8:40:25:00:00:02", up=False)
-
-
-class HostTable:
-    """A HostRoutes over a fixed set of routes, with a longest-prefix match."""
-
-    def __init__(self, *routes: Route):
-        self.routes = {r.prefix: r for r in routes}
-
-    def routes_for(self, addresses: Iterable[A]) -> tuple[Route, ...]:
-        answers = set()
-        for address in addresses:
-            holding = [p for p in self.routes if address in p]
-            if holding:
-                answers.add(self.routes[max(holding, key=lambda p: p.prefixlen)])
-        return tuple(sorted(answers))
-
-    def route(self, prefix: N) -> Route | None:
-        return self.routes.get(prefix)
 
 
 class LimitedDataplane(FakeDataplane):
