@@ -4,8 +4,7 @@ The C side (csrc/link.c) follows every uplink's DPDK link (the LSC
 interrupt where the PMD offers one, and a poll every 2 ms by an EAL alarm,
 never by a worker) and signals an eventfd on each change. `Links` stands
 between the Controller and the data plane: every commit goes through it
-with each nexthop through
-an uplink whose link is down marked down, so a nexthop is used only if its
+with each nexthop through an uplink whose link is down marked down, so a nexthop is used only if its
 route has it up and its uplink's link is up. Its thread waits on the
 eventfd; on a change it commits the last state again, which moves exactly
 the flows of those nexthops as a withdrawn route does (their generation
@@ -33,10 +32,8 @@ from typing import TextIO
 
 from . import taps
 from .pollthread import PollThread
-from .routesync import RouteSyncError
+from .routesync import CommitRetry, RouteSyncError
 from .state import DesiredState, Route
-
-RETRY_S = 0.1  # after a refused commit or tap change
 
 
 def with_links_down(state: DesiredState, down: frozenset[str]) -> DesiredState:
@@ -73,6 +70,7 @@ class Links:
         self._carrier: dict[str, bool] = dict.fromkeys(self._taps, True)  # as the kernel has it
         self._reaction_us: dict[str, float] = {}
         self._poll: PollThread | None = None
+        self._retry = CommitRetry("links: the link change", log)
 
     def __getattr__(self, name: str):
         return getattr(self._dataplane, name)
@@ -105,46 +103,50 @@ class Links:
         """Apply the links as they are now, then follow them in a thread."""
         if not self._follow:
             return
-        retry = not self._apply()
-        self._poll = PollThread("links", lambda: self._run(retry))
+        self._apply()
+        self._poll = PollThread("links", self._run)
         self._poll.start()
 
     def stop(self) -> None:
         if self._poll is not None:
             self._poll.stop()
 
-    def _run(self, retry: bool) -> None:
+    def _run(self) -> None:
         event_fd = self._dataplane.link_event_fd()
         poller = self._poll.poller(event_fd)
         while True:
-            poller.poll(RETRY_S * 1000 if retry else None)
+            poller.poll(self._retry.wait_ms())
             if self._poll.stopping.is_set():
                 return
             try:
                 os.read(event_fd, 8)
             except BlockingIOError:
                 pass
-            retry = not self._apply()
+            self._apply()
 
-    def _apply(self) -> bool:
-        """Commit and log what changed since the last call; False if something must be retried."""
+    def _apply(self) -> None:
+        """Commit and log what changed since the last call; a failure is retried with backoff."""
+        try:
+            self._commit_links()
+            self._follow_carriers()
+        except (OSError, ValueError, RuntimeError) as e:  # a refused commit, a tap that will not follow
+            self._retry.failed(e)
+        else:
+            self._retry.succeeded()
+
+    def _commit_links(self) -> None:
         with self._lock:
             links = {u: self._dataplane.link(u) for u in self._uplinks}
             down = frozenset(u for u, link in links.items() if not link["up"])
             changed = sorted(down ^ self._down)
             if changed:
-                try:
-                    if self._last is not None:
-                        self._dataplane.commit(with_links_down(self._last, down))
-                except Exception as e:  # a refused commit is retried, not fatal
-                    self._say(f"links: link change not applied, retrying: {e}")
-                    return False
+                if self._last is not None:
+                    self._dataplane.commit(with_links_down(self._last, down))
                 applied_ns = time.monotonic_ns()
                 self._down = down
                 for u in changed:
                     self._reaction_us[u] = (applied_ns - links[u]["changed_ns"]) / 1000
                     self._log_change(u, links[u])
-        return self._follow_carriers(down)
 
     def _log_change(self, uplink: str, link: dict) -> None:
         hops = sum(1 for r in (self._last.routes if self._last else ()) for n in r.nexthops if n.uplink == uplink)
@@ -156,16 +158,13 @@ class Links:
     def _say(self, line: str) -> None:
         print(f"opte-fast: {line}", file=self._log or sys.stderr, flush=True)
 
-    def _follow_carriers(self, down: frozenset[str]) -> bool:
-        ok = True
+    def _follow_carriers(self) -> None:
+        """Each uplink's kernel tap gets the uplink's link as its carrier."""
         for uplink, tap in self._taps.items():
-            on = uplink not in down
-            if self._carrier[uplink] == on:
-                continue
-            try:
-                taps.set_carrier(tap, self._netns, on)
+            on = uplink not in self._down
+            if self._carrier[uplink] != on:
+                try:
+                    taps.set_carrier(tap, self._netns, on)
+                except (taps.TapError, RouteSyncError, OSError) as e:
+                    raise RouteSyncError(f"cannot set the carrier of {tap}: {e}") from None
                 self._carrier[uplink] = on
-            except (taps.TapError, RouteSyncError, OSError) as e:
-                self._say(f"links: cannot set the carrier of {tap}: {e}")
-                ok = False
-        return ok

@@ -56,7 +56,7 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
-from typing import NamedTuple, Protocol
+from typing import NamedTuple, Protocol, TextIO
 
 from .controller import Controller
 from .pollthread import PollThread
@@ -501,16 +501,19 @@ def _setns(fd: int) -> int:
 
 
 class CommitRetry:
-    """When to try a refused commit again, and what has been said about it.
+    """When to try a refused change again, and what has been said about it.
 
-    The delay doubles from FIRST_S up to MAX_S while commits are refused. A
-    cause (the refusal's text) is logged the first time it is seen, not on
-    every attempt, and the recovery once.
+    The delay doubles from FIRST_S up to MAX_S while attempts fail. A cause
+    (the refusal's text) is logged the first time it is seen, not on every
+    attempt, and the recovery once. `subject` names what is retried in the log
+    lines ("route sync: routes"); they go to `log` (None: stderr).
     """
 
     FIRST_S, MAX_S = 0.05, 5.0
 
-    def __init__(self) -> None:
+    def __init__(self, subject: str = "route sync: routes", log: TextIO | None = None) -> None:
+        self.subject = subject
+        self._log = log
         self.due: float | None = None  # time.monotonic() of the next attempt; None: nothing pending
         self._delay_s = 0.0
         self._failures = 0
@@ -534,14 +537,16 @@ class CommitRetry:
             self._logged.add(cause)
             withdrawn = " (the withdrawn paths were taken out alone)" if getattr(
                 error, "withdrawals_applied", False) else ""
-            print(f"opte-fast: route sync: routes not applied: {cause}{withdrawn}; "
-                  f"trying again, at least every {self.MAX_S:g} s", file=sys.stderr)
+            self._say(f"{self.subject} not applied: {cause}{withdrawn}; trying again, at least every {self.MAX_S:g} s")
 
     def succeeded(self) -> None:
         if self.due is not None:
-            print(f"opte-fast: route sync: routes applied after {self._failures} refused commits", file=sys.stderr)
+            self._say(f"{self.subject} applied after {self._failures} refused commits")
         self.due, self._delay_s, self._failures = None, 0.0, 0
         self._logged.clear()
+
+    def _say(self, line: str) -> None:
+        print(f"opte-fast: {line}", file=self._log or sys.stderr, flush=True)
 
 
 class NetlinkRouteSync:
