@@ -98,12 +98,22 @@ def _commits(c: dict) -> Iterator[Metric]:
                             value=c["seconds_max"])
 
 
+# Route sync's counts (netlink source), by name: each counts up from the start.
+ROUTE_SYNC_COUNTS = {
+    "events": "kernel events received", "reads": "kernel tables read again",
+    "commits": "commits route sync made", "commit_failures": "commits the data plane refused (retried)",
+    "errors": "failures to read the kernel's tables (retried)",
+}
+
+
 def _route_sync(rs: dict) -> Iterator[Metric]:
-    """Route sync's own counts (events, commits, errors, …) and its event-to-commit latency."""
-    for key, value in rs.items():
-        if isinstance(value, bool) or not isinstance(value, int | float):
-            continue
-        yield GaugeMetricFamily(f"{PREFIX}_route_sync_{key}", f"route sync: {key.replace('_', ' ')}", value=value)
+    """Route sync's counts, the host table's size, and its event-to-commit latency."""
+    for key, help_text in ROUTE_SYNC_COUNTS.items():
+        if key in rs:
+            yield CounterMetricFamily(f"{PREFIX}_route_sync_{key}", f"route sync: {help_text}", value=rs[key])
+    if "host_routes" in rs:
+        yield GaugeMetricFamily(f"{PREFIX}_route_sync_host_routes", "routes in the host table route sync follows",
+                                value=rs["host_routes"])
     latency = rs.get("latency_us") or {}
     lat = GaugeMetricFamily(f"{PREFIX}_route_sync_latency_seconds",
                             "kernel event to data-plane commit, over recent events", labels=["quantile"])

@@ -44,13 +44,13 @@ def served(eal):
         server = MetricsServer(("127.0.0.1", 0), DataplaneCollector(api, sled.dp.counter_help,
                                                                     sled.dp.drop_counters, 65536))
         try:
-            yield sled, controller, server
+            yield sled, controller, api, server
         finally:
             server.stop()
 
 
 def test_counters_ports_paths_and_flows_move_with_traffic(served):
-    sled, controller, server = served
+    sled, controller, _, server = served
     before = scrape(server.port)
     assert before[("opte_fast_rx_guest_packets_total", ())] == 0
     assert before[("opte_fast_flow_table_capacity", ())] == 65536
@@ -83,6 +83,27 @@ def test_counters_ports_paths_and_flows_move_with_traffic(served):
     assert (("opte_fast_nexthop_up", gone)) not in moved  # withdrawn: no longer a member
     assert moved[("opte_fast_flows_migrated_total", ())] == out[1] // 2
     assert moved[("opte_fast_commits_total", ())] == 2 and moved[("opte_fast_commit_seconds_max", ())] > 0
+
+
+class RouteSyncCounts:
+    """A route source as the control API reads it: route sync's stats, nothing else."""
+
+    def stats(self) -> dict:
+        return {"source": "netlink", "netns": None, "host_routes": 1005, "events": 7, "reads": 9, "commits": 3,
+                "commit_failures": 1, "errors": 0, "latency_us": {"samples": 3, "p50": 30.0, "p99": 90.0, "max": 90.0}}
+
+
+def test_route_sync_counts_are_counters_the_table_size_and_latency_gauges(served):
+    _, _, api, server = served
+    api.route_source = RouteSyncCounts()
+    m = scrape(server.port)
+    assert {k: v for k, v in m.items() if k[0].startswith("opte_fast_route_sync")} == {
+        ("opte_fast_route_sync_events_total", ()): 7, ("opte_fast_route_sync_reads_total", ()): 9,
+        ("opte_fast_route_sync_commits_total", ()): 3, ("opte_fast_route_sync_commit_failures_total", ()): 1,
+        ("opte_fast_route_sync_errors_total", ()): 0, ("opte_fast_route_sync_host_routes", ()): 1005,
+        ("opte_fast_route_sync_latency_seconds", (("quantile", "0.5"),)): 30e-6,
+        ("opte_fast_route_sync_latency_seconds", (("quantile", "0.99"),)): 90e-6,
+        ("opte_fast_route_sync_latency_seconds", (("quantile", "1"),)): 90e-6}
 
 
 def test_metrics_listen_takes_an_address_and_port():
