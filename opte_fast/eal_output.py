@@ -8,6 +8,7 @@ stderr unchanged, on failure `explain` picks the lines that say what is wrong.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import ctypes
 import os
 import re
@@ -26,8 +27,10 @@ _MESSAGE = re.compile(r"([A-Za-z_][\w.]*(?:\(\))?): (.+)")
 _libc = ctypes.CDLL(None)
 
 
+@dataclasses.dataclass
 class Captured:
-    text = ""
+    """What the block printed; filled in when it ends."""
+    text: str = ""
 
 
 @contextlib.contextmanager
