@@ -8,8 +8,8 @@ stderr unchanged, on failure `explain` picks the lines that say what is wrong.
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import ctypes
+import dataclasses
 import os
 import re
 import sys
