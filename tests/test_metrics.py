@@ -2,7 +2,10 @@
 with prometheus_client's own parser: the figures move exactly as the traffic says."""
 from __future__ import annotations
 
+import json
 import os
+import pathlib
+import re
 import signal
 import socket
 import subprocess
@@ -138,3 +141,19 @@ def test_opte_fast_run_serves_metrics_until_it_stops(tmp_path):
         assert proc.wait(30) == 0
     with pytest.raises(OSError):
         scrape(port)
+
+
+DASHBOARD = pathlib.Path(__file__).resolve().parents[1] / "docs" / "grafana" / "opte-fast.json"
+
+
+def test_the_grafana_dashboard_queries_only_metrics_a_running_data_plane_serves(served):
+    sled, _, api, server = served
+    api.route_source = RouteSyncCounts()  # route sync's figures, as a netlink source serves them
+    sled.send("guest0", [guest_frame(i) for i in range(FLOWS)])
+    served_names = {name for name, _ in scrape(server.port)}
+    dashboard = json.loads(DASHBOARD.read_text())
+    exprs = [t["expr"] for p in dashboard["panels"] for t in p.get("targets", ())]
+    queried = {name for e in exprs for name in re.findall(r"\bopte_fast_\w+", e)}
+    assert {"opte_fast_nexthop_flows", "opte_fast_flows_migrated_total", "opte_fast_drops_total"} <= queried
+    assert queried - served_names == set()
+    assert all('instance=~"$instance"' in e for e in exprs)  # one host or several, as the variable says
