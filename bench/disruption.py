@@ -28,8 +28,8 @@ from collections import Counter
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from opte_fast.dataplane import Dataplane, DataplaneOptions, eal_args, eal_cleanup, eal_init  # noqa: E402
-from opte_fast.state import V2B, DesiredState, GuestPort, Nexthop, Route, Tep, Underlay  # noqa: E402
+from opte_fast.controlplane.dataplane import Dataplane, DataplaneOptions, eal_args, eal_cleanup, eal_init  # noqa: E402
+from opte_fast.controlplane.state import V2B, DesiredState, GuestPort, Nexthop, Route, Tep, Underlay  # noqa: E402
 
 UNDERLAY = ipaddress.IPv6Address("fd00:0:f7:101::1")
 TEP = ipaddress.IPv6Address("fd00:99::1")

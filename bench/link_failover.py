@@ -37,11 +37,11 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from opte_fast import taps  # noqa: E402
-from opte_fast.dataplane import Dataplane, DataplaneOptions, eal_args, eal_cleanup, eal_init  # noqa: E402
-from opte_fast.links import Links  # noqa: E402
-from opte_fast.routesync import in_netns  # noqa: E402
-from opte_fast.sample import GATEWAY_MAC, GUEST_IP4, GUEST_MAC, UNDERLAY, anycast_state  # noqa: E402
+from opte_fast.controlplane import taps  # noqa: E402
+from opte_fast.controlplane.dataplane import Dataplane, DataplaneOptions, eal_args, eal_cleanup, eal_init  # noqa: E402
+from opte_fast.controlplane.links import Links  # noqa: E402
+from opte_fast.controlplane.routesync import in_netns  # noqa: E402
+from opte_fast.tools.sample import GATEWAY_MAC, GUEST_IP4, GUEST_MAC, UNDERLAY, anycast_state  # noqa: E402
 
 PAYLOAD_OFF = 70 + 14 + 20 + 8  # outer headers, inner Ethernet, IPv4, UDP
 BATCH = 8

@@ -7,12 +7,12 @@ import threading
 
 import click
 
-from . import eal_output
-from .bench import bench
 from .config import Config, run_options
+from .controlplane import eal_output
 from .ctl import ctl
-from .demo import demo
-from .pmds import pmds
+from .tools.bench import bench
+from .tools.demo import demo
+from .tools.pmds import pmds
 
 
 def parse_lcores(text: str) -> list[int]:
@@ -30,7 +30,7 @@ def looks_like_pci(devargs: str) -> bool:
 
 
 def dataplane_options(config: Config):
-    from .dataplane import DataplaneOptions
+    from .controlplane.dataplane import DataplaneOptions
     o = config.options
     return DataplaneOptions(
         underlay_addr=o.underlay_addr, n_mbufs=o.mbufs, mbuf_cache=o.mbuf_cache, burst=o.burst,
@@ -54,8 +54,8 @@ def cli() -> None:
 def run(config: Config) -> None:
     """Start the data plane and serve until --duration-s ends or SIGINT/SIGTERM. A stop takes at
     most 10 s; past that, or on a second signal, it is forced (runtime files still removed)."""
-    from .daemon import STOP_TIMEOUT_S, handle_signals
-    from .instance import PrefixInUse, claim_file_prefix, release_file_prefix
+    from .controlplane.daemon import STOP_TIMEOUT_S, handle_signals
+    from .controlplane.instance import PrefixInUse, claim_file_prefix, release_file_prefix
 
     prefix = config.options.file_prefix or f"opte-fast-{os.getpid()}"
 
@@ -78,8 +78,8 @@ def run(config: Config) -> None:
 
 def _run(config: Config, prefix: str, stop: threading.Event) -> int:
     """The data plane's life inside the claimed prefix; the exit code."""
-    from .daemon import serve
-    from .dataplane import eal_cleanup
+    from .controlplane.daemon import serve
+    from .controlplane.dataplane import eal_cleanup
 
     # DPDK prints its reasons itself, over many lines: kept back, and the cause put in one line.
     with eal_output.captured() as dpdk:
@@ -108,9 +108,9 @@ class StartFailed(Exception):
 def _start(config: Config, prefix: str):
     """EAL, ports and the first tables, then the workers: a started Dataplane, or StartFailed
     with everything it had started undone."""
-    from . import taps
-    from .dataplane import Dataplane, DataplaneError, eal_args, eal_cleanup, eal_init
-    from .routesync import RouteSyncError
+    from .controlplane import taps
+    from .controlplane.dataplane import Dataplane, DataplaneError, eal_args, eal_cleanup, eal_init
+    from .controlplane.routesync import RouteSyncError
 
     o = config.options
     workers = parse_lcores(o.lcores)

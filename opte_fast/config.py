@@ -27,7 +27,7 @@ from typing import Any
 
 import click
 
-from .state import (
+from .controlplane.state import (
     BOUNDARY_SERVICES_VNI,
     V2B,
     V2P,

@@ -32,9 +32,9 @@ from dataclasses import dataclass, fields, is_dataclass
 from typing import Any
 
 from . import config as cfg
-from .controller import Controller
-from .pollthread import PollThread
-from .state import BOUNDARY_SERVICES_VNI, DataplaneAPI, Nexthop
+from .controlplane.controller import Controller
+from .controlplane.pollthread import PollThread
+from .controlplane.state import BOUNDARY_SERVICES_VNI, DataplaneAPI, Nexthop
 
 VERSION = 1
 MAX_REQUEST_BYTES = 1 << 20

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from opte_fast.dataplane import eal_args, eal_cleanup, eal_init
+from opte_fast.controlplane.dataplane import eal_args, eal_cleanup, eal_init
 from tests.support.cli import STATE_DIR_PREFIX
 
 EAL_PREFIX = f"oft-pytest-{os.getpid()}"

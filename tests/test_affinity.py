@@ -23,7 +23,7 @@ from scapy.all import UDP, Ether, IPv6, Raw
 from scapy.contrib.geneve import GENEVE
 
 from opte_fast import _dataplane
-from opte_fast.state import Nexthop, Route
+from opte_fast.controlplane.state import Nexthop, Route
 from tests.support.sled import GATEWAY_MAC, GUEST_IP4, GUEST_MAC, SWITCH_MACS, default_state, gateway, ring_sled, uplink
 
 N_BUCKETS = 4096

@@ -6,7 +6,7 @@ import os
 
 from click.testing import CliRunner
 
-from opte_fast.bench import DPDK_RUN_DIR, bench, prefixes
+from opte_fast.tools.bench import DPDK_RUN_DIR, bench, prefixes
 from tests.support.tools import needs_tools
 
 pytestmark = needs_tools("dpdk-testpmd")
@@ -29,7 +29,7 @@ def test_bench_json_smoke():
 
 
 def test_bench_without_testpmd(monkeypatch):
-    monkeypatch.setattr("opte_fast.bench.TESTPMD", "dpdk-testpmd-missing")
+    monkeypatch.setattr("opte_fast.tools.bench.TESTPMD", "dpdk-testpmd-missing")
     result = CliRunner().invoke(bench, ["--duration-s", "1", "--flows", "16"])
     assert result.exit_code == 1
     assert "install dpdk-dev" in result.output

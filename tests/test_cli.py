@@ -10,8 +10,8 @@ import pytest
 from scapy.all import IP, UDP, Ether, Raw, raw, rdpcap, wrpcap
 from scapy.contrib.geneve import GENEVE
 
-from opte_fast.dataplane import DataplaneError, eal_args, eal_init
-from opte_fast.instance import lock_path
+from opte_fast.controlplane.dataplane import DataplaneError, eal_args, eal_init
+from opte_fast.controlplane.instance import lock_path
 from tests.support.cli import OPTE_FAST, sled_toml
 
 
@@ -179,7 +179,7 @@ def test_sigterm_while_starting_stops_cleanly_and_leaves_nothing(tmp_path):
 def test_a_stop_that_hangs_is_forced(second_signal):
     # A process whose stop never finishes: the watchdog (or the second signal) must end it.
     timeout_s = 20.0 if second_signal else 1.0
-    program = ("import os, signal, threading, time; from opte_fast.daemon import handle_signals; "
+    program = ("import os, signal, threading, time; from opte_fast.controlplane.daemon import handle_signals; "
                f"stop = threading.Event(); handle_signals(stop, lambda: os._exit(7), stop_timeout_s={timeout_s}); "
                "os.kill(os.getpid(), signal.SIGTERM); stop.wait(); "
                f"{'os.kill(os.getpid(), signal.SIGINT); ' if second_signal else ''}"

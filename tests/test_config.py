@@ -11,7 +11,7 @@ import pytest
 from click.testing import CliRunner
 
 from opte_fast.config import OPTIONS, ConfigError, PortSpec, load_config, run_options, split_port_arg
-from opte_fast.state import V2B, V2P, DesiredState, GuestPort, Nexthop, Route, Tep, Underlay
+from opte_fast.controlplane.state import V2B, V2P, DesiredState, GuestPort, Nexthop, Route, Tep, Underlay
 
 EXAMPLE = pathlib.Path(__file__).resolve().parents[1] / "docs" / "config-example.toml"
 A = ipaddress.ip_address

@@ -13,7 +13,7 @@ from types import SimpleNamespace
 import pytest
 from scapy.all import IP, UDP, Ether
 
-from opte_fast.demo import (
+from opte_fast.tools.demo import (
     FRAME_LEN,
     GATEWAY_MAC,
     GUEST_IP4,

@@ -50,8 +50,8 @@ from pathlib import Path
 
 import pytest
 
-from opte_fast.dataplane import Dataplane, DataplaneOptions
-from opte_fast.state import V2B, DesiredState, GuestPort, Nexthop, Route, Tep, Underlay
+from opte_fast.controlplane.dataplane import Dataplane, DataplaneOptions
+from opte_fast.controlplane.state import V2B, DesiredState, GuestPort, Nexthop, Route, Tep, Underlay
 from tests.support.geneve import BOUNDARY_VNI, GENEVE_PORT
 from tests.support.netns import Frame, Netns, namespace, run
 from tests.support.ovs import GATEWAY_V4, TEP, BoundaryLab, Guest, Internet, boundary_lab

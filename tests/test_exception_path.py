@@ -34,7 +34,7 @@ from scapy.all import UDP, Ether, ICMPv6ND_NA, ICMPv6ND_NS, ICMPv6NDOptDstLLAddr
 from scapy.layers.inet import IP
 from scapy.layers.inet6 import in6_chksum, in6_getnsma, in6_getnsmac
 
-from opte_fast.dataplane import Dataplane, DataplaneError, DataplaneOptions
+from opte_fast.controlplane.dataplane import Dataplane, DataplaneError, DataplaneOptions
 from tests.support.cli import OPTE_FAST, sled_toml
 from tests.support.geneve import BOUNDARY_MAC, encapsulate
 from tests.support.netns import Netns, namespace, run

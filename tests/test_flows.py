@@ -9,7 +9,7 @@ import time
 import pytest
 from scapy.all import ARP, GRE, ICMP, IP, TCP, UDP, Ether, IPv6, Raw, raw
 
-from opte_fast.state import V2B, Tep
+from opte_fast.controlplane.state import V2B, Tep
 from tests.support.sled import (
     GATEWAY_MAC,
     GUEST_IP4,

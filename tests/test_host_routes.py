@@ -11,8 +11,8 @@ import pytest
 from support.fake_dataplane import FakeDataplane
 from support.host_table import HostTable
 
-from opte_fast.controller import Controller, RoutesRefused
-from opte_fast.state import V2B, V2P, DesiredState, Nexthop, Route, StableIds, Tep, Underlay
+from opte_fast.controlplane.controller import Controller, RoutesRefused
+from opte_fast.controlplane.state import V2B, V2P, DesiredState, Nexthop, Route, StableIds, Tep, Underlay
 
 A = ipaddress.IPv6Address
 N = ipaddress.IPv6Network

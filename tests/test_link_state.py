@@ -31,12 +31,12 @@ from scapy.layers.inet import IP
 from support.fake_dataplane import FakeDataplane
 
 from opte_fast.config import PortSpec
-from opte_fast.controller import Controller
-from opte_fast.dataplane import Dataplane, DataplaneOptions
-from opte_fast.links import Links
-from opte_fast.routesync import in_netns
-from opte_fast.sample import TEP_PREFIX
-from opte_fast.state import Nexthop, Route
+from opte_fast.controlplane.controller import Controller
+from opte_fast.controlplane.dataplane import Dataplane, DataplaneOptions
+from opte_fast.controlplane.links import Links
+from opte_fast.controlplane.routesync import in_netns
+from opte_fast.controlplane.state import Nexthop, Route
+from opte_fast.tools.sample import TEP_PREFIX
 from tests.support.cli import OPTE_FAST, sled_toml
 from tests.support.netns import namespace
 from tests.support.sled import GATEWAY_MAC, GUEST_IP4, GUEST_MAC, UNDERLAY, default_state, uplink

@@ -19,11 +19,11 @@ from support.sled import ring_sled
 
 from opte_fast.config import ConfigError, load_config
 from opte_fast.control import ControlAPI
-from opte_fast.controller import Controller
-from opte_fast.demo import guest_frame
-from opte_fast.metrics import DataplaneCollector, MetricsServer
-from opte_fast.routesync import NoRoutes
-from opte_fast.sample import TEP, anycast_state
+from opte_fast.controlplane.controller import Controller
+from opte_fast.controlplane.metrics import DataplaneCollector, MetricsServer
+from opte_fast.controlplane.routesync import NoRoutes
+from opte_fast.tools.demo import guest_frame
+from opte_fast.tools.sample import TEP, anycast_state
 
 FLOWS = 64
 

@@ -11,8 +11,8 @@ import pytest
 from scapy.all import ICMP, IP, TCP, UDP, Ether, ICMPv6EchoRequest, IPv6, Raw, raw
 from scapy.contrib.geneve import GENEVE
 
-from opte_fast.dataplane import default_hash_seed
-from opte_fast.state import V2P
+from opte_fast.controlplane.dataplane import default_hash_seed
+from opte_fast.controlplane.state import V2P
 from tests.support.sled import (
     GATEWAY_MAC,
     GUEST_IP4,

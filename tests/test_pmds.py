@@ -1,4 +1,4 @@
-"""opte_fast.pmds against the DPDK installed on this machine."""
+"""opte_fast.tools.pmds against the DPDK installed on this machine."""
 from __future__ import annotations
 
 import json
@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from opte_fast import pmds as pmds_module
-from opte_fast.pmds import DpdkMissing, Pmd, find_pmds_dir, list_pmds, parse_devargs_params, pmds
+from opte_fast.tools import pmds as pmds_module
+from opte_fast.tools.pmds import DpdkMissing, Pmd, find_pmds_dir, list_pmds, parse_devargs_params, pmds
 
 FIELDS = {"name", "kind", "params", "kmods", "pci_ids", "library"}
 

@@ -14,7 +14,7 @@ import ipaddress
 
 from scapy.all import IP, UDP, Ether, Raw, raw
 
-from opte_fast.state import V2B, V2P, Nexthop, Route, Tep
+from opte_fast.controlplane.state import V2B, V2P, Nexthop, Route, Tep
 from tests.support.sled import GATEWAY_MAC, GUEST_IP4, GUEST_MAC, GUEST_VNI, default_state, gateway, ring_sled, uplink
 
 A = ipaddress.IPv6Address("fd00:99::1")          # the sample sled's TEP, route fd00:99::/64

@@ -24,8 +24,8 @@ import numpy as np
 import pytest
 from scapy.all import IP, UDP, Ether, Raw, raw, wrpcap
 
-from opte_fast.bucketstore import FILE_NAME, BucketStore, SavedTable
-from opte_fast.state import V2B, V2P, Nexthop, Route, Tep
+from opte_fast.controlplane.bucketstore import FILE_NAME, BucketStore, SavedTable
+from opte_fast.controlplane.state import V2B, V2P, Nexthop, Route, Tep
 from tests.support.cli import OPTE_FAST, sled_toml
 from tests.support.sled import (
     GATEWAY_MAC,

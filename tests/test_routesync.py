@@ -26,9 +26,9 @@ from support.fake_dataplane import FakeDataplane
 
 from opte_fast.config import load_config
 from opte_fast.control import ControlClient
-from opte_fast.controller import Controller
-from opte_fast.daemon import serve
-from opte_fast.routesync import (
+from opte_fast.controlplane.controller import Controller
+from opte_fast.controlplane.daemon import serve
+from opte_fast.controlplane.routesync import (
     NO_MAC,
     KernelRoute,
     KernelTables,
@@ -41,7 +41,7 @@ from opte_fast.routesync import (
     parse_route,
     routes_for,
 )
-from opte_fast.state import V2B, DesiredState, Nexthop, Route, Tep, Underlay
+from opte_fast.controlplane.state import V2B, DesiredState, Nexthop, Route, Tep, Underlay
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="needs root for network namespaces")
 
@@ -356,7 +356,7 @@ def test_a_withdrawn_path_leaves_the_data_plane_under_a_large_host_table(netns, 
     """Issue #10's report: fd00:99::/64 over both uplinks, then 2,000 more two-path routes; when one
     path of fd00:99::/64 is withdrawn, the data plane must stop using it. The real data plane's
     id space (1,023 nexthops) cannot hold every host route, only those to the TEP."""
-    from opte_fast.dataplane import Dataplane, DataplaneOptions
+    from opte_fast.controlplane.dataplane import Dataplane, DataplaneOptions
 
     sockdir = tempfile.mkdtemp(prefix="of-rs-")
     path = os.path.join(sockdir, "s.sock")

@@ -12,7 +12,7 @@ import collections
 import dataclasses
 import threading
 
-from opte_fast.sample import TEP_PREFIX
+from opte_fast.tools.sample import TEP_PREFIX
 from tests.support.sled import default_state, ring_sled
 
 N_UPLINKS = 4

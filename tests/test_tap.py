@@ -24,8 +24,8 @@ from scapy.layers.inet import ICMP, IP, UDP
 from scapy.layers.inet6 import IPv6
 from scapy.layers.l2 import Ether
 
-from opte_fast.dataplane import Dataplane, DataplaneOptions
-from opte_fast.state import V2B, DesiredState, GuestPort, Nexthop, Route, Tep, Underlay
+from opte_fast.controlplane.dataplane import Dataplane, DataplaneOptions
+from opte_fast.controlplane.state import V2B, DesiredState, GuestPort, Nexthop, Route, Tep, Underlay
 from tests.support.geneve import BOUNDARY_MAC, BOUNDARY_VNI, GENEVE_PORT, decode, encapsulate
 from tests.support.netns import Frame, Netns, namespace, run
 from tests.support.sled import (

@@ -16,7 +16,7 @@ import time
 from collections.abc import Sequence
 
 from opte_fast.config import PortSpec
-from opte_fast.state import DesiredState, StableIds
+from opte_fast.controlplane.state import DesiredState, StableIds
 
 COUNTERS_DEF = pathlib.Path(__file__).resolve().parents[2] / "csrc" / "counters.def"
 COUNTER_NAMES = tuple(re.findall(r'^OF_(?:COUNTER|DROP)\(\w+,\s*"(\w+)"', COUNTERS_DEF.read_text(), re.M))

@@ -4,7 +4,7 @@ from __future__ import annotations
 import ipaddress
 from collections.abc import Iterable
 
-from opte_fast.state import Route
+from opte_fast.controlplane.state import Route
 
 A = ipaddress.IPv6Address
 N = ipaddress.IPv6Network

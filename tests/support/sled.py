@@ -5,8 +5,9 @@ import time
 from contextlib import contextmanager
 from dataclasses import replace
 
-from opte_fast.dataplane import Dataplane, DataplaneOptions
-from opte_fast.sample import (
+from opte_fast.controlplane.dataplane import Dataplane, DataplaneOptions
+from opte_fast.controlplane.state import DesiredState
+from opte_fast.tools.sample import (
     GATEWAY_MAC,
     GUEST_IP4,
     GUEST_IP6,
@@ -19,7 +20,6 @@ from opte_fast.sample import (
     switch_mac,
     uplink_name,
 )
-from opte_fast.state import DesiredState
 
 SWITCH_MACS = [switch_mac(i) for i in range(16)]
 gateway = switch_gateway

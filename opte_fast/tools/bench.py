@@ -100,7 +100,7 @@ class Setup:
                    max(flows, 1024))
 
     def eal(self, prefix: str, argv0: str) -> list[str]:
-        from .dataplane import eal_args
+        from ..controlplane.dataplane import eal_args
         args = eal_args([WORKER_LCORE], file_prefix=prefix, hugepages=self.hugepages, memory_mb=self.memory_mb)
         return [argv0, *args[1:]]
 
@@ -267,8 +267,8 @@ def measure_ceiling(setup: Setup, prefix: str, startup_timeout_s: float = 60.0) 
 def _worker() -> None:
     """The opte-fast side, in its own process (its own EAL): prints one JSON line."""
     cfg = json.loads(sys.argv[1])
-    from . import _dataplane
-    from .dataplane import Dataplane, DataplaneError, DataplaneOptions, eal_cleanup, eal_init
+    from .. import _dataplane
+    from ..controlplane.dataplane import Dataplane, DataplaneError, DataplaneOptions, eal_cleanup, eal_init
     try:
         eal_init(cfg["eal"])
     except DataplaneError as e:
@@ -316,7 +316,7 @@ def measure_opte_fast(setup: Setup, prefix: str, seconds: float) -> Measurement:
     cfg = {"eal": setup.eal(prefix, "opte-fast-bench"), "source": SOURCE_DEVARGS.format(pcap=setup.pcap),
            "sink": SINK_DEVARGS, "n_mbufs": setup.n_mbufs, "flow_capacity": setup.flow_capacity,
            "warmup": setup.warmup, "seconds": seconds}
-    cmd = [sys.executable, "-c", "from opte_fast.bench import _worker; _worker()", json.dumps(cfg)]
+    cmd = [sys.executable, "-c", "from opte_fast.tools.bench import _worker; _worker()", json.dumps(cfg)]
     env = dict(os.environ)
     root = str(Path(__file__).resolve().parent.parent)
     env["PYTHONPATH"] = os.pathsep.join(p for p in (root, env.get("PYTHONPATH")) if p)

@@ -40,7 +40,7 @@ differ; answering the controller costs one dict lookup per address and
 prefix length. An event that changes routes is then bounded by the dump of
 the table: about 1.7 µs a route on a 2-vCPU VM, roughly half of it the
 kernel's. Figures for 1,000 to 100,000 routes are in the README
-(`python3 -m opte_fast.bench_routesync`).
+(`python3 -m opte_fast.tools.bench_routesync`).
 """
 from __future__ import annotations
 

@@ -1,6 +1,6 @@
 """Route sync latency: a path withdrawn in the kernel to the data plane's commit, at several table sizes.
 
-    python3 -m opte_fast.bench_routesync [--routes 1000,10000,100000] [--withdrawals 20]
+    python3 -m opte_fast.tools.bench_routesync [--routes 1000,10000,100000] [--withdrawals 20]
 
 For each size it makes a network namespace with two uplinks (veth pairs) and
 known neighbours, and installs that many IPv6 routes with `ip -6 -batch` from
@@ -30,10 +30,10 @@ import time
 
 import click
 
-from .controller import Controller
-from .dataplane import Dataplane, DataplaneOptions, eal_args, eal_cleanup, eal_init
-from .routesync import NetlinkRouteSync
-from .state import V2B, V2P, DesiredState, Tep, Underlay
+from ..controlplane.controller import Controller
+from ..controlplane.dataplane import Dataplane, DataplaneOptions, eal_args, eal_cleanup, eal_init
+from ..controlplane.routesync import NetlinkRouteSync
+from ..controlplane.state import V2B, V2P, DesiredState, Tep, Underlay
 
 UPLINKS = ("uplink0", "uplink1")
 UNDERLAY = ipaddress.IPv6Address("fd00:1::1")

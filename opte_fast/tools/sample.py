@@ -9,7 +9,7 @@ from __future__ import annotations
 import ipaddress
 import struct
 
-from .state import V2B, DesiredState, GuestPort, Nexthop, Route, Tep, Underlay
+from ..controlplane.state import V2B, DesiredState, GuestPort, Nexthop, Route, Tep, Underlay
 
 UNDERLAY = ipaddress.IPv6Address("fd00:0:f7:101::1")
 GUEST_PORT = "guest0"

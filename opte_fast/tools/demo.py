@@ -523,8 +523,8 @@ def demo(duration_s: float, flows: int, nexthops: int, rate_pps: int, lcore: int
 
 
 def run_demo(args: DemoArgs, view: View) -> int:
-    from . import _dataplane
-    from .dataplane import Dataplane, DataplaneError, DataplaneOptions, eal_args, eal_cleanup, eal_init
+    from .. import _dataplane
+    from ..controlplane.dataplane import Dataplane, DataplaneError, DataplaneOptions, eal_args, eal_cleanup, eal_init
 
     prefix = f"opte-fast-demo-{os.getpid()}"
     n_total = args.flows + args.new_flows

@@ -18,8 +18,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from . import _dataplane
-from ._dataplane import DataplaneError, eal_cleanup, eal_init
+from .. import _dataplane
+from .._dataplane import DataplaneError, eal_cleanup, eal_init
 from .bucketstore import NO_MEMBER, BucketStore, SavedTable, TableKey
 from .state import DesiredState, IPAddress, IPNetwork, StableIds
 
