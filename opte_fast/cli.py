@@ -7,7 +7,8 @@ import threading
 
 import click
 
-from .config import Config, run_options
+from .config.flags import run_options
+from .config.loader import Config
 from .controlplane import eal_output
 from .ctl import ctl
 from .tools.bench import bench

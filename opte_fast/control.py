@@ -31,7 +31,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, fields, is_dataclass
 from typing import Any
 
-from . import config as cfg
+from .config import values as cfg
+from .config.loader import NEXTHOP_KEYS
 from .controlplane.controller import Controller
 from .controlplane.pollthread import PollThread
 from .controlplane.state import BOUNDARY_SERVICES_VNI, DataplaneAPI, Nexthop
@@ -72,7 +73,7 @@ def _nexthop_list(value: Any) -> tuple[Nexthop, ...]:
         raise cfg.BadValue("expected a non-empty list of {uplink, gateway, mac} objects")
     out = []
     for h in value:
-        if not isinstance(h, dict) or set(h) != cfg.NEXTHOP_KEYS or not isinstance(h["uplink"], str):
+        if not isinstance(h, dict) or set(h) != NEXTHOP_KEYS or not isinstance(h["uplink"], str):
             raise cfg.BadValue(f"expected a nexthop object with exactly uplink, gateway, mac, got {h!r}")
         out.append(Nexthop(h["uplink"], cfg.gateway_value(h["gateway"]), cfg.mac_value(h["mac"])))
     return tuple(out)

@@ -10,7 +10,9 @@ import click
 import pytest
 from click.testing import CliRunner
 
-from opte_fast.config import OPTIONS, ConfigError, PortSpec, load_config, run_options, split_port_arg
+from opte_fast.config.flags import run_options
+from opte_fast.config.loader import ConfigError, PortSpec, load_config, split_port_arg
+from opte_fast.config.options import OPTIONS
 from opte_fast.controlplane.state import V2B, V2P, DesiredState, GuestPort, Nexthop, Route, Tep, Underlay
 
 EXAMPLE = pathlib.Path(__file__).resolve().parents[1] / "docs" / "config-example.toml"

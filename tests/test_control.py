@@ -20,7 +20,7 @@ from click.testing import CliRunner
 from support.fake_dataplane import FakeDataplane
 from support.host_table import HostTable
 
-from opte_fast.config import PortSpec, load_config
+from opte_fast.config.loader import PortSpec, load_config
 from opte_fast.control import OPS, VERSION, ControlAPI, ControlClient, ControlError, ControlServer
 from opte_fast.controlplane.controller import Controller, NotFound
 from opte_fast.controlplane.daemon import serve
@@ -528,7 +528,7 @@ def test_serve_stops_after_its_duration_and_prints_stats(sockdir):
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
 def test_serve_stops_on_a_signal_and_removes_its_socket(sockdir, sig):
     path = os.path.join(sockdir, "sig.sock")
-    program = ("import sys; from opte_fast.config import load_config; from opte_fast.controlplane.daemon import serve; "
+    program = ("import sys; from opte_fast.config.loader import load_config; from opte_fast.controlplane.daemon import serve; "
                "from support.fake_dataplane import FakeDataplane; "
                f"c = load_config(None, {{'underlay_addr': 'fd00:1::1', 'route_source': 'none', "
                f"'control_socket': {path!r}}}); sys.exit(serve(c, FakeDataplane()))")

@@ -30,7 +30,7 @@ from scapy.all import UDP, Ether, Raw, raw
 from scapy.layers.inet import IP
 from support.fake_dataplane import FakeDataplane
 
-from opte_fast.config import PortSpec
+from opte_fast.config.loader import PortSpec
 from opte_fast.controlplane.controller import Controller
 from opte_fast.controlplane.dataplane import Dataplane, DataplaneOptions
 from opte_fast.controlplane.links import Links

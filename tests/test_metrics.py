@@ -17,7 +17,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from support.cli import OPTE_FAST, sled_toml
 from support.sled import ring_sled
 
-from opte_fast.config import ConfigError, load_config
+from opte_fast.config.loader import ConfigError, load_config
 from opte_fast.control import ControlAPI
 from opte_fast.controlplane.controller import Controller
 from opte_fast.controlplane.metrics import DataplaneCollector, MetricsServer

@@ -15,7 +15,7 @@ import time
 from collections.abc import Callable
 from typing import TextIO
 
-from ..config import Config
+from ..config.loader import Config
 from ..control import ControlAPI, ControlServer
 from .controller import Controller
 from .links import Links

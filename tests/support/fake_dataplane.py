@@ -15,7 +15,7 @@ import threading
 import time
 from collections.abc import Sequence
 
-from opte_fast.config import PortSpec
+from opte_fast.config.loader import PortSpec
 from opte_fast.controlplane.state import DesiredState, StableIds
 
 COUNTERS_DEF = pathlib.Path(__file__).resolve().parents[2] / "csrc" / "counters.def"

@@ -1,0 +1,121 @@
+"""`OPTIONS`: the one table of run tunables. It gives every TOML key (table and name), its
+type, unit, range and default, and the click flag that overrides it (config/flags.py adds
+them all to `opte-fast run`; config/loader.py reads them from the file)."""
+from __future__ import annotations
+
+import dataclasses
+import ipaddress
+from dataclasses import dataclass
+from typing import Any
+
+from .values import NAME, Bool, Choice, Int, ListenAddress, Number, PortRange, Text, TextList, UnicastV6
+
+
+@dataclass(frozen=True)
+class Option:
+    """One tunable: Options field `name`, TOML key `[table] key`, click flag `flag`."""
+    name: str
+    table: str
+    kind: Any
+    default: Any
+    help: str
+    key: str = ""
+    flag: str = ""
+    pytype: Any = None
+
+    @property
+    def toml_key(self) -> str:
+        return self.key or self.name
+
+    @property
+    def where(self) -> str:
+        return f"{self.table}.{self.toml_key}"
+
+    @property
+    def flag_name(self) -> str:
+        return self.flag or "--" + self.name.replace("_", "-")
+
+
+LCORE_LIST = r"\d+(-\d+)?(,\d+(-\d+)?)*"
+
+OPTIONS: tuple[Option, ...] = (
+    # [eal]: how DPDK starts
+    Option("lcores", "eal", Text("an lcore list like 1 or 1-3 or 1,3", LCORE_LIST, "LIST"), "1",
+           "worker lcores (the main lcore runs the control plane)", pytype=str),
+    Option("hugepages", "eal", Bool(), False,
+           "use hugepages; without them EAL runs with --no-huge -m MEMORY_MB", pytype=bool),
+    Option("memory_mb", "eal", Int(64, 1 << 20), 2048,
+           "EAL memory in MiB (a million-flow table per worker needs about 600)", pytype=int),
+    Option("file_prefix", "eal", Text("a file prefix of letters, digits, '-', '_', '.'", r"[A-Za-z0-9_.-]+", "PREFIX"),
+           None, "EAL --file-prefix [default: opte-fast-<pid>]", pytype=str),
+    Option("eal_args", "eal", TextList("EAL arguments"), (), "extra EAL argument, passed through (repeatable)",
+           key="args", flag="--eal-arg", pytype=tuple),
+    # [dataplane]: rings, pools, tables, timeouts
+    Option("burst", "dataplane", Int(1, 512), 32, "packets per rx/tx burst", pytype=int),
+    Option("rx_desc", "dataplane", Int(64, 32768), 1024, "rx descriptors per queue", pytype=int),
+    Option("tx_desc", "dataplane", Int(64, 32768), 1024, "tx descriptors per queue", pytype=int),
+    Option("mbufs", "dataplane", Int(1023, 1 << 26), 16383, "mbufs in the packet pool", pytype=int),
+    # DPDK wants cache * 1.5 <= mbufs: these two ranges guarantee it
+    Option("mbuf_cache", "dataplane", Int(0, 512), 256, "per-lcore mbuf cache", pytype=int),
+    Option("flow_capacity", "dataplane", Int(64, 1 << 27), 1 << 20, "flow table entries", pytype=int),
+    Option("buckets", "dataplane", Int(1, 65536, power_of_two=True), 4096,
+           "buckets per TEP set and nexthop group", pytype=int),
+    Option("tcp_idle_timeout_s", "dataplane", Int(1, 86400), 600, "idle TCP flow expiry, seconds", pytype=int),
+    Option("tcp_closed_timeout_s", "dataplane", Int(1, 86400), 2,
+           "TCP flow expiry after FIN/RST, seconds", pytype=int),
+    Option("udp_idle_timeout_s", "dataplane", Int(1, 86400), 60, "idle UDP flow expiry, seconds", pytype=int),
+    Option("icmp_idle_timeout_s", "dataplane", Int(1, 86400), 10, "idle ICMP flow expiry, seconds", pytype=int),
+    Option("rebalance", "dataplane", Choice(("idle", "never")), "idle",
+           "move a flow to a member that came (back) up: once idle, or never", pytype=str),
+    Option("rebalance_idle_ms", "dataplane", Int(0, 3_600_000), 10_000,
+           "idle time before a flow may be rebalanced, milliseconds", pytype=int),
+    Option("hash_seed", "dataplane", Int(0, 0xFFFFFFFF), None,
+           "flow hash seed [default: zlib CRC-32 of the 16 underlay address bytes]", pytype=int),
+    Option("exception_path", "dataplane", Bool(), True,
+           "punt non-Geneve uplink frames to a kernel tap named after the uplink", pytype=bool),
+    Option("follow_link", "dataplane", Bool(), True,
+           "take an uplink's nexthops down while its DPDK link is down (a net_tap uplink moved to another "
+           "namespace reads down: turn this off)", pytype=bool),
+    Option("state_dir", "dataplane", Text("an absolute directory path", r"/.*", "DIR"), None,
+           "where the bucket tables are saved, so a restart keeps every flow on its path "
+           "[default: /var/lib/opte-fast/<underlay addr>]", pytype=str),
+    # [underlay]: this sled's tunnel end and the outer headers
+    Option("underlay_addr", "underlay", UnicastV6(), None, "this sled's underlay IPv6 address (required)",
+           key="addr", pytype=ipaddress.IPv6Address),
+    Option("hop_limit", "underlay", Int(1, 255), 128, "outer IPv6 hop limit", pytype=int),
+    Option("flow_label", "underlay", Bool(), True, "outer flow label from the flow hash (else 0)", pytype=bool),
+    Option("udp_sport_range", "underlay", PortRange(), (49152, 65535),
+           "outer UDP source ports (flow entropy), LOW-HIGH", pytype=tuple),
+    Option("udp_checksum", "underlay", Bool(), False, "compute the outer UDP checksum (else 0)", pytype=bool),
+    Option("verify_udp_checksum", "underlay", Bool(), False,
+           "verify non-zero outer UDP checksums on receive", pytype=bool),
+    # [route_sync]: where underlay routes come from
+    Option("route_source", "route_sync", Choice(("netlink", "static", "none")), "netlink",
+           "netlink: follow the host routing table; static: [[route]] entries; none: control socket only",
+           key="source", pytype=str),
+    Option("netns", "route_sync", Text("a network namespace name", NAME, "NAME"), None,
+           "read routes in this network namespace (see ip netns); the uplinks' kernel taps are put there",
+           pytype=str),
+    # [control]
+    Option("control_socket", "control", Text("an absolute path of at most 100 bytes", r"/.{0,99}", "PATH"),
+           "/run/opte-fast/opte-fast.sock", "unix control socket path", key="socket", pytype=str),
+    Option("metrics_listen", "control", ListenAddress(), None,
+           "serve Prometheus metrics over HTTP at this address (off when not given)", pytype=tuple),
+    # [run]
+    Option("duration_s", "run", Number(0, 1e9), 0.0, "stop after this many seconds (0: until signalled)",
+           pytype=float),
+    Option("stats_interval_s", "run", Number(0, 86400), 0.0, "print stats every this many seconds (0: never)",
+           pytype=float),
+)
+
+OPTION_BY_NAME = {o.name: o for o in OPTIONS}
+TABLES: dict[str, dict[str, Option]] = {}
+for _o in OPTIONS:
+    TABLES.setdefault(_o.table, {})[_o.toml_key] = _o
+
+
+
+Options = dataclasses.make_dataclass(
+    "Options", [(o.name, o.pytype | None if o.default is None else o.pytype) for o in OPTIONS], frozen=True,
+    namespace={"__doc__": "Every tunable of a run, resolved (see OPTIONS for meaning, units and defaults)."})
+
