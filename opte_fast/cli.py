@@ -7,10 +7,10 @@ import threading
 
 import click
 
+from .api.ctl import ctl
 from .config.flags import run_options
 from .config.loader import Config
 from .controlplane import eal_output
-from .ctl import ctl
 from .tools.bench import bench
 from .tools.demo import demo
 from .tools.pmds import pmds

@@ -15,18 +15,21 @@ import tempfile
 import threading
 import time
 
+import click
 import pytest
 from click.testing import CliRunner
 from support.fake_dataplane import FakeDataplane
 from support.host_table import HostTable
 
+from opte_fast.api.client import ControlClient
+from opte_fast.api.ctl import HUMAN, ctl
+from opte_fast.api.protocol import OPS, VERSION, ControlError
+from opte_fast.api.server import ControlAPI, ControlServer
 from opte_fast.config.loader import PortSpec, load_config
-from opte_fast.control import OPS, VERSION, ControlAPI, ControlClient, ControlError, ControlServer
 from opte_fast.controlplane.controller import Controller, NotFound
 from opte_fast.controlplane.daemon import serve
 from opte_fast.controlplane.routesync import NoRoutes
 from opte_fast.controlplane.state import V2B, V2P, DesiredState, Nexthop, Route, Tep, Underlay
-from opte_fast.ctl import ctl
 
 A = ipaddress.ip_address
 N = ipaddress.ip_network
@@ -123,6 +126,13 @@ def test_every_op_is_served():
     assert set(OPS) == {"stats", "flows", "routes", "nexthops", "teps", "buckets", "v2b.set", "v2b.clear", "v2b.dump",
                         "v2p.set", "v2p.clear", "v2p.dump", "tep.up", "tep.down", "port.list", "route.set",
                         "route.clear"}
+
+
+def test_ctl_has_a_command_for_every_op_and_no_other():
+    commands = {f"{name}.{sub}" if isinstance(cmd, click.Group) else name
+                for name, cmd in ctl.commands.items() for sub in getattr(cmd, "commands", {None: None})}
+    assert commands == set(OPS)
+    assert set(HUMAN) <= set(OPS)  # a renamed op would lose its human form silently
 
 
 # --- bad requests get an error reply and the connection keeps working -------------------------

@@ -17,8 +17,8 @@ from prometheus_client.parser import text_string_to_metric_families
 from support.cli import OPTE_FAST, sled_toml
 from support.sled import ring_sled
 
+from opte_fast.api.server import ControlAPI
 from opte_fast.config.loader import ConfigError, load_config
-from opte_fast.control import ControlAPI
 from opte_fast.controlplane.controller import Controller
 from opte_fast.controlplane.metrics import DataplaneCollector, MetricsServer
 from opte_fast.controlplane.routesync import NoRoutes

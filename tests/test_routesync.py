@@ -24,8 +24,8 @@ import time
 import pytest
 from support.fake_dataplane import FakeDataplane
 
+from opte_fast.api.client import ControlClient
 from opte_fast.config.loader import load_config
-from opte_fast.control import ControlClient
 from opte_fast.controlplane.controller import Controller
 from opte_fast.controlplane.daemon import serve
 from opte_fast.controlplane.routesync import (

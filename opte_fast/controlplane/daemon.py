@@ -15,8 +15,8 @@ import time
 from collections.abc import Callable
 from typing import TextIO
 
+from ..api.server import ControlAPI, ControlServer
 from ..config.loader import Config
-from ..control import ControlAPI, ControlServer
 from .controller import Controller
 from .links import Links
 from .metrics import DataplaneCollector, MetricsServer

@@ -1,17 +1,9 @@
-"""The control socket: protocol, server and client.
+"""The control socket's server side: ControlAPI does each operation of OPS on a controller and
+a data plane; ControlServer serves it on a unix socket.
 
-One request per line, one reply per line, UTF-8 JSON:
-
-    {"v": 1, "op": "v2b.set", "args": {"prefix": "0.0.0.0/0", "teps": ["fd00:99::1"]}}
-    {"v": 1, "ok": true, "result": {"changed": true}}
-    {"v": 1, "ok": false, "error": "unknown op 'v2b.add' (did you mean 'v2b.set'?)"}
-
-`OPS` is the one definition of every operation and its arguments, shared by
-the server (which checks and converts arguments before dispatch) and by the
-client and `opte-fast ctl` (which name them). A bad request gets an error
-reply and the connection stays open. The socket file is mode 0600 and each
-connection's peer credentials (SO_PEERCRED) must be root or the daemon's own
-uid; anyone else gets "not authorised".
+The socket file is mode 0600 and each connection's peer credentials (SO_PEERCRED) must be
+root or the daemon's own uid; anyone else gets "not authorised". A bad request gets an error
+reply and the connection stays open.
 """
 from __future__ import annotations
 
@@ -27,160 +19,12 @@ import sys
 import threading
 import time
 import traceback
-from collections.abc import Callable
-from dataclasses import dataclass, fields, is_dataclass
 from typing import Any
 
-from .config import values as cfg
-from .config.loader import NEXTHOP_KEYS
-from .controlplane.controller import Controller
-from .controlplane.pollthread import PollThread
-from .controlplane.state import BOUNDARY_SERVICES_VNI, DataplaneAPI, Nexthop
-
-VERSION = 1
-MAX_REQUEST_BYTES = 1 << 20
-DEFAULT_SOCKET = "/run/opte-fast/opte-fast.sock"
-
-
-class ControlError(RuntimeError):
-    """A request failed: the server's error text, or why the server could not be reached."""
-
-
-# --- the operations ------------------------------------------------------------------------
-
-REQUIRED = object()
-
-
-def _count(value: Any) -> int:
-    return cfg.Int(1, 1 << 24).parse(value, False)
-
-
-def _tep_list(value: Any) -> tuple[ipaddress.IPv6Address, ...]:
-    if not isinstance(value, list) or not value:
-        raise cfg.BadValue("expected a non-empty list of TEP IPv6 addresses")
-    return tuple(cfg.unicast_v6_value(v) for v in value)
-
-
-def _match(value: Any) -> dict[str, str]:
-    if not isinstance(value, dict) or not all(isinstance(k, str) and isinstance(v, (str, int)) and
-                                              not isinstance(v, bool) for k, v in value.items()):
-        raise cfg.BadValue("expected an object of flow field -> value, like {\"dst\": \"10.0.0.1\"}")
-    return {k: str(v) for k, v in value.items()}
-
-
-def _nexthop_list(value: Any) -> tuple[Nexthop, ...]:
-    if not isinstance(value, list) or not value:
-        raise cfg.BadValue("expected a non-empty list of {uplink, gateway, mac} objects")
-    out = []
-    for h in value:
-        if not isinstance(h, dict) or set(h) != NEXTHOP_KEYS or not isinstance(h["uplink"], str):
-            raise cfg.BadValue(f"expected a nexthop object with exactly uplink, gateway, mac, got {h!r}")
-        out.append(Nexthop(h["uplink"], cfg.gateway_value(h["gateway"]), cfg.mac_value(h["mac"])))
-    return tuple(out)
-
-
-@dataclass(frozen=True)
-class Arg:
-    name: str
-    parse: Callable[[Any], Any]
-    default: Any = REQUIRED
-
-
-@dataclass(frozen=True)
-class Op:
-    """An operation: its name on the wire, what it does, its arguments."""
-    name: str
-    help: str
-    args: tuple[Arg, ...] = ()
-
-    @property
-    def method(self) -> str:
-        return self.name.replace(".", "_")
-
-    def check(self, args: Any) -> dict[str, Any]:
-        """The arguments converted to Python values; ValueError naming the bad one."""
-        if not isinstance(args, dict):
-            raise ValueError(f"{self.name}: expected \"args\" to be an object")
-        known = {a.name for a in self.args}
-        for name in args:
-            if name not in known:
-                raise ValueError(f"{self.name}: unknown argument {name!r} "
-                                 f"(expected {', '.join(sorted(known)) or 'no arguments'})")
-        out = {}
-        for a in self.args:
-            if a.name not in args:
-                if a.default is REQUIRED:
-                    raise ValueError(f"{self.name}: missing argument {a.name!r}")
-                out[a.name] = a.default
-                continue
-            try:
-                out[a.name] = a.parse(args[a.name])
-            except ValueError as e:
-                raise ValueError(f"{self.name}: bad argument {a.name!r}: {e}") from None
-        return out
-
-
-PREFIX = Arg("prefix", cfg.prefix_value)
-ROUTE_PREFIX = Arg("prefix", lambda v: cfg.prefix_value(v, v6_only=True))
-VNI = Arg("vni", cfg.vni_value)
-ADDR = Arg("addr", cfg.unicast_v6_value)
-OPS: dict[str, Op] = {op.name: op for op in (
-    Op("stats", "counters, per-port statistics and route sync state"),
-    Op("flows", "active flows, optionally only those whose fields match",
-       (Arg("limit", _count, 100), Arg("match", _match, {}))),
-    Op("routes", "underlay routes and their nexthops"),
-    Op("nexthops", "nexthops in the data plane: id, up, flows pinned, traffic"),
-    Op("teps", "TEPs in the data plane: id, up, flows pinned, traffic"),
-    Op("buckets", "bucket counts per member of every TEP set and nexthop group"),
-    Op("v2b.set", "destinations under a prefix leave through these TEPs",
-       (PREFIX, Arg("teps", _tep_list), Arg("vni", cfg.vni_value, BOUNDARY_SERVICES_VNI))),
-    Op("v2b.clear", "remove the V2B entry of a prefix", (PREFIX,)),
-    Op("v2b.dump", "every V2B entry"),
-    Op("v2p.set", "a guest on another sled", (VNI, Arg("ip", cfg.ip_value), Arg("underlay", cfg.unicast_v6_value),
-                                              Arg("mac", cfg.mac_value))),
-    Op("v2p.clear", "remove a V2P entry", (VNI, Arg("ip", cfg.ip_value))),
-    Op("v2p.dump", "every V2P entry"),
-    Op("tep.up", "mark a TEP address up in every V2B entry", (ADDR,)),
-    Op("tep.down", "mark a TEP address down in every V2B entry; its flows move", (ADDR,)),
-    Op("port.list", "ports with their role, devargs and counters"),
-    Op("route.set", "add or replace an underlay route (route source static or none)",
-       (ROUTE_PREFIX, Arg("nexthops", _nexthop_list))),
-    Op("route.clear", "remove an underlay route (route source static or none)", (ROUTE_PREFIX,)),
-)}
-
-
-def to_json(obj: Any) -> Any:
-    """Plain JSON values from state dataclasses, addresses and numpy numbers."""
-    if is_dataclass(obj):
-        return {f.name: to_json(getattr(obj, f.name)) for f in fields(obj)}
-    if isinstance(obj, dict):
-        return {str(k): to_json(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple, set, frozenset)):
-        return [to_json(v) for v in obj]
-    if isinstance(obj, (ipaddress.IPv4Address, ipaddress.IPv6Address,
-                        ipaddress.IPv4Network, ipaddress.IPv6Network)):
-        return str(obj)
-    if obj is None or isinstance(obj, (bool, int, float, str)):
-        return obj
-    if hasattr(obj, "tolist"):  # numpy arrays and scalars
-        return obj.tolist()
-    if hasattr(obj, "__index__"):
-        return int(obj)
-    return str(obj)
-
-
-# --- what each operation does ----------------------------------------------------------------
-
-
-def flatten(record: dict, prefix: str = "") -> dict[str, Any]:
-    """Nested dicts as dotted keys: {"key": {"dst": x}} -> {"key.dst": x}."""
-    out: dict[str, Any] = {}
-    for k, v in record.items():
-        if isinstance(v, dict):
-            out.update(flatten(v, f"{prefix}{k}."))
-        else:
-            out[f"{prefix}{k}"] = v
-    return out
+from ..controlplane.controller import Controller
+from ..controlplane.pollthread import PollThread
+from ..controlplane.state import DataplaneAPI
+from .protocol import MAX_REQUEST_BYTES, OPS, VERSION, ControlError, flatten, to_json
 
 
 def _same(actual: Any, wanted: str) -> bool:
@@ -276,9 +120,6 @@ def _tep_result(addr: ipaddress.IPv6Address, up: bool, entries: int) -> dict:
         result["warning"] = (f"no V2B entry names {addr}, so no flow moved; it is kept {'up' if up else 'down'} "
                              "for V2B entries set later")
     return result
-
-
-# --- server ----------------------------------------------------------------------------------
 
 
 def peer_uid(conn: socket.socket) -> int:
@@ -440,90 +281,6 @@ class ControlServer:
         return getattr(self.api, op.method)(**op.check(request.get("args", {})))
 
 
-def _timeval(seconds: float) -> bytes:
-    return struct.pack("ll", int(seconds), int(seconds % 1 * 1e6))
-
 
 def _encode(message: dict) -> bytes:
     return json.dumps(message, separators=(",", ":")).encode() + b"\n"
-
-
-# --- client ----------------------------------------------------------------------------------
-
-
-class ControlClient:
-    """Sends requests to a running opte-fast; use as a context manager or call close()."""
-
-    def __init__(self, path: str = DEFAULT_SOCKET, timeout_s: float = 30.0):
-        self.path = path
-        self.timeout_s = timeout_s
-        self._sock: socket.socket | None = None
-        self._pending = b""
-
-    def __enter__(self) -> ControlClient:
-        return self
-
-    def __exit__(self, *exc: Any) -> None:
-        self.close()
-
-    def close(self) -> None:
-        if self._sock is not None:
-            self._sock.close()
-            self._sock = None
-
-    def call(self, op: str, **args: Any) -> Any:
-        """Run `op`; its result, or ControlError with the server's message."""
-        if op not in OPS:
-            raise ControlError(f"unknown op {op!r}")
-        reply = self.request({"v": VERSION, "op": op, "args": to_json(args)})
-        if not reply.get("ok"):
-            raise ControlError(reply.get("error", "error reply without a message"))
-        return reply.get("result")
-
-    def request(self, message: dict | bytes) -> dict:
-        """Send one request (a dict, or raw bytes for a line as is) and read its reply."""
-        sock = self._connect()
-        line = message if isinstance(message, bytes) else json.dumps(message).encode()
-        try:
-            sock.sendall(line.rstrip(b"\n") + b"\n")
-            while b"\n" not in self._pending:
-                data = sock.recv(1 << 16)
-                if not data:
-                    raise ControlError(f"opte-fast closed the connection on {self.path}")
-                self._pending += data
-        except TimeoutError:
-            raise ControlError(f"no reply from opte-fast on {self.path} within {self.timeout_s:g} s") from None
-        except OSError as e:
-            raise ControlError(f"lost the connection to {self.path}: {e.strerror or e}") from None
-        line, self._pending = self._pending.split(b"\n", 1)
-        return json.loads(line)
-
-    def _connect(self) -> socket.socket:
-        if self._sock is not None:
-            return self._sock
-        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        # A blocking connect waits (up to SO_SNDTIMEO) for room in a full listen backlog; with a
-        # Python timeout the socket would be non-blocking and connect() fail at once with EAGAIN.
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDTIMEO, _timeval(self.timeout_s))
-        try:
-            sock.connect(self.path)
-        except FileNotFoundError:
-            sock.close()
-            raise ControlError(f"is opte-fast running? no socket at {self.path}") from None
-        except ConnectionRefusedError:
-            sock.close()
-            raise ControlError(f"is opte-fast running? nothing listens on {self.path}") from None
-        except PermissionError:
-            sock.close()
-            raise ControlError(f"permission denied on {self.path} (run as root or as the user running opte-fast)") \
-                from None
-        except BlockingIOError:
-            sock.close()
-            raise ControlError(f"opte-fast on {self.path} accepted no connection within {self.timeout_s:g} s") \
-                from None
-        except OSError as e:
-            sock.close()
-            raise ControlError(f"cannot connect to {self.path}: {e.strerror or e}") from None
-        sock.settimeout(self.timeout_s)
-        self._sock = sock
-        return sock
