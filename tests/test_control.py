@@ -1,9 +1,9 @@
-"""The control socket and `opte-fast ctl`, against an in-memory data plane."""
+"""The control socket, its protocol and the controller, over an in-memory data plane (tests/test_ctl.py
+drives every operation through `opte-fast ctl` against the real one)."""
 from __future__ import annotations
 
 import io
 import ipaddress
-import json
 import os
 import shutil
 import signal
@@ -29,7 +29,7 @@ from opte_fast.config.loader import PortSpec, load_config
 from opte_fast.controlplane.controller import Controller, NotFound
 from opte_fast.controlplane.daemon import serve
 from opte_fast.controlplane.routesync import NoRoutes
-from opte_fast.controlplane.state import V2B, V2P, DesiredState, Nexthop, Route, Tep, Underlay
+from opte_fast.controlplane.state import V2B, DesiredState, Nexthop, Route, Tep, Underlay
 
 A = ipaddress.ip_address
 N = ipaddress.ip_network
@@ -38,8 +38,6 @@ PORTS = (PortSpec("guest0", "guest", "net_null0"), PortSpec("uplink0", "uplink",
 UNDERLAY = Underlay(A("fd00:1::1"))
 ROUTE = Route(N("fd00:99::/64"), (Nexthop("uplink0", A("fe80::1"), "a8:40:25:00:00:01"),
                                   Nexthop("uplink1", A("fe80::2"), "a8:40:25:00:00:02")))
-FLOW = {"key": {"vni": 7, "proto": "tcp", "src": "10.0.0.5", "dst": "1.1.1.1", "src_port": 40000, "dst_port": 443},
-        "path": {"tep": "fd00:99::1", "nexthop": 0, "uplink": "uplink0"}, "packets": 10, "bytes": 1500, "idle_ms": 3}
 
 
 @pytest.fixture
@@ -315,37 +313,7 @@ def test_other_users_are_kept_out_by_mode_and_by_credentials(running, sockdir):
     assert running.call("routes")  # root still served
 
 
-# --- every op through ctl, as tables and as JSON ---------------------------------------------------
-
-
-def test_stats(running):
-    running.dataplane.counter_values.update(rx_guest_packets=5, no_route=2)
-    result = running.ctl("stats")
-    assert result.exit_code == 0
-    assert "tables: 0 guests, 0 v2p, 1 v2b, 1 routes; route sync: source none" in result.output
-    assert "COUNTER           VALUE\nrx_guest_packets      5\nno_route              2\n" in result.output
-    assert "uplink1  uplink  net_null2" in result.output
-    data = json.loads(running.ctl("--json", "stats").output)
-    assert data["counters"]["rx_guest_packets"] == 5 and data["counters"]["tx_uplink_packets"] == 0
-    assert [p["name"] for p in data["ports"]] == ["guest0", "uplink0", "uplink1"]
-    assert data["route_sync"] == {"source": "none"}
-
-
-def test_flows_with_limit_and_match(running):
-    other = {**FLOW, "key": {**FLOW["key"], "dst": "8.8.8.8"}, "path": {**FLOW["path"], "uplink": "uplink1"}}
-    running.dataplane.flow_table = [FLOW, other, FLOW]
-    assert len(json.loads(running.ctl("--json", "flows").output)) == 3
-    assert len(json.loads(running.ctl("--json", "flows", "--limit", "2").output)) == 2
-    assert json.loads(running.ctl("--json", "flows", "--match", "uplink=uplink1").output) == [other]
-    assert json.loads(running.ctl("--json", "flows", "--match", "key.dst=8.8.8.8").output) == [other]
-    table = running.ctl("flows", "--match", "dst=1.1.1.1", "--match", "dst_port=443").output.splitlines()
-    assert table[0].split() == ["VNI", "PROTO", "SRC", "DST", "SRC_PORT", "DST_PORT", "TEP", "NEXTHOP", "UPLINK",
-                                "PACKETS", "BYTES", "IDLE_MS"]
-    assert len(table) == 3
-    bad = running.ctl("flows", "--match", "colour=red")
-    assert bad.exit_code == 2 and bad.output.startswith("opte-fast ctl: flows: no flow field 'colour' (expected one of ")
-    assert running.ctl("flows", "--match", "nonsense").output == \
-        "opte-fast ctl: --match: expected FIELD=VALUE, got 'nonsense'\n"
+# --- ctl's own errors (every op's output, from the real data plane: tests/test_ctl.py) --------------
 
 
 @pytest.mark.parametrize("args, line", [
@@ -357,106 +325,6 @@ def test_flows_with_limit_and_match(running):
 def test_a_mistyped_command_is_one_line_and_exit_2(running, args, line):
     result = running.ctl(*args)
     assert (result.exit_code, result.output) == (2, line + "\n")
-
-
-def test_marking_a_tep_no_entry_names_warns_that_nothing_moved(running):
-    result = CliRunner().invoke(ctl, ["--socket", running.path, "tep", "down", "fd00:dead::1"])
-    assert result.exit_code == 0
-    assert result.stdout == "fd00:dead::1 down in no V2B entry yet (kept for later entries)\n"
-    assert result.stderr == ("opte-fast ctl: warning: no V2B entry names fd00:dead::1, so no flow moved; "
-                             "it is kept down for V2B entries set later\n")
-    assert json.loads(running.ctl("--json", "tep", "down", "fd00:dead::1").output)["warning"].startswith(
-        "no V2B entry names fd00:dead::1")
-    assert "warning" not in json.loads(running.ctl("--json", "tep", "down", "fd00:99::2").output)
-
-
-def test_routes(running):
-    assert running.ctl("routes").output == (
-        "PREFIX        UPLINK   GATEWAY  MAC                UP\n"
-        "fd00:99::/64  uplink0  fe80::1  a8:40:25:00:00:01  up\n"
-        "              uplink1  fe80::2  a8:40:25:00:00:02  up\n")
-    assert json.loads(running.ctl("--json", "routes").output) == [
-        {"prefix": "fd00:99::/64", "nexthops": [
-            {"uplink": "uplink0", "gateway": "fe80::1", "mac": "a8:40:25:00:00:01", "up": True},
-            {"uplink": "uplink1", "gateway": "fe80::2", "mac": "a8:40:25:00:00:02", "up": True}]}]
-
-
-def test_nexthops_teps_and_buckets(running):
-    assert running.ctl("nexthops").output.splitlines()[1].split() == \
-        ["0", "uplink0", "fe80::1", "a8:40:25:00:00:01", "up", "0", "0", "0"]
-    assert [t["addr"] for t in json.loads(running.ctl("--json", "teps").output)] == ["fd00:99::1", "fd00:99::2"]
-    running.call("tep.down", addr="fd00:99::2")
-    buckets = json.loads(running.ctl("--json", "buckets").output)
-    assert buckets[0] == {"kind": "tep_set", "prefix": "0.0.0.0/0", "members": [
-        {"member": "fd00:99::1", "up": True, "buckets": 4096}, {"member": "fd00:99::2", "up": False, "buckets": 0}]}
-    assert running.ctl("buckets").output == (
-        "KIND           PREFIX        MEMBER           UP    BUCKETS\n"
-        "tep_set        0.0.0.0/0     fd00:99::1       up       4096\n"
-        "                             fd00:99::2       down        0\n"
-        "nexthop_group  fd00:99::/64  uplink0 fe80::1  up       2048\n"
-        "                             uplink1 fe80::2  up       2048\n")
-
-
-def test_v2b_set_clear_dump(running):
-    assert running.ctl("v2b", "set", "10.0.0.0/8", "fd00:99::3", "fd00:99::4", "--vni", "100").output == "changed\n"
-    assert running.ctl("v2b", "set", "10.0.0.0/8", "fd00:99::3", "fd00:99::4", "--vni", "100").output == \
-        "unchanged (already so)\n"
-    assert running.dataplane.state.v2b[1] == V2B(N("10.0.0.0/8"), (Tep(A("fd00:99::3"), 100), Tep(A("fd00:99::4"), 100)))
-    assert running.ctl("v2b", "dump").output == (
-        "PREFIX      ADDR        VNI  UP\n"
-        "0.0.0.0/0   fd00:99::1   99  up\n"
-        "            fd00:99::2   99  up\n"
-        "10.0.0.0/8  fd00:99::3  100  up\n"
-        "            fd00:99::4  100  up\n")
-    assert running.ctl("v2b", "clear", "10.0.0.0/8").output == "changed\n"
-    again = running.ctl("v2b", "clear", "10.0.0.0/8")
-    assert again.exit_code == 2 and again.output == "opte-fast ctl: no V2B entry for 10.0.0.0/8\n"
-    assert json.loads(running.ctl("--json", "v2b", "dump").output) == [
-        {"prefix": "0.0.0.0/0", "teps": [{"addr": "fd00:99::1", "vni": 99, "up": True},
-                                         {"addr": "fd00:99::2", "vni": 99, "up": True}]}]
-
-
-def test_v2p_set_clear_dump(running):
-    assert running.ctl("v2p", "set", "7", "10.0.0.6", "fd00:2::1", "A8-40-25-F0-00-02").output == "changed\n"
-    assert running.dataplane.state.v2p == (V2P(7, A("10.0.0.6"), A("fd00:2::1"), "a8:40:25:f0:00:02"),)
-    assert running.ctl("v2p", "dump").output == ("VNI  IP        UNDERLAY   MAC\n"
-                                                 "  7  10.0.0.6  fd00:2::1  a8:40:25:f0:00:02\n")
-    assert json.loads(running.ctl("--json", "v2p", "clear", "7", "10.0.0.6").output) == {"changed": True}
-    assert json.loads(running.ctl("--json", "v2p", "dump").output) == []
-    bad = running.ctl("v2p", "set", "7", "10.0.0.6", "fd00:2::1", "ff:ff:ff:ff:ff:ff")
-    assert bad.exit_code == 2 and "bad argument 'mac': expected a unicast MAC address" in bad.output
-
-
-def test_tep_down_and_up(running):
-    commits = len(running.dataplane.commits)
-    assert running.ctl("tep", "down", "fd00:99::2").output == "fd00:99::2 down in 1 V2B entries\n"
-    assert running.dataplane.state.v2b[0].teps[1] == Tep(A("fd00:99::2"), up=False)
-    # a TEP marked down stays down in entries set later
-    running.call("v2b.set", prefix="10.0.0.0/8", teps=["fd00:99::2"])
-    assert running.dataplane.state.v2b[1].teps == (Tep(A("fd00:99::2"), up=False),)
-    assert json.loads(running.ctl("--json", "tep", "up", "fd00:99::2").output) == \
-        {"addr": "fd00:99::2", "up": True, "entries": 2}
-    assert all(t.up for e in running.dataplane.state.v2b for t in e.teps)
-    assert len(running.dataplane.commits) == commits + 3
-    assert running.ctl("tep", "up", "fd00:99::2").output == "fd00:99::2 up in 2 V2B entries\n"
-    assert len(running.dataplane.commits) == commits + 3  # nothing changed, nothing committed
-
-
-def test_port_list(running):
-    out = running.ctl("port", "list").output.splitlines()
-    assert out[0].split() == ["NAME", "ROLE", "DEVARGS", "MAC", "RX_PACKETS", "TX_PACKETS", "RX_BYTES", "TX_BYTES",
-                              "ERRORS"]
-    assert out[2].split()[:3] == ["uplink0", "uplink", "net_null1"]
-    assert [p["role"] for p in json.loads(running.ctl("--json", "port", "list").output)] == ["guest", "uplink", "uplink"]
-
-
-def test_route_set_and_clear_by_hand(running):
-    out = running.ctl("route", "set", "fd00:98::/64", "--nexthop", "uplink1", "fe80::2", "a8:40:25:00:00:02")
-    assert out.output == "changed\n"
-    assert running.dataplane.state.routes[1] == Route(N("fd00:98::/64"), (Nexthop("uplink1", A("fe80::2"),
-                                                                                     "a8:40:25:00:00:02"),))
-    assert running.ctl("route", "clear", "fd00:98::/64").output == "changed\n"
-    assert running.dataplane.state.routes == (ROUTE,)
 
 
 def test_routes_from_netlink_are_not_set_by_hand(sockdir):

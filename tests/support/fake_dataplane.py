@@ -1,10 +1,8 @@
-"""A DataplaneAPI in memory, for control-plane tests.
+"""A data plane in memory, for control-plane tests: it records every committed state, can
+refuse commits, follows links, and serves counters named as in csrc/counters.def (all zero).
 
-It records every committed state, derives TEP/nexthop paths and bucket
-counts from the last one the way the real data plane lays them out (stable
-ids, B buckets shared evenly among live members), and serves counters named
-as in csrc/counters.def. Tests put flows in `flow_table` and counts in
-`counter_values`.
+It has no flows, paths or buckets: what those look like comes only from the real data plane
+(tests/test_ctl.py shows them through `opte-fast ctl`), never from a copy that could drift.
 """
 from __future__ import annotations
 
@@ -16,7 +14,7 @@ import time
 from collections.abc import Sequence
 
 from opte_fast.config.loader import PortSpec
-from opte_fast.controlplane.state import DesiredState, StableIds
+from opte_fast.controlplane.state import DesiredState
 
 COUNTERS_DEF = pathlib.Path(__file__).resolve().parents[2] / "csrc" / "counters.def"
 COUNTER_NAMES = tuple(re.findall(r'^OF_(?:COUNTER|DROP)\(\w+,\s*"(\w+)"', COUNTERS_DEF.read_text(), re.M))
@@ -27,19 +25,14 @@ class CommitRefused(ValueError):
 
 
 class FakeDataplane:
-    def __init__(self, ports: Sequence[PortSpec] = (), buckets: int = 4096):
+    def __init__(self, ports: Sequence[PortSpec] = ()):
         self.port_specs = tuple(ports)
-        self.bucket_count = buckets
         self.commits: list[DesiredState] = []
-        self.counter_values: dict[str, int] = {name: 0 for name in COUNTER_NAMES}
-        self.flow_table: list[dict] = []
         self.refuse_commits = ""
         self.committed = threading.Event()  # set on every commit; tests clear it
         self.links_up: dict[str, bool] = {p.name: True for p in self.port_specs if p.role == "uplink"}
         self._link_changes: dict[str, tuple[int, int]] = {}  # port -> (changes, changed_ns)
         self._link_event_fd = os.eventfd(0, os.EFD_NONBLOCK | os.EFD_CLOEXEC)
-        self._tep_ids = StableIds(0, 1024)
-        self._nexthop_ids = StableIds(0, 1024)
 
     @property
     def state(self) -> DesiredState | None:
@@ -57,12 +50,11 @@ class FakeDataplane:
         self.committed.set()
 
     def counters(self) -> dict[str, int]:
-        return dict(self.counter_values)
+        return dict.fromkeys(COUNTER_NAMES, 0)
 
     def ports(self) -> list[dict]:
-        return [{"name": p.name, "role": p.role, "devargs": p.devargs, "mac": f"02:00:00:00:00:{i:02x}",
-                 "rx_packets": 10 * i, "tx_packets": 10 * i + 1, "rx_bytes": 640 * i, "tx_bytes": 640 * i + 64,
-                 "errors": 0} for i, p in enumerate(self.port_specs)]
+        """Only what the control plane reads of a port (the real one has its counters too)."""
+        return [{"name": p.name, "role": p.role, "devargs": p.devargs} for p in self.port_specs]
 
     def link(self, port: str) -> dict:
         changes, changed_ns = self._link_changes.get(port, (0, 0))
@@ -77,34 +69,3 @@ class FakeDataplane:
         self.links_up[port] = up
         self._link_changes[port] = (self._link_changes.get(port, (0, 0))[0] + 1, time.monotonic_ns())
         os.eventfd_write(self._link_event_fd, 1)
-
-    def flows(self, limit: int) -> list[dict]:
-        return self.flow_table[:limit]
-
-    def paths(self) -> dict:
-        s = self.state
-        teps = {(t.addr, t.vni): t.up for e in s.v2b for t in e.teps}
-        hops = {(n.uplink, n.gateway): n for r in s.routes for n in r.nexthops}
-        tep_ids = self._tep_ids.assign(teps)
-        hop_ids = self._nexthop_ids.assign(hops)
-        return {
-            "teps": [{"id": tep_ids[k], "addr": str(k[0]), "vni": k[1], "up": up, "flows": 0, "packets": 0,
-                      "bytes": 0} for k, up in sorted(teps.items(), key=lambda kv: tep_ids[kv[0]])],
-            "nexthops": [{"id": hop_ids[k], "uplink": n.uplink, "gateway": str(n.gateway), "mac": n.mac,
-                          "up": n.up, "flows": 0, "packets": 0, "bytes": 0}
-                         for k, n in sorted(hops.items(), key=lambda kv: hop_ids[kv[0]])],
-        }
-
-    def buckets(self) -> list[dict]:
-        s = self.state
-        groups = [("tep_set", str(e.prefix), [(str(t.addr), t.up) for t in e.teps]) for e in s.v2b]
-        groups += [("nexthop_group", str(r.prefix), [(f"{n.uplink} {n.gateway}", n.up) for n in r.nexthops])
-                   for r in s.routes]
-        out = []
-        for kind, prefix, members in groups:
-            live = [m for m, up in members if up]
-            share = {m: self.bucket_count // len(live) + (i < self.bucket_count % len(live))
-                     for i, m in enumerate(live)} if live else {}
-            out.append({"kind": kind, "prefix": prefix,
-                        "members": [{"member": m, "up": up, "buckets": share.get(m, 0)} for m, up in members]})
-        return out

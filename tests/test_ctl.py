@@ -1,0 +1,223 @@
+"""`opte-fast ctl` against the real data plane on ring ports: every operation as a table and as
+JSON, in the shapes the data plane really gives (tests/test_control.py has the socket and the
+protocol on their own)."""
+from __future__ import annotations
+
+import io
+import ipaddress
+import json
+import os
+import shutil
+import tempfile
+
+import pytest
+from click.testing import CliRunner
+from support.sled import GATEWAY_MAC, GUEST_IP4, GUEST_IP6, GUEST_MAC, GUEST_VNI, ring_sled
+
+from opte_fast.api.client import ControlClient
+from opte_fast.api.ctl import ctl
+from opte_fast.api.server import ControlAPI, ControlServer
+from opte_fast.controlplane.controller import Controller
+from opte_fast.controlplane.links import Links
+from opte_fast.controlplane.routesync import NoRoutes
+from opte_fast.controlplane.state import V2B, V2P, DesiredState, GuestPort, Nexthop, Route, Tep, Underlay
+from opte_fast.tools.demo import guest_frame
+
+A = ipaddress.ip_address
+N = ipaddress.ip_network
+ROUTE = Route(N("fd00:99::/64"), (Nexthop("uplink0", A("fe80::1"), "a8:40:25:00:00:01"),
+                                  Nexthop("uplink1", A("fe80::2"), "a8:40:25:00:00:02")))
+STATE = DesiredState(Underlay(A("fd00:1::1")),
+                     guests=(GuestPort("guest0", GUEST_VNI, GUEST_MAC, GATEWAY_MAC, GUEST_IP4, GUEST_IP6),),
+                     v2b=(V2B(N("0.0.0.0/0"), (Tep(A("fd00:99::1")), Tep(A("fd00:99::2")))),), routes=(ROUTE,))
+UPLINKS = ("uplink0", "uplink1")
+NOT_IP = b"\x00" * 20  # EtherType 0: the named drop not_ip
+
+
+class Live:
+    """The daemon's stack (controlplane/daemon.py) over the real data plane: links, controller and
+    control server over ring ports guest0, uplink0, uplink1 with the tables of STATE."""
+
+    def __init__(self, sled, path: str):
+        self.sled = sled
+        self.path = path
+        self.links = Links(sled.dp, UPLINKS, log=io.StringIO())
+        self.controller = Controller(self.links, STATE, UPLINKS)
+        self.links.start()
+        self.server = ControlServer(path, ControlAPI(self.controller, self.links, NoRoutes(), 1000))
+        self.server.start()
+
+    def stop(self) -> None:
+        self.server.stop()
+        self.links.stop()
+
+    def ctl(self, *args: str):
+        return CliRunner().invoke(ctl, ["--socket", self.path, *args], catch_exceptions=False)
+
+    def json(self, *args: str):
+        result = self.ctl("--json", *args)
+        assert result.exit_code == 0, result.output
+        return json.loads(result.output)
+
+    def call(self, op: str, **args):
+        with ControlClient(self.path) as c:
+            return c.call(op, **args)
+
+
+@pytest.fixture
+def live(eal):
+    sockdir = tempfile.mkdtemp(prefix="of-ctl-")  # short: sun_path is 108 bytes
+    try:
+        with ring_sled(STATE) as sled:
+            r = Live(sled, os.path.join(sockdir, "opte-fast.sock"))
+            try:
+                yield r
+            finally:
+                r.stop()
+    finally:
+        shutil.rmtree(sockdir, ignore_errors=True)
+
+
+def test_stats(live):
+    live.sled.send("guest0", [guest_frame(i) for i in range(3)] + [NOT_IP] * 2)
+    result = live.ctl("stats")
+    assert result.exit_code == 0
+    assert "tables: 1 guests, 0 v2p, 1 v2b, 1 routes; route sync: source none" in result.output
+    assert result.output.endswith("COUNTER            VALUE\n"
+                                  "rx_guest_packets       5\n"
+                                  "tx_uplink_packets      3\n"
+                                  "flows_created          3\n"
+                                  "not_ip                 2\n")
+    ports = [line.split() for line in result.output.split("\n\n")[1].splitlines()]
+    assert ports[0][:3] == ["NAME", "PORT_ID", "ROLE"] and ports[0][-4:-2] == ["DEVARGS", "LINK"]
+    assert [p[:3] + p[-4:-2] for p in ports[1:]] == [["guest0", "0", "guest", "ring", "up"],
+                                                     ["uplink0", "1", "uplink", "ring", "up"],
+                                                     ["uplink1", "2", "uplink", "ring", "up"]]
+    data = live.json("stats")
+    assert data["counters"]["rx_guest_packets"] == 5 and data["counters"]["rx_uplink_packets"] == 0
+    assert [p["name"] for p in data["ports"]] == ["guest0", "uplink0", "uplink1"]
+    assert data["route_sync"] == {"source": "none"}
+
+
+def test_flows_with_limit_and_match(live):
+    live.sled.send("guest0", [guest_frame(i) for i in range(8)])  # to 198.18.0.1-8, spread over both uplinks
+    flows = live.json("flows")
+    assert sorted(f["dst"] for f in flows) == [f"198.18.0.{i}" for i in range(1, 9)]
+    assert len(live.json("flows", "--limit", "2")) == 2
+    by_uplink1 = sorted(f["dst"] for f in flows if f["uplink"] == "uplink1")
+    assert 0 < len(by_uplink1) < 8
+    assert sorted(f["dst"] for f in live.json("flows", "--match", "uplink=uplink1")) == by_uplink1
+    # a nested field by its dotted name; addresses compare as addresses
+    assert sorted(f["dst"] for f in live.json("flows", "--match", "nexthop.gateway=fe80:0:0::2")) == by_uplink1
+    table = live.ctl("flows", "--match", "dst=198.18.0.1", "--match", "dst_port=443").output.splitlines()
+    assert table[0].split() == ["VNI", "PROTO", "SRC", "DST", "SRC_PORT", "DST_PORT", "TEP", "NEXTHOP.UPLINK", "GATEWAY",
+                                "UPLINK", "UDP_SPORT", "HASH", "LCORE", "PACKETS", "BYTES", "IDLE_MS"]
+    assert len(table) == 2 and table[1].split()[:6] == ["7", "17", "10.0.0.2", "198.18.0.1", "32768", "443"]
+    bad = live.ctl("flows", "--match", "colour=red")
+    assert bad.exit_code == 2 and bad.output.startswith("opte-fast ctl: flows: no flow field 'colour' (expected one of ")
+    assert live.ctl("flows", "--match", "nonsense").output == \
+        "opte-fast ctl: --match: expected FIELD=VALUE, got 'nonsense'\n"
+
+
+def test_marking_a_tep_no_entry_names_warns_that_nothing_moved(live):
+    result = CliRunner().invoke(ctl, ["--socket", live.path, "tep", "down", "fd00:dead::1"])
+    assert result.exit_code == 0
+    assert result.stdout == "fd00:dead::1 down in no V2B entry yet (kept for later entries)\n"
+    assert result.stderr == ("opte-fast ctl: warning: no V2B entry names fd00:dead::1, so no flow moved; "
+                             "it is kept down for V2B entries set later\n")
+    assert live.json("tep", "down", "fd00:dead::1")["warning"].startswith("no V2B entry names fd00:dead::1")
+    assert "warning" not in live.json("tep", "down", "fd00:99::2")
+
+
+def test_routes(live):
+    assert live.ctl("routes").output == (
+        "PREFIX        UPLINK   GATEWAY  MAC                UP\n"
+        "fd00:99::/64  uplink0  fe80::1  a8:40:25:00:00:01  up\n"
+        "              uplink1  fe80::2  a8:40:25:00:00:02  up\n")
+    assert live.json("routes") == [
+        {"prefix": "fd00:99::/64", "nexthops": [
+            {"uplink": "uplink0", "gateway": "fe80::1", "mac": "a8:40:25:00:00:01", "up": True},
+            {"uplink": "uplink1", "gateway": "fe80::2", "mac": "a8:40:25:00:00:02", "up": True}]}]
+
+
+def test_nexthops_teps_and_buckets(live):
+    assert live.ctl("nexthops").output.splitlines()[:2] == [
+        "ID  PREFIX        UPLINK   GATEWAY  MAC                UP  FLOWS  PACKETS  BYTES",
+        " 1  fd00:99::/64  uplink0  fe80::1  a8:40:25:00:00:01  up      0        0      0"]
+    assert [t["addr"] for t in live.json("teps")] == ["fd00:99::1", "fd00:99::2"]
+    live.call("tep.down", addr="fd00:99::2")
+    assert [(t["addr"], t["up"]) for t in live.json("teps")] == [("fd00:99::1", True), ("fd00:99::2", False)]
+    buckets = live.json("buckets")
+    assert buckets[0] == {"kind": "tep", "prefix": "0.0.0.0/0", "buckets": 4096,
+                          "members": [{"id": 1, "member": "fd00:99::1", "buckets": 4096}]}
+    assert live.ctl("buckets").output == (
+        "KIND     PREFIX        BUCKETS  ID  MEMBER           MEMBERS.BUCKETS\n"
+        "tep      0.0.0.0/0        4096   1  fd00:99::1                  4096\n"
+        "nexthop  fd00:99::/64     4096   1  uplink0 fe80::1             2048\n"
+        "                                 2  uplink1 fe80::2             2048\n")
+
+
+def test_v2b_set_clear_dump(live):
+    assert live.ctl("v2b", "set", "10.0.0.0/8", "fd00:99::3", "fd00:99::4", "--vni", "100").output == "changed\n"
+    assert live.ctl("v2b", "set", "10.0.0.0/8", "fd00:99::3", "fd00:99::4", "--vni", "100").output == \
+        "unchanged (already so)\n"
+    assert live.controller.state.v2b[1] == V2B(N("10.0.0.0/8"), (Tep(A("fd00:99::3"), 100), Tep(A("fd00:99::4"), 100)))
+    assert [(t["prefix"], t["addr"], t["vni"]) for t in live.json("teps")][2:] == [
+        ("10.0.0.0/8", "fd00:99::3", 100), ("10.0.0.0/8", "fd00:99::4", 100)]
+    assert live.ctl("v2b", "dump").output == (
+        "PREFIX      ADDR        VNI  UP\n"
+        "0.0.0.0/0   fd00:99::1   99  up\n"
+        "            fd00:99::2   99  up\n"
+        "10.0.0.0/8  fd00:99::3  100  up\n"
+        "            fd00:99::4  100  up\n")
+    assert live.ctl("v2b", "clear", "10.0.0.0/8").output == "changed\n"
+    again = live.ctl("v2b", "clear", "10.0.0.0/8")
+    assert again.exit_code == 2 and again.output == "opte-fast ctl: no V2B entry for 10.0.0.0/8\n"
+    assert live.json("v2b", "dump") == [
+        {"prefix": "0.0.0.0/0", "teps": [{"addr": "fd00:99::1", "vni": 99, "up": True},
+                                         {"addr": "fd00:99::2", "vni": 99, "up": True}]}]
+
+
+def test_v2p_set_clear_dump(live):
+    assert live.ctl("v2p", "set", "7", "10.0.0.6", "fd00:2::1", "A8-40-25-F0-00-02").output == "changed\n"
+    assert live.controller.state.v2p == (V2P(7, A("10.0.0.6"), A("fd00:2::1"), "a8:40:25:f0:00:02"),)
+    assert live.ctl("v2p", "dump").output == ("VNI  IP        UNDERLAY   MAC\n"
+                                              "  7  10.0.0.6  fd00:2::1  a8:40:25:f0:00:02\n")
+    assert live.json("v2p", "clear", "7", "10.0.0.6") == {"changed": True}
+    assert live.json("v2p", "dump") == []
+    bad = live.ctl("v2p", "set", "7", "10.0.0.6", "fd00:2::1", "ff:ff:ff:ff:ff:ff")
+    assert bad.exit_code == 2 and "bad argument 'mac': expected a unicast MAC address" in bad.output
+
+
+def test_tep_down_and_up(live):
+    commits = live.sled.dp.table_swaps()
+    assert live.ctl("tep", "down", "fd00:99::2").output == "fd00:99::2 down in 1 V2B entries\n"
+    assert live.controller.state.v2b[0].teps[1] == Tep(A("fd00:99::2"), up=False)
+    # a TEP marked down stays down in entries set later
+    live.call("v2b.set", prefix="10.0.0.0/8", teps=["fd00:99::2"])
+    assert live.controller.state.v2b[1].teps == (Tep(A("fd00:99::2"), up=False),)
+    assert [t["up"] for t in live.json("teps") if t["addr"] == "fd00:99::2"] == [False, False]
+    assert live.json("tep", "up", "fd00:99::2") == {"addr": "fd00:99::2", "up": True, "entries": 2}
+    assert all(t["up"] for t in live.json("teps"))
+    assert live.sled.dp.table_swaps() == commits + 3
+    assert live.ctl("tep", "up", "fd00:99::2").output == "fd00:99::2 up in 2 V2B entries\n"
+    assert live.sled.dp.table_swaps() == commits + 3  # nothing changed, nothing committed
+
+
+def test_port_list(live):
+    out = live.ctl("port", "list").output.splitlines()
+    assert out[0].split() == ["NAME", "PORT_ID", "ROLE", "MAC", "RX_PACKETS", "TX_PACKETS", "RX_BYTES", "TX_BYTES",
+                              "RX_MISSED", "RX_ERRORS", "TX_ERRORS", "DEVARGS", "LINK", "LINK_CHANGES", "LINK_REACTION_US"]
+    assert out[2].split()[:3] == ["uplink0", "1", "uplink"] and out[2].split()[-4:] == ["ring", "up", "0", "-"]
+    assert [p["role"] for p in live.json("port", "list")] == ["guest", "uplink", "uplink"]
+
+
+def test_route_set_and_clear_by_hand(live):
+    out = live.ctl("route", "set", "fd00:98::/64", "--nexthop", "uplink1", "fe80::2", "a8:40:25:00:00:02")
+    assert out.output == "changed\n"
+    assert live.controller.state.routes[1] == Route(N("fd00:98::/64"), (Nexthop("uplink1", A("fe80::2"),
+                                                                                 "a8:40:25:00:00:02"),))
+    assert [n["prefix"] for n in live.json("nexthops")] == ["fd00:99::/64", "fd00:99::/64", "fd00:98::/64"]
+    assert live.ctl("route", "clear", "fd00:98::/64").output == "changed\n"
+    assert live.controller.state.routes == (ROUTE,)
+    assert [n["prefix"] for n in live.json("nexthops")] == ["fd00:99::/64", "fd00:99::/64"]
