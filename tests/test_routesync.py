@@ -16,13 +16,13 @@ import re
 import shutil
 import socket
 import struct
-import subprocess
 import tempfile
 import threading
 import time
 
 import pytest
 from support.fake_dataplane import FakeDataplane
+from support.netns import Netns, namespace, veth
 
 from opte_fast.api.client import ControlClient
 from opte_fast.config.loader import load_config
@@ -64,53 +64,31 @@ UP1 = hop("uplink1", "fe80::2", MAC2)
 
 @pytest.fixture
 def netns():
-    """A namespace with uplink0, uplink1 and other0 up; deleted afterwards whatever happens."""
-    name = f"of-test-{os.getpid()}-{time.monotonic_ns() % 10**9}"
-    subprocess.run(["ip", "netns", "add", name], check=True)
-    try:
-        def ip(*args: str) -> None:
-            subprocess.run(["ip", "-n", name, *args], check=True, capture_output=True, text=True)
-        subprocess.run(["ip", "netns", "exec", name, "sysctl", "-qw", "net.ipv6.conf.all.accept_dad=0",
-                        "net.ipv6.conf.default.accept_dad=0"], check=True)
-        ip("link", "set", "lo", "up")
+    """A namespace with uplink0, uplink1 and other0 up (veths whose peers stay in it); deleted afterwards."""
+    with namespace("rs") as ns:
         for dev, peer in (("uplink0", "peer0"), ("uplink1", "peer1"), ("other0", "otherp0")):
-            ip("link", "add", dev, "type", "veth", "peer", "name", peer)
-            ip("link", "set", dev, "up")
-            ip("link", "set", peer, "up")
-        yield name
-    finally:
-        subprocess.run(["ip", "netns", "del", name], check=False)
+            veth(ns, dev, ns, peer)
+        yield ns
 
 
-def ip(netns: str, command: str) -> None:
-    result = subprocess.run(["ip", "-n", netns, *command.split()], capture_output=True, text=True)
-    assert result.returncode == 0, f"ip {command}: {result.stderr.strip()}"
-
-
-def neighbours(netns: str) -> None:
+def neighbours(ns: Netns) -> None:
     """Both switches' MACs known, as a daemon's peering would leave them."""
-    ip(netns, f"-6 neigh replace fe80::1 lladdr {MAC1} dev uplink0 nud permanent")
-    ip(netns, f"-6 neigh replace fe80::2 lladdr {MAC2} dev uplink1 nud permanent")
+    ns.neighbour("uplink0", "fe80::1", MAC1)
+    ns.neighbour("uplink1", "fe80::2", MAC2)
 
 
 class Daemon:
     """Plays the routing daemon in the namespace and watches what reaches the data plane."""
 
-    def __init__(self, netns: str):
-        self.netns = netns
+    def __init__(self, ns: Netns):
+        self.ns = ns
         self.dataplane = FakeDataplane()
         tables = DesiredState(Underlay(A("fd00:1::1")), v2b=(V2B(ipaddress.ip_network("0.0.0.0/0"),
                                                                    tuple(Tep(a) for a in TEPS)),))
         self.controller = Controller(self.dataplane, tables, UPLINKS)
-        self.sync = NetlinkRouteSync(UPLINKS, self.controller.host_routes_changed, netns)
+        self.sync = NetlinkRouteSync(UPLINKS, self.controller.host_routes_changed, ns.name)
         self.controller.follow_host_routes(self.sync)
         self.commits_seen = len(self.dataplane.commits)
-
-    def ip(self, command: str) -> None:
-        ip(self.netns, command)
-
-    def neighbours(self) -> None:
-        neighbours(self.netns)
 
     def expect(self, *routes: Route) -> None:
         """The data plane holds exactly `routes` within WAIT_S (intermediate sets may come first)."""
@@ -139,8 +117,8 @@ def daemon(netns):
 
 def test_start_delivers_the_current_routes(netns):
     d = Daemon(netns)
-    d.neighbours()
-    d.ip("-6 route replace fd00:99::/64 nexthop via fe80::1 dev uplink0 nexthop via fe80::2 dev uplink1")
+    neighbours(d.ns)
+    d.ns.ip("-6 route replace fd00:99::/64 nexthop via fe80::1 dev uplink0 nexthop via fe80::2 dev uplink1")
     d.sync.start()
     try:
         assert d.dataplane.state.routes == (Route(PREFIX, (UP0, UP1)),)  # before start() returned
@@ -149,122 +127,122 @@ def test_start_delivers_the_current_routes(netns):
 
 
 def test_multipath_route_and_withdrawing_one_path(daemon):
-    daemon.neighbours()
-    daemon.ip("-6 route replace fd00:99::/64 nexthop via fe80::1 dev uplink0 nexthop via fe80::2 dev uplink1")
+    neighbours(daemon.ns)
+    daemon.ns.ip("-6 route replace fd00:99::/64 nexthop via fe80::1 dev uplink0 nexthop via fe80::2 dev uplink1")
     daemon.expect(Route(PREFIX, (UP0, UP1)))
     # the kernel's event names only the removed path; the route keeps the other
-    daemon.ip("-6 route del fd00:99::/64 via fe80::2 dev uplink1")
+    daemon.ns.ip("-6 route del fd00:99::/64 via fe80::2 dev uplink1")
     daemon.expect(Route(PREFIX, (UP0,)))
-    daemon.ip("-6 route replace fd00:99::/64 nexthop via fe80::1 dev uplink0 nexthop via fe80::2 dev uplink1")
+    daemon.ns.ip("-6 route replace fd00:99::/64 nexthop via fe80::1 dev uplink0 nexthop via fe80::2 dev uplink1")
     daemon.expect(Route(PREFIX, (UP0, UP1)))
-    daemon.ip("-6 route replace fd00:99::/64 via fe80::2 dev uplink1")
+    daemon.ns.ip("-6 route replace fd00:99::/64 via fe80::2 dev uplink1")
     daemon.expect(Route(PREFIX, (UP1,)))
-    daemon.ip("-6 route del fd00:99::/64")
+    daemon.ns.ip("-6 route del fd00:99::/64")
     daemon.expect()
 
 
 def test_a_nexthop_is_down_until_its_neighbour_is_resolved(daemon):
-    daemon.ip("-6 route replace fd00:99::/64 nexthop via fe80::1 dev uplink0 nexthop via fe80::2 dev uplink1")
+    daemon.ns.ip("-6 route replace fd00:99::/64 nexthop via fe80::1 dev uplink0 nexthop via fe80::2 dev uplink1")
     daemon.expect(Route(PREFIX, (hop("uplink0", "fe80::1", up=False), hop("uplink1", "fe80::2", up=False))))
-    daemon.ip(f"-6 neigh replace fe80::1 lladdr {MAC1} dev uplink0 nud reachable")
+    daemon.ns.neighbour("uplink0", "fe80::1", MAC1, "reachable")
     daemon.expect(Route(PREFIX, (UP0, hop("uplink1", "fe80::2", up=False))))
-    daemon.ip(f"-6 neigh replace fe80::2 lladdr {MAC2} dev uplink1 nud permanent")
+    daemon.ns.neighbour("uplink1", "fe80::2", MAC2)
     daemon.expect(Route(PREFIX, (UP0, UP1)))
 
 
 def test_failed_or_deleted_neighbour_marks_the_nexthop_down(daemon):
-    daemon.neighbours()
-    daemon.ip("-6 route replace fd00:99::/64 nexthop via fe80::1 dev uplink0 nexthop via fe80::2 dev uplink1")
+    neighbours(daemon.ns)
+    daemon.ns.ip("-6 route replace fd00:99::/64 nexthop via fe80::1 dev uplink0 nexthop via fe80::2 dev uplink1")
     daemon.expect(Route(PREFIX, (UP0, UP1)))
-    daemon.ip(f"-6 neigh replace fe80::2 lladdr {MAC2} dev uplink1 nud failed")
+    daemon.ns.neighbour("uplink1", "fe80::2", MAC2, "failed")
     daemon.expect(Route(PREFIX, (UP0, hop("uplink1", "fe80::2", up=False))))
-    daemon.ip(f"-6 neigh replace fe80::2 lladdr {MAC2} dev uplink1 nud stale")  # stale still forwards
+    daemon.ns.neighbour("uplink1", "fe80::2", MAC2, "stale")  # stale still forwards
     daemon.expect(Route(PREFIX, (UP0, UP1)))
-    daemon.ip("-6 neigh del fe80::1 dev uplink0")
+    daemon.ns.ip("-6 neigh del fe80::1 dev uplink0")
     daemon.expect(Route(PREFIX, (hop("uplink0", "fe80::1", up=False), UP1)))
 
 
 def test_a_changed_mac_is_delivered(daemon):
-    daemon.neighbours()
-    daemon.ip("-6 route replace fd00:99::/64 via fe80::1 dev uplink0")
+    neighbours(daemon.ns)
+    daemon.ns.ip("-6 route replace fd00:99::/64 via fe80::1 dev uplink0")
     daemon.expect(Route(PREFIX, (UP0,)))
-    daemon.ip("-6 neigh replace fe80::1 lladdr a8:40:25:00:00:99 dev uplink0 nud permanent")
+    daemon.ns.neighbour("uplink0", "fe80::1", "a8:40:25:00:00:99")
     daemon.expect(Route(PREFIX, (hop("uplink0", "fe80::1", "a8:40:25:00:00:99"),)))
 
 
 def test_link_down_and_carrier_loss_mark_the_nexthop_down(daemon):
-    daemon.neighbours()
-    daemon.ip("-6 route replace fd00:99::/64 nexthop via fe80::1 dev uplink0 nexthop via fe80::2 dev uplink1")
+    neighbours(daemon.ns)
+    daemon.ns.ip("-6 route replace fd00:99::/64 nexthop via fe80::1 dev uplink0 nexthop via fe80::2 dev uplink1")
     daemon.expect(Route(PREFIX, (UP0, UP1)))
     # administratively down: the kernel keeps the path, flagged dead, and flushes the neighbour
-    daemon.ip("link set uplink1 down")
+    daemon.ns.ip("link set uplink1 down")
     daemon.expect(Route(PREFIX, (UP0, hop("uplink1", "fe80::2", up=False))))
-    daemon.ip("link set uplink1 up")
-    daemon.ip(f"-6 neigh replace fe80::2 lladdr {MAC2} dev uplink1 nud permanent")
+    daemon.ns.ip("link set uplink1 up")
+    daemon.ns.neighbour("uplink1", "fe80::2", MAC2)
     daemon.expect(Route(PREFIX, (UP0, UP1)))
     # carrier loss (the switch side goes away): only a link event says so
-    daemon.ip("link set peer1 down")
+    daemon.ns.ip("link set peer1 down")
     daemon.expect(Route(PREFIX, (UP0, hop("uplink1", "fe80::2", MAC2, up=False))))
-    daemon.ip("link set peer1 up")
+    daemon.ns.ip("link set peer1 up")
     daemon.expect(Route(PREFIX, (UP0, UP1)))
 
 
 def test_nexthop_objects_groups_and_their_deletion(daemon):
-    daemon.neighbours()
-    daemon.ip("nexthop add id 1 via fe80::1 dev uplink0")
-    daemon.ip("nexthop add id 2 via fe80::2 dev uplink1")
-    daemon.ip("nexthop add id 10 group 1/2")
-    daemon.ip("-6 route replace fd00:99::/64 nhid 10")
+    neighbours(daemon.ns)
+    daemon.ns.ip("nexthop add id 1 via fe80::1 dev uplink0")
+    daemon.ns.ip("nexthop add id 2 via fe80::2 dev uplink1")
+    daemon.ns.ip("nexthop add id 10 group 1/2")
+    daemon.ns.ip("-6 route replace fd00:99::/64 nhid 10")
     daemon.expect(Route(PREFIX, (UP0, UP1)))
     # deleting a member emits nexthop events only, no route event
-    daemon.ip("nexthop del id 2")
+    daemon.ns.ip("nexthop del id 2")
     daemon.expect(Route(PREFIX, (UP0,)))
-    daemon.ip("nexthop add id 2 via fe80::2 dev uplink1")
-    daemon.ip("nexthop replace id 10 group 1/2")
+    daemon.ns.ip("nexthop add id 2 via fe80::2 dev uplink1")
+    daemon.ns.ip("nexthop replace id 10 group 1/2")
     daemon.expect(Route(PREFIX, (UP0, UP1)))
-    daemon.ip("-6 route replace fd00:99::/64 nhid 1")
+    daemon.ns.ip("-6 route replace fd00:99::/64 nhid 1")
     daemon.expect(Route(PREFIX, (UP0,)))
-    daemon.ip("nexthop del id 1")  # takes the route with it
+    daemon.ns.ip("nexthop del id 1")  # takes the route with it
     daemon.expect()
 
 
 def test_resilient_nexthop_groups(daemon):
-    daemon.neighbours()
-    daemon.ip("nexthop add id 1 via fe80::1 dev uplink0")
-    daemon.ip("nexthop add id 2 via fe80::2 dev uplink1")
-    daemon.ip("nexthop add id 20 group 1/2 type resilient buckets 64 idle_timer 10")
-    daemon.ip("-6 route replace fd00:99::/64 nhid 20")
-    daemon.ip("-6 route replace fd00:98::/64 nhid 2")
+    neighbours(daemon.ns)
+    daemon.ns.ip("nexthop add id 1 via fe80::1 dev uplink0")
+    daemon.ns.ip("nexthop add id 2 via fe80::2 dev uplink1")
+    daemon.ns.ip("nexthop add id 20 group 1/2 type resilient buckets 64 idle_timer 10")
+    daemon.ns.ip("-6 route replace fd00:99::/64 nhid 20")
+    daemon.ns.ip("-6 route replace fd00:98::/64 nhid 2")
     daemon.expect(Route(N("fd00:98::/64"), (UP1,)), Route(PREFIX, (UP0, UP1)))
-    daemon.ip("nexthop replace id 20 group 1 type resilient buckets 64")
+    daemon.ns.ip("nexthop replace id 20 group 1 type resilient buckets 64")
     daemon.expect(Route(N("fd00:98::/64"), (UP1,)), Route(PREFIX, (UP0,)))
     # a nexthop object on a link that loses carrier vanishes silently with its routes
-    daemon.ip("nexthop replace id 20 group 1/2 type resilient buckets 64")
+    daemon.ns.ip("nexthop replace id 20 group 1/2 type resilient buckets 64")
     daemon.expect(Route(N("fd00:98::/64"), (UP1,)), Route(PREFIX, (UP0, UP1)))
-    daemon.ip("link set peer1 down")
+    daemon.ns.ip("link set peer1 down")
     daemon.expect(Route(PREFIX, (UP0,)))
 
 
 def test_interfaces_that_are_not_uplinks_are_ignored(daemon):
-    daemon.neighbours()
-    daemon.ip("-6 neigh replace fe80::3 lladdr a8:40:25:00:00:03 dev other0 nud permanent")
-    daemon.ip("-6 route replace fd00:97::/64 via fe80::3 dev other0")
-    daemon.ip("-6 route replace fd00:99::/64 nexthop via fe80::1 dev uplink0 nexthop via fe80::3 dev other0")
+    neighbours(daemon.ns)
+    daemon.ns.neighbour("other0", "fe80::3", "a8:40:25:00:00:03")
+    daemon.ns.ip("-6 route replace fd00:97::/64 via fe80::3 dev other0")
+    daemon.ns.ip("-6 route replace fd00:99::/64 nexthop via fe80::1 dev uplink0 nexthop via fe80::3 dev other0")
     daemon.expect(Route(PREFIX, (UP0,)))
-    daemon.ip("-6 route replace fd00:96::/64 dev uplink0")  # on-link, no gateway: not a path via a switch
-    daemon.ip("-6 neigh replace fe80::3 lladdr a8:40:25:00:00:33 dev other0 nud permanent")
+    daemon.ns.ip("-6 route replace fd00:96::/64 dev uplink0")  # on-link, no gateway: not a path via a switch
+    daemon.ns.neighbour("other0", "fe80::3", "a8:40:25:00:00:33")
     daemon.expect_quiet()
 
 
 def test_lowest_metric_route_wins_and_callback_only_on_change(daemon):
-    daemon.neighbours()
-    daemon.ip("-6 route add fd00:99::/64 via fe80::2 dev uplink1 metric 200")
+    neighbours(daemon.ns)
+    daemon.ns.ip("-6 route add fd00:99::/64 via fe80::2 dev uplink1 metric 200")
     daemon.expect(Route(PREFIX, (UP1,)))
-    daemon.ip("-6 route add fd00:99::/64 via fe80::1 dev uplink0 metric 100")
+    daemon.ns.ip("-6 route add fd00:99::/64 via fe80::1 dev uplink0 metric 100")
     daemon.expect(Route(PREFIX, (UP0,)))
-    daemon.ip("-6 route add fd00:99::/64 via fe80::2 dev uplink1 metric 300")
+    daemon.ns.ip("-6 route add fd00:99::/64 via fe80::2 dev uplink1 metric 300")
     daemon.expect_quiet()
-    daemon.ip("-6 route del fd00:99::/64 via fe80::1 dev uplink0 metric 100")
+    daemon.ns.ip("-6 route del fd00:99::/64 via fe80::1 dev uplink0 metric 100")
     daemon.expect(Route(PREFIX, (UP1,)))
     stats = daemon.sync.stats()  # the empty table at start was committed by the controller already
     assert stats["commits"] == 3 and stats["events"] >= 4 and stats["commit_failures"] == 0
@@ -309,14 +287,14 @@ def test_the_daemon_commits_host_routes_and_ctl_shows_them(daemon):
     sockdir = tempfile.mkdtemp(prefix="of-rs-")
     path = os.path.join(sockdir, "s.sock")
     config = load_config(None, {"underlay_addr": "fd00:1::1", "uplink": ("uplink0=net_null0", "uplink1=net_null1"),
-                                "route_source": "netlink", "netns": daemon.netns, "control_socket": path})
+                                "route_source": "netlink", "netns": daemon.ns.name, "control_socket": path})
     config = dataclasses.replace(config, v2b=(V2B(ipaddress.ip_network("0.0.0.0/0"), (Tep(A("fd00:99::1")),)),))
     dp, stop = FakeDataplane(config.ports), threading.Event()
     runner = threading.Thread(target=serve, args=(config, dp, stop))
     runner.start()
     try:
-        daemon.neighbours()
-        daemon.ip("-6 route replace fd00:99::/64 nexthop via fe80::1 dev uplink0 nexthop via fe80::2 dev uplink1")
+        neighbours(daemon.ns)
+        daemon.ns.ip("-6 route replace fd00:99::/64 nexthop via fe80::1 dev uplink0 nexthop via fe80::2 dev uplink1")
         deadline = time.monotonic() + WAIT_S
         while (dp.state is None or dp.state.routes != (Route(PREFIX, (UP0, UP1)),)) and time.monotonic() < deadline:
             time.sleep(0.01)
@@ -333,9 +311,9 @@ def test_the_daemon_commits_host_routes_and_ctl_shows_them(daemon):
 
 def test_a_refused_commit_is_retried_counted_and_logged_once(daemon, capsys):
     """No later event is needed: route sync tries again by itself, with backoff."""
-    daemon.neighbours()
+    neighbours(daemon.ns)
     daemon.dataplane.refuse_commits = "tables full"
-    daemon.ip("-6 route replace fd00:99::/64 nexthop via fe80::1 dev uplink0 nexthop via fe80::2 dev uplink1")
+    daemon.ns.ip("-6 route replace fd00:99::/64 nexthop via fe80::1 dev uplink0 nexthop via fe80::2 dev uplink1")
     deadline = time.monotonic() + WAIT_S
     while daemon.sync.stats()["commit_failures"] < 3:
         assert time.monotonic() < deadline, f"route sync stopped trying: {daemon.sync.stats()}"
@@ -347,7 +325,7 @@ def test_a_refused_commit_is_retried_counted_and_logged_once(daemon, capsys):
     assert err.count("route sync: routes not applied: tables full") == 1, err
     assert re.search(r"route sync: routes applied after [3-9]\d* refused commits", err), err
     failures = daemon.sync.stats()["commit_failures"]
-    daemon.ip("-6 route del fd00:99::/64 via fe80::2 dev uplink1")  # a later event still goes in
+    daemon.ns.ip("-6 route del fd00:99::/64 via fe80::2 dev uplink1")  # a later event still goes in
     daemon.expect(Route(PREFIX, (UP0,)))
     assert daemon.sync.stats()["commit_failures"] == failures
 
@@ -361,7 +339,7 @@ def test_a_withdrawn_path_leaves_the_data_plane_under_a_large_host_table(netns, 
     sockdir = tempfile.mkdtemp(prefix="of-rs-")
     path = os.path.join(sockdir, "s.sock")
     config = load_config(None, {"underlay_addr": "fd00:1::1", "uplink": ("uplink0=ring", "uplink1=ring"),
-                                "route_source": "netlink", "netns": netns, "control_socket": path,
+                                "route_source": "netlink", "netns": netns.name, "control_socket": path,
                                 "follow_link": False})  # the ring ports are never started: links down
     config = dataclasses.replace(config, v2b=(V2B(ipaddress.ip_network("0.0.0.0/0"), (Tep(A("fd00:99::1")),)),))
     dp = Dataplane(DataplaneOptions(underlay_addr=A("fd00:1::1"), flow_capacity=4096, n_mbufs=4095))
@@ -371,7 +349,7 @@ def test_a_withdrawn_path_leaves_the_data_plane_under_a_large_host_table(netns, 
         for name in UPLINKS:
             dp.add_ring_port(name, "uplink")
         neighbours(netns)
-        ip(netns, "-6 route replace fd00:99::/64 nexthop via fe80::1 dev uplink0 nexthop via fe80::2 dev uplink1")
+        netns.ip("-6 route replace fd00:99::/64 nexthop via fe80::1 dev uplink0 nexthop via fe80::2 dev uplink1")
         runner.start()
         deadline = time.monotonic() + 10
         while not os.path.exists(path):
@@ -380,8 +358,8 @@ def test_a_withdrawn_path_leaves_the_data_plane_under_a_large_host_table(netns, 
         batch = tmp_path / "routes.batch"
         batch.write_text("".join(f"route add fd01:{i:x}::/64 nexthop via fe80::1 dev uplink0 "
                                  f"nexthop via fe80::2 dev uplink1\n" for i in range(2000)))
-        ip(netns, f"-6 -batch {batch}")
-        ip(netns, "-6 route del fd00:99::/64 via fe80::2 dev uplink1")
+        netns.ip(f"-6 -batch {batch}")
+        netns.ip("-6 route del fd00:99::/64 via fe80::2 dev uplink1")
 
         def nexthops() -> list:
             with ControlClient(path) as c:

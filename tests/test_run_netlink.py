@@ -30,6 +30,7 @@ import pytest
 from scapy.all import IP, UDP, Ether, Raw, wrpcap
 
 from tests.support.cli import OPTE_FAST, sled_toml
+from tests.support.netns import Netns, namespace, veth
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="needs root for network namespaces")
 
@@ -44,34 +45,22 @@ WAIT_S = 5.0  # bound on every wait for the data plane to follow a change (route
 
 
 class Sled:
-    """The sled namespace: uplinks U0 and U1 (veths whose peers stay in the namespace), up."""
+    """The sled namespace: uplinks u0 and u1 (veths whose peers stay in the namespace), up, with
+    both switches' neighbour entries."""
 
-    def __init__(self, tag: str):
-        self.netns = f"oftn{tag}"
-        self.u0, self.u1 = f"oftu{tag}0", f"oftu{tag}1"
-
-    def create(self) -> None:
-        subprocess.run(["ip", "netns", "add", self.netns], check=True)
-        self.ip("link set lo up")
+    def __init__(self, ns: Netns):
+        self.ns = ns
+        self.tag = ns.name.rsplit("-", 1)[1]
+        self.u0, self.u1 = f"oftu{self.tag}0", f"oftu{self.tag}1"  # interface names: 15 bytes at most
         for i, (dev, addr) in enumerate(((self.u0, "fe80::a/64"), (self.u1, "fe80::b/64"))):
-            peer = f"{dev[:-1]}p{i}"
-            self.ip(f"link add {dev} type veth peer name {peer}")
-            self.ip(f"link set {peer} up")
-            self.ip(f"link set {dev} up")
-            self.ip(f"-6 addr add {addr} dev {dev} nodad")
+            veth(ns, dev, ns, f"{dev[:-1]}p{i}")
+            ns.add_address(dev, addr)
         self.neighbours()
-
-    def delete(self) -> None:
-        subprocess.run(["ip", "netns", "del", self.netns], check=False, capture_output=True)
-
-    def ip(self, command: str) -> None:
-        result = subprocess.run(["ip", "-n", self.netns, *command.split()], capture_output=True, text=True)
-        assert result.returncode == 0, f"ip {command}: {result.stderr.strip()}"
 
     def neighbours(self) -> None:
         """Both switches' MACs known, as the daemon's peering would leave them."""
-        self.ip(f"-6 neigh replace fe80::1 lladdr {MAC1} dev {self.u0} nud permanent")
-        self.ip(f"-6 neigh replace fe80::2 lladdr {MAC2} dev {self.u1} nud permanent")
+        self.ns.neighbour(self.u0, "fe80::1", MAC1)
+        self.ns.neighbour(self.u1, "fe80::2", MAC2)
 
 
 class Run:
@@ -94,7 +83,7 @@ class Run:
                                  static_routes=False))
         self.stderr = open(self.tmp_path / "run.stderr", "w+")
         self.proc = subprocess.Popen(
-            [*OPTE_FAST, "run", "--config", str(cfg), "--route-source", "netlink", "--netns", self.sled.netns,
+            [*OPTE_FAST, "run", "--config", str(cfg), "--route-source", "netlink", "--netns", self.sled.ns.name,
              "--no-exception-path", "--control-socket", self.socket, "--file-prefix", self.prefix,
              "--memory-mb", "1024", "--duration-s", "120"],  # stopped by SIGTERM long before
             cwd=REPO, stdout=subprocess.DEVNULL, stderr=self.stderr)
@@ -187,17 +176,12 @@ class Run:
 
 @pytest.fixture
 def sled():
-    tag = f"{os.getpid() & 0xFFFF:04x}{time.monotonic_ns() & 0xFF:02x}"
-    s = Sled(tag)
-    try:
-        s.create()
-        yield s
-    finally:
-        s.delete()
+    with namespace("rnl") as ns:
+        yield Sled(ns)
 
 
 def test_run_follows_the_routing_daemon_and_traffic_follows_the_routes(tmp_path, sled):
-    run = Run(tmp_path, sled, sled.netns[4:])
+    run = Run(tmp_path, sled, sled.tag)
     u0, u1 = sled.u0, sled.u1
     up0, up1 = (u0, "fe80::1", MAC1, True), (u1, "fe80::2", MAC2, True)
     try:
@@ -205,7 +189,7 @@ def test_run_follows_the_routing_daemon_and_traffic_follows_the_routes(tmp_path,
         run.expect()  # nothing routed yet: the guest's packets are dropped for want of a route
 
         # 1. ECMP over both switches: both paths up with the switches' MACs; flows spread over both uplinks
-        sled.ip(f"-6 route replace {PREFIX} nexthop via fe80::1 dev {u0} nexthop via fe80::2 dev {u1}")
+        sled.ns.ip(f"-6 route replace {PREFIX} nexthop via fe80::1 dev {u0} nexthop via fe80::2 dev {u1}")
         run.expect(up0, up1)
         spread = run.expect_flows(lambda f: sum(f.values()) == N_FLOWS and f.get(u0) and f.get(u1),
                                   f"all {N_FLOWS} flows pinned, over both uplinks")
@@ -215,7 +199,7 @@ def test_run_follows_the_routing_daemon_and_traffic_follows_the_routes(tmp_path,
         assert counters["flows_migrated"] == 0
 
         # 2. one path withdrawn (the kernel's event names only that path): U1's flows move to U0
-        sled.ip(f"-6 route del {PREFIX} via fe80::2 dev {u1}")
+        sled.ns.ip(f"-6 route del {PREFIX} via fe80::2 dev {u1}")
         run.expect(up0)
         run.expect_flows(lambda f: f == {u0: N_FLOWS}, f"all {N_FLOWS} flows on {u0}")
         tx = run.tx_deltas()
@@ -223,43 +207,43 @@ def test_run_follows_the_routing_daemon_and_traffic_follows_the_routes(tmp_path,
         _, counters = run.stats()
         assert counters["flows_migrated"] >= spread[u1], counters
         # a replace that withdraws a path does the same
-        sled.ip(f"-6 route replace {PREFIX} nexthop via fe80::1 dev {u0} nexthop via fe80::2 dev {u1}")
+        sled.ns.ip(f"-6 route replace {PREFIX} nexthop via fe80::1 dev {u0} nexthop via fe80::2 dev {u1}")
         run.expect(up0, up1)
-        sled.ip(f"-6 route replace {PREFIX} via fe80::1 dev {u0}")
+        sled.ns.ip(f"-6 route replace {PREFIX} via fe80::1 dev {u0}")
         run.expect(up0)
 
         # 3. nexthop objects in a resilient group; deleting a member emits no route event
-        sled.ip(f"nexthop add id 1 via fe80::1 dev {u0}")
-        sled.ip(f"nexthop add id 2 via fe80::2 dev {u1}")
-        sled.ip("nexthop add id 10 group 1/2 type resilient buckets 64 idle_timer 10")
-        sled.ip(f"-6 route replace {PREFIX} nhid 10")
+        sled.ns.ip(f"nexthop add id 1 via fe80::1 dev {u0}")
+        sled.ns.ip(f"nexthop add id 2 via fe80::2 dev {u1}")
+        sled.ns.ip("nexthop add id 10 group 1/2 type resilient buckets 64 idle_timer 10")
+        sled.ns.ip(f"-6 route replace {PREFIX} nhid 10")
         run.expect(up0, up1)
-        sled.ip("nexthop del id 2")
+        sled.ns.ip("nexthop del id 2")
         run.expect(up0)
 
         # 4a. link down under a multipath route: the path stays, flagged dead, its neighbour flushed
-        sled.ip(f"-6 route replace {PREFIX} nexthop via fe80::1 dev {u0} nexthop via fe80::2 dev {u1}")
+        sled.ns.ip(f"-6 route replace {PREFIX} nexthop via fe80::1 dev {u0} nexthop via fe80::2 dev {u1}")
         run.expect(up0, up1)
-        sled.ip(f"link set {u1} down")
+        sled.ns.ip(f"link set {u1} down")
         run.expect(up0, (u1, "fe80::2", NO_MAC, False))
-        sled.ip(f"link set {u1} up")
+        sled.ns.ip(f"link set {u1} up")
         sled.neighbours()  # the switch's MAC learnt again
         run.expect(up0, up1)
         # 4b. link down under a nexthop object: the kernel deletes the object, so the nexthop is gone
-        sled.ip(f"nexthop add id 2 via fe80::2 dev {u1}")
-        sled.ip("nexthop replace id 10 group 1/2 type resilient buckets 64 idle_timer 10")
-        sled.ip(f"-6 route replace {PREFIX} nhid 10")
+        sled.ns.ip(f"nexthop add id 2 via fe80::2 dev {u1}")
+        sled.ns.ip("nexthop replace id 10 group 1/2 type resilient buckets 64 idle_timer 10")
+        sled.ns.ip(f"-6 route replace {PREFIX} nhid 10")
         run.expect(up0, up1)
-        sled.ip(f"link set {u1} down")
+        sled.ns.ip(f"link set {u1} down")
         run.expect(up0)
-        sled.ip(f"link set {u1} up")
+        sled.ns.ip(f"link set {u1} up")
         sled.neighbours()
-        sled.ip(f"nexthop add id 2 via fe80::2 dev {u1}")
-        sled.ip("nexthop replace id 10 group 1/2 type resilient buckets 64 idle_timer 10")
+        sled.ns.ip(f"nexthop add id 2 via fe80::2 dev {u1}")
+        sled.ns.ip("nexthop replace id 10 group 1/2 type resilient buckets 64 idle_timer 10")
         run.expect(up0, up1)
 
         # the route withdrawn altogether
-        sled.ip(f"-6 route del {PREFIX}")
+        sled.ns.ip(f"-6 route del {PREFIX}")
         run.expect()
         _, counters = run.stats()
         assert counters["no_route"] > 0

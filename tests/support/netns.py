@@ -185,7 +185,8 @@ class Netns:
         return run(["ip", "netns", "exec", self.name, *argv], check=check)
 
     def ip(self, *args: str) -> str:
-        return run(["ip", "-n", self.name, *args]).stdout
+        """`ip -n NAME ARGS`; an argument may hold several words: `ns.ip("-6 route del", prefix)`."""
+        return run(["ip", "-n", self.name, *(word for arg in args for word in arg.split())]).stdout
 
     def popen(self, *argv: str, **kwargs: object) -> subprocess.Popen[bytes]:
         """Start a process in the namespace; it is killed when the namespace is torn down."""
@@ -205,6 +206,10 @@ class Netns:
     def add_address(self, ifname: str, cidr: str) -> None:
         """Add an address; IPv6 ones with `nodad`, so they are usable at once."""
         self.ip("addr", "add", cidr, "dev", ifname, *(["nodad"] if ":" in cidr else []))
+
+    def neighbour(self, ifname: str, address: str, mac: str, state: str = "permanent") -> None:
+        """Add or replace the neighbour entry of `address` on `ifname`, in NUD state `state`."""
+        self.ip("neigh", "replace", address, "lladdr", mac, "dev", ifname, "nud", state)
 
     def disable_tx_checksum_offload(self, ifname: str) -> None:
         """Needed where a kernel sends into a veth that Open vSwitch reads through AF_PACKET: the

@@ -341,7 +341,7 @@ def boundary_lab(teps: Sequence[str] = (TEP,), *, guests: Sequence[Guest] = (Gue
             switch_ns.sysctl(net__ipv6__conf__ul0__disable_ipv6=1, net__ipv6__conf__inet0__disable_ipv6=1)
             internet.ns.disable_tx_checksum_offload(link)
             for gateway in (GATEWAY_V4, GATEWAY_V6):
-                internet.ns.ip("neigh", "replace", gateway, "lladdr", BOUNDARY_MAC, "dev", link, "nud", "permanent")
+                internet.ns.neighbour(link, gateway, BOUNDARY_MAC)
             internet.links.append(link)
             uplink = Uplink(sled_if, sled_mac, nexthop_mac, tep, stack.enter_context(OvsSwitch(switch_ns)))
             configure_boundary_services(uplink.switch, tep=tep, prefix_len=TEP_PREFIX_LEN,
