@@ -173,15 +173,18 @@ class DataplaneAPI(Protocol):
         """Every named counter, summed over worker lcores."""
 
     def ports(self) -> list[dict]:
-        """One dict per port: name, role, devargs, mac, rx/tx packets, bytes, errors."""
+        """One dict per port: name, port_id, role, mac, rx/tx packets and bytes, missed, errors, devargs."""
 
     def flows(self, limit: int) -> list[dict]:
-        """Up to `limit` active flows: key, path (tep, nexthop, uplink), packets, bytes, idle_ms."""
+        """Up to `limit` active flows, flat: vni, proto, src, dst, src_port, dst_port, tep, nexthop
+        ({uplink, gateway}), uplink, udp_sport, hash, lcore, packets, bytes, idle_ms."""
 
     def paths(self) -> dict:
-        """Per TEP and per nexthop: id, address/gateway, up, flows pinned, packets, bytes."""
+        """{"teps": [...], "nexthops": [...]}: id, prefix, address (or uplink, gateway, mac), up,
+        flows pinned, packets, bytes."""
 
     def buckets(self) -> list[dict]:
-        """Per TEP set and nexthop group: prefix, members, bucket count per member."""
+        """Per TEP set (kind "tep") and nexthop group (kind "nexthop"): prefix, buckets, and the
+        members holding buckets, each with id, member and its bucket count."""
 
 
