@@ -1,9 +1,9 @@
 /*
- * Life cycle of the data plane (control thread): EAL, create, start and
- * stop of the worker lcores, and the read side for counters and dumps.
+ * Life cycle of the data plane (control thread, opte_fast.h): EAL, create and
+ * destroy, start and stop of the worker lcores. It calls into every other
+ * part; nothing calls back into it.
  */
 #include <errno.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/eventfd.h>
@@ -19,29 +19,17 @@
 #include <rte_malloc.h>
 #include <rte_mbuf.h>
 #include <rte_rcu_qsbr.h>
-#include <rte_ring.h>
 
-#include "dataplane.h"
+#include "dp.h"
+#include "flow.h"
 #include "handoff.h"
+#include "lcore.h"
+#include "loop.h"
+#include "opte_fast.h"
+#include "tables.h"
+#include "telemetry.h"
 
-static __thread char last_error[256];
 static uint32_t instances;
-
-void
-of_set_error(const char *fmt, ...)
-{
-	va_list ap;
-
-	va_start(ap, fmt);
-	vsnprintf(last_error, sizeof(last_error), fmt, ap);
-	va_end(ap);
-}
-
-const char *
-of_last_error(void)
-{
-	return last_error;
-}
 
 int
 of_eal_init(int argc, char **argv)
@@ -102,6 +90,7 @@ struct of_dp *
 of_dp_create(const struct of_dp_config *cfg)
 {
 	char name[RTE_MEMPOOL_NAMESIZE];
+	struct of_flow_timeouts *to;
 	struct of_dp *dp;
 	size_t qsbr_size;
 
@@ -114,6 +103,7 @@ of_dp_create(const struct of_dp_config *cfg)
 	}
 	dp->cfg = *cfg;
 	dp->instance = ++instances;
+	to = &dp->timeouts;
 	rte_spinlock_init(&dp->link_lock);
 	pthread_mutex_init(&dp->reader_lock, NULL);
 	dp->link_event_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
@@ -121,16 +111,15 @@ of_dp_create(const struct of_dp_config *cfg)
 		of_set_error("cannot create an eventfd: %s", strerror(errno));
 		goto fail;
 	}
-	dp->tcp_idle_tsc = ms_to_tsc(cfg->tcp_idle_ms);
-	dp->tcp_closed_tsc = ms_to_tsc(cfg->tcp_closed_ms);
-	dp->udp_idle_tsc = ms_to_tsc(cfg->udp_idle_ms);
-	dp->icmp_idle_tsc = ms_to_tsc(cfg->icmp_idle_ms);
-	dp->rebalance_tsc = ms_to_tsc(cfg->rebalance_idle_ms);
+	to->tcp_idle = ms_to_tsc(cfg->tcp_idle_ms);
+	to->tcp_closed = ms_to_tsc(cfg->tcp_closed_ms);
+	to->udp_idle = ms_to_tsc(cfg->udp_idle_ms);
+	to->icmp_idle = ms_to_tsc(cfg->icmp_idle_ms);
 	/* A flow outlives its timeout by at most one sweep period. */
-	dp->sweep_period_tsc = RTE_MAX(RTE_MIN(rte_get_tsc_hz(),
-					       RTE_MIN(RTE_MIN(dp->tcp_closed_tsc, dp->udp_idle_tsc),
-						       RTE_MIN(dp->icmp_idle_tsc, dp->tcp_idle_tsc)) / 2),
-				       rte_get_tsc_hz() / 1000);
+	to->sweep_period = RTE_MAX(RTE_MIN(rte_get_tsc_hz(),
+					   RTE_MIN(RTE_MIN(to->tcp_closed, to->udp_idle), RTE_MIN(to->icmp_idle, to->tcp_idle)) / 2),
+				   rte_get_tsc_hz() / 1000);
+	dp->rebalance_tsc = ms_to_tsc(cfg->rebalance_idle_ms);
 
 	snprintf(name, sizeof(name), "of_pool_%u", dp->instance);
 	dp->pool = rte_pktmbuf_pool_create(name, cfg->n_mbufs, cfg->mbuf_cache, 0, cfg->mbuf_data_room,
@@ -291,251 +280,4 @@ void
 of_dp_quiesce(struct of_dp *dp)
 {
 	rte_rcu_qsbr_synchronize(dp->qsbr, RTE_QSBR_THRID_INVALID);
-}
-
-int
-of_dp_ring_inject(struct of_dp *dp, uint16_t port, uint16_t queue, const uint8_t *data, const uint32_t *lens,
-		  unsigned n)
-{
-	struct rte_mbuf *m;
-	unsigned done = 0;
-
-	if (port >= dp->n_ports || dp->ports[port].ring_tx == NULL) {
-		of_set_error("port %u is not a ring port", port);
-		return -EINVAL;
-	}
-	if (queue >= dp->ports[port].n_ring_rx) {
-		of_set_error("ring port %u has no RX queue %u", port, queue);
-		return -EINVAL;
-	}
-	for (; done < n; data += lens[done], done++) {
-		if (lens[done] > (uint32_t)dp->cfg.mbuf_data_room - RTE_PKTMBUF_HEADROOM)
-			break;
-		m = rte_pktmbuf_alloc(dp->pool);
-		if (m == NULL)
-			break;
-		memcpy(rte_pktmbuf_append(m, (uint16_t)lens[done]), data, lens[done]);
-		if (rte_ring_enqueue(dp->ports[port].ring_rx[queue], m) != 0) {
-			rte_pktmbuf_free(m);
-			break;
-		}
-	}
-	return (int)done;
-}
-
-int
-of_dp_ring_collect(struct of_dp *dp, uint16_t port, uint8_t *buf, uint32_t room, uint32_t *lens, unsigned max)
-{
-	struct rte_mbuf *m;
-	unsigned n = 0;
-
-	if (port >= dp->n_ports || dp->ports[port].ring_tx == NULL) {
-		of_set_error("port %u is not a ring port", port);
-		return -EINVAL;
-	}
-	while (n < max && rte_ring_dequeue(dp->ports[port].ring_tx, (void **)&m) == 0) {
-		uint32_t len = rte_pktmbuf_pkt_len(m);
-
-		if (len > room) {
-			/* Put nothing back out of order: the caller asked for too little room. */
-			of_set_error("collect buffer too small for a %u-byte frame", len);
-			rte_pktmbuf_free(m);
-			return -ENOSPC;
-		}
-		const void *src = rte_pktmbuf_read(m, 0, len, buf);
-		if (src != buf)
-			memcpy(buf, src, len);
-		lens[n++] = len;
-		buf += len;
-		room -= len;
-		rte_pktmbuf_free(m);
-	}
-	return (int)n;
-}
-
-unsigned
-of_counter_count(void)
-{
-	return OF_N_COUNTERS;
-}
-
-const char *
-of_counter_name(unsigned i)
-{
-	return i < OF_N_COUNTERS ? of_counter_names[i] : NULL;
-}
-
-const char *
-of_counter_description(unsigned i)
-{
-	return i < OF_N_COUNTERS ? of_counter_help[i] : NULL;
-}
-
-int
-of_counter_drop(unsigned i)
-{
-	return i < OF_N_COUNTERS ? of_counter_is_drop[i] : 0;
-}
-
-void
-of_dp_counters(const struct of_dp *dp, uint64_t *out)
-{
-	memset(out, 0, OF_N_COUNTERS * sizeof(*out));
-	for (unsigned w = 0; w < dp->n_workers; w++)
-		for (unsigned c = 0; c < OF_N_COUNTERS; c++)
-			out[c] += __atomic_load_n(&dp->lcores[w].counters[c], __ATOMIC_RELAXED);
-}
-
-int
-of_dp_port_stats(const struct of_dp *dp, uint16_t port, struct of_port_stats *out)
-{
-	const struct of_port *p;
-	struct rte_eth_stats st;
-
-	if (port >= dp->n_ports) {
-		of_set_error("no port %u", port);
-		return -EINVAL;
-	}
-	p = &dp->ports[port];
-	memset(out, 0, sizeof(*out));
-	snprintf(out->name, sizeof(out->name), "%s", p->name);
-	out->port_id = p->port_id;
-	out->role = p->role;
-	memcpy(out->mac, p->mac.addr_bytes, 6);
-	if (rte_eth_stats_get(p->port_id, &st) == 0) {
-		out->ipackets = st.ipackets;
-		out->opackets = st.opackets;
-		out->ibytes = st.ibytes;
-		out->obytes = st.obytes;
-		out->imissed = st.imissed;
-		out->ierrors = st.ierrors;
-		out->oerrors = st.oerrors;
-	}
-	return 0;
-}
-
-void
-of_dp_path_stats(const struct of_dp *dp, struct of_path_stats *teps, struct of_path_stats *nhs)
-{
-	memset(teps, 0, OF_MAX_TEPS * sizeof(*teps));
-	memset(nhs, 0, OF_MAX_NEXTHOPS * sizeof(*nhs));
-	for (unsigned w = 0; w < dp->n_workers; w++) {
-		const struct of_lcore *lc = &dp->lcores[w];
-
-		for (unsigned i = 0; i < OF_MAX_TEPS; i++) {
-			teps[i].flows += lc->tep[i].flows;
-			teps[i].packets += lc->tep[i].packets;
-			teps[i].bytes += lc->tep[i].bytes;
-		}
-		for (unsigned i = 0; i < OF_MAX_NEXTHOPS; i++) {
-			nhs[i].flows += lc->nh[i].flows;
-			nhs[i].packets += lc->nh[i].packets;
-			nhs[i].bytes += lc->nh[i].bytes;
-		}
-	}
-}
-
-unsigned
-of_dp_flows(const struct of_dp *dp, struct of_flow_info *out, unsigned max)
-{
-	uint64_t now = rte_rdtsc(), hz = rte_get_tsc_hz();
-	unsigned n = 0;
-
-	for (unsigned w = 0; w < dp->n_workers && n < max; w++) {
-		const struct of_flow_table *ft = dp->lcores[w].flows;
-
-		for (uint32_t i = 0; i < ft->n_entries && n < max; i++) {
-			const struct of_flow_entry *e = &ft->entries[i];
-			struct of_flow_info *f = &out[n];
-			uint64_t last = e->last_tsc;
-
-			if (!__atomic_load_n(&e->in_use, __ATOMIC_ACQUIRE))
-				continue;
-			f->vni = e->key.vni;
-			f->proto = e->key.proto;
-			memcpy(f->src, e->key.src, 16);
-			memcpy(f->dst, e->key.dst, 16);
-			f->src_port = e->key.src_port;
-			f->dst_port = e->key.dst_port;
-			f->tep = e->path.tep;
-			f->nexthop = e->path.nh;
-			f->uplink = e->path.uplink;
-			f->udp_sport = (uint16_t)((e->path.outer[54] << 8) | e->path.outer[55]);
-			f->hash = e->hash;
-			f->lcore = dp->lcores[w].lcore_id;
-			f->packets = e->packets;
-			f->bytes = e->bytes;
-			f->idle_ms = now > last ? (now - last) * 1000 / hz : 0;
-			n++;
-		}
-	}
-	return n;
-}
-
-uint64_t
-of_dp_flow_count(const struct of_dp *dp)
-{
-	uint64_t n = 0;
-
-	for (unsigned w = 0; w < dp->n_workers; w++)
-		n += dp->lcores[w].flows->n_active;
-	return n;
-}
-
-/*
- * A reader of the tables outside the workers holds a snapshot the way a worker
- * does: online in the QSBR variable from before it loads the pointer until it
- * is done, so a concurrent commit waits for it before freeing that snapshot.
- * Readers are rare and short, so they share one thread id, one at a time.
- */
-static const struct of_tables *
-tables_read_begin(struct of_dp *dp)
-{
-	pthread_mutex_lock(&dp->reader_lock);
-	rte_rcu_qsbr_thread_online(dp->qsbr, dp->reader_thread);
-	return __atomic_load_n(&dp->tables, __ATOMIC_ACQUIRE);
-}
-
-static void
-tables_read_end(struct of_dp *dp)
-{
-	rte_rcu_qsbr_thread_offline(dp->qsbr, dp->reader_thread);
-	pthread_mutex_unlock(&dp->reader_lock);
-}
-
-static int
-copy_buckets(const struct of_tables *t, int kind, uint16_t group, uint16_t *out, uint32_t max)
-{
-	const struct of_resilient *r;
-
-	if (group >= OF_MAX_GROUPS) {
-		of_set_error("group id out of range");
-		return -EINVAL;
-	}
-	r = kind == 0 ? t->tep_sets[group] : t->nh_groups[group];
-	if (r == NULL) {
-		of_set_error("no such %s", kind == 0 ? "TEP set" : "nexthop group");
-		return -ENOENT;
-	}
-	if (max < r->n_buckets) {
-		of_set_error("room for %u buckets, table has %u", max, r->n_buckets);
-		return -ENOSPC;
-	}
-	memcpy(out, r->bucket, r->n_buckets * sizeof(*out));
-	return (int)r->n_buckets;
-}
-
-int
-of_dp_buckets(struct of_dp *dp, int kind, uint16_t group, uint16_t *out, uint32_t max)
-{
-	int rc = copy_buckets(tables_read_begin(dp), kind, group, out, max);
-
-	tables_read_end(dp);
-	return rc;
-}
-
-uint64_t
-of_dp_table_swaps(const struct of_dp *dp)
-{
-	return dp->table_swaps;
 }

@@ -1,11 +1,12 @@
-#include <errno.h>
-#include <stdio.h>
+/* The per-lcore flow table (flow.h) and its expiry sweep. */
+#include <netinet/in.h>
 
 #include <rte_hash.h>
 #include <rte_hash_crc.h>
 #include <rte_malloc.h>
 
 #include "flow.h"
+#include "lcore.h"
 
 struct of_flow_table *
 of_flow_table_create(const char *name, uint32_t capacity, int socket)
@@ -93,4 +94,46 @@ of_flow_remove(struct of_flow_table *ft, struct of_flow_entry *e)
 	__atomic_store_n(&e->in_use, 0, __ATOMIC_RELEASE);
 	rte_hash_del_key_with_hash(ft->hash, &e->key, e->hash);
 	ft->n_active--;
+}
+
+static inline uint64_t
+flow_timeout(const struct of_flow_timeouts *to, const struct of_flow_entry *e)
+{
+	switch (e->key.proto) {
+	case IPPROTO_TCP:
+		return e->closing ? to->tcp_closed : to->tcp_idle;
+	case IPPROTO_UDP:
+		return to->udp_idle;
+	default:
+		return to->icmp_idle;
+	}
+}
+
+/*
+ * Expiry walks the table at a steady pace: one full pass per sweep period
+ * (a second, or half the shortest timeout), a few entries per iteration
+ * as time passes, so it never pauses the loop and costs nothing at rest.
+ */
+void
+of_flow_sweep(struct of_lcore *lc, const struct of_flow_timeouts *to)
+{
+	struct of_flow_table *ft = lc->flows;
+	uint64_t budget = (lc->now - lc->sweep_tsc) * ft->n_entries / to->sweep_period;
+
+	if (budget == 0)
+		return;
+	/* Credit only the time the entries stand for, so slow iterations do not lose pace. */
+	lc->sweep_tsc += budget * to->sweep_period / ft->n_entries;
+	budget = RTE_MIN(budget, (uint64_t)OF_SWEEP_MAX);
+	while (budget-- > 0) {
+		struct of_flow_entry *e = &ft->entries[lc->sweep_pos];
+
+		if (++lc->sweep_pos == ft->n_entries)
+			lc->sweep_pos = 0;
+		if (!e->in_use || lc->now - e->last_tsc <= flow_timeout(to, e))
+			continue;
+		of_count_path_flows(lc, &e->path, -1);
+		of_flow_remove(ft, e);
+		of_count(lc, OF_C_FLOWS_EXPIRED);
+	}
 }

@@ -15,6 +15,7 @@
 #include "flow_key.h"
 #include "wire.h"
 
+struct of_lcore;
 struct rte_hash;
 
 /* Where a flow is pinned, and the headers that take it there. */
@@ -69,5 +70,22 @@ void of_flow_lookup_bulk(struct of_flow_table *ft, const struct of_flow_key **ke
 struct of_flow_entry *of_flow_insert(struct of_flow_table *ft, const struct of_flow_key *key, uint32_t hash,
 				     int *created);
 void of_flow_remove(struct of_flow_table *ft, struct of_flow_entry *e);
+
+/* How long an idle flow lives, in TSC ticks (UINT64_MAX: for ever), and the sweep's pace. */
+struct of_flow_timeouts {
+	uint64_t tcp_idle;
+	uint64_t tcp_closed;		/* after FIN or RST */
+	uint64_t udp_idle;
+	uint64_t icmp_idle;
+	uint64_t sweep_period;		/* one pass of the expiry sweep over a table */
+};
+
+#define OF_SWEEP_MAX 256		/* entries one sweep checks at most */
+/*
+ * Worker, once per loop iteration: expire the idle flows of lc's table among
+ * the entries that the time since the last sweep stands for, counting each
+ * (flows_expired) and taking it off its path's flow counts.
+ */
+void of_flow_sweep(struct of_lcore *lc, const struct of_flow_timeouts *to);
 
 #endif

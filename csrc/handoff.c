@@ -8,6 +8,7 @@
 #include <rte_mbuf.h>
 #include <rte_ring.h>
 
+#include "error.h"
 #include "handoff.h"
 
 int
@@ -87,12 +88,12 @@ of_handoff_split(struct of_dp *dp, struct of_lcore *lc, uint16_t port, struct rt
 		uint16_t owner = owner_of[first];
 		unsigned n_batch = 0, sent;
 
-		if (owner == OF_NONE)
+		if (owner == OF_NO_ID)
 			continue;
 		for (uint16_t i = first; i < n_foreign; i++)
 			if (owner_of[i] == owner) {
 				batch[n_batch++] = foreign[i];
-				owner_of[i] = OF_NONE;
+				owner_of[i] = OF_NO_ID;
 			}
 		sent = rte_ring_enqueue_burst(h->ring[owner], (void **)batch, n_batch, NULL);
 		lc->counters[OF_C_HANDED_OFF] += sent;
@@ -104,20 +105,8 @@ of_handoff_split(struct of_dp *dp, struct of_lcore *lc, uint16_t port, struct rt
 	return kept;
 }
 
-void
-of_handoff_drain(struct of_dp *dp, struct of_lcore *lc, const struct of_tables *t)
+unsigned
+of_handoff_receive(struct of_dp *dp, struct of_lcore *lc, struct rte_mbuf **pkts)
 {
-	struct of_handoff *h = dp->handoff;
-	struct rte_mbuf *pkts[OF_MAX_BURST];
-	unsigned n = rte_ring_sc_dequeue_burst(h->ring[lc->worker], (void **)pkts, dp->cfg.burst, NULL);
-
-	/* In runs of one guest port, run after run: a flow's frames leave in the order they came. */
-	for (unsigned start = 0, end; start < n; start = end) {
-		uint16_t ethdev = pkts[start]->port;
-
-		for (end = start + 1; end < n && pkts[end]->port == ethdev; end++)
-			;
-		of_outbound_handed_off_burst(dp, lc, t, h->port_of_ethdev[ethdev], &pkts[start],
-					     (uint16_t)(end - start));
-	}
+	return rte_ring_sc_dequeue_burst(dp->handoff->ring[lc->worker], (void **)pkts, dp->cfg.burst, NULL);
 }

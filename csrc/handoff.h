@@ -18,7 +18,8 @@
 
 #include <rte_config.h>
 
-#include "dataplane.h"
+#include "dp.h"
+#include "lcore.h"
 #include "parse.h"
 
 #define OF_HANDOFF_RING_SIZE 4096	/* frames waiting for one worker; a power of two */
@@ -50,11 +51,8 @@ void of_handoff_free(struct of_dp *dp);	/* frees the frames still on the rings *
 uint16_t of_handoff_split(struct of_dp *dp, struct of_lcore *lc, uint16_t port, struct rte_mbuf **pkts,
 			  struct of_inner_meta *meta, uint32_t *hashes, uint16_t n);
 
-/* Owning worker, once per loop iteration: a burst of frames passed to it, in ring order. */
-void of_handoff_drain(struct of_dp *dp, struct of_lcore *lc, const struct of_tables *t);
-
-/* outbound.c: frames another worker received, counted and hashed, taken from their port onwards. */
-void of_outbound_handed_off_burst(struct of_dp *dp, struct of_lcore *lc, const struct of_tables *t,
-				  uint16_t port, struct rte_mbuf **pkts, uint16_t n);
+/* Owning worker, once per loop iteration: up to a burst of frames passed to it, in ring order, each
+ * with its hash in m->hash.rss and its guest port's ethdev id in m->port (port_of_ethdev). */
+unsigned of_handoff_receive(struct of_dp *dp, struct of_lcore *lc, struct rte_mbuf **pkts);
 
 #endif

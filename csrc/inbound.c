@@ -12,9 +12,13 @@
 #include <rte_mbuf.h>
 #include <rte_prefetch.h>
 
-#include "dataplane.h"
+#include "dp.h"
+#include "inbound.h"
+#include "lcore.h"
 #include "ndp.h"
 #include "parse.h"
+#include "tables.h"
+#include "tx.h"
 
 #define PREFETCH_OFFSET 4
 
@@ -39,7 +43,7 @@ exception(struct of_dp *dp, struct of_lcore *lc, uint16_t port, struct rte_mbuf 
 			return;
 		}
 	}
-	if (uplink->exception == OF_NONE) {
+	if (uplink->exception == OF_NO_ID) {
 		of_drop(lc, OF_C_NOT_GENEVE, m);
 		return;
 	}

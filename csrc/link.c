@@ -21,7 +21,9 @@
 #include <rte_alarm.h>
 #include <rte_ethdev.h>
 
-#include "dataplane.h"
+#include "dp.h"
+#include "error.h"
+#include "link.h"
 
 static uint64_t
 monotonic_ns(void)

@@ -7,9 +7,14 @@
 #include <rte_ethdev.h>
 #include <rte_rcu_qsbr.h>
 
-#include "dataplane.h"
-#include "handoff.h"
-
+#include "dp.h"
+#include "flow.h"
+#include "inbound.h"
+#include "lcore.h"
+#include "loop.h"
+#include "outbound.h"
+#include "tables.h"
+#include "tx.h"
 
 int
 of_worker_main(void *arg)
@@ -28,7 +33,7 @@ of_worker_main(void *arg)
 		lc->now = rte_rdtsc();
 		/* Frames other workers passed on first: they arrived before this iteration's bursts. */
 		if (dp->handoff != NULL)
-			of_handoff_drain(dp, lc, t);
+			of_outbound_handed_off(dp, lc, t);
 		for (uint16_t i = 0; i < lc->n_rx; i++) {
 			uint16_t port = lc->rx[i].port;
 			uint16_t n = rte_eth_rx_burst(dp->ports[port].port_id, lc->rx[i].queue, pkts, burst);
@@ -48,7 +53,7 @@ of_worker_main(void *arg)
 			}
 		}
 		of_tx_flush_all(dp, lc);
-		of_flow_sweep(dp, lc);
+		of_flow_sweep(lc, &dp->timeouts);
 		rte_rcu_qsbr_quiescent(dp->qsbr, lc->lcore_id);
 	}
 	of_tx_flush_all(dp, lc);

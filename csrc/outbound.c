@@ -22,10 +22,15 @@
 #include <rte_udp.h>
 
 #include "compat.h"
-#include "dataplane.h"
+#include "dp.h"
+#include "flow.h"
 #include "gateway.h"
 #include "handoff.h"
+#include "lcore.h"
+#include "outbound.h"
 #include "parse.h"
+#include "tables.h"
+#include "tx.h"
 #include "wire.h"
 
 #define PREFETCH_OFFSET 4		/* packets ahead whose data is prefetched */
@@ -108,7 +113,7 @@ outer_vni(const struct of_path *p)
 	return (uint32_t)v[0] << 16 | (uint32_t)v[1] << 8 | v[2];
 }
 
-/* The live TEP of set r that `keep` is sent to (same address and VNI), or OF_RES_NONE. */
+/* The live TEP of set r that `keep` is sent to (same address and VNI), or OF_NO_ID. */
 static uint16_t
 live_tep_of(const struct of_tables *t, const struct of_resilient *r, const struct of_path *keep)
 {
@@ -118,10 +123,10 @@ live_tep_of(const struct of_tables *t, const struct of_resilient *r, const struc
 		if (tep->vni == outer_vni(keep) && memcmp(tep->addr, keep->outer + OUTER_DST_OFF, 16) == 0)
 			return r->members[i];
 	}
-	return OF_RES_NONE;
+	return OF_NO_ID;
 }
 
-/* The live nexthop of group r that `keep` leaves through (same uplink and MAC), or OF_RES_NONE. */
+/* The live nexthop of group r that `keep` leaves through (same uplink and MAC), or OF_NO_ID. */
 static uint16_t
 live_nexthop_of(const struct of_tables *t, const struct of_resilient *r, const struct of_path *keep)
 {
@@ -131,7 +136,7 @@ live_nexthop_of(const struct of_tables *t, const struct of_resilient *r, const s
 		if (nh->uplink == keep->uplink && memcmp(nh->mac, keep->outer, RTE_ETHER_ADDR_LEN) == 0)
 			return r->members[i];
 	}
-	return OF_RES_NONE;
+	return OF_NO_ID;
 }
 
 /*
@@ -163,10 +168,10 @@ resolve_path(const struct of_dp *dp, const struct of_tables *t, const struct of_
 	} else {
 		if (of_tables_match(t->v2b, key->dst, &target) != 0)
 			return OF_C_NO_V2B_MATCH;
-		p->tep = keep != NULL && keep->tep != 0 ? live_tep_of(t, t->tep_sets[target], keep) : OF_RES_NONE;
-		if (p->tep == OF_RES_NONE)
+		p->tep = keep != NULL && keep->tep != 0 ? live_tep_of(t, t->tep_sets[target], keep) : OF_NO_ID;
+		if (p->tep == OF_NO_ID)
 			p->tep = of_resilient_pick(t->tep_sets[target], hash);
-		if (p->tep == OF_RES_NONE)
+		if (p->tep == OF_NO_ID)
 			return OF_C_NO_LIVE_TEP;
 		dst = t->teps[p->tep].addr;
 		vni = t->teps[p->tep].vni;
@@ -176,10 +181,10 @@ resolve_path(const struct of_dp *dp, const struct of_tables *t, const struct of_
 
 	if (of_tables_match(t->routes, dst, &target) != 0)
 		return OF_C_NO_ROUTE;
-	p->nh = keep != NULL ? live_nexthop_of(t, t->nh_groups[target], keep) : OF_RES_NONE;
-	if (p->nh == OF_RES_NONE)
+	p->nh = keep != NULL ? live_nexthop_of(t, t->nh_groups[target], keep) : OF_NO_ID;
+	if (p->nh == OF_NO_ID)
 		p->nh = of_resilient_pick(t->nh_groups[target], nexthop_hash(hash));
-	if (p->nh == OF_RES_NONE)
+	if (p->nh == OF_NO_ID)
 		return OF_C_NO_LIVE_NEXTHOP;
 	p->nh_gen = t->nhs[p->nh].gen;
 	p->route_epoch = t->route_epoch;
@@ -202,33 +207,13 @@ path_moved(const struct of_path *a, const struct of_path *b)
 	       memcmp(a->inner_dst_mac, b->inner_dst_mac, RTE_ETHER_ADDR_LEN) != 0;
 }
 
-static inline void
-path_pin(struct of_lcore *lc, const struct of_path *p, int64_t delta)
-{
-	lc->tep[p->tep].flows += (uint64_t)delta;
-	lc->nh[p->nh].flows += (uint64_t)delta;
-}
-
 /* The flow takes `fresh`, and the per-member flow counts follow it. */
 static inline void
 path_repin(struct of_lcore *lc, struct of_flow_entry *e, const struct of_path *fresh)
 {
-	path_pin(lc, &e->path, -1);
+	of_count_path_flows(lc, &e->path, -1);
 	e->path = *fresh;
-	path_pin(lc, &e->path, 1);
-}
-
-static inline uint64_t
-flow_timeout(const struct of_dp *dp, const struct of_flow_entry *e)
-{
-	switch (e->key.proto) {
-	case IPPROTO_TCP:
-		return e->closing ? dp->tcp_closed_tsc : dp->tcp_idle_tsc;
-	case IPPROTO_UDP:
-		return dp->udp_idle_tsc;
-	default:
-		return dp->icmp_idle_tsc;
-	}
+	of_count_path_flows(lc, &e->path, 1);
 }
 
 /*
@@ -317,12 +302,12 @@ encap_and_send(struct of_dp *dp, struct of_lcore *lc, const struct of_path *p, s
 /*
  * What the guest's gateway made of a frame, rc from of_gateway_arp or
  * of_gateway_ndp: its answer goes back out the guest port, a frame it keeps
- * without an answer is dropped. 1 if it took the frame, 0 if the frame is
- * none of its business (not ARP, not neighbor discovery).
+ * without an answer is dropped. 1 if the gateway consumed the frame (either
+ * way), 0 if the frame is none of its business (not ARP, not neighbor discovery).
  */
 static int
-gateway_take(struct of_dp *dp, struct of_lcore *lc, uint16_t port, struct rte_mbuf *m,
-	     int rc, uint32_t reply_len)
+gateway_consumed(struct of_dp *dp, struct of_lcore *lc, uint16_t port, struct rte_mbuf *m,
+		 int rc, uint32_t reply_len)
 {
 	if (rc == OF_OK || rc == OF_C_NOT_IP)
 		return 0;
@@ -386,7 +371,7 @@ outbound_burst(struct of_dp *dp, struct of_lcore *lc, const struct of_tables *t,
 			if (rc == OF_C_NOT_IP) {
 				rc = of_gateway_arp(rte_pktmbuf_mtod(m, uint8_t *), rte_pktmbuf_data_len(m),
 						    gateway_room(m), guest->mac, guest->gw_mac, &reply_len);
-				if (gateway_take(dp, lc, port, m, rc, reply_len))
+				if (gateway_consumed(dp, lc, port, m, rc, reply_len))
 					continue;
 			}
 			of_drop(lc, (enum of_counter)rc, m);
@@ -395,7 +380,7 @@ outbound_burst(struct of_dp *dp, struct of_lcore *lc, const struct of_tables *t,
 		if (unlikely(mt->key.proto == IPPROTO_ICMPV6)) {
 			rc = of_gateway_ndp(rte_pktmbuf_mtod(m, uint8_t *), rte_pktmbuf_data_len(m), gateway_room(m),
 					    mt->l2_len + mt->l3_len, guest->mac, guest->gw_mac, &reply_len);
-			if (gateway_take(dp, lc, port, m, rc, reply_len))
+			if (gateway_consumed(dp, lc, port, m, rc, reply_len))
 				continue;
 		}
 		mt->key.vni = guest->vni;
@@ -456,7 +441,7 @@ outbound_burst(struct of_dp *dp, struct of_lcore *lc, const struct of_tables *t,
 		if (created) {
 			rc = resolve_path(dp, t, keys[i], hashes[i], NULL, &e->path);
 			if (rc == OF_OK) {
-				path_pin(lc, &e->path, 1);
+				of_count_path_flows(lc, &e->path, 1);
 				of_count(lc, OF_C_FLOWS_CREATED);
 			} else {
 				of_flow_remove(lc->flows, e);
@@ -465,7 +450,7 @@ outbound_burst(struct of_dp *dp, struct of_lcore *lc, const struct of_tables *t,
 		} else {
 			rc = refresh_path(dp, lc, t, e);
 			if (rc != OF_OK) {
-				path_pin(lc, &e->path, -1);
+				of_count_path_flows(lc, &e->path, -1);
 				of_flow_remove(lc->flows, e);
 				removed = 1;
 			}
@@ -492,37 +477,17 @@ of_outbound_burst(struct of_dp *dp, struct of_lcore *lc, const struct of_tables 
 }
 
 void
-of_outbound_handed_off_burst(struct of_dp *dp, struct of_lcore *lc, const struct of_tables *t,
-			     uint16_t port, struct rte_mbuf **pkts, uint16_t n)
+of_outbound_handed_off(struct of_dp *dp, struct of_lcore *lc, const struct of_tables *t)
 {
-	outbound_burst(dp, lc, t, port, pkts, n, 1);
-}
+	struct rte_mbuf *pkts[OF_MAX_BURST];
+	unsigned n = of_handoff_receive(dp, lc, pkts);
 
-/*
- * Expiry walks the table at a steady pace: one full pass per sweep period
- * (a second, or half the shortest timeout), a few entries per iteration
- * as time passes, so it never pauses the loop and costs nothing at rest.
- */
-void
-of_flow_sweep(struct of_dp *dp, struct of_lcore *lc)
-{
-	struct of_flow_table *ft = lc->flows;
-	uint64_t budget = (lc->now - lc->sweep_tsc) * ft->n_entries / dp->sweep_period_tsc;
+	/* In runs of one guest port, run after run: a flow's frames leave in the order they came. */
+	for (unsigned start = 0, end; start < n; start = end) {
+		uint16_t ethdev = pkts[start]->port;
 
-	if (budget == 0)
-		return;
-	/* Credit only the time the entries stand for, so slow iterations do not lose pace. */
-	lc->sweep_tsc += budget * dp->sweep_period_tsc / ft->n_entries;
-	budget = RTE_MIN(budget, (uint64_t)OF_SWEEP_MAX);
-	while (budget-- > 0) {
-		struct of_flow_entry *e = &ft->entries[lc->sweep_pos];
-
-		if (++lc->sweep_pos == ft->n_entries)
-			lc->sweep_pos = 0;
-		if (!e->in_use || lc->now - e->last_tsc <= flow_timeout(dp, e))
-			continue;
-		path_pin(lc, &e->path, -1);
-		of_flow_remove(ft, e);
-		of_count(lc, OF_C_FLOWS_EXPIRED);
+		for (end = start + 1; end < n && pkts[end]->port == ethdev; end++)
+			;
+		outbound_burst(dp, lc, t, dp->handoff->port_of_ethdev[ethdev], &pkts[start], (uint16_t)(end - start), 1);
 	}
 }

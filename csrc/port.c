@@ -14,7 +14,9 @@
 #include <rte_ethdev.h>
 #include <rte_ring.h>
 
-#include "dataplane.h"
+#include "dp.h"
+#include "error.h"
+#include "port.h"
 
 static struct of_port *
 port_slot(struct of_dp *dp, const char *name, enum of_port_role role)
@@ -38,8 +40,8 @@ port_slot(struct of_dp *dp, const char *name, enum of_port_role role)
 	memset(p, 0, sizeof(*p));
 	snprintf(p->name, sizeof(p->name), "%s", name);
 	p->role = (uint8_t)role;
-	p->exception = OF_NONE;
-	p->uplink = OF_NONE;
+	p->exception = OF_NO_ID;
+	p->uplink = OF_NO_ID;
 	return p;
 }
 
@@ -140,8 +142,8 @@ of_dp_set_exception(struct of_dp *dp, uint16_t uplink, uint16_t exception_port)
 		return -EINVAL;
 	}
 	/* One tap per uplink and one uplink per tap: the kernel's frames leave by exactly one uplink. */
-	if ((dp->ports[uplink].exception != OF_NONE && dp->ports[uplink].exception != exception_port) ||
-	    (dp->ports[exception_port].uplink != OF_NONE && dp->ports[exception_port].uplink != uplink)) {
+	if ((dp->ports[uplink].exception != OF_NO_ID && dp->ports[uplink].exception != exception_port) ||
+	    (dp->ports[exception_port].uplink != OF_NO_ID && dp->ports[exception_port].uplink != uplink)) {
 		of_set_error("uplink %s or exception port %s is joined already", dp->ports[uplink].name,
 			     dp->ports[exception_port].name);
 		return -EBUSY;
@@ -211,9 +213,9 @@ port_start(struct of_dp *dp, struct of_port *p)
 int
 of_ports_start(struct of_dp *dp)
 {
-	/* A tap joined to no uplink would have its frames sent to port OF_NONE. */
+	/* A tap joined to no uplink would have its frames sent to port OF_NO_ID. */
 	for (uint16_t i = 0; i < dp->n_ports; i++)
-		if (dp->ports[i].role == OF_ROLE_EXCEPTION && dp->ports[i].uplink == OF_NONE) {
+		if (dp->ports[i].role == OF_ROLE_EXCEPTION && dp->ports[i].uplink == OF_NO_ID) {
 			of_set_error("exception port %s is joined to no uplink (set_exception)", dp->ports[i].name);
 			return -EINVAL;
 		}

@@ -29,7 +29,7 @@ struct member_state {
 /* Member id -> slot, open addressing: one short probe per bucket keeps a
  * rebuild O(B) where a binary search would be O(B log n). */
 struct id_index {
-	uint16_t id[ID_SLOTS];		/* OF_RES_NONE marks a free entry */
+	uint16_t id[ID_SLOTS];		/* OF_NO_ID marks a free entry */
 	uint8_t slot[ID_SLOTS];
 };
 
@@ -100,7 +100,7 @@ valid_sizes(uint32_t n_buckets, uint16_t n_live)
 		n_live <= OF_RES_MAX_MEMBERS && n_live <= n_buckets;
 }
 
-/* Sorted copy of live into ids; false on a duplicate or OF_RES_NONE. */
+/* Sorted copy of live into ids; false on a duplicate or OF_NO_ID. */
 static bool
 sort_ids(uint16_t *ids, const uint16_t *live, uint16_t n)
 {
@@ -110,7 +110,7 @@ sort_ids(uint16_t *ids, const uint16_t *live, uint16_t n)
 		key[i] = live[i];
 	sort_keys(key, n);
 	for (unsigned i = 0; i < n; i++) {
-		if (key[i] == OF_RES_NONE || (i > 0 && key[i] == key[i - 1]))
+		if (key[i] == OF_NO_ID || (i > 0 && key[i] == key[i - 1]))
 			return false;
 		ids[i] = (uint16_t)key[i];
 	}
@@ -131,7 +131,7 @@ id_index_init(struct id_index *ix, const uint16_t *ids, unsigned n)
 	for (unsigned slot = 0; slot < n; slot++) {
 		unsigned e = id_hash(ids[slot]);
 
-		while (ix->id[e] != OF_RES_NONE)
+		while (ix->id[e] != OF_NO_ID)
 			e = (e + 1) & (ID_SLOTS - 1);
 		ix->id[e] = ids[slot];
 		ix->slot[e] = (uint8_t)slot;
@@ -144,7 +144,7 @@ id_index_add(struct id_index *ix, unsigned *n, uint16_t id)
 {
 	unsigned e = id_hash(id);
 
-	for (; ix->id[e] != OF_RES_NONE; e = (e + 1) & (ID_SLOTS - 1))
+	for (; ix->id[e] != OF_NO_ID; e = (e + 1) & (ID_SLOTS - 1))
 		if (ix->id[e] == id)
 			return true;
 	if (*n == OF_RES_MAX_MEMBERS)
@@ -154,16 +154,16 @@ id_index_add(struct id_index *ix, unsigned *n, uint16_t id)
 	return true;
 }
 
-/* Slot of id, or OF_RES_NONE if it is not a member. */
+/* Slot of id, or OF_NO_ID if it is not a member. */
 static uint16_t
 id_index_find(const struct id_index *ix, uint16_t id)
 {
-	for (unsigned e = id_hash(id); ix->id[e] != OF_RES_NONE;
+	for (unsigned e = id_hash(id); ix->id[e] != OF_NO_ID;
 			e = (e + 1) & (ID_SLOTS - 1)) {
 		if (ix->id[e] == id)
 			return ix->slot[e];
 	}
-	return OF_RES_NONE;
+	return OF_NO_ID;
 }
 
 /* floor(B/n) each; the B mod n ceil quotas go to the members holding the
@@ -251,13 +251,13 @@ fill_from(struct of_resilient *r, const struct of_resilient *prev)
 	unsigned n = r->n_members;
 
 	/* r->bucket first holds the slot of each bucket's previous member
-	 * (OF_RES_NONE if gone), so each bucket is looked up once. */
+	 * (OF_NO_ID if gone), so each bucket is looked up once. */
 	id_index_init(&ix, r->members, n);
 	for (uint32_t i = 0; i < r->n_buckets; i++) {
 		uint16_t slot = id_index_find(&ix, prev->bucket[i]);
 
 		r->bucket[i] = slot;
-		if (slot != OF_RES_NONE)
+		if (slot != OF_NO_ID)
 			st.load[slot]++;
 	}
 	assign_quotas(&st, n, r->n_buckets);
@@ -268,7 +268,7 @@ fill_from(struct of_resilient *r, const struct of_resilient *prev)
 	for (uint32_t i = 0; i < r->n_buckets; i++) {
 		uint16_t slot = r->bucket[i];
 
-		if (slot == OF_RES_NONE || !keeps_bucket(&st, slot, n))
+		if (slot == OF_NO_ID || !keeps_bucket(&st, slot, n))
 			slot = (uint16_t)recipients_next(&rc);
 		r->bucket[i] = r->members[slot];
 	}
@@ -320,13 +320,13 @@ of_resilient_restore(uint32_t n_buckets, const uint16_t *bucket)
 		return fail(EINVAL);
 	memset(ix.id, 0xFF, sizeof(ix.id));
 	for (uint32_t i = 0; i < n_buckets; i++)
-		if (bucket[i] != OF_RES_NONE && !id_index_add(&ix, &n, bucket[i]))
+		if (bucket[i] != OF_NO_ID && !id_index_add(&ix, &n, bucket[i]))
 			return fail(EINVAL);
 	r = calloc(1, sizeof(*r) + n_buckets * sizeof(r->bucket[0]));
 	if (r == NULL)
 		return fail(ENOMEM);
 	for (unsigned e = 0, k = 0; e < ID_SLOTS; e++)
-		if (ix.id[e] != OF_RES_NONE)
+		if (ix.id[e] != OF_NO_ID)
 			key[k++] = ix.id[e];
 	sort_keys(key, n);
 	r->n_buckets = n_buckets;
@@ -354,7 +354,7 @@ of_resilient_loads(const struct of_resilient *r, uint32_t *counts)
 	for (uint32_t i = 0; i < r->n_buckets; i++) {
 		uint16_t slot = id_index_find(&ix, r->bucket[i]);
 
-		if (slot != OF_RES_NONE)
+		if (slot != OF_NO_ID)
 			counts[slot]++;
 	}
 	return r->n_members;

@@ -31,7 +31,8 @@
 
 #include <stdint.h>
 
-#define OF_RES_NONE		0xFFFF	/* "no member": never a valid id */
+#include "dp_types.h"		/* OF_NO_ID: "no member" */
+
 #define OF_RES_MAX_MEMBERS	64
 #define OF_RES_MAX_BUCKETS	65536u
 
@@ -45,7 +46,7 @@ struct of_resilient {
 
 /*
  * Build a table of n_buckets over `live` (any order; duplicates and
- * OF_RES_NONE rejected). Without prev, or with a prev of another size, the
+ * OF_NO_ID rejected). Without prev, or with a prev of another size, the
  * fill is deterministic: ids ascending, bucket i -> ids[i % n]. With prev,
  * as few buckets move as the invariants above allow. Returns NULL with
  * errno EINVAL (n_buckets not a power of two in 1..65536, n_live above
@@ -57,7 +58,7 @@ struct of_resilient *of_resilient_build(uint32_t n_buckets,
 
 /*
  * A table as saved before a restart, to be passed as the prev of
- * of_resilient_build: bucket[i] is the member id of bucket i, OF_RES_NONE
+ * of_resilient_build: bucket[i] is the member id of bucket i, OF_NO_ID
  * where none (a member that no longer exists). Members still live then keep
  * their saved buckets, as after any other change. Returns NULL with errno
  * EINVAL (n_buckets not a power of two in 1..65536, more than

@@ -19,8 +19,10 @@
 #include <rte_malloc.h>
 #include <rte_rcu_qsbr.h>
 
+#include "builder.h"
 #include "compat.h"
-#include "dataplane.h"
+#include "dp.h"
+#include "error.h"
 #include "tables.h"
 
 struct of_member_list {
@@ -300,7 +302,7 @@ prefix_table_put(struct of_prefix_table *pt)
 static const struct of_prefix_rule v4_barrier = {
 	.prefix = { 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff },
 	.depth = 96,
-	.target = OF_NO_MATCH,
+	.target = OF_NO_ID,
 };
 
 static struct of_prefix_table *
@@ -322,7 +324,7 @@ prefix_table_build(const char *kind, uint32_t id, const struct of_prefix_rule *r
 	pt->refs = 1;
 	pt->n_rules = n;
 	copy_bytes(pt->rules, rules, n * sizeof(*rules));
-	pt->default_target = OF_NO_DEFAULT;
+	pt->default_target = OF_NO_ID;
 	snprintf(name, sizeof(name), "of%s%u", kind, id);
 	pt->lpm = rte_lpm6_create(name, SOCKET_ID_ANY, &config);
 	if (pt->lpm == NULL) {

@@ -18,7 +18,7 @@
 #include <stdint.h>
 
 #include "compat.h"
-#include "opte_fast.h"
+#include "dp_types.h"
 #include "resilient.h"
 
 struct rte_hash;
@@ -48,13 +48,10 @@ struct of_v2p {
 	uint8_t mac[6];
 };
 
-#define OF_NO_DEFAULT (-1)
-#define OF_NO_MATCH 0xFFFFu	/* a target that means "no entry" */
-
 struct of_prefix_rule {
 	uint8_t prefix[16];
 	uint8_t depth;
-	uint16_t target;		/* TEP set or nexthop group */
+	uint16_t target;		/* TEP set or nexthop group; OF_NO_ID: no match */
 };
 
 struct of_v2p_key {
@@ -77,7 +74,7 @@ struct of_v2p_entry {
 struct of_prefix_table {
 	uint32_t refs;
 	struct rte_lpm6 *lpm;
-	int32_t default_target;		/* ::/0, which rte_lpm6 cannot hold */
+	uint16_t default_target;	/* ::/0, which rte_lpm6 cannot hold; or OF_NO_ID */
 	uint32_t n_rules;
 	struct of_prefix_rule rules[];
 };
@@ -123,10 +120,10 @@ static inline int
 of_tables_match(const struct of_prefix_table *pt, const uint8_t addr[16], uint32_t *target)
 {
 	if (of_lpm6_lookup(pt->lpm, addr, target) == 0)
-		return *target == OF_NO_MATCH ? -1 : 0;
-	if (pt->default_target == OF_NO_DEFAULT)
+		return *target == OF_NO_ID ? -1 : 0;
+	if (pt->default_target == OF_NO_ID)
 		return -1;
-	*target = (uint32_t)pt->default_target;
+	*target = pt->default_target;
 	return 0;
 }
 

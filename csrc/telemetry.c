@@ -13,7 +13,10 @@
 #include <rte_telemetry.h>
 
 #include "compat.h"
-#include "dataplane.h"
+#include "counters.h"
+#include "dp.h"
+#include "inspect.h"
+#include "telemetry.h"
 
 static pthread_mutex_t telemetry_lock = PTHREAD_MUTEX_INITIALIZER;
 static struct of_dp *telemetry_dp;

@@ -1,7 +1,7 @@
-/* Per-lcore transmit buffers: frames leave in bursts, one queue per lcore per port. */
+/* Per-lcore transmit buffers (tx.h). */
 #include <rte_ethdev.h>
 
-#include "dataplane.h"
+#include "tx.h"
 
 static const enum of_counter tx_counter_by_role[] = {
 	[OF_ROLE_GUEST] = OF_C_TX_GUEST,

@@ -1,7 +1,8 @@
-# Mirrors csrc/opte_fast.h one to one.
+# Mirrors the public headers of csrc/ one to one, a block per header: the shared types and
+# errors, opte_fast.h (the life cycle), then the other parts of the interface it includes.
 from libc.stdint cimport uint8_t, uint16_t, uint32_t, uint64_t
 
-cdef extern from "opte_fast.h" nogil:
+cdef extern from "dp_types.h" nogil:
     enum:
         OF_MAX_PORTS
         OF_MAX_TEPS
@@ -38,32 +39,44 @@ cdef extern from "opte_fast.h" nogil:
         uint16_t udp_sport_min
         uint16_t udp_sport_max
 
+    struct of_path_stats:
+        uint64_t flows
+        uint64_t packets
+        uint64_t bytes
+
     struct of_dp:
         pass
     struct of_builder:
         pass
 
+cdef extern from "error.h" nogil:
     const char *of_last_error()
+
+cdef extern from "opte_fast.h" nogil:
     int of_eal_init(int argc, char **argv)
     int of_eal_cleanup()
+    uint64_t of_tsc_hz()
 
     of_dp *of_dp_create(const of_dp_config *cfg)
     void of_dp_destroy(of_dp *dp)
 
+    int of_dp_start(of_dp *dp, const unsigned *lcores, unsigned n_lcores)
+    int of_dp_stop(of_dp *dp)
+    void of_dp_quiesce(of_dp *dp)
+
+cdef extern from "port.h" nogil:
     int of_dp_add_port(of_dp *dp, const char *devargs, of_port_role role, const char *name)
     int of_dp_add_ring_port(of_dp *dp, const char *name, of_port_role role, uint32_t ring_size,
                             uint16_t n_rx_queues)
     int of_dp_set_exception(of_dp *dp, uint16_t uplink, uint16_t exception_port)
     uint16_t of_dp_n_ports(const of_dp *dp)
 
-    int of_dp_start(of_dp *dp, const unsigned *lcores, unsigned n_lcores)
-    int of_dp_stop(of_dp *dp)
-    void of_dp_quiesce(of_dp *dp)
-
+cdef extern from "ring_io.h" nogil:
     int of_dp_ring_inject(of_dp *dp, uint16_t port, uint16_t queue, const uint8_t *data, const uint32_t *lens,
                           unsigned n)
     int of_dp_ring_collect(of_dp *dp, uint16_t port, uint8_t *buf, uint32_t room, uint32_t *lens, unsigned max)
 
+cdef extern from "builder.h" nogil:
     of_builder *of_builder_new(of_dp *dp)
     int of_builder_guest(of_builder *b, uint16_t port, uint32_t vni, const uint8_t *mac, const uint8_t *gw_mac)
     int of_builder_v2p(of_builder *b, uint32_t vni, const uint8_t *ip, const uint8_t *underlay, const uint8_t *mac)
@@ -78,6 +91,7 @@ cdef extern from "opte_fast.h" nogil:
     int of_builder_commit(of_builder *b)
     void of_builder_free(of_builder *b)
 
+cdef extern from "inspect.h" nogil:
     unsigned of_counter_count()
     const char *of_counter_name(unsigned i)
     const char *of_counter_description(unsigned i)
@@ -92,10 +106,6 @@ cdef extern from "opte_fast.h" nogil:
         uint64_t ipackets, opackets, ibytes, obytes, imissed, ierrors, oerrors
     int of_dp_port_stats(const of_dp *dp, uint16_t port, of_port_stats *out)
 
-    struct of_path_stats:
-        uint64_t flows
-        uint64_t packets
-        uint64_t bytes
     void of_dp_path_stats(const of_dp *dp, of_path_stats *teps, of_path_stats *nhs)
 
     struct of_flow_info:
@@ -113,6 +123,10 @@ cdef extern from "opte_fast.h" nogil:
     unsigned of_dp_flows(const of_dp *dp, of_flow_info *out, unsigned max)
     uint64_t of_dp_flow_count(const of_dp *dp)
 
+    int of_dp_buckets(of_dp *dp, int kind, uint16_t group, uint16_t *out, uint32_t max)
+    uint64_t of_dp_table_swaps(const of_dp *dp)
+
+cdef extern from "link.h" nogil:
     struct of_link_info:
         uint8_t watched
         uint8_t up
@@ -124,7 +138,3 @@ cdef extern from "opte_fast.h" nogil:
     int of_dp_link(const of_dp *dp, uint16_t port, of_link_info *out)
     int of_dp_link_event_fd(const of_dp *dp)
     int of_dp_set_link(of_dp *dp, uint16_t port, int up)
-
-    int of_dp_buckets(of_dp *dp, int kind, uint16_t group, uint16_t *out, uint32_t max)
-    uint64_t of_dp_table_swaps(const of_dp *dp)
-    uint64_t of_tsc_hz()

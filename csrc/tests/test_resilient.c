@@ -53,7 +53,7 @@ build_ok(uint32_t n_buckets, const struct of_resilient *prev,
 	return r;
 }
 
-/* Buckets (or flows) per member id, indexed by id: OF_RES_NONE included. */
+/* Buckets (or flows) per member id, indexed by id: OF_NO_ID included. */
 #define ID_SPACE	(1u << 16)
 
 static void
@@ -74,7 +74,7 @@ is_member(const struct of_resilient *r, uint16_t id)
 }
 
 /* Every member holds floor(B/n) or ceil(B/n); loads() agrees; no bucket
- * names a non-member (all OF_RES_NONE when empty). */
+ * names a non-member (all OF_NO_ID when empty). */
 static void
 check_quotas(const struct of_resilient *r)
 {
@@ -91,8 +91,8 @@ check_quotas(const struct of_resilient *r)
 		CHECK_EQ(counts[i], load[r->members[i]]);
 		total += counts[i];
 	}
-	CHECK_EQ(total + load[OF_RES_NONE], r->n_buckets);
-	CHECK_EQ(load[OF_RES_NONE], n == 0 ? r->n_buckets : 0);
+	CHECK_EQ(total + load[OF_NO_ID], r->n_buckets);
+	CHECK_EQ(load[OF_NO_ID], n == 0 ? r->n_buckets : 0);
 }
 
 /* Loads before and after the transition under test, by member id. */
@@ -393,7 +393,7 @@ test_empty_set(void)
 
 		CHECK_EQ(empty->n_members, 0);
 		CHECK_EQ(of_resilient_loads(empty, counts), 0);
-		CHECK_EQ(of_resilient_pick(empty, 12345), OF_RES_NONE);
+		CHECK_EQ(of_resilient_pick(empty, 12345), OF_NO_ID);
 		check_quotas(empty);
 		CHECK_EQ(filled->n_members, 1);
 		check_quotas(filled);
@@ -481,7 +481,7 @@ check_rejected(uint32_t n_buckets, const uint16_t *live, uint16_t n_live)
 static void
 test_bad_inputs(void)
 {
-	static const uint16_t dup[] = { 4, 8, 4 }, none[] = { 1, OF_RES_NONE };
+	static const uint16_t dup[] = { 4, 8, 4 }, none[] = { 1, OF_NO_ID };
 	uint16_t many[OF_RES_MAX_MEMBERS + 1];
 	struct of_resilient *largest;
 
@@ -555,7 +555,7 @@ test_same_live_set_keeps_the_table(void)
 }
 
 /* Saved, restored and rebuilt with the same members: the saved table
- * exactly. With a member gone (saved as OF_RES_NONE, as the control plane
+ * exactly. With a member gone (saved as OF_NO_ID, as the control plane
  * writes a member it no longer knows): only its buckets move, exactly as if
  * it had left without a restart. */
 static void
@@ -584,7 +584,7 @@ test_restore_rebuilds_the_saved_table(void)
 		n_some = ids_without(some, 6, 3);
 		for (uint32_t i = 0; i < b; i++)
 			if (saved[i] == gone)
-				saved[i] = OF_RES_NONE;
+				saved[i] = OF_NO_ID;
 		restored_less = of_resilient_restore(b, saved);
 		CHECK(restored_less != NULL);
 		if (restored_less == NULL)
@@ -609,7 +609,7 @@ test_restore_rebuilds_the_saved_table(void)
 static void
 test_restore_bad_inputs(void)
 {
-	uint16_t many[OF_RES_MAX_MEMBERS + 1], none[4] = { OF_RES_NONE, OF_RES_NONE, OF_RES_NONE, OF_RES_NONE };
+	uint16_t many[OF_RES_MAX_MEMBERS + 1], none[4] = { OF_NO_ID, OF_NO_ID, OF_NO_ID, OF_NO_ID };
 	struct of_resilient *empty, *most;
 
 	for (unsigned i = 0; i <= OF_RES_MAX_MEMBERS; i++)

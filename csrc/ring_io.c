@@ -1,0 +1,70 @@
+/* Frames in and out of ring ports (ring_io.h): the tests' and the demo's wire. */
+#include <errno.h>
+#include <string.h>
+
+#include <rte_mbuf.h>
+#include <rte_ring.h>
+
+#include "dp.h"
+#include "error.h"
+#include "ring_io.h"
+
+int
+of_dp_ring_inject(struct of_dp *dp, uint16_t port, uint16_t queue, const uint8_t *data, const uint32_t *lens,
+		  unsigned n)
+{
+	struct rte_mbuf *m;
+	unsigned done = 0;
+
+	if (port >= dp->n_ports || dp->ports[port].ring_tx == NULL) {
+		of_set_error("port %u is not a ring port", port);
+		return -EINVAL;
+	}
+	if (queue >= dp->ports[port].n_ring_rx) {
+		of_set_error("ring port %u has no RX queue %u", port, queue);
+		return -EINVAL;
+	}
+	for (; done < n; data += lens[done], done++) {
+		if (lens[done] > (uint32_t)dp->cfg.mbuf_data_room - RTE_PKTMBUF_HEADROOM)
+			break;
+		m = rte_pktmbuf_alloc(dp->pool);
+		if (m == NULL)
+			break;
+		memcpy(rte_pktmbuf_append(m, (uint16_t)lens[done]), data, lens[done]);
+		if (rte_ring_enqueue(dp->ports[port].ring_rx[queue], m) != 0) {
+			rte_pktmbuf_free(m);
+			break;
+		}
+	}
+	return (int)done;
+}
+
+int
+of_dp_ring_collect(struct of_dp *dp, uint16_t port, uint8_t *buf, uint32_t room, uint32_t *lens, unsigned max)
+{
+	struct rte_mbuf *m;
+	unsigned n = 0;
+
+	if (port >= dp->n_ports || dp->ports[port].ring_tx == NULL) {
+		of_set_error("port %u is not a ring port", port);
+		return -EINVAL;
+	}
+	while (n < max && rte_ring_dequeue(dp->ports[port].ring_tx, (void **)&m) == 0) {
+		uint32_t len = rte_pktmbuf_pkt_len(m);
+
+		if (len > room) {
+			/* Put nothing back out of order: the caller asked for too little room. */
+			of_set_error("collect buffer too small for a %u-byte frame", len);
+			rte_pktmbuf_free(m);
+			return -ENOSPC;
+		}
+		const void *src = rte_pktmbuf_read(m, 0, len, buf);
+		if (src != buf)
+			memcpy(buf, src, len);
+		lens[n++] = len;
+		buf += len;
+		room -= len;
+		rte_pktmbuf_free(m);
+	}
+	return (int)n;
+}

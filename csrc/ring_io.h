@@ -1,0 +1,16 @@
+/* Frames in and out of ring ports (ring_io.c), for tests and the demo: no worker is involved. */
+#ifndef OF_RING_IO_H
+#define OF_RING_IO_H
+
+#include <stdint.h>
+
+#include "dp_types.h"
+
+/* Frames in on an RX queue's ring: data holds n frames back to back, lens[i] bytes each.
+ * Returns how many were queued (fewer when the ring or the pool is full). */
+int of_dp_ring_inject(struct of_dp *dp, uint16_t port, uint16_t queue, const uint8_t *data, const uint32_t *lens,
+		      unsigned n);
+/* Dequeue up to max frames into buf (room bytes); lens[i] per frame. Returns the count. */
+int of_dp_ring_collect(struct of_dp *dp, uint16_t port, uint8_t *buf, uint32_t room, uint32_t *lens, unsigned max);
+
+#endif
