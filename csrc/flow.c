@@ -5,7 +5,9 @@
 #include <rte_hash_crc.h>
 #include <rte_malloc.h>
 
+#include "dp_types.h"
 #include "flow.h"
+#include "hash_bulk.h"
 #include "lcore.h"
 
 struct of_flow_table *
@@ -53,16 +55,11 @@ void
 of_flow_lookup_bulk(struct of_flow_table *ft, const struct of_flow_key **keys,
 		    const uint32_t *hashes, uint16_t n, struct of_flow_entry **entries)
 {
-	int32_t pos[RTE_HASH_LOOKUP_BULK_MAX];
+	int32_t pos[OF_MAX_BURST];
 
-	for (uint16_t off = 0; off < n; off += RTE_HASH_LOOKUP_BULK_MAX) {
-		uint32_t chunk = RTE_MIN((uint32_t)(n - off), (uint32_t)RTE_HASH_LOOKUP_BULK_MAX);
-
-		rte_hash_lookup_with_hash_bulk(ft->hash, (const void **)&keys[off],
-					       (hash_sig_t *)(uintptr_t)&hashes[off], chunk, pos);
-		for (uint32_t i = 0; i < chunk; i++)
-			entries[off + i] = pos[i] >= 0 ? &ft->entries[pos[i]] : NULL;
-	}
+	of_hash_lookup_bulk(ft->hash, (const void **)keys, hashes, n, pos);
+	for (uint16_t i = 0; i < n; i++)
+		entries[i] = pos[i] >= 0 ? &ft->entries[pos[i]] : NULL;
 }
 
 struct of_flow_entry *

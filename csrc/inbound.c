@@ -13,6 +13,7 @@
 #include <rte_prefetch.h>
 
 #include "dp.h"
+#include "hash_bulk.h"
 #include "inbound.h"
 #include "lcore.h"
 #include "ndp.h"
@@ -57,7 +58,7 @@ of_inbound_burst(struct of_dp *dp, struct of_lcore *lc, const struct of_tables *
 	struct of_guest_key keys[OF_MAX_BURST];
 	const void *key_ptrs[OF_MAX_BURST];
 	struct rte_mbuf *ok[OF_MAX_BURST];
-	void *ports[OF_MAX_BURST];
+	int32_t pos[OF_MAX_BURST];
 	uint16_t n_ok = 0;
 
 	lc->counters[OF_C_RX_UPLINK] += n;
@@ -96,24 +97,20 @@ of_inbound_burst(struct of_dp *dp, struct of_lcore *lc, const struct of_tables *
 	if (n_ok == 0)
 		return;
 
-	for (uint16_t off = 0; off < n_ok; off += RTE_HASH_LOOKUP_BULK_MAX) {
-		uint32_t chunk = RTE_MIN((uint32_t)(n_ok - off), (uint32_t)RTE_HASH_LOOKUP_BULK_MAX);
-		uint64_t hits;
+	of_hash_lookup_bulk(t->guest_index->hash, key_ptrs, NULL, n_ok, pos);
+	for (uint16_t i = 0; i < n_ok; i++) {
+		struct rte_mbuf *m = ok[i];
+		struct rte_ether_hdr *eth;
+		uint16_t guest;
 
-		rte_hash_lookup_bulk_data(t->guest_index->hash, &key_ptrs[off], chunk, &hits, &ports[off]);
-		for (uint32_t i = 0; i < chunk; i++) {
-			struct rte_mbuf *m = ok[off + i];
-			uint16_t guest = (uint16_t)(uintptr_t)ports[off + i];
-			struct rte_ether_hdr *eth;
-
-			if (!(hits & (1ULL << i))) {
-				of_drop(lc, OF_C_VNI_MAC_UNKNOWN, m);
-				continue;
-			}
-			eth = rte_pktmbuf_mtod(m, struct rte_ether_hdr *);
-			memcpy(&eth->src_addr, t->guests[guest].gw_mac, 6);
-			of_tx_enqueue(dp, lc, guest, m);
+		if (pos[i] < 0) {
+			of_drop(lc, OF_C_VNI_MAC_UNKNOWN, m);
+			continue;
 		}
+		guest = t->guest_index->port[pos[i]];
+		eth = rte_pktmbuf_mtod(m, struct rte_ether_hdr *);
+		memcpy(&eth->src_addr, t->guests[guest].gw_mac, 6);
+		of_tx_enqueue(dp, lc, guest, m);
 	}
 }
 

@@ -442,6 +442,7 @@ guest_table_put(struct of_guest_table *gt)
 	if (gt == NULL || --gt->refs > 0)
 		return;
 	rte_hash_free(gt->hash);
+	rte_free(gt->port);
 	rte_free(gt);
 }
 
@@ -464,17 +465,25 @@ guest_table_get(struct of_builder *b, uint32_t id, struct of_guest_table *prev)
 	gt->hash = build_hash("gm", id, sizeof(struct of_guest_key), OF_MAX_PORTS);
 	if (gt->hash == NULL)
 		goto fail;
+	gt->port = rte_zmalloc("of_guests", ((size_t)rte_hash_max_key_id(gt->hash) + 1) * sizeof(*gt->port), 0);
+	if (gt->port == NULL) {
+		builder_fail(b, -ENOMEM, "out of memory for the guest table");
+		goto fail;
+	}
 	for (uint16_t p = 0; p < OF_MAX_PORTS; p++) {
 		struct of_guest_key key = { .vni = b->guests[p].vni };
+		int32_t pos;
 
 		if (!b->guests[p].valid)
 			continue;
 		memcpy(key.mac, b->guests[p].mac, 6);
-		/* The data is the port index itself. */
-		if (rte_hash_add_key_data(gt->hash, &key, (void *)(uintptr_t)p) < 0) {
-			builder_fail(b, -EINVAL, "two guest ports share a (VNI, MAC)");
+		/* A second port with the same (VNI, MAC) takes the key over, as a data update would. */
+		pos = rte_hash_add_key(gt->hash, &key);
+		if (pos < 0) {
+			builder_fail(b, -EINVAL, "cannot add a guest to the guest table");
 			goto fail;
 		}
+		gt->port[pos] = p;
 	}
 	return gt;
 fail:

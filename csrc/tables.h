@@ -89,7 +89,8 @@ struct of_v2p_table {
 
 struct of_guest_table {
 	uint32_t refs;
-	struct rte_hash *hash;		/* (vni, mac) -> port index */
+	struct rte_hash *hash;		/* (vni, mac) -> index into port */
+	uint16_t *port;			/* guest port index */
 	struct of_guest guests[OF_MAX_PORTS];
 };
 
