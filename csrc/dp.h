@@ -36,6 +36,7 @@ struct of_port {
 	uint16_t n_ring_rx;
 	struct rte_ring *ring_rx[RTE_PMD_RING_MAX_RX_RINGS];
 	struct rte_ring *ring_tx;
+	uint64_t ring_rx_no_mbuf;	/* frames refused at injection: the pool was empty */
 	/* Link state, written under dp->link_lock (EAL interrupt thread, and start). */
 	uint8_t link_watched;		/* uplinks and guests; an exception tap is the kernel's */
 	uint8_t link_lsc;		/* the PMD keeps the status by LSC interrupt */
