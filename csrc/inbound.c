@@ -85,9 +85,16 @@ of_inbound_burst(struct of_dp *dp, struct of_lcore *lc, const struct of_tables *
 			of_drop(lc, (enum of_counter)rc, m);
 			continue;
 		}
-		/* Keep the inner frame only: no outer headers, no trailing padding. */
+		/* Keep the inner frame only: no outer headers, no trailing padding. The parse read the
+		 * first segment only, so the inner frame ends in it: later segments are padding. */
 		rte_pktmbuf_adj(m, gm.outer_len);
-		rte_pktmbuf_trim(m, (uint16_t)(rte_pktmbuf_pkt_len(m) - gm.inner_len));
+		if (unlikely(m->next != NULL)) {
+			rte_pktmbuf_free(m->next);
+			m->next = NULL;
+			m->nb_segs = 1;
+		}
+		m->data_len = (uint16_t)gm.inner_len;
+		m->pkt_len = gm.inner_len;
 		keys[n_ok].vni = gm.vni;
 		memcpy(keys[n_ok].mac, data + gm.outer_len, 6);
 		keys[n_ok].pad[0] = keys[n_ok].pad[1] = 0;

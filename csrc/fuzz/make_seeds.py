@@ -132,6 +132,9 @@ def inbound_seeds() -> dict[str, bytes]:
     seeds["no-exception-path"] = script(BURST | 8, frame(IN["bgp-to-sled"]), frame(IN["neighbor-solicit"]),
                                         frame(IN["geneve-ipv4-tcp"]))
     seeds["layouts"] = script(*(frame(IN["geneve-ipv6-udp"], layout) for layout in (0, 1, 2, 3, 8, 0x84, 0x45, 0xf6)))
+    # two segments: the frame and some padding in the first, more padding than the second holds after
+    # it (delivered with its padding until this fuzzer found it)
+    seeds["chain-padding"] = script(frame(bytes(IN["geneve-ipv4-tcp"]) + b"\0" * 123, 0xf4))
     return seeds
 
 
