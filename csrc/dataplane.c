@@ -102,6 +102,7 @@ of_dp_create(const struct of_dp_config *cfg)
 		return NULL;
 	}
 	dp->cfg = *cfg;
+	of_hash_key_words(cfg->hash_key, dp->hash_key);
 	dp->instance = ++instances;
 	to = &dp->timeouts;
 	rte_spinlock_init(&dp->link_lock);

@@ -15,6 +15,7 @@
 
 #include "dp_types.h"
 #include "flow.h"
+#include "flow_hash.h"
 
 struct of_handoff;
 struct of_lcore;
@@ -47,6 +48,7 @@ struct of_port {
 
 struct of_dp {
 	struct of_dp_config cfg;
+	uint64_t hash_key[OF_HASH_KEY_WORDS];	/* cfg.hash_key as the hash reads it */
 	uint32_t instance;		/* makes DPDK object names unique */
 	struct rte_mempool *pool;
 	uint16_t n_ports;

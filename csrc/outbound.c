@@ -12,7 +12,6 @@
 
 #include <rte_byteorder.h>
 #include <rte_hash.h>
-#include <rte_hash_crc.h>
 #include <rte_ip.h>
 #include <rte_lpm6.h>
 #include <rte_mbuf.h>
@@ -392,12 +391,12 @@ outbound_burst(struct of_dp *dp, struct of_lcore *lc, const struct of_tables *t,
 		return;
 	/*
 	 * Hashing in a loop of its own: right after the parse, the key's bytes are still in
-	 * the store buffer in pieces, and the CRC's 8-byte loads would stall on forwarding.
+	 * the store buffer in pieces, and the hash's 8-byte loads would stall on forwarding.
 	 */
 	for (uint16_t i = 0; i < n_ok; i++) {
 		const uint8_t *data = rte_pktmbuf_mtod(ok[i], const uint8_t *);
 
-		hashes[i] = handed_off ? ok[i]->hash.rss : rte_hash_crc(keys[i], sizeof(*keys[i]), dp->cfg.hash_seed);
+		hashes[i] = handed_off ? ok[i]->hash.rss : of_flow_hash(keys[i], dp->hash_key);
 		/* The outer header goes into headroom no one has touched yet: fetch it for writing
 		 * (rte_prefetch0_write is still experimental in 22.11). */
 		__builtin_prefetch(data - OF_OUTER_HDR_LEN, 1, 3);

@@ -17,6 +17,7 @@ ROLE_EXCEPTION = OF_ROLE_EXCEPTION
 MAX_TEPS = OF_MAX_TEPS
 MAX_NEXTHOPS = OF_MAX_NEXTHOPS
 MAX_GROUPS = OF_MAX_GROUPS
+HASH_KEY_LEN = OF_HASH_KEY_LEN
 NEVER = OF_NEVER
 
 
@@ -82,7 +83,7 @@ cdef class Core:
 
     def __cinit__(self, *, underlay_addr: bytes, n_mbufs=16383, mbuf_cache=256, mbuf_data_room=2176,
                   burst=32, rx_desc=1024, tx_desc=1024, flow_capacity=1 << 20, n_buckets=4096,
-                  hash_seed=0, tcp_idle_ms=600000, tcp_closed_ms=2000, udp_idle_ms=60000,
+                  hash_key: bytes, tcp_idle_ms=600000, tcp_closed_ms=2000, udp_idle_ms=60000,
                   icmp_idle_ms=10000, rebalance_idle_ms=10000, hop_limit=128, flow_label=True,
                   udp_checksum=False, verify_udp_checksum=False, udp_sport_min=49152,
                   udp_sport_max=65535):
@@ -90,6 +91,8 @@ cdef class Core:
         memset(&cfg, 0, sizeof(cfg))
         if len(underlay_addr) != 16:
             raise ValueError("underlay_addr must be 16 bytes")
+        if len(hash_key) != OF_HASH_KEY_LEN:
+            raise ValueError(f"hash_key must be {OF_HASH_KEY_LEN} bytes")
         cfg.n_mbufs = n_mbufs
         cfg.mbuf_cache = mbuf_cache
         cfg.mbuf_data_room = mbuf_data_room
@@ -98,7 +101,6 @@ cdef class Core:
         cfg.tx_desc = tx_desc
         cfg.flow_capacity = flow_capacity
         cfg.n_buckets = n_buckets
-        cfg.hash_seed = hash_seed
         cfg.tcp_idle_ms = tcp_idle_ms
         cfg.tcp_closed_ms = tcp_closed_ms
         cfg.udp_idle_ms = udp_idle_ms
@@ -106,6 +108,8 @@ cdef class Core:
         cfg.rebalance_idle_ms = rebalance_idle_ms
         for i in range(16):
             cfg.underlay_addr[i] = underlay_addr[i]
+        for i in range(OF_HASH_KEY_LEN):
+            cfg.hash_key[i] = hash_key[i]
         cfg.hop_limit = hop_limit
         cfg.flow_label = flow_label
         cfg.udp_checksum = udp_checksum

@@ -9,6 +9,7 @@ cdef extern from "dp_types.h" nogil:
         OF_MAX_NEXTHOPS
         OF_MAX_GROUPS
         OF_MAX_BURST
+        OF_HASH_KEY_LEN
     uint32_t OF_NEVER
 
     enum of_port_role:
@@ -25,13 +26,13 @@ cdef extern from "dp_types.h" nogil:
         uint16_t tx_desc
         uint32_t flow_capacity
         uint32_t n_buckets
-        uint32_t hash_seed
         uint32_t tcp_idle_ms
         uint32_t tcp_closed_ms
         uint32_t udp_idle_ms
         uint32_t icmp_idle_ms
         uint32_t rebalance_idle_ms
         uint8_t underlay_addr[16]
+        uint8_t hash_key[OF_HASH_KEY_LEN]
         uint8_t hop_limit
         uint8_t flow_label
         uint8_t udp_checksum

@@ -69,15 +69,13 @@ OPTIONS: tuple[Option, ...] = (
            "move a flow to a member that came (back) up: once idle, or never", pytype=str),
     Option("rebalance_idle_ms", "dataplane", Int(0, 3_600_000), 10_000,
            "idle time before a flow may be rebalanced, milliseconds", pytype=int),
-    Option("hash_seed", "dataplane", Int(0, 0xFFFFFFFF), None,
-           "flow hash seed [default: zlib CRC-32 of the 16 underlay address bytes]", pytype=int),
     Option("exception_path", "dataplane", Bool(), True,
            "punt non-Geneve uplink frames to a kernel tap named after the uplink", pytype=bool),
     Option("follow_link", "dataplane", Bool(), True,
            "take an uplink's nexthops down while its DPDK link is down (a net_tap uplink moved to another "
            "namespace reads down: turn this off)", pytype=bool),
     Option("state_dir", "dataplane", Text("an absolute directory path", r"/.*", "DIR"), None,
-           "where the bucket tables are saved, so a restart keeps every flow on its path "
+           "bucket tables and flow hash key, kept so a restart keeps every flow on its path "
            "[default: /var/lib/opte-fast/<underlay addr>]", pytype=str),
     # [underlay]: this sled's tunnel end and the outer headers
     Option("underlay_addr", "underlay", UnicastV6(), None, "this sled's underlay IPv6 address (required)",

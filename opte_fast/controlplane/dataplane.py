@@ -13,18 +13,17 @@ import ipaddress
 import os
 import sys
 import threading
-import zlib
 from dataclasses import dataclass
 
 import numpy as np
 
 from .. import _dataplane
 from .._dataplane import DataplaneError, eal_cleanup, eal_init
+from . import hashkey
 from .bucketstore import NO_MEMBER, BucketStore, SavedTable, TableKey
 from .state import DesiredState, IPAddress, IPNetwork, StableIds
 
-__all__ = ["Dataplane", "DataplaneError", "DataplaneOptions", "default_hash_seed", "eal_args", "eal_cleanup",
-           "eal_init"]
+__all__ = ["Dataplane", "DataplaneError", "DataplaneOptions", "eal_args", "eal_cleanup", "eal_init"]
 
 ROLES = {"guest": _dataplane.ROLE_GUEST, "uplink": _dataplane.ROLE_UPLINK, "exception": _dataplane.ROLE_EXCEPTION}
 _NEVER = _dataplane.NEVER
@@ -42,7 +41,7 @@ class DataplaneOptions:
     tx_desc: int = 1024
     flow_capacity: int = 1 << 20
     n_buckets: int = 4096
-    hash_seed: int | None = None
+    hash_key: bytes | None = None  # None: the state directory's (made at its first use), or a new one
     tcp_idle_ms: int = 600_000
     tcp_closed_ms: int = 2_000
     udp_idle_ms: int = 60_000
@@ -54,11 +53,6 @@ class DataplaneOptions:
     verify_udp_checksum: bool = False
     udp_sport_min: int = 49152
     udp_sport_max: int = 65535
-
-
-def default_hash_seed(underlay: ipaddress.IPv6Address) -> int:
-    """A seed every sled derives alike from its own address: stable across restarts, different across sleds."""
-    return zlib.crc32(underlay.packed)
 
 
 def eal_args(workers: list[int], *, file_prefix: str, hugepages: bool = False, memory_mb: int = 512,
@@ -142,7 +136,8 @@ def restored_buckets(saved: SavedTable, group: Group) -> np.ndarray:
 class Dataplane:
     """One opte-fast data plane in this process (the EAL must be initialised first).
 
-    `state_dir`: where the bucket tables are saved across restarts (None: not saved)."""
+    `state_dir`: where the bucket tables and the flow hash key are kept across restarts (None: not
+    kept; without `options.hash_key` the flow hash then gets a new key)."""
 
     def __init__(self, options: DataplaneOptions, state_dir: str | None = None):
         self._store: BucketStore | None = None
@@ -158,13 +153,21 @@ class Dataplane:
                 self._restorable = self._store.load(options.n_buckets)
             except ValueError as e:
                 print(f"opte-fast: {e}; starting with fresh bucket tables", file=sys.stderr)
-        seed = options.hash_seed if options.hash_seed is not None else default_hash_seed(options.underlay_addr)
+        key = options.hash_key
+        if key is None and state_dir is not None:
+            try:
+                key = hashkey.load_or_create(state_dir)
+            except (OSError, ValueError) as e:
+                raise DataplaneError(str(e) if isinstance(e, ValueError) else
+                                     f"cannot keep the flow hash key in {state_dir}: {e.strerror}") from None
+        if key is None:
+            key = hashkey.new_key()
         self.options = options
         self._core = _dataplane.Core(
             underlay_addr=options.underlay_addr.packed, n_mbufs=options.n_mbufs, mbuf_cache=options.mbuf_cache,
             mbuf_data_room=options.mbuf_data_room, burst=options.burst, rx_desc=options.rx_desc,
             tx_desc=options.tx_desc, flow_capacity=options.flow_capacity, n_buckets=options.n_buckets,
-            hash_seed=seed, tcp_idle_ms=options.tcp_idle_ms, tcp_closed_ms=options.tcp_closed_ms,
+            hash_key=key, tcp_idle_ms=options.tcp_idle_ms, tcp_closed_ms=options.tcp_closed_ms,
             udp_idle_ms=options.udp_idle_ms, icmp_idle_ms=options.icmp_idle_ms,
             rebalance_idle_ms=_NEVER if options.rebalance_idle_ms is None else options.rebalance_idle_ms,
             hop_limit=options.hop_limit, flow_label=options.flow_label, udp_checksum=options.udp_checksum,
