@@ -46,6 +46,7 @@ struct of_dp_config {
 	uint8_t flow_label;		/* 0: flow label 0 */
 	uint8_t udp_checksum;		/* outbound: full UDP checksum */
 	uint8_t verify_udp_checksum;	/* inbound: verify non-zero checksums */
+	uint8_t strict_underlay;	/* inbound: only from TEPs, and from sleds for their V2P guests */
 	uint16_t udp_sport_min;
 	uint16_t udp_sport_max;
 };

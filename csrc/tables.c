@@ -558,6 +558,29 @@ build_group(struct of_builder *b, const struct of_member_list *list,
 	return r;
 }
 
+static int
+addr_cmp(const void *a, const void *b)
+{
+	return memcmp(a, b, 16);
+}
+
+/* Strict underlay's sources: the address of every TEP, up or down (a switch taken out of use
+ * still answers its flows' last packets), sorted and each once, for a binary search. */
+static void
+build_tep_addrs(const struct of_builder *b, struct of_tables *t)
+{
+	uint16_t n = 0, kept = 0;
+
+	for (unsigned id = 1; id < OF_MAX_TEPS; id++)
+		if (b->teps[id].defined)
+			memcpy(t->tep_addrs[n++], b->teps[id].tep.addr, 16);
+	qsort(t->tep_addrs, n, 16, addr_cmp);
+	for (uint16_t i = 0; i < n; i++)
+		if (kept == 0 || memcmp(t->tep_addrs[kept - 1], t->tep_addrs[i], 16) != 0)
+			memmove(t->tep_addrs[kept++], t->tep_addrs[i], 16);
+	t->n_tep_addrs = kept;
+}
+
 static struct of_tables *
 build_tables(struct of_builder *b, const struct of_tables *prev)
 {
@@ -570,6 +593,7 @@ build_tables(struct of_builder *b, const struct of_tables *prev)
 	t->id = ++tables_ids;
 	memcpy(t->guests, b->guests, sizeof(t->guests));
 	build_members(b, t, prev);
+	build_tep_addrs(b, t);
 
 	for (unsigned g = 0; g < OF_MAX_GROUPS; g++) {
 		if (b->tep_sets[g].defined) {

@@ -105,6 +105,8 @@ struct of_tables {
 	struct of_resilient *nh_groups[OF_MAX_GROUPS];
 	struct of_tep teps[OF_MAX_TEPS];
 	struct of_nexthop nhs[OF_MAX_NEXTHOPS];
+	uint16_t n_tep_addrs;		/* strict underlay: every TEP's address, sorted, once */
+	uint8_t tep_addrs[OF_MAX_TEPS][16];
 	uint32_t id;			/* names of the DPDK objects */
 };
 

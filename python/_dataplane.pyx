@@ -85,7 +85,7 @@ cdef class Core:
                   burst=32, rx_desc=1024, tx_desc=1024, flow_capacity=1 << 20, n_buckets=4096,
                   hash_key: bytes, tcp_idle_ms=600000, tcp_closed_ms=2000, udp_idle_ms=60000,
                   icmp_idle_ms=10000, rebalance_idle_ms=10000, hop_limit=128, flow_label=True,
-                  udp_checksum=False, verify_udp_checksum=False, udp_sport_min=49152,
+                  udp_checksum=False, verify_udp_checksum=False, strict_underlay=False, udp_sport_min=49152,
                   udp_sport_max=65535):
         cdef of_dp_config cfg
         memset(&cfg, 0, sizeof(cfg))
@@ -114,6 +114,7 @@ cdef class Core:
         cfg.flow_label = flow_label
         cfg.udp_checksum = udp_checksum
         cfg.verify_udp_checksum = verify_udp_checksum
+        cfg.strict_underlay = strict_underlay
         cfg.udp_sport_min = udp_sport_min
         cfg.udp_sport_max = udp_sport_max
         self.dp = of_dp_create(&cfg)

@@ -37,6 +37,7 @@ cdef extern from "dp_types.h" nogil:
         uint8_t flow_label
         uint8_t udp_checksum
         uint8_t verify_udp_checksum
+        uint8_t strict_underlay
         uint16_t udp_sport_min
         uint16_t udp_sport_max
 

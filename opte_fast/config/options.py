@@ -87,6 +87,9 @@ OPTIONS: tuple[Option, ...] = (
     Option("udp_checksum", "underlay", Bool(), False, "compute the outer UDP checksum (else 0)", pytype=bool),
     Option("verify_udp_checksum", "underlay", Bool(), False,
            "verify non-zero outer UDP checksums on receive", pytype=bool),
+    Option("strict_underlay", "underlay", Bool(), False,
+           "accept Geneve only from V2B TEPs, and from a V2P sled for its own guests' addresses; "
+           "drop the rest as underlay_source_unknown", pytype=bool),
     # [route_sync]: where underlay routes come from
     Option("route_source", "route_sync", Choice(("netlink", "static", "none")), "netlink",
            "netlink: follow the host routing table; static: [[route]] entries; none: control socket only",

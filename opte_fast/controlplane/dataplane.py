@@ -51,6 +51,7 @@ class DataplaneOptions:
     flow_label: bool = True
     udp_checksum: bool = False
     verify_udp_checksum: bool = False
+    strict_underlay: bool = False
     udp_sport_min: int = 49152
     udp_sport_max: int = 65535
 
@@ -171,7 +172,8 @@ class Dataplane:
             udp_idle_ms=options.udp_idle_ms, icmp_idle_ms=options.icmp_idle_ms,
             rebalance_idle_ms=_NEVER if options.rebalance_idle_ms is None else options.rebalance_idle_ms,
             hop_limit=options.hop_limit, flow_label=options.flow_label, udp_checksum=options.udp_checksum,
-            verify_udp_checksum=options.verify_udp_checksum, udp_sport_min=options.udp_sport_min,
+            verify_udp_checksum=options.verify_udp_checksum,
+            strict_underlay=options.strict_underlay, udp_sport_min=options.udp_sport_min,
             udp_sport_max=options.udp_sport_max)
         self._ports: list[PortInfo] = []
         self._tep_ids = StableIds(1, _dataplane.MAX_TEPS)
