@@ -19,6 +19,9 @@ MAX_NEXTHOPS = OF_MAX_NEXTHOPS
 MAX_GROUPS = OF_MAX_GROUPS
 HASH_KEY_LEN = OF_HASH_KEY_LEN
 NEVER = OF_NEVER
+# Flow dicts built per hold of the GIL in Core.flows (about a millisecond's worth).
+cdef enum:
+    FLOW_DICTS_PER_HOLD = 1024
 
 
 class DataplaneError(RuntimeError):
@@ -266,26 +269,39 @@ cdef class Core:
         of_dp_path_stats(self.live(), <of_path_stats *>&t[0, 0], <of_path_stats *>&n[0, 0])
         return teps, nhs
 
-    def flows(self, limit: int) -> list:
-        cdef unsigned cap = max(0, limit)
+    def flows(self, max_flows: int, cursor: int = 0) -> tuple:
+        """Up to max_flows active flows from `cursor` on (0: the first), and the cursor the next
+        call resumes at (None once every table is scanned). The scan runs without the GIL, and
+        the GIL is let go between every FLOW_DICTS_PER_HOLD dicts, so route sync keeps running."""
+        cdef of_dp *dp = self.live()
+        cdef unsigned cap = max(0, max_flows)
+        cdef uint64_t cur = cursor
+        cdef unsigned n = 0
+        cdef unsigned start, end
         if cap == 0:
-            return []
+            return [], cursor
         cdef of_flow_info *info = <of_flow_info *>malloc(cap * sizeof(of_flow_info))
-        cdef unsigned n
         if info == NULL:
             raise MemoryError()
+        out = []
         try:
-            n = of_dp_flows(self.live(), info, cap)
-            return [{
-                "vni": info[i].vni, "proto": info[i].proto,
-                "src": bytes(info[i].src[:16]), "dst": bytes(info[i].dst[:16]),
-                "src_port": info[i].src_port, "dst_port": info[i].dst_port,
-                "tep": info[i].tep, "nexthop": info[i].nexthop, "uplink": info[i].uplink,
-                "udp_sport": info[i].udp_sport, "hash": info[i].hash, "lcore": info[i].lcore,
-                "packets": info[i].packets, "bytes": info[i].bytes, "idle_ms": info[i].idle_ms,
-            } for i in range(n)]
+            with nogil:
+                n = of_dp_flows(dp, &cur, info, cap)
+            for start in range(0, n, FLOW_DICTS_PER_HOLD):
+                end = min(n, start + FLOW_DICTS_PER_HOLD)
+                out.extend([{
+                    "vni": info[i].vni, "proto": info[i].proto,
+                    "src": bytes(info[i].src[:16]), "dst": bytes(info[i].dst[:16]),
+                    "src_port": info[i].src_port, "dst_port": info[i].dst_port,
+                    "tep": info[i].tep, "nexthop": info[i].nexthop, "uplink": info[i].uplink,
+                    "udp_sport": info[i].udp_sport, "hash": info[i].hash, "lcore": info[i].lcore,
+                    "packets": info[i].packets, "bytes": info[i].bytes, "idle_ms": info[i].idle_ms,
+                } for i in range(start, end)])
+                with nogil:  # compiled code never yields the GIL by itself: let a waiting thread in
+                    pass
         finally:
             free(info)
+        return out, None if cur == OF_FLOWS_DONE else cur
 
     def flow_count(self) -> int:
         return of_dp_flow_count(self.live())

@@ -122,7 +122,8 @@ cdef extern from "inspect.h" nogil:
         uint32_t lcore
         uint64_t packets, bytes
         uint64_t idle_ms
-    unsigned of_dp_flows(const of_dp *dp, of_flow_info *out, unsigned max)
+    uint64_t OF_FLOWS_DONE
+    unsigned of_dp_flows(const of_dp *dp, uint64_t *cursor, of_flow_info *out, unsigned max)
     uint64_t of_dp_flow_count(const of_dp *dp)
 
     int of_dp_buckets(of_dp *dp, int kind, uint16_t group, uint16_t *out, uint32_t max)

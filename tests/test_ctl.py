@@ -44,7 +44,7 @@ class Live:
         self.links = Links(sled.dp, UPLINKS, log=io.StringIO())
         self.controller = Controller(self.links, STATE, UPLINKS)
         self.links.start()
-        self.server = ControlServer(path, ControlAPI(self.controller, self.links, NoRoutes(), 1000))
+        self.server = ControlServer(path, ControlAPI(self.controller, self.links, NoRoutes()))
         self.server.start()
 
     def stop(self) -> None:

@@ -37,11 +37,10 @@ def _same(actual: Any, wanted: str) -> bool:
 class ControlAPI:
     """The operations of OPS, on a controller, a data plane and a route source."""
 
-    def __init__(self, controller: Controller, dataplane: DataplaneAPI, route_source: Any, flow_scan_limit: int):
+    def __init__(self, controller: Controller, dataplane: DataplaneAPI, route_source: Any):
         self.controller = controller
         self.dataplane = dataplane
         self.route_source = route_source
-        self.flow_scan_limit = flow_scan_limit
         self.started = time.monotonic()
 
     def stats(self) -> dict:
@@ -54,18 +53,15 @@ class ControlAPI:
     def flows(self, limit: int, match: dict[str, str]) -> list[dict]:
         if not match:
             return self.dataplane.flows(limit)
-        out = []
-        for flow in self.dataplane.flows(self.flow_scan_limit):
+
+        def matches(flow: dict) -> bool:
             flat = flatten(flow)
             by_name = {**{k.rsplit(".", 1)[-1]: v for k, v in flat.items()}, **flat}
             unknown = [k for k in match if k not in by_name]
             if unknown:
                 raise ValueError(f"flows: no flow field {unknown[0]!r} (expected one of {', '.join(sorted(by_name))})")
-            if all(_same(by_name[k], v) for k, v in match.items()):
-                out.append(flow)
-                if len(out) == limit:
-                    break
-        return out
+            return all(_same(by_name[k], v) for k, v in match.items())
+        return self.dataplane.flows(limit, matches)
 
     def routes(self) -> Any:
         return self.controller.state.routes

@@ -13,6 +13,7 @@ import ipaddress
 import os
 import sys
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -116,6 +117,7 @@ Group = tuple[int, IPNetwork, int, list[int], tuple]
 KINDS = ("tep", "nexthop")
 NO_ID = 0xFFFF
 ID_LIMIT = max(_dataplane.MAX_TEPS, _dataplane.MAX_NEXTHOPS)
+FLOW_SCAN_CHUNK = 4096  # flows read per step of a scan (a buffer of about 400 KB)
 
 
 def member_key(kind: int, member) -> str:
@@ -341,22 +343,32 @@ class Dataplane:
         """Take a started port's link down or up (rte_eth_dev_set_link_down/up), as a pulled cable would."""
         self._core.set_link(self.port_index(port), up)
 
-    def flows(self, limit: int) -> list[dict]:
+    def flows(self, limit: int, keep: Callable[[dict], bool] | None = None) -> list[dict]:
+        """Up to `limit` active flows, those `keep` accepts if given. The tables are scanned a
+        chunk at a time without the GIL, so a scan of every flow holds up no other thread."""
         tep_addr = {i: k[1] for k, i in self._ids["teps"].items()}
         nh_desc = {i: k for k, i in self._ids["nexthops"].items()}
         names = {p.index: p.name for p in self._ports}
-        out = []
-        for f in self._core.flows(limit):
-            nh = nh_desc.get(f["nexthop"])
-            out.append({
-                "vni": f["vni"], "proto": f["proto"],
-                "src": str(unmapped(f["src"])), "dst": str(unmapped(f["dst"])),
-                "src_port": f["src_port"], "dst_port": f["dst_port"],
-                "tep": str(tep_addr[f["tep"]]) if f["tep"] in tep_addr else None,
-                "nexthop": {"uplink": nh[1], "gateway": str(nh[2])} if nh else None,
-                "uplink": names.get(f["uplink"]), "udp_sport": f["udp_sport"], "hash": f["hash"],
-                "lcore": f["lcore"], "packets": f["packets"], "bytes": f["bytes"], "idle_ms": f["idle_ms"],
-            })
+        out: list[dict] = []
+        cursor: int | None = 0
+        while cursor is not None and len(out) < limit:
+            chunk, cursor = self._core.flows(FLOW_SCAN_CHUNK if keep else min(FLOW_SCAN_CHUNK, limit - len(out)),
+                                             cursor)
+            for f in chunk:
+                nh = nh_desc.get(f["nexthop"])
+                flow = {
+                    "vni": f["vni"], "proto": f["proto"],
+                    "src": str(unmapped(f["src"])), "dst": str(unmapped(f["dst"])),
+                    "src_port": f["src_port"], "dst_port": f["dst_port"],
+                    "tep": str(tep_addr[f["tep"]]) if f["tep"] in tep_addr else None,
+                    "nexthop": {"uplink": nh[1], "gateway": str(nh[2])} if nh else None,
+                    "uplink": names.get(f["uplink"]), "udp_sport": f["udp_sport"], "hash": f["hash"],
+                    "lcore": f["lcore"], "packets": f["packets"], "bytes": f["bytes"], "idle_ms": f["idle_ms"],
+                }
+                if keep is None or keep(flow):
+                    out.append(flow)
+                    if len(out) == limit:
+                        break
         return out
 
     def flow_count(self) -> int:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import ipaddress
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -175,9 +175,10 @@ class DataplaneAPI(Protocol):
     def ports(self) -> list[dict]:
         """One dict per port: name, port_id, role, mac, rx/tx packets and bytes, missed, errors, devargs."""
 
-    def flows(self, limit: int) -> list[dict]:
-        """Up to `limit` active flows, flat: vni, proto, src, dst, src_port, dst_port, tep, nexthop
-        ({uplink, gateway}), uplink, udp_sport, hash, lcore, packets, bytes, idle_ms."""
+    def flows(self, limit: int, keep: Callable[[dict], bool] | None = None) -> list[dict]:
+        """Up to `limit` active flows (those `keep` accepts), flat: vni, proto, src, dst, src_port,
+        dst_port, tep, nexthop ({uplink, gateway}), uplink, udp_sport, hash, lcore, packets, bytes,
+        idle_ms. The tables are read a chunk at a time without the GIL."""
 
     def paths(self) -> dict:
         """{"teps": [...], "nexthops": [...]}: id, prefix, address (or uplink, gateway, mac), up,
