@@ -12,13 +12,16 @@ import ipaddress
 import os
 import stat
 import struct
+import subprocess
 import zlib
 from collections import Counter
+from pathlib import Path
 
 import pytest
 
 from opte_fast.controlplane import hashkey
 from opte_fast.controlplane.dataplane import Dataplane, DataplaneError, DataplaneOptions
+from tests.support.cli import OPTE_FAST, sled_toml
 from tests.support.flowhash import TEST_HASH_KEY, flow_hash, flow_key
 from tests.support.sled import GATEWAY_MAC, GUEST_IP4, GUEST_MAC, GUEST_VNI, UNDERLAY, default_state, ring_sled
 from tests.test_affinity import _ip_checksum, drain
@@ -126,6 +129,22 @@ def test_a_state_dir_with_no_key_in_its_key_file_is_refused_with_one_line(eal, t
         Dataplane(DataplaneOptions(underlay_addr=UNDERLAY, flow_capacity=4096, n_mbufs=4095), state_dir=str(tmp_path))
     assert str(e.value) == (f"{tmp_path / hashkey.FILE_NAME}: not a flow hash key (5 bytes, expected 64); remove it "
                             "to start with a new key, which moves every flow to a new path once")
+
+
+def test_run_refuses_a_key_file_that_is_no_key_with_one_line_and_starts_nothing(tmp_path):
+    state = tmp_path / "state"
+    state.mkdir()
+    (state / hashkey.FILE_NAME).write_bytes(b"\0" * 63)
+    cfg = tmp_path / "c.toml"
+    cfg.write_text(sled_toml("net_null0", {"uplink0": "net_null1,no-rx=1"}, static_routes=True, state_dir=str(state)))
+    prefix = f"oft-hashkey-{os.getpid()}"
+    p = subprocess.run([*OPTE_FAST, "run", "--config", str(cfg), "--file-prefix", prefix, "--duration-s", "1"],
+                       capture_output=True, text=True, timeout=60)
+    assert p.returncode == 2
+    assert p.stderr.strip().splitlines()[-1] == (
+        f"opte-fast: {state}/{hashkey.FILE_NAME}: not a flow hash key (63 bytes, expected 64); remove it to start "
+        "with a new key, which moves every flow to a new path once")
+    assert not Path(f"/var/run/dpdk/{prefix}").exists()
 
 
 _CRC32C = []
