@@ -49,6 +49,7 @@ struct of_dp_config {
 	uint8_t strict_underlay;	/* inbound: only from TEPs, and from sleds for their V2P guests */
 	uint16_t udp_sport_min;
 	uint16_t udp_sport_max;
+	uint32_t prefix_capacity;	/* prefixes in the V2B table and in the route table, each */
 };
 
 struct of_path_stats {

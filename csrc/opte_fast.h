@@ -19,6 +19,7 @@
 #include "error.h"
 #include "inspect.h"
 #include "link.h"
+#include "memory.h"
 #include "port.h"
 #include "ring_io.h"
 

@@ -13,7 +13,6 @@
 #include <rte_byteorder.h>
 #include <rte_hash.h>
 #include <rte_ip.h>
-#include <rte_lpm6.h>
 #include <rte_mbuf.h>
 #include <rte_memcpy.h>
 #include <rte_prefetch.h>
@@ -166,7 +165,7 @@ resolve_path(const struct of_dp *dp, const struct of_tables *t, const struct of_
 		p->tep = 0;
 		memcpy(p->inner_dst_mac, t->v2p->vals[pos].mac, 6);
 	} else {
-		if (of_tables_match(t->v2b, key->dst, &target) != 0)
+		if (of_prefix_match(t->v2b, key->dst, &target) != 0)
 			return OF_C_NO_V2B_MATCH;
 		p->tep = keep != NULL && keep->tep != 0 ? live_tep_of(t, t->tep_sets[target], keep) : OF_NO_ID;
 		if (p->tep == OF_NO_ID)
@@ -179,7 +178,7 @@ resolve_path(const struct of_dp *dp, const struct of_tables *t, const struct of_
 	}
 	p->tep_gen = t->teps[p->tep].gen;
 
-	if (of_tables_match(t->routes, dst, &target) != 0)
+	if (of_prefix_match(t->routes, dst, &target) != 0)
 		return OF_C_NO_ROUTE;
 	p->nh = keep != NULL ? live_nexthop_of(t, t->nh_groups[target], keep) : OF_NO_ID;
 	if (p->nh == OF_NO_ID)

@@ -41,7 +41,8 @@ def dataplane_options(config: Config):
         rebalance_idle_ms=None if o.rebalance == "never" else o.rebalance_idle_ms, hop_limit=o.hop_limit,
         flow_label=o.flow_label, udp_checksum=o.udp_checksum, verify_udp_checksum=o.verify_udp_checksum,
         strict_underlay=o.strict_underlay,
-        udp_sport_min=o.udp_sport_range[0], udp_sport_max=o.udp_sport_range[1])
+        udp_sport_min=o.udp_sport_range[0], udp_sport_max=o.udp_sport_range[1],
+        prefix_capacity=o.prefix_capacity)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 110})

@@ -89,7 +89,7 @@ cdef class Core:
                   hash_key: bytes, tcp_idle_ms=600000, tcp_closed_ms=2000, udp_idle_ms=60000,
                   icmp_idle_ms=10000, rebalance_idle_ms=10000, hop_limit=128, flow_label=True,
                   udp_checksum=False, verify_udp_checksum=False, strict_underlay=False, udp_sport_min=49152,
-                  udp_sport_max=65535):
+                  udp_sport_max=65535, prefix_capacity=1024):
         cdef of_dp_config cfg
         memset(&cfg, 0, sizeof(cfg))
         if len(underlay_addr) != 16:
@@ -120,6 +120,7 @@ cdef class Core:
         cfg.strict_underlay = strict_underlay
         cfg.udp_sport_min = udp_sport_min
         cfg.udp_sport_max = udp_sport_max
+        cfg.prefix_capacity = prefix_capacity
         self.dp = of_dp_create(&cfg)
         if self.dp == NULL:
             raise DataplaneError(of_last_error().decode())
@@ -302,6 +303,15 @@ cdef class Core:
         finally:
             free(info)
         return out, None if cur == OF_FLOWS_DONE else cur
+
+    def memory(self) -> dict:
+        """Where the EAL's memory went, and what it holds (see of_dp_memory)."""
+        cdef of_memory_info m
+        check(of_dp_memory(self.live(), &m))
+        return {"heap_bytes": m.heap_bytes, "free_bytes": m.free_bytes, "mbuf_bytes": m.mbuf_bytes,
+                "flow_bytes": m.flow_bytes, "prefix_bytes": m.prefix_bytes, "snapshot_bytes": m.snapshot_bytes,
+                "v2p_bytes_per_1024": m.v2p_bytes_per_1024, "flow_capacity": m.flow_capacity,
+                "prefix_capacity": m.prefix_capacity, "v2p_fit": m.v2p_fit}
 
     def flow_count(self) -> int:
         return of_dp_flow_count(self.live())

@@ -40,6 +40,7 @@ cdef extern from "dp_types.h" nogil:
         uint8_t strict_underlay
         uint16_t udp_sport_min
         uint16_t udp_sport_max
+        uint32_t prefix_capacity
 
     struct of_path_stats:
         uint64_t flows
@@ -141,3 +142,17 @@ cdef extern from "link.h" nogil:
     int of_dp_link(const of_dp *dp, uint16_t port, of_link_info *out)
     int of_dp_link_event_fd(const of_dp *dp)
     int of_dp_set_link(of_dp *dp, uint16_t port, int up)
+
+cdef extern from "memory.h" nogil:
+    struct of_memory_info:
+        uint64_t heap_bytes
+        uint64_t free_bytes
+        uint64_t mbuf_bytes
+        uint64_t flow_bytes
+        uint64_t prefix_bytes
+        uint64_t snapshot_bytes
+        uint64_t v2p_bytes_per_1024
+        uint32_t flow_capacity
+        uint32_t prefix_capacity
+        uint32_t v2p_fit
+    int of_dp_memory(const of_dp *dp, of_memory_info *out)

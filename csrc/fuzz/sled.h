@@ -70,7 +70,7 @@ enum { OP_FRAME, OP_BURST, OP_TEP, OP_NEXTHOP, OP_ROUTE, OP_TIME, OP_NOTHING };
 
 #define SLED_BURST		64
 #define SLED_MAX_FRAME		2048	/* an mbuf's data room less its headroom, as on a real port */
-#define SLED_MAX_COMMITS	4	/* per input: a route change builds a new LPM table */
+#define SLED_MAX_COMMITS	4	/* per input: a route change refills a prefix trie */
 #define SLED_FLOW_CAPACITY	16	/* small, so a burst fills it */
 
 static const uint8_t UNDERLAY[16] = { 0xfd, 0x00, 0x00, 0x00, 0x00, 0xf7, 0x01, 0x01, [15] = 0x01 };
@@ -271,7 +271,7 @@ sled_init(int outbound)
 		.n_buckets = 64, .tcp_idle_ms = 4000, .tcp_closed_ms = 500,
 		.udp_idle_ms = 2000, .icmp_idle_ms = 1000, .rebalance_idle_ms = 1500, .hop_limit = 128,
 		.flow_label = 1, .udp_checksum = 1, .verify_udp_checksum = 1,
-		.udp_sport_min = 49152, .udp_sport_max = 65535,
+		.udp_sport_min = 49152, .udp_sport_max = 65535, .prefix_capacity = 16,
 	};
 	int rc;
 

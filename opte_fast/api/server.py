@@ -48,7 +48,8 @@ class ControlAPI:
         return {"uptime_s": round(time.monotonic() - self.started, 3),
                 "counters": self.dataplane.counters(), "ports": self.dataplane.ports(),
                 "route_sync": self.route_source.stats(),
-                "tables": {"guests": len(s.guests), "v2p": len(s.v2p), "v2b": len(s.v2b), "routes": len(s.routes)}}
+                "tables": {"guests": len(s.guests), "v2p": len(s.v2p), "v2b": len(s.v2b), "routes": len(s.routes)},
+                "memory": self.dataplane.memory()}
 
     def flows(self, limit: int, match: dict[str, str]) -> list[dict]:
         if not match:

@@ -8,6 +8,7 @@ import ipaddress
 from dataclasses import dataclass
 from typing import Any
 
+from ..controlplane import capacity
 from .values import NAME, Bool, Choice, Int, ListenAddress, Number, PortRange, Text, TextList, UnicastV6
 
 
@@ -45,7 +46,8 @@ OPTIONS: tuple[Option, ...] = (
     Option("hugepages", "eal", Bool(), False,
            "use hugepages; without them EAL runs with --no-huge -m MEMORY_MB", pytype=bool),
     Option("memory_mb", "eal", Int(64, 1 << 20), 2048,
-           "EAL memory in MiB (a million-flow table per worker needs about 600)", pytype=int),
+           capacity.memory_help({"memory_mb": 2048, "mbufs": 16383, "flow_capacity": 1 << 20,
+                                 "prefix_capacity": 1024}), pytype=int),
     Option("file_prefix", "eal", Text("a file prefix of letters, digits, '-', '_', '.'", r"[A-Za-z0-9_.-]+", "PREFIX"),
            None, "EAL --file-prefix [default: opte-fast-<pid>]", pytype=str),
     Option("eal_args", "eal", TextList("EAL arguments"), (), "extra EAL argument, passed through (repeatable)",
@@ -57,7 +59,13 @@ OPTIONS: tuple[Option, ...] = (
     Option("mbufs", "dataplane", Int(1023, 1 << 26), 16383, "mbufs in the packet pool", pytype=int),
     # DPDK wants cache * 1.5 <= mbufs: these two ranges guarantee it
     Option("mbuf_cache", "dataplane", Int(0, 512), 256, "per-lcore mbuf cache", pytype=int),
-    Option("flow_capacity", "dataplane", Int(64, 1 << 27), 1 << 20, "flow table entries", pytype=int),
+    Option("flow_capacity", "dataplane", Int(64, 1 << 27), 1 << 20,
+           f"flow table entries per worker ({capacity.FLOW_BYTES + capacity.FLOW_SLOT_BYTES} bytes each of EAL "
+           "memory, for a power of two)", pytype=int),
+    Option("prefix_capacity", "dataplane", Int(16, 2519), 1024,
+           "prefixes the V2B table and the underlay route table hold, each (two tries each, "
+           f"{capacity.PREFIX_TABLES_BYTES // 4 // (1 << 20)} MiB + {capacity.PREFIX_BYTES // 4} bytes a prefix)",
+           pytype=int),
     Option("buckets", "dataplane", Int(1, 65536, power_of_two=True), 4096,
            "buckets per TEP set and nexthop group", pytype=int),
     Option("tcp_idle_timeout_s", "dataplane", Int(1, 86400), 600, "idle TCP flow expiry, seconds", pytype=int),

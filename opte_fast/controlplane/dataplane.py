@@ -55,6 +55,7 @@ class DataplaneOptions:
     strict_underlay: bool = False
     udp_sport_min: int = 49152
     udp_sport_max: int = 65535
+    prefix_capacity: int = 1024
 
 
 def eal_args(workers: list[int], *, file_prefix: str, hugepages: bool = False, memory_mb: int = 512,
@@ -176,7 +177,7 @@ class Dataplane:
             hop_limit=options.hop_limit, flow_label=options.flow_label, udp_checksum=options.udp_checksum,
             verify_udp_checksum=options.verify_udp_checksum,
             strict_underlay=options.strict_underlay, udp_sport_min=options.udp_sport_min,
-            udp_sport_max=options.udp_sport_max)
+            udp_sport_max=options.udp_sport_max, prefix_capacity=options.prefix_capacity)
         self._ports: list[PortInfo] = []
         self._tep_ids = StableIds(1, _dataplane.MAX_TEPS)
         self._nh_ids = StableIds(1, _dataplane.MAX_NEXTHOPS)
@@ -373,6 +374,15 @@ class Dataplane:
 
     def flow_count(self) -> int:
         return self._core.flow_count()
+
+    def memory(self) -> dict:
+        """Where the EAL's memory went (bytes, measured as allocated) and what it holds: flows per
+        worker, prefixes per table, and the V2P entries a commit can hold with what is free."""
+        m = self._core.memory()
+        return {"bytes": {k.removesuffix("_bytes"): v for k, v in m.items() if k.endswith("_bytes")},
+                "v2p_bytes_per_1024": m["v2p_bytes_per_1024"],
+                "capacity": {"flows_per_worker": m["flow_capacity"], "v2b_prefixes": m["prefix_capacity"],
+                             "route_prefixes": m["prefix_capacity"], "v2p_entries": m["v2p_fit"]}}
 
     def paths(self) -> dict:
         with self._commit_lock:  # ids and members of one commit, never half of the next

@@ -180,6 +180,10 @@ class DataplaneAPI(Protocol):
         dst_port, tep, nexthop ({uplink, gateway}), uplink, udp_sport, hash, lcore, packets, bytes,
         idle_ms. The tables are read a chunk at a time without the GIL."""
 
+    def memory(self) -> dict:
+        """EAL memory by part ("bytes", measured as allocated) and what it holds ("capacity": flows
+        per worker, V2B and route prefixes, V2P entries a commit can hold with what is free)."""
+
     def paths(self) -> dict:
         """{"teps": [...], "nexthops": [...]}: id, prefix, address (or uplink, gateway, mac), up,
         flows pinned, packets, bytes."""

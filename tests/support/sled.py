@@ -65,7 +65,7 @@ def ring_sled(state: DesiredState | None = None, n_uplinks: int = 2, workers: tu
     state = state or default_state(n_uplinks)
     options.setdefault("hash_key", TEST_HASH_KEY)
     opts = DataplaneOptions(underlay_addr=state.underlay.addr, flow_capacity=options.pop("flow_capacity", 65536),
-                            n_mbufs=8191, **options)
+                            n_mbufs=options.pop("n_mbufs", 8191), **options)
     dp = Dataplane(opts, state_dir=state_dir)
     try:
         dp.add_ring_port("guest0", "guest", rx_queues=guest_rx_queues)
