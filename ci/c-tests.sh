@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The C units (parse, NDP, gateway, resilient tables) built with AddressSanitizer and
+# The C units (parse, NDP, gateway, resilient tables, the flow hash) built with AddressSanitizer and
 # UndefinedBehaviorSanitizer and run; any finding aborts the run.
 set -euo pipefail
 cd "$(dirname "$0")/.."
