@@ -310,10 +310,11 @@ prefix_table_build(const char *kind, uint32_t id, const struct of_prefix_rule *r
 		   int v4_barrier_needed)
 {
 	char name[RTE_LPM6_NAMESIZE];
-	/* An IPv4 /32 seen v4-mapped is a /128: up to 13 tbl8 groups a rule. */
+	/* An IPv4 /32 seen v4-mapped is a /128: up to 13 tbl8 groups a rule. One rule more
+	 * than given: the IPv4 barrier. */
 	struct rte_lpm6_config config = {
-		.max_rules = RTE_MAX(n, 16u),
-		.number_tbl8s = RTE_MAX(n, 16u) * 14,
+		.max_rules = RTE_MAX(n + 1, 16u),
+		.number_tbl8s = RTE_MAX(n + 1, 16u) * 14,
 	};
 	struct of_prefix_table *pt = rte_zmalloc("of_prefixes", sizeof(*pt) + n * sizeof(*rules), 0);
 
