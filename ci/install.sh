@@ -6,7 +6,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 APT_PACKAGES=(
-    dpdk dpdk-dev libdpdk-dev pkg-config build-essential   # the data plane, dpdk-testpmd, dpdk-telemetry.py
+    dpdk dpdk-dev libdpdk-dev pkg-config build-essential   # the data plane; dpdk-testpmd, dpdk-telemetry.py, dpdk-dumpcap, dpdk-proc-info
     git                                                     # ci/sanitized-tests.sh copies the tracked tree
     iproute2 ethtool procps                                 # ip, ss, nstat; ethtool; sysctl, pgrep
     curl                                                    # the end-to-end downloads

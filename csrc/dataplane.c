@@ -20,6 +20,7 @@
 #include <rte_mbuf.h>
 #include <rte_rcu_qsbr.h>
 
+#include "capture.h"
 #include "dp.h"
 #include "flow.h"
 #include "handoff.h"
@@ -51,6 +52,7 @@ of_eal_init(int argc, char **argv)
 int
 of_eal_cleanup(void)
 {
+	of_capture_uninit();
 	return rte_eal_cleanup();
 }
 

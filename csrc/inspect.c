@@ -68,6 +68,8 @@ of_dp_port_stats(const struct of_dp *dp, uint16_t port, struct of_port_stats *ou
 	out->port_id = p->port_id;
 	out->role = p->role;
 	memcpy(out->mac, p->mac.addr_bytes, 6);
+	if (rte_eth_dev_get_name_by_port(p->port_id, out->ethdev) != 0)
+		out->ethdev[0] = '\0';
 	if (rte_eth_stats_get(p->port_id, &st) == 0) {
 		out->ipackets = st.ipackets;
 		out->opackets = st.opackets;

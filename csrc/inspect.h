@@ -19,6 +19,7 @@ void of_dp_counters(const struct of_dp *dp, uint64_t *out);
 
 struct of_port_stats {
 	char name[32];
+	char ethdev[64];		/* the ethdev's name, as dpdk-dumpcap -i and dpdk-proc-info know it */
 	uint16_t port_id;
 	uint8_t role;
 	uint8_t mac[6];

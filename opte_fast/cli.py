@@ -110,19 +110,21 @@ def _start(config: Config, prefix: str):
     """EAL, ports and the first tables, then the workers: a started Dataplane, or StartFailed
     with everything it had started undone."""
     from .controlplane import taps
-    from .controlplane.dataplane import Dataplane, DataplaneError, eal_args, eal_cleanup, eal_init
+    from .controlplane.dataplane import Dataplane, DataplaneError, capture_init, eal_args, eal_cleanup, eal_init
     from .controlplane.routesync import RouteSyncError
 
     o = config.options
     workers = parse_lcores(o.lcores)
     pci = any(looks_like_pci(p.devargs) for p in config.ports)
+    # The shared config stays, so DPDK's own tools attach to a running instance (README: Operations).
     try:
         eal_init(eal_args(workers, file_prefix=prefix, hugepages=o.hugepages, memory_mb=o.memory_mb, pci=pci,
-                          extra=o.eal_args))
+                          shared_config=True, extra=o.eal_args))
     except DataplaneError as e:
         raise StartFailed(str(e), "; EAL arguments come from --lcores, --memory-mb and --eal-arg") from None
     dp = None
     try:
+        capture_init()
         dp = Dataplane(dataplane_options(config), state_dir=o.state_dir)
         for port in config.ports:
             dp.add_port(port.name, port.devargs, port.role)

@@ -51,6 +51,11 @@ def eal_cleanup() -> None:
     of_eal_cleanup()
 
 
+def capture_init() -> None:
+    """Serve dpdk-dumpcap (rte_pdump) on every port; the EAL must keep its shared config."""
+    check(of_capture_init())
+
+
 def tsc_hz() -> int:
     return of_tsc_hz()
 
@@ -246,7 +251,7 @@ cdef class Core:
         cdef of_port_stats st
         check(of_dp_port_stats(self.live(), port, &st))
         return {
-            "name": st.name.decode(), "port_id": st.port_id, "role": st.role,
+            "name": st.name.decode(), "ethdev": st.ethdev.decode(), "port_id": st.port_id, "role": st.role,
             "mac": ":".join(f"{st.mac[i]:02x}" for i in range(6)),
             "rx_packets": st.ipackets, "tx_packets": st.opackets, "rx_bytes": st.ibytes,
             "tx_bytes": st.obytes, "rx_missed": st.imissed, "rx_errors": st.ierrors, "tx_errors": st.oerrors,

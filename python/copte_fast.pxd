@@ -100,6 +100,8 @@ cdef extern from "inspect.h" nogil:
 
     struct of_port_stats:
         char name[32]
+        char ethdev[64]
+        char ethdev[64]
         uint16_t port_id
         uint8_t role
         uint8_t mac[6]
@@ -138,3 +140,8 @@ cdef extern from "link.h" nogil:
     int of_dp_link(const of_dp *dp, uint16_t port, of_link_info *out)
     int of_dp_link_event_fd(const of_dp *dp)
     int of_dp_set_link(of_dp *dp, uint16_t port, int up)
+
+
+cdef extern from "capture.h" nogil:
+    int of_capture_init()
+    void of_capture_uninit()

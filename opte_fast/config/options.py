@@ -43,7 +43,8 @@ OPTIONS: tuple[Option, ...] = (
     Option("lcores", "eal", Text("an lcore list like 1 or 1-3 or 1,3", LCORE_LIST, "LIST"), "1",
            "worker lcores (the main lcore runs the control plane)", pytype=str),
     Option("hugepages", "eal", Bool(), False,
-           "use hugepages; without them EAL runs with --no-huge -m MEMORY_MB", pytype=bool),
+           "use hugepages from a mounted hugetlbfs (then dpdk-dumpcap and dpdk-proc-info can attach); without "
+           "them EAL runs with --no-huge -m MEMORY_MB", pytype=bool),
     Option("memory_mb", "eal", Int(64, 1 << 20), 2048,
            "EAL memory in MiB (a million-flow table per worker needs about 600)", pytype=int),
     Option("file_prefix", "eal", Text("a file prefix of letters, digits, '-', '_', '.'", r"[A-Za-z0-9_.-]+", "PREFIX"),

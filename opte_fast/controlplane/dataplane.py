@@ -19,12 +19,12 @@ from dataclasses import dataclass
 import numpy as np
 
 from .. import _dataplane
-from .._dataplane import DataplaneError, eal_cleanup, eal_init
+from .._dataplane import DataplaneError, capture_init, eal_cleanup, eal_init
 from .bucketstore import NO_MEMBER, BucketStore, SavedTable, TableKey
 from .state import DesiredState, IPAddress, IPNetwork, StableIds
 
-__all__ = ["Dataplane", "DataplaneError", "DataplaneOptions", "default_hash_seed", "eal_args", "eal_cleanup",
-           "eal_init"]
+__all__ = ["Dataplane", "DataplaneError", "DataplaneOptions", "capture_init", "default_hash_seed", "eal_args",
+           "eal_cleanup", "eal_init"]
 
 ROLES = {"guest": _dataplane.ROLE_GUEST, "uplink": _dataplane.ROLE_UPLINK, "exception": _dataplane.ROLE_EXCEPTION}
 _NEVER = _dataplane.NEVER
@@ -62,13 +62,18 @@ def default_hash_seed(underlay: ipaddress.IPv6Address) -> int:
 
 
 def eal_args(workers: list[int], *, file_prefix: str, hugepages: bool = False, memory_mb: int = 512,
-             pci: bool = False, extra: tuple[str, ...] = ()) -> list[str]:
+             pci: bool = False, shared_config: bool = False, extra: tuple[str, ...] = ()) -> list[str]:
     """EAL arguments for worker lcores `workers`: each pinned to its own CPU, the main
     (control) thread free to run on every CPU so Python threads are never starved.
 
     Worker lcore w runs on CPU w. The main lcore floats, so the CPU its id would name is free:
     the worker one past the last CPU runs there (`1-2` on a two-CPU machine: lcore 2 on CPU 0).
-    Any other lcore without its CPU is left for the EAL to refuse."""
+    Any other lcore without its CPU is left for the EAL to refuse.
+
+    `shared_config` keeps the EAL's runtime directory and shared config, so secondary processes
+    (dpdk-dumpcap, dpdk-proc-info) can attach; they can only to a primary on hugepages, which
+    then live in a mounted hugetlbfs. Without it, hugepages come from memory files
+    (--in-memory) and plain memory runs with --no-shconf: nothing attaches."""
     cpus = sorted(os.sched_getaffinity(0))
     main = next(i for i in range(128) if i not in workers)
     spare = cpus[0] if cpus[0] not in workers else None
@@ -76,10 +81,10 @@ def eal_args(workers: list[int], *, file_prefix: str, hugepages: bool = False, m
     lcores = [f"{main}@({','.join(map(str, cpus))})"] + [f"{w}@{placed[w]}" for w in workers]
     args = ["opte-fast", f"--lcores={','.join(lcores)}", f"--main-lcore={main}",
             f"--file-prefix={file_prefix}", "--log-level=lib.eal:error"]
-    if hugepages:
-        args += ["--in-memory"]
-    else:
-        args += ["--no-huge", "-m", str(memory_mb), "--no-shconf"]
+    if not hugepages:
+        args += ["--no-huge", "-m", str(memory_mb)]
+    if not shared_config:
+        args += ["--in-memory"] if hugepages else ["--no-shconf"]
     if not pci:
         args.append("--no-pci")
     return args + list(extra)
