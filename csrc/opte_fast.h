@@ -15,12 +15,14 @@
 #include <stdint.h>
 
 #include "builder.h"
+#include "capture.h"
 #include "dp_types.h"
 #include "error.h"
 #include "inspect.h"
 #include "link.h"
 #include "port.h"
 #include "ring_io.h"
+#include "telemetry.h"
 
 /* EAL: once per process; a second call fails with -EALREADY. */
 int of_eal_init(int argc, char **argv);

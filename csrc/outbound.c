@@ -476,7 +476,7 @@ of_outbound_burst(struct of_dp *dp, struct of_lcore *lc, const struct of_tables 
 	outbound_burst(dp, lc, t, port, pkts, n, 0);
 }
 
-void
+unsigned
 of_outbound_handed_off(struct of_dp *dp, struct of_lcore *lc, const struct of_tables *t)
 {
 	struct rte_mbuf *pkts[OF_MAX_BURST];
@@ -490,4 +490,5 @@ of_outbound_handed_off(struct of_dp *dp, struct of_lcore *lc, const struct of_ta
 			;
 		outbound_burst(dp, lc, t, dp->handoff->port_of_ethdev[ethdev], &pkts[start], (uint16_t)(end - start), 1);
 	}
+	return n;
 }

@@ -290,6 +290,17 @@ cdef class Core:
     def flow_count(self) -> int:
         return of_dp_flow_count(self.live())
 
+    def workers(self) -> list:
+        """Per worker lcore: polls, busy polls (those that found frames), packets received, flows."""
+        cdef of_worker_stats w[128]
+        cdef unsigned n = of_dp_workers(self.live(), w, 128)
+        return [{"lcore": w[i].lcore, "worker": w[i].worker, "polls": w[i].polls, "busy_polls": w[i].busy_polls,
+                 "rx_packets": w[i].rx_packets, "flows": w[i].flows} for i in range(n)]
+
+    def name_member(self, kind: int, ident: int, prefix: str, gateway: str = "") -> None:
+        """What TEP (kind 0) or nexthop (kind 1) `ident` stands for, for the telemetry endpoints."""
+        check(of_dp_name_member(self.live(), kind, ident, prefix.encode(), gateway.encode()))
+
     def link(self, port: int) -> dict:
         """A port's link as its PMD last reported it (see of_dp_link)."""
         cdef of_link_info li

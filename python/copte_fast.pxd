@@ -101,7 +101,6 @@ cdef extern from "inspect.h" nogil:
     struct of_port_stats:
         char name[32]
         char ethdev[64]
-        char ethdev[64]
         uint16_t port_id
         uint8_t role
         uint8_t mac[6]
@@ -128,6 +127,15 @@ cdef extern from "inspect.h" nogil:
     int of_dp_buckets(of_dp *dp, int kind, uint16_t group, uint16_t *out, uint32_t max)
     uint64_t of_dp_table_swaps(const of_dp *dp)
 
+    struct of_worker_stats:
+        uint32_t lcore
+        uint32_t worker
+        uint64_t polls
+        uint64_t busy_polls
+        uint64_t rx_packets
+        uint64_t flows
+    unsigned of_dp_workers(const of_dp *dp, of_worker_stats *out, unsigned max)
+
 cdef extern from "link.h" nogil:
     struct of_link_info:
         uint8_t watched
@@ -140,6 +148,10 @@ cdef extern from "link.h" nogil:
     int of_dp_link(const of_dp *dp, uint16_t port, of_link_info *out)
     int of_dp_link_event_fd(const of_dp *dp)
     int of_dp_set_link(of_dp *dp, uint16_t port, int up)
+
+
+cdef extern from "telemetry.h" nogil:
+    int of_dp_name_member(of_dp *dp, int kind, uint16_t id, const char *prefix, const char *gateway)
 
 
 cdef extern from "capture.h" nogil:

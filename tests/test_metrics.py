@@ -78,6 +78,14 @@ def test_counters_ports_paths_and_flows_move_with_traffic(served):
         assert after[("opte_fast_nexthop_flows", labels)] == out[i] // 2
     assert after[("opte_fast_tep_flows", (("addr", str(TEP)), ("prefix", "0.0.0.0/0")))] == FLOWS
     assert after[("opte_fast_commits_total", ())] == 1 and after[("opte_fast_commits_refused_total", ())] == 0
+    # The one worker (lcore 1): it polled all along, found frames at least once per burst sent, took them all.
+    lcore = (("lcore", "1"),)
+    polls, busy = after[("opte_fast_worker_polls_total", lcore)], after[("opte_fast_worker_busy_polls_total", lcore)]
+    assert 2 <= busy - before[("opte_fast_worker_busy_polls_total", lcore)] <= 2 * FLOWS + 1
+    assert polls - before[("opte_fast_worker_polls_total", lcore)] > busy - before[(
+        "opte_fast_worker_busy_polls_total", lcore)]
+    assert after[("opte_fast_worker_rx_packets_total", lcore)] == 2 * FLOWS + 1
+    assert after[("opte_fast_worker_flows", lcore)] == FLOWS
 
     controller.set_routes(anycast_state(2, without=1).routes)  # a switch goes away
     sled.send("guest0", [guest_frame(i) for i in range(FLOWS)])

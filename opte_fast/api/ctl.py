@@ -112,12 +112,20 @@ def ctl(ctx: click.Context, socket_path: str, as_json: bool) -> None:
     ctx.obj = {"socket": socket_path, "json": as_json}
 
 
+def worker_rows(workers: list[dict]) -> list[dict]:
+    """Per worker since the start: the busy share is the polls that found frames over all polls."""
+    return [{"lcore": w["lcore"], "busy": f"{100 * w['busy_polls'] / max(w['polls'], 1):.1f}%",
+             "polls": w["polls"], "busy_polls": w["busy_polls"], "rx_packets": w["rx_packets"],
+             "flows": f"{w['flows']}/{w['flow_capacity']}"} for w in workers]
+
+
 def _stats(r: dict) -> str:
     counters = [{"counter": k, "value": v} for k, v in r["counters"].items() if v]
     sync = ", ".join(f"{k} {v}" for k, v in flatten(r["route_sync"]).items())
     tables = ", ".join(f"{v} {k}" for k, v in r["tables"].items())
     return "\n\n".join([f"up {r['uptime_s']:.0f} s; tables: {tables}; route sync: {sync}",
-                        table(r["ports"]), table(counters) if counters else "(all counters zero)"])
+                        table(r["ports"]), table(worker_rows(r["workers"])),
+                        table(counters) if counters else "(all counters zero)"])
 
 
 def _tep_result(r: dict) -> str:

@@ -48,7 +48,7 @@ class ControlAPI:
         s = self.controller.state
         return {"uptime_s": round(time.monotonic() - self.started, 3),
                 "counters": self.dataplane.counters(), "ports": self.dataplane.ports(),
-                "route_sync": self.route_source.stats(),
+                "workers": self.dataplane.workers(), "route_sync": self.route_source.stats(),
                 "tables": {"guests": len(s.guests), "v2p": len(s.v2p), "v2b": len(s.v2b), "routes": len(s.routes)}}
 
     def flows(self, limit: int, match: dict[str, str]) -> list[dict]:

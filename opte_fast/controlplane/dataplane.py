@@ -182,6 +182,7 @@ class Dataplane:
         self._group_ids = StableIds(0, _dataplane.MAX_GROUPS)
         self._ids: dict = {"teps": {}, "nexthops": {}, "sets": {}, "groups": {}}
         self._members: dict = {"teps": {}, "nexthops": {}}  # key -> Tep / Nexthop of the last commit
+        self._named: dict[tuple[int, int], tuple[str, str]] = {}  # (kind, id) -> names told to C
         self._commit_lock = threading.Lock()
         self.counter_names = _dataplane.counter_names()
         self.counter_help = dict(zip(self.counter_names, _dataplane.counter_descriptions()))
@@ -268,10 +269,22 @@ class Dataplane:
             table.keep(ids)
         self._ids = {"teps": tep_ids, "nexthops": nh_ids, "sets": set_ids, "groups": group_ids}
         self._members = {"teps": tep_keys, "nexthops": nh_keys}
+        self._name_members(tep_ids, nh_ids)
         for _, _, _, key in restores:
             del self._restorable[key]
         if self._store is not None:
             self._save(groups)
+
+    def _name_members(self, tep_ids: dict, nh_ids: dict) -> None:
+        """Tell the C side what each id stands for (the telemetry endpoints show it); only changes."""
+        names = {(0, i): (str(k[0]), "") for k, i in tep_ids.items()}
+        names.update({(1, i): (str(k[0]), str(k[2])) for k, i in nh_ids.items()})
+        for kind, ident in self._named.keys() - names.keys():
+            self._core.name_member(kind, ident, "")
+        for (kind, ident), (prefix, gateway) in names.items():
+            if self._named.get((kind, ident)) != (prefix, gateway):
+                self._core.name_member(kind, ident, prefix, gateway)
+        self._named = names
 
     def _restores(self, groups: list[Group]) -> list[tuple[int, int, np.ndarray, TableKey]]:
         """(kind, id, buckets, key) of each set or group that first appears and was saved before the
@@ -361,6 +374,11 @@ class Dataplane:
 
     def flow_count(self) -> int:
         return self._core.flow_count()
+
+    def workers(self) -> list[dict]:
+        """Per worker lcore: polls (loop iterations), busy_polls (those that found frames), rx_packets, flows
+        and flow_capacity (its table's entries); empty while the data plane is stopped."""
+        return [{**w, "flow_capacity": self.options.flow_capacity} for w in self._core.workers()]
 
     def paths(self) -> dict:
         with self._commit_lock:  # ids and members of one commit, never half of the next

@@ -31,6 +31,7 @@ class DataplaneCollector(Collector):
         stats = self.api.stats()
         yield from self._counters(stats["counters"])
         yield from _ports(stats["ports"])
+        yield from _workers(stats["workers"])
         yield from _paths("nexthop", self.api.nexthops(), ("prefix", "uplink", "gateway"))
         yield from _paths("tep", self.api.teps(), ("prefix", "addr"))
         fill = GaugeMetricFamily(f"{PREFIX}_flow_table_flows", "active flows, summed over workers")
@@ -73,6 +74,23 @@ def _ports(ports: list[dict]) -> Iterator[Metric]:
             families["errors"].add_metric([*key, d], p[f"{d}_errors"])
         families["missed"].add_metric(key, p["rx_missed"])
     yield from families.values()
+
+
+def _workers(workers: list[dict]) -> Iterator[Metric]:
+    """The busy share of a worker over an interval is rate(busy_polls) / rate(polls)."""
+    polls = CounterMetricFamily(f"{PREFIX}_worker_polls", "poll loop iterations of the worker", labels=["lcore"])
+    busy = CounterMetricFamily(f"{PREFIX}_worker_busy_polls", "poll loop iterations that found frames",
+                               labels=["lcore"])
+    packets = CounterMetricFamily(f"{PREFIX}_worker_rx_packets", "frames the worker received from its queues",
+                                  labels=["lcore"])
+    flows = GaugeMetricFamily(f"{PREFIX}_worker_flows", "active flows in the worker's flow table", labels=["lcore"])
+    for w in workers:
+        key = [str(w["lcore"])]
+        polls.add_metric(key, w["polls"])
+        busy.add_metric(key, w["busy_polls"])
+        packets.add_metric(key, w["rx_packets"])
+        flows.add_metric(key, w["flows"])
+    yield from (polls, busy, packets, flows)
 
 
 def _paths(kind: str, members: list[dict], labels: tuple[str, ...]) -> Iterator[Metric]:

@@ -179,6 +179,10 @@ class DataplaneAPI(Protocol):
         """Up to `limit` active flows, flat: vni, proto, src, dst, src_port, dst_port, tep, nexthop
         ({uplink, gateway}), uplink, udp_sport, hash, lcore, packets, bytes, idle_ms."""
 
+    def workers(self) -> list[dict]:
+        """Per worker lcore: lcore, worker, polls, busy_polls (polls that found frames), rx_packets, flows,
+        flow_capacity."""
+
     def paths(self) -> dict:
         """{"teps": [...], "nexthops": [...]}: id, prefix, address (or uplink, gateway, mac), up,
         flows pinned, packets, bytes."""

@@ -69,3 +69,7 @@ class FakeDataplane:
         self.links_up[port] = up
         self._link_changes[port] = (self._link_changes.get(port, (0, 0))[0] + 1, time.monotonic_ns())
         os.eventfd_write(self._link_event_fd, 1)
+
+    def workers(self) -> list[dict]:
+        return [{"lcore": 1, "worker": 0, "polls": 1000, "busy_polls": 250, "rx_packets": 4000, "flows": 0,
+                 "flow_capacity": 4096}]
