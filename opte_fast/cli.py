@@ -10,7 +10,7 @@ import click
 from .api.ctl import ctl
 from .config.flags import run_options
 from .config.loader import Config
-from .controlplane import eal_output
+from .controlplane import eal_output, events
 from .tools.bench import bench
 from .tools.demo import demo
 from .tools.pmds import pmds
@@ -58,6 +58,7 @@ def run(config: Config) -> None:
     from .controlplane.daemon import STOP_TIMEOUT_S, handle_signals
     from .controlplane.instance import PrefixInUse, claim_file_prefix, release_file_prefix
 
+    events.configure(config.options.log_level, config.options.log_format)
     prefix = config.options.file_prefix or f"opte-fast-{os.getpid()}"
 
     def force() -> None:

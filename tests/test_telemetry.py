@@ -8,7 +8,7 @@ from dataclasses import replace
 
 from scapy.all import IP, UDP, Ether, raw
 
-from opte_fast.state import V2B, Tep
+from opte_fast.controlplane.state import V2B, Tep
 from tests.conftest import EAL_PREFIX
 from tests.support.sled import GATEWAY_MAC, GUEST_IP4, GUEST_MAC, SWITCH_MACS, TEP, default_state, ring_sled
 from tests.support.tools import needs_tools

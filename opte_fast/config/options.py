@@ -107,6 +107,10 @@ OPTIONS: tuple[Option, ...] = (
            pytype=float),
     Option("stats_interval_s", "run", Number(0, 86400), 0.0, "print stats every this many seconds (0: never)",
            pytype=float),
+    Option("log_level", "run", Choice(("debug", "info", "warning", "error")), "info",
+           "the least severe event logged on stderr", pytype=str),
+    Option("log_format", "run", Choice(("text", "json")), "text",
+           "event lines on stderr: text (opte-fast: ...) or one JSON object each", pytype=str),
 )
 
 OPTION_BY_NAME = {o.name: o for o in OPTIONS}
