@@ -29,6 +29,7 @@
 #include "opte_fast.h"
 #include "tables.h"
 #include "telemetry.h"
+#include "trace.h"
 
 static uint32_t instances;
 
@@ -167,6 +168,7 @@ of_dp_destroy(struct of_dp *dp)
 		return;
 	of_telemetry_detach(dp);
 	of_dp_stop(dp);
+	of_trace_free(dp);
 	of_ports_close(dp);
 	free_lcores(dp);
 	of_tables_free(dp->tables);

@@ -19,6 +19,7 @@
 struct of_handoff;
 struct of_lcore;
 struct of_tables;
+struct of_trace;
 struct rte_mempool;
 struct rte_rcu_qsbr;
 struct rte_ring;
@@ -74,6 +75,9 @@ struct of_dp {
 	unsigned n_workers;
 	struct of_lcore *lcores;	/* n_workers, cache aligned */
 	struct of_handoff *handoff;	/* the rings between several workers (handoff.h); NULL with one */
+
+	int trace_armed;		/* read once per outbound burst (trace.h) */
+	struct of_trace *trace;		/* allocated at the first trace */
 };
 
 #endif

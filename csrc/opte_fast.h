@@ -23,6 +23,7 @@
 #include "port.h"
 #include "ring_io.h"
 #include "telemetry.h"
+#include "trace.h"
 
 /* EAL: once per process; a second call fails with -EALREADY. */
 int of_eal_init(int argc, char **argv);

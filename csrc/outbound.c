@@ -30,6 +30,7 @@
 #include "outbound.h"
 #include "parse.h"
 #include "tables.h"
+#include "trace.h"
 #include "tx.h"
 #include "wire.h"
 
@@ -53,13 +54,6 @@ udp6_checksum(const struct rte_mbuf *m, const struct rte_ipv6_hdr *ip6, uint32_t
 	sum = (~sum) & 0xFFFF;
 	/* RFC 768/8200: a computed zero goes out as all ones. */
 	return sum == 0 ? 0xFFFF : (uint16_t)sum;
-}
-
-/* The nexthop bucket is chosen from the same hash, rotated, so that TEP and nexthop choices are independent. */
-static inline uint32_t
-nexthop_hash(uint32_t hash)
-{
-	return (hash << 16) | (hash >> 16);
 }
 
 static inline uint16_t
@@ -183,7 +177,7 @@ resolve_path(const struct of_dp *dp, const struct of_tables *t, const struct of_
 		return OF_C_NO_ROUTE;
 	p->nh = keep != NULL ? live_nexthop_of(t, t->nh_groups[target], keep) : OF_NO_ID;
 	if (p->nh == OF_NO_ID)
-		p->nh = of_resilient_pick(t->nh_groups[target], nexthop_hash(hash));
+		p->nh = of_resilient_pick(t->nh_groups[target], of_nexthop_hash(hash));
 	if (p->nh == OF_NO_ID)
 		return OF_C_NO_LIVE_NEXTHOP;
 	p->nh_gen = t->nhs[p->nh].gen;
@@ -329,13 +323,25 @@ gateway_room(const struct rte_mbuf *m)
 	return rte_pktmbuf_is_contiguous(m) ? rte_pktmbuf_data_len(m) + rte_pktmbuf_tailroom(m) : 0;
 }
 
+/* What refresh_path did to a flow's path, read from the counters it moved (traced copy only). */
+static inline enum of_trace_why
+refresh_why(const struct of_lcore *lc, const uint64_t before[3])
+{
+	if (lc->counters[OF_C_FLOWS_MIGRATED] != before[0])
+		return OF_TRACE_MIGRATED;
+	if (lc->counters[OF_C_FLOWS_REBALANCED] != before[1])
+		return OF_TRACE_REBALANCED;
+	return lc->counters[OF_C_FLOWS_REROUTED] != before[2] ? OF_TRACE_REROUTED : OF_TRACE_PINNED;
+}
+
 /*
- * handed_off: frames another worker received, counted and hashed (handoff.h). One copy for both
- * callers, not one inlined into each: two copies would leave refresh_path a call per packet.
+ * handed_off: frames another worker received, counted and hashed (handoff.h). traced: a
+ * constant, so the plain copy has no trace code at all (trace.h). Inlined only into those two
+ * copies, which both callers share: one copy per caller would leave refresh_path a call per packet.
  */
-static __rte_noinline void
+static __rte_always_inline void
 outbound_burst(struct of_dp *dp, struct of_lcore *lc, const struct of_tables *t,
-	       uint16_t port, struct rte_mbuf **pkts, uint16_t n, int handed_off)
+	       uint16_t port, struct rte_mbuf **pkts, uint16_t n, int handed_off, const int traced)
 {
 	const struct of_guest *guest = &t->guests[port];
 	struct of_inner_meta meta[OF_MAX_BURST];
@@ -430,6 +436,10 @@ outbound_burst(struct of_dp *dp, struct of_lcore *lc, const struct of_tables *t,
 		if (unlikely(e == NULL)) {
 			/* Table full: the bucket tables still give every packet of the flow the same path. */
 			rc = resolve_path(dp, t, keys[i], hashes[i], NULL, &stateless);
+			if (traced)
+				of_trace_decision(dp, lc, t, keys[i], hashes[i], OF_TRACE_TABLE_FULL,
+						  rc == OF_OK ? OF_TRACE_STATELESS : OF_TRACE_DROPPED, rc,
+						  rc == OF_OK ? &stateless : NULL, NULL);
 			if (rc != OF_OK) {
 				of_drop(lc, (enum of_counter)rc, m);
 				continue;
@@ -440,6 +450,10 @@ outbound_burst(struct of_dp *dp, struct of_lcore *lc, const struct of_tables *t,
 		}
 		if (created) {
 			rc = resolve_path(dp, t, keys[i], hashes[i], NULL, &e->path);
+			if (traced)
+				of_trace_decision(dp, lc, t, keys[i], hashes[i], OF_TRACE_MISS,
+						  rc == OF_OK ? OF_TRACE_NEW : OF_TRACE_DROPPED, rc,
+						  rc == OF_OK ? &e->path : NULL, NULL);
 			if (rc == OF_OK) {
 				of_count_path_flows(lc, &e->path, 1);
 				of_count(lc, OF_C_FLOWS_CREATED);
@@ -448,7 +462,22 @@ outbound_burst(struct of_dp *dp, struct of_lcore *lc, const struct of_tables *t,
 				removed = 1;
 			}
 		} else {
+			struct of_path before;
+			uint64_t moves[3];
+
+			if (traced) {
+				before = e->path;
+				moves[0] = lc->counters[OF_C_FLOWS_MIGRATED];
+				moves[1] = lc->counters[OF_C_FLOWS_REBALANCED];
+				moves[2] = lc->counters[OF_C_FLOWS_REROUTED];
+			}
 			rc = refresh_path(dp, lc, t, e);
+			if (traced) {
+				enum of_trace_why why = rc != OF_OK ? OF_TRACE_DROPPED : refresh_why(lc, moves);
+
+				of_trace_decision(dp, lc, t, keys[i], hashes[i], OF_TRACE_HIT, why, rc,
+						  rc == OF_OK ? &e->path : NULL, why == OF_TRACE_PINNED ? NULL : &before);
+			}
 			if (rc != OF_OK) {
 				of_count_path_flows(lc, &e->path, -1);
 				of_flow_remove(lc->flows, e);
@@ -469,11 +498,36 @@ outbound_burst(struct of_dp *dp, struct of_lcore *lc, const struct of_tables *t,
 	}
 }
 
+static __rte_noinline void
+outbound_plain(struct of_dp *dp, struct of_lcore *lc, const struct of_tables *t,
+	       uint16_t port, struct rte_mbuf **pkts, uint16_t n, int handed_off)
+{
+	outbound_burst(dp, lc, t, port, pkts, n, handed_off, 0);
+}
+
+static __rte_noinline void
+outbound_traced(struct of_dp *dp, struct of_lcore *lc, const struct of_tables *t,
+		uint16_t port, struct rte_mbuf **pkts, uint16_t n, int handed_off)
+{
+	outbound_burst(dp, lc, t, port, pkts, n, handed_off, 1);
+}
+
+/* The one branch a burst pays for tracing. */
+static inline void
+outbound(struct of_dp *dp, struct of_lcore *lc, const struct of_tables *t,
+	 uint16_t port, struct rte_mbuf **pkts, uint16_t n, int handed_off)
+{
+	if (unlikely(__atomic_load_n(&dp->trace_armed, __ATOMIC_ACQUIRE)))
+		outbound_traced(dp, lc, t, port, pkts, n, handed_off);
+	else
+		outbound_plain(dp, lc, t, port, pkts, n, handed_off);
+}
+
 void
 of_outbound_burst(struct of_dp *dp, struct of_lcore *lc, const struct of_tables *t,
 		  uint16_t port, struct rte_mbuf **pkts, uint16_t n)
 {
-	outbound_burst(dp, lc, t, port, pkts, n, 0);
+	outbound(dp, lc, t, port, pkts, n, 0);
 }
 
 unsigned
@@ -488,7 +542,7 @@ of_outbound_handed_off(struct of_dp *dp, struct of_lcore *lc, const struct of_ta
 
 		for (end = start + 1; end < n && pkts[end]->port == ethdev; end++)
 			;
-		outbound_burst(dp, lc, t, dp->handoff->port_of_ethdev[ethdev], &pkts[start], (uint16_t)(end - start), 1);
+		outbound(dp, lc, t, dp->handoff->port_of_ethdev[ethdev], &pkts[start], (uint16_t)(end - start), 1);
 	}
 	return n;
 }

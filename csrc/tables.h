@@ -116,6 +116,13 @@ struct of_guest_key {
 
 void of_tables_free(struct of_tables *t);
 
+/* The nexthop bucket is chosen from the flow hash rotated, so that TEP and nexthop choices are independent. */
+static inline uint32_t
+of_nexthop_hash(uint32_t hash)
+{
+	return (hash << 16) | (hash >> 16);
+}
+
 /* Longest prefix match with the /0 entry as the fallback; 0 on a match. */
 static inline int
 of_tables_match(const struct of_prefix_table *pt, const uint8_t addr[16], uint32_t *target)

@@ -18,6 +18,8 @@ MAX_TEPS = OF_MAX_TEPS
 MAX_NEXTHOPS = OF_MAX_NEXTHOPS
 MAX_GROUPS = OF_MAX_GROUPS
 NEVER = OF_NEVER
+TRACE_MAX = OF_TRACE_MAX
+TRACE_NONE = OF_TRACE_NONE
 
 
 class DataplaneError(RuntimeError):
@@ -296,6 +298,40 @@ cdef class Core:
         cdef unsigned n = of_dp_workers(self.live(), w, 128)
         return [{"lcore": w[i].lcore, "worker": w[i].worker, "polls": w[i].polls, "busy_polls": w[i].busy_polls,
                  "rx_packets": w[i].rx_packets, "flows": w[i].flows} for i in range(n)]
+
+    def trace_arm(self, dst: bytes, proto: int, dst_port: int, count: int) -> None:
+        """Trace the next `count` guest frames to `dst` (16 bytes, IPv4 v4-mapped); proto, dst_port 0: any."""
+        cdef of_trace_match m
+        memset(&m, 0, sizeof(m))
+        m.dst[:16] = dst
+        m.proto = proto
+        m.dst_port = dst_port
+        check(of_dp_trace_arm(self.live(), &m, count))
+
+    def trace_disarm(self) -> None:
+        of_dp_trace_disarm(self.live())
+
+    def trace_read(self):
+        """(records, armed): the records waiting, as dicts of raw ids, and whether frames remain to trace."""
+        cdef of_trace_record *r = <of_trace_record *>malloc(OF_TRACE_MAX * sizeof(of_trace_record))
+        cdef int armed = 0
+        cdef int n
+        if r == NULL:
+            raise MemoryError()
+        try:
+            n = of_dp_trace_read(self.live(), r, OF_TRACE_MAX, &armed)
+            return [{
+                "tsc": r[i].tsc, "lcore": r[i].lcore, "hash": r[i].hash, "vni": r[i].vni, "proto": r[i].proto,
+                "flow": r[i].flow, "table": r[i].table, "why": r[i].why, "src": bytes(r[i].src[:16]),
+                "dst": bytes(r[i].dst[:16]), "src_port": r[i].src_port, "dst_port": r[i].dst_port,
+                "drop": r[i].drop, "tep_set": r[i].tep_set, "tep_bucket": r[i].tep_bucket,
+                "nh_group": r[i].nh_group, "nh_bucket": r[i].nh_bucket, "bucket_tep": r[i].bucket_tep,
+                "bucket_nexthop": r[i].bucket_nexthop, "tep": r[i].tep, "nexthop": r[i].nexthop,
+                "uplink": r[i].uplink, "from_tep": r[i].from_tep, "from_nexthop": r[i].from_nexthop,
+                "outer_dst": bytes(r[i].outer_dst[:16]),
+            } for i in range(n)], bool(armed)
+        finally:
+            free(r)
 
     def name_member(self, kind: int, ident: int, prefix: str, gateway: str = "") -> None:
         """What TEP (kind 0) or nexthop (kind 1) `ident` stands for, for the telemetry endpoints."""

@@ -1,6 +1,6 @@
 # Mirrors the public headers of csrc/ one to one, a block per header: the shared types and
 # errors, opte_fast.h (the life cycle), then the other parts of the interface it includes.
-from libc.stdint cimport uint8_t, uint16_t, uint32_t, uint64_t
+from libc.stdint cimport int32_t, uint8_t, uint16_t, uint32_t, uint64_t
 
 cdef extern from "dp_types.h" nogil:
     enum:
@@ -157,3 +157,38 @@ cdef extern from "telemetry.h" nogil:
 cdef extern from "capture.h" nogil:
     int of_capture_init()
     void of_capture_uninit()
+
+
+cdef extern from "trace.h" nogil:
+    enum:
+        OF_TRACE_MAX
+    uint32_t OF_TRACE_NONE
+    struct of_trace_match:
+        uint8_t dst[16]
+        uint8_t proto
+        uint8_t pad
+        uint16_t dst_port
+    struct of_trace_record:
+        uint64_t tsc
+        uint32_t lcore
+        uint32_t hash
+        uint32_t vni
+        uint8_t proto
+        uint8_t flow
+        uint8_t table
+        uint8_t why
+        uint8_t src[16]
+        uint8_t dst[16]
+        uint16_t src_port, dst_port
+        int32_t drop
+        uint32_t tep_set, tep_bucket
+        uint32_t nh_group, nh_bucket
+        uint16_t bucket_tep
+        uint16_t bucket_nexthop
+        uint16_t tep, nexthop, uplink
+        uint16_t from_tep, from_nexthop
+        uint8_t outer_dst[16]
+        uint16_t pad
+    int of_dp_trace_arm(of_dp *dp, const of_trace_match *match, uint32_t count)
+    void of_dp_trace_disarm(of_dp *dp)
+    int of_dp_trace_read(of_dp *dp, of_trace_record *out, unsigned max, int *armed)

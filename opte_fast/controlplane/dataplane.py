@@ -126,6 +126,10 @@ Group = tuple[int, IPNetwork, int, list[int], tuple]
 KINDS = ("tep", "nexthop")
 NO_ID = 0xFFFF
 ID_LIMIT = max(_dataplane.MAX_TEPS, _dataplane.MAX_NEXTHOPS)
+# A traced frame (of_trace_record): its flow-table lookup, what its destination matched, the decision.
+TRACE_FLOW = ("hit", "miss", "table full")
+TRACE_TABLE = ("none", "v2p", "v2b")
+TRACE_WHY = ("new", "pinned", "migrated", "rebalanced", "rerouted", "stateless", "dropped")
 
 
 def member_key(kind: int, member) -> str:
@@ -183,6 +187,8 @@ class Dataplane:
         self._ids: dict = {"teps": {}, "nexthops": {}, "sets": {}, "groups": {}}
         self._members: dict = {"teps": {}, "nexthops": {}}  # key -> Tep / Nexthop of the last commit
         self._named: dict[tuple[int, int], tuple[str, str]] = {}  # (kind, id) -> names told to C
+        # (kind, id) -> what it last stood for, kept after it went: a trace names the member a flow left
+        self._labels: dict[tuple[int, int], str] = {}
         self._commit_lock = threading.Lock()
         self.counter_names = _dataplane.counter_names()
         self.counter_help = dict(zip(self.counter_names, _dataplane.counter_descriptions()))
@@ -279,6 +285,8 @@ class Dataplane:
         """Tell the C side what each id stands for (the telemetry endpoints show it); only changes."""
         names = {(0, i): (str(k[0]), "") for k, i in tep_ids.items()}
         names.update({(1, i): (str(k[0]), str(k[2])) for k, i in nh_ids.items()})
+        self._labels.update({(0, i): str(k[1]) for k, i in tep_ids.items()})
+        self._labels.update({(1, i): f"{k[2]} dev {k[1]}" for k, i in nh_ids.items()})
         for kind, ident in self._named.keys() - names.keys():
             self._core.name_member(kind, ident, "")
         for (kind, ident), (prefix, gateway) in names.items():
@@ -425,6 +433,56 @@ class Dataplane:
                                  "buckets": int(c)} for m, c in zip(ids_, counts) if int(m) in names],
                 })
         return out
+
+    # -- tracing -------------------------------------------------------------------------
+    def trace_start(self, dst: IPAddress, proto: int = 0, dst_port: int = 0, count: int = 1) -> None:
+        """Record the outbound decision for the next `count` guest frames to `dst` (proto and dst_port
+        0: any); read them with trace_records. One trace at a time."""
+        self._core.trace_arm(mapped(dst), proto, dst_port, count)
+
+    def trace_stop(self) -> None:
+        self._core.trace_disarm()
+
+    def trace_records(self) -> tuple[list[dict], bool]:
+        """(records, armed): the decisions traced since the last call, explained by the names of the
+        current commit, and whether frames remain to be traced."""
+        raw, armed = self._core.trace_read()
+        with self._commit_lock:
+            ids, labels = self._ids, dict(self._labels)
+        sets = {i: p for p, i in ids["sets"].items()}
+        groups = {i: p for p, i in ids["groups"].items()}
+        ports = {p.index: p.name for p in self._ports}
+
+        def tep(i: int) -> str | None:
+            return labels.get((0, i))
+
+        def nexthop(i: int) -> str | None:
+            return labels.get((1, i))
+
+        out = []
+        for r in raw:
+            sent = r["drop"] < 0
+            out.append({
+                "lcore": r["lcore"], "hash": r["hash"],
+                "flow": {"vni": r["vni"], "proto": r["proto"], "src": str(unmapped(r["src"])),
+                         "dst": str(unmapped(r["dst"])), "src_port": r["src_port"], "dst_port": r["dst_port"]},
+                "flow_table": TRACE_FLOW[r["flow"]], "matched": TRACE_TABLE[r["table"]],
+                "v2b": None if r["tep_set"] == _dataplane.TRACE_NONE else {
+                    "prefix": str(sets.get(r["tep_set"])), "bucket": r["tep_bucket"],
+                    "bucket_tep": tep(r["bucket_tep"])},
+                "route": None if r["nh_group"] == _dataplane.TRACE_NONE else {
+                    "prefix": str(groups.get(r["nh_group"])), "bucket": r["nh_bucket"],
+                    "bucket_nexthop": nexthop(r["bucket_nexthop"])},
+                "decision": TRACE_WHY[r["why"]],
+                "to": str(ipaddress.IPv6Address(r["outer_dst"])) if any(r["outer_dst"]) else None,
+                "tep": tep(r["tep"]) if sent else None,
+                "nexthop": nexthop(r["nexthop"]) if sent else None,
+                "uplink": ports.get(r["uplink"]) if sent else None,
+                "from": None if r["from_nexthop"] == NO_ID else {"tep": tep(r["from_tep"]),
+                                                                 "nexthop": nexthop(r["from_nexthop"])},
+                "drop": None if sent else self.counter_names[r["drop"]],
+            })
+        return out, armed
 
     def table_swaps(self) -> int:
         return self._core.table_swaps()
