@@ -17,6 +17,7 @@ from support.sled import GATEWAY_MAC, GUEST_IP4, GUEST_IP6, GUEST_MAC, GUEST_VNI
 from opte_fast.api.client import ControlClient
 from opte_fast.api.ctl import ctl
 from opte_fast.api.server import ControlAPI, ControlServer
+from opte_fast.controlplane import events
 from opte_fast.controlplane.controller import Controller
 from opte_fast.controlplane.links import Links
 from opte_fast.controlplane.routesync import NoRoutes
@@ -41,7 +42,9 @@ class Live:
     def __init__(self, sled, path: str):
         self.sled = sled
         self.path = path
-        self.links = Links(sled.dp, UPLINKS, log=io.StringIO())
+        self.log = io.StringIO()  # the daemon's event lines, apart from ctl's output
+        events.configure(stream=self.log)
+        self.links = Links(sled.dp, UPLINKS, log=self.log)
         self.controller = Controller(self.links, STATE, UPLINKS)
         self.links.start()
         self.server = ControlServer(path, ControlAPI(self.controller, self.links, NoRoutes(), 1000))
@@ -50,6 +53,7 @@ class Live:
     def stop(self) -> None:
         self.server.stop()
         self.links.stop()
+        events.configure()
 
     def ctl(self, *args: str):
         return CliRunner().invoke(ctl, ["--socket", self.path, *args], catch_exceptions=False)
@@ -89,10 +93,17 @@ def test_stats(live):
                                   "flows_created          3\n"
                                   "not_ip                 2\n")
     ports = [line.split() for line in result.output.split("\n\n")[1].splitlines()]
-    assert ports[0][:3] == ["NAME", "PORT_ID", "ROLE"] and ports[0][-4:-2] == ["DEVARGS", "LINK"]
-    assert [p[:3] + p[-4:-2] for p in ports[1:]] == [["guest0", "0", "guest", "ring", "up"],
-                                                     ["uplink0", "1", "uplink", "ring", "up"],
-                                                     ["uplink1", "2", "uplink", "ring", "up"]]
+    assert ports[0][:4] == ["NAME", "ETHDEV", "PORT_ID", "ROLE"] and ports[0][-4:-2] == ["DEVARGS", "LINK"]
+    assert [p[:1] + p[2:4] + p[-4:-2] for p in ports[1:]] == [["guest0", "0", "guest", "ring", "up"],
+                                                              ["uplink0", "1", "uplink", "ring", "up"],
+                                                              ["uplink1", "2", "uplink", "ring", "up"]]
+    assert [p[1] for p in ports[1:]] == [p["ethdev"] for p in live.sled.dp.ports()]  # the ring ethdevs' names
+    # One worker, lcore 1, that received the 5 frames and holds the 3 flows: busy some of its polls.
+    workers = [line.split() for line in result.output.split("\n\n")[2].splitlines()]
+    assert workers[0] == ["LCORE", "BUSY", "POLLS", "BUSY_POLLS", "RX_PACKETS", "FLOWS"]
+    lcore, busy, polls, busy_polls, rx, flows = workers[1]
+    assert (lcore, rx, flows) == ("1", "5", "3/65536") and 1 <= int(busy_polls) < int(polls)
+    assert busy == f"{100 * int(busy_polls) / int(polls):.1f}%"
     data = live.json("stats")
     assert data["counters"]["rx_guest_packets"] == 5 and data["counters"]["rx_uplink_packets"] == 0
     assert [p["name"] for p in data["ports"]] == ["guest0", "uplink0", "uplink1"]
@@ -206,9 +217,10 @@ def test_tep_down_and_up(live):
 
 def test_port_list(live):
     out = live.ctl("port", "list").output.splitlines()
-    assert out[0].split() == ["NAME", "PORT_ID", "ROLE", "MAC", "RX_PACKETS", "TX_PACKETS", "RX_BYTES", "TX_BYTES",
+    assert out[0].split() == ["NAME", "ETHDEV", "PORT_ID", "ROLE", "MAC", "RX_PACKETS", "TX_PACKETS", "RX_BYTES", "TX_BYTES",
                               "RX_MISSED", "RX_ERRORS", "TX_ERRORS", "DEVARGS", "LINK", "LINK_CHANGES", "LINK_REACTION_US"]
-    assert out[2].split()[:3] == ["uplink0", "1", "uplink"] and out[2].split()[-4:] == ["ring", "up", "0", "-"]
+    assert out[2].split()[:4] == ["uplink0", live.sled.dp.ports()[1]["ethdev"], "1", "uplink"]
+    assert out[2].split()[-4:] == ["ring", "up", "0", "-"]
     assert [p["role"] for p in live.json("port", "list")] == ["guest", "uplink", "uplink"]
 
 

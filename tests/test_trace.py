@@ -6,7 +6,7 @@ import ipaddress
 import pytest
 from scapy.all import IP, UDP, Ether, raw
 
-from opte_fast.state import V2P
+from opte_fast.controlplane.state import V2P
 from tests.support.sled import GATEWAY_MAC, GUEST_IP4, GUEST_MAC, GUEST_VNI, TEP, default_state, gateway, ring_sled
 
 DST = ipaddress.ip_address("192.0.2.1")
