@@ -1,6 +1,6 @@
 """Packet capture with DPDK's own tools on a running `opte-fast run`: dpdk-dumpcap (a secondary
 process) captures the Geneve frames an uplink sends, tshark decodes them, and dpdk-proc-info
-reads the same port's statistics. The instance runs on hugepages this test reserves (secondaries
+reads the same port's statistics; `opte-fast ctl capture` does the same for a guest port. The instance runs on hugepages this test reserves (secondaries
 cannot attach to a --no-huge primary) and keeps its shared config."""
 from __future__ import annotations
 
@@ -54,7 +54,7 @@ def test_dumpcap_captures_an_uplinks_geneve_frames_from_a_running_instance(tmp_p
     prefix, iface = f"oft-capture-{os.getpid()}", f"ofcap{os.getpid() % 100000}"
     cfg = tmp_path / "sled.toml"
     cfg.write_text(sled_toml(f"net_tap_g,iface={iface}", {"uplink0": "net_null_u,no-rx=1"}, static_routes=True))
-    pcapng = tmp_path / "uplink0.pcapng"
+    pcapng, guest_pcapng = tmp_path / "uplink0.pcapng", tmp_path / "guest0.pcapng"
     with reserved_hugepages(256, "oft-capture") as huge_dir, namespace("capture") as guest_ns:
         sled = subprocess.Popen([*OPTE_FAST, "run", "--config", str(cfg), "--file-prefix", prefix, "--hugepages",
                                  f"--eal-arg=--huge-dir={huge_dir}", "--control-socket", str(tmp_path / "ctl.sock")],
@@ -79,6 +79,15 @@ def test_dumpcap_captures_an_uplinks_geneve_frames_from_a_running_instance(tmp_p
             assert dumpcap.wait(30) == 0
 
             stats = run(["dpdk-proc-info", "--file-prefix", prefix, "--", "--stats"]).stdout
+
+            # The common case in one command: ctl finds the instance's file prefix and the port's ethdev.
+            ctl = subprocess.Popen([*OPTE_FAST, "ctl", "--socket", str(tmp_path / "ctl.sock"), "capture", "--port",
+                                    "guest0", "--count", "4", "-w", str(guest_pcapng)],
+                                   stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+            Output(ctl).wait_for(r"Packets captured:", ctl, timeout_s=30)
+            guest_ns.send(iface, *(raw(Ether(src=GUEST_MAC, dst=GATEWAY_MAC) / IP(src=GUEST_IP, dst="192.0.2.77")
+                                       / UDP(sport=5000 + i, dport=53)) for i in range(4)))
+            assert ctl.wait(30) == 0
         finally:
             sled.send_signal(signal.SIGTERM)
             assert sled.wait(30) == 0
@@ -98,3 +107,6 @@ def test_dumpcap_captures_an_uplinks_geneve_frames_from_a_running_instance(tmp_p
     # proc-info's second port is the uplink (ports in config order: guest, then uplink): every frame left it
     uplink_stats = stats.split("NIC statistics for port 1")[1]
     assert re.search(rf"TX-packets:\s+{FRAMES}\b", uplink_stats), stats
+    # What the guest sent, as the guest port received it.
+    guest = run(["tshark", "-r", str(guest_pcapng), "-T", "fields", "-e", "ip.dst", "-e", "udp.srcport"]).stdout
+    assert sorted(line.split("\t") for line in guest.splitlines()) == [["192.0.2.77", str(5000 + i)] for i in range(4)]

@@ -7,8 +7,10 @@ import io
 import ipaddress
 import json
 import os
+import re
 import shutil
 import tempfile
+import threading
 
 import pytest
 from click.testing import CliRunner
@@ -233,3 +235,73 @@ def test_route_set_and_clear_by_hand(live):
     assert live.ctl("route", "clear", "fd00:98::/64").output == "changed\n"
     assert live.controller.state.routes == (ROUTE,)
     assert [n["prefix"] for n in live.json("nexthops")] == ["fd00:99::/64", "fd00:99::/64"]
+
+
+class Sender:
+    """Sends `frames` to guest0 every 50 ms until stopped: traffic for a command that waits for it."""
+
+    def __init__(self, live, frames: list[bytes]):
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self._run, args=(live, frames), daemon=True)
+
+    def _run(self, live, frames: list[bytes]) -> None:
+        while not self.stop.wait(0.05):
+            live.sled.send("guest0", frames)
+
+    def __enter__(self) -> Sender:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.stop.set()
+        self.thread.join()
+
+
+def test_trace_a_pinned_flow_and_a_dropped_destination(live):
+    live.sled.send("guest0", [guest_frame(0)])  # the flow exists: every traced frame of it is a hit
+    flow = live.json("flows")[0]
+    h, hop = flow["hash"], f"{flow['nexthop']['gateway']} dev {flow['uplink']}"
+    with Sender(live, [guest_frame(0)]):
+        out = live.ctl("trace", "--match", "dst=198.18.0.1,proto=udp,port=443", "--count", "2").output
+    line = (f"lcore 1  udp 10.0.0.2:32768 > 198.18.0.1:443 vni 7  flow hit  v2b 0.0.0.0/0 bucket {h & 4095} -> "
+            f"{flow['tep']}  route fd00:99::/64 bucket "
+            f"{((h << 16 | h >> 16) & 0xFFFFFFFF) & 4095} -> {hop}  => pinned: tep {flow['tep']} via {hop}")
+    assert out == f"{line}\n{line}\n"
+    # No V2B entry covers an IPv6 destination here: each frame is a miss, dropped for that reason.
+    v6 = bytes.fromhex(GATEWAY_MAC.replace(":", "")) + bytes.fromhex(GUEST_MAC.replace(":", "")) + b"\x86\xdd" + \
+        bytes.fromhex("6000000000081140") + GUEST_IP6.packed + ipaddress.IPv6Address("2001:db8::1").packed + \
+        bytes.fromhex("0400003500080000")
+    with Sender(live, [v6]):
+        got = live.json("trace", "--match", "dst=2001:db8::1", "--count", "1")
+    assert got["complete"] and [(r["flow_table"], r["matched"], r["decision"], r["drop"]) for r in got["records"]] == [
+        ("miss", "none", "dropped", "no_v2b_match")]
+    short = live.ctl("trace", "--match", "dst=192.0.2.99", "--count", "1", "--timeout-s", "0.2")
+    assert short.exit_code == 0 and short.output == "(0 frames matched before the trace timed out)\n"
+    bad = live.ctl("trace", "--match", "dst=192.0.2.99,colour=red")
+    assert (bad.exit_code, bad.output) == (2, "opte-fast ctl: --match: expected dst=IP[,proto=P,port=N], "
+                                              "got 'dst=192.0.2.99,colour=red'\n")
+
+
+def test_top_shows_rates_busy_share_drops_and_fill(live):
+    with Sender(live, [guest_frame(i) for i in range(4)] + [NOT_IP]):
+        out = live.ctl("top", "--iterations", "2", "--interval-s", "0.5").output
+    views = out.split("\n---\n")  # not a terminal: each view follows the last, after a line of dashes
+    assert len(views) == 2
+    for v in views:
+        head, workers, ports, hops, moves, drops = v.split("\n\n")
+        assert re.fullmatch(r"up \d+ s, every 0\.\d s; flows 4 of 65,536 \(0\.0% full\)", head), head
+        assert workers.splitlines()[0].split() == ["LCORE", "BUSY", "RX_PPS", "FLOWS", "CAPACITY"]
+        assert ports.splitlines()[0].split() == ["PORT", "ROLE", "RX_PPS", "TX_PPS", "RX_MBPS", "TX_MBPS", "MISSED_PS"]
+        assert [line.split()[:2] for line in ports.splitlines()[1:]] == [["guest0", "guest"], ["uplink0", "uplink"],
+                                                                         ["uplink1", "uplink"]]
+        assert [line.split()[0] for line in hops.splitlines()[1:]] == ["fd00:99::/64"] * 2
+        assert moves == "flows moved: 0/s migrated, 0/s rebalanced, 0/s rerouted"
+        assert drops.splitlines()[0].split() == ["DROP", "PER_S", "TOTAL"] and drops.splitlines()[1].split()[0] == "not_ip"
+
+
+def test_capture_needs_an_instance_on_hugepages(live):
+    assert live.json("instance") == {"pid": os.getpid(), "file_prefix": None, "hugepages": False, "capturable": False}
+    out = live.ctl("capture", "--port", "uplink0", "-w", "/tmp/never.pcapng")
+    assert (out.exit_code, out.output) == (2, "opte-fast ctl: capture: the instance runs without hugepages, and "
+                                              "DPDK's secondary processes (dpdk-dumpcap) cannot attach to such a "
+                                              "process; restart it with --hugepages\n")

@@ -37,17 +37,23 @@ def _same(actual: Any, wanted: str) -> bool:
 class ControlAPI:
     """The operations of OPS, on a controller, a data plane and a route source."""
 
-    def __init__(self, controller: Controller, dataplane: DataplaneAPI, route_source: Any, flow_scan_limit: int):
+    TRACE_POLL_S = 0.02
+
+    def __init__(self, controller: Controller, dataplane: DataplaneAPI, route_source: Any, flow_scan_limit: int,
+                 file_prefix: str | None = None, hugepages: bool = False):
         self.controller = controller
         self.dataplane = dataplane
         self.route_source = route_source
         self.flow_scan_limit = flow_scan_limit
+        self.file_prefix = file_prefix
+        self.hugepages = hugepages
         self.started = time.monotonic()
 
     def stats(self) -> dict:
         s = self.controller.state
         return {"uptime_s": round(time.monotonic() - self.started, 3),
-                "counters": self.dataplane.counters(), "ports": self.dataplane.ports(),
+                "counters": self.dataplane.counters(), "drops": sorted(self.dataplane.drop_counters),
+                "ports": self.dataplane.ports(),
                 "workers": self.dataplane.workers(), "route_sync": self.route_source.stats(),
                 "tables": {"guests": len(s.guests), "v2p": len(s.v2p), "v2b": len(s.v2b), "routes": len(s.routes)}}
 
@@ -111,6 +117,26 @@ class ControlAPI:
 
     def route_clear(self, prefix) -> dict:
         return {"changed": self.controller.route_clear(prefix)}
+
+    def trace(self, match: dict, count: int, timeout_s: float) -> dict:
+        """Arm a trace, gather its records until `count` came or `timeout_s` passed, disarm."""
+        self.dataplane.trace_start(match["dst"], match["proto"], match["port"], count)
+        records: list[dict] = []
+        deadline = time.monotonic() + timeout_s
+        try:
+            while True:
+                got, armed = self.dataplane.trace_records()
+                records += got
+                if not armed or len(records) >= count or time.monotonic() >= deadline:
+                    break
+                time.sleep(self.TRACE_POLL_S)
+        finally:
+            self.dataplane.trace_stop()
+        return {"records": records, "complete": len(records) >= count}
+
+    def instance(self) -> dict:
+        return {"pid": os.getpid(), "file_prefix": self.file_prefix, "hugepages": self.hugepages,
+                "capturable": self.file_prefix is not None and self.hugepages}
 
 
 

@@ -169,11 +169,14 @@ class DataplaneAPI(Protocol):
     def commit(self, state: DesiredState) -> None:
         """Install `state`; returns once no worker can still use the previous tables."""
 
+    drop_counters: frozenset[str] | set[str]  # the counters that are drop reasons
+
     def counters(self) -> dict[str, int]:
         """Every named counter, summed over worker lcores."""
 
     def ports(self) -> list[dict]:
-        """One dict per port: name, port_id, role, mac, rx/tx packets and bytes, missed, errors, devargs."""
+        """One dict per port: name, ethdev, port_id, role, mac, rx/tx packets and bytes, missed, errors,
+        devargs."""
 
     def flows(self, limit: int) -> list[dict]:
         """Up to `limit` active flows, flat: vni, proto, src, dst, src_port, dst_port, tep, nexthop
@@ -190,5 +193,14 @@ class DataplaneAPI(Protocol):
     def buckets(self) -> list[dict]:
         """Per TEP set (kind "tep") and nexthop group (kind "nexthop"): prefix, buckets, and the
         members holding buckets, each with id, member and its bucket count."""
+
+    def trace_start(self, dst: IPAddress, proto: int = 0, dst_port: int = 0, count: int = 1) -> None:
+        """Trace the outbound decision for the next `count` guest frames to dst (proto, dst_port 0: any)."""
+
+    def trace_records(self) -> tuple[list[dict], bool]:
+        """(the decisions traced since the last call, whether frames remain to be traced)."""
+
+    def trace_stop(self) -> None:
+        """End the trace."""
 
 

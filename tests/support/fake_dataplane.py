@@ -18,6 +18,7 @@ from opte_fast.controlplane.state import DesiredState
 
 COUNTERS_DEF = pathlib.Path(__file__).resolve().parents[2] / "csrc" / "counters.def"
 COUNTER_NAMES = tuple(re.findall(r'^OF_(?:COUNTER|DROP)\(\w+,\s*"(\w+)"', COUNTERS_DEF.read_text(), re.M))
+DROP_NAMES = frozenset(re.findall(r'^OF_DROP\(\w+,\s*"(\w+)"', COUNTERS_DEF.read_text(), re.M))
 
 
 class CommitRefused(ValueError):
@@ -28,6 +29,7 @@ class FakeDataplane:
     def __init__(self, ports: Sequence[PortSpec] = ()):
         self.port_specs = tuple(ports)
         self.commits: list[DesiredState] = []
+        self.drop_counters = DROP_NAMES
         self.refuse_commits = ""
         self.committed = threading.Event()  # set on every commit; tests clear it
         self.links_up: dict[str, bool] = {p.name: True for p in self.port_specs if p.role == "uplink"}
