@@ -11,6 +11,7 @@ import re
 import shutil
 import tempfile
 import threading
+import time
 
 import pytest
 from click.testing import CliRunner
@@ -277,6 +278,12 @@ def test_trace_a_pinned_flow_and_a_dropped_destination(live):
         ("miss", "none", "dropped", "no_v2b_match")]
     short = live.ctl("trace", "--match", "dst=192.0.2.99", "--count", "1", "--timeout-s", "0.2")
     assert short.exit_code == 0 and short.output == "(0 frames matched before the trace timed out)\n"
+    first = threading.Thread(target=live.ctl, args=("trace", "--match", "dst=192.0.2.99", "--timeout-s", "2"))
+    first.start()
+    time.sleep(0.5)  # the first has armed its trace
+    second = live.ctl("trace", "--match", "dst=192.0.2.98")
+    first.join()
+    assert (second.exit_code, second.output) == (2, "opte-fast ctl: a trace is running already (one at a time)\n")
     bad = live.ctl("trace", "--match", "dst=192.0.2.99,colour=red")
     assert (bad.exit_code, bad.output) == (2, "opte-fast ctl: --match: expected dst=IP[,proto=P,port=N], "
                                               "got 'dst=192.0.2.99,colour=red'\n")
