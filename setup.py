@@ -51,7 +51,7 @@ extension = Extension(
     include_dirs=["csrc", "python", numpy.get_include()],
     extra_compile_args=["-O2", *sanitize, *dpdk_cflags],
     extra_link_args=[*sanitize, *dpdk_libs],
-    depends=csrc + glob.glob("csrc/*.h") + glob.glob("csrc/*.def") + ["python/copte_fast.pxd"],
+    depends=csrc + glob.glob("csrc/*.h") + glob.glob("csrc/*.def") + glob.glob("python/*.pxd"),
 )
 
 class build_ext_with_clib(build_ext):

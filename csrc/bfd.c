@@ -238,8 +238,8 @@ of_bfd_session_rx(struct of_bfd_session *s, const struct of_bfd_rx *rx, uint64_t
 		if (s->state != OF_BFD_DOWN)
 			set_state(s, OF_BFD_DOWN, OF_BFD_DIAG_NEIGHBOR_DOWN, now_ns);
 	} else if (s->state == OF_BFD_DOWN) {
-		if (rx->state == OF_BFD_DOWN)
-			set_state(s, OF_BFD_INIT, OF_BFD_DIAG_NONE, now_ns);
+		if (rx->state == OF_BFD_DOWN)	/* the reason of the last Down stays until Up, as FRR keeps it */
+			set_state(s, OF_BFD_INIT, s->diag, now_ns);
 		else if (rx->state == OF_BFD_INIT)
 			set_state(s, OF_BFD_UP, OF_BFD_DIAG_NONE, now_ns);
 	} else if (s->state == OF_BFD_INIT) {
@@ -287,7 +287,6 @@ of_bfd_session_sent(struct of_bfd_session *s, uint64_t now_ns, uint32_t rnd)
 	uint64_t cut = s->cfg_mult == 1 ? interval_ns / 10 + scale(interval_ns * 15 / 100, rnd)
 					: scale(interval_ns / 4, rnd);
 
-	s->tx_packets++;
 	s->next_tx_ns = now_ns + interval_ns - cut;
 }
 

@@ -344,6 +344,7 @@ test_neighbor_down(void)
 	/* and the next Down brings us to Init again */
 	CHECK_EQ(rx_frame(&s, f, sizeof(FRR_DOWN), 60 * MS), 1);
 	CHECK_EQ(s.state, OF_BFD_INIT);
+	CHECK_EQ(s.diag, OF_BFD_DIAG_NEIGHBOR_DOWN);	/* why it went down, until it is Up again */
 }
 
 /* 6.8.7: 75-100% of the interval, 75-90% with a multiplier of 1 */
