@@ -22,7 +22,7 @@
  * It asks for SCHED_FIFO, so a busy CPU does not delay it;
  * without the privilege it runs as SCHED_OTHER and says so in its stats.
  * State changes are signalled on an eventfd; the control plane reads the
- * sessions and marks nexthops and TEPs down (opte_fast/bfd.py).
+ * sessions and marks nexthops and TEPs down (opte_fast/controlplane/bfd.py).
  */
 #define _GNU_SOURCE	/* pthread_setname_np */
 #include <errno.h>
