@@ -19,9 +19,10 @@ for test in csrc/tests/test_*.c; do
     ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1 "$out/$name" || status=1
 done
 
-# libFuzzer (parsers, responders, BFD receive, whole path), briefly on every run (under a minute in all): any crash, sanitizer report or broken
-# invariant fails it. The whole-path targets start from the committed seeds; what they find that is
-# new goes to build/fuzz/corpus-*, not into the repository. ci/fuzz-long.sh runs them for longer.
+# libFuzzer, briefly on every run (under a minute in all): the parsers, responders and BFD's receive
+# path, and the whole packet path. Any crash, sanitizer report or broken invariant fails it. The
+# whole-path targets start from the committed seeds; what they find that is new goes to
+# build/fuzz/corpus-*, not into the repository. ci/fuzz-long.sh runs them for longer.
 bash ci/fuzz-build.sh
 for run in parse:15 outbound:20 inbound:20; do
     target=${run%:*} seconds=${run#*:}
