@@ -61,6 +61,18 @@ of_tsc_hz(void)
 	return rte_get_tsc_hz();
 }
 
+uint64_t
+of_eal_heap_bytes(void)
+{
+	struct rte_malloc_socket_stats stats;
+	uint64_t bytes = 0;
+
+	for (unsigned i = 0; i < rte_socket_count(); i++)
+		if (rte_malloc_get_socket_stats(rte_socket_id_by_idx(i), &stats) == 0)
+			bytes += stats.heap_allocsz_bytes;
+	return bytes;
+}
+
 static uint64_t
 ms_to_tsc(uint32_t ms)
 {

@@ -57,6 +57,10 @@ def tsc_hz() -> int:
     return of_tsc_hz()
 
 
+def eal_heap_bytes() -> int:
+    return of_eal_heap_bytes()
+
+
 def counter_names() -> list:
     return [of_counter_name(i).decode() for i in range(of_counter_count())]
 
