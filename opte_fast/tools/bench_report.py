@@ -49,7 +49,9 @@ class Measurement:
 
     @property
     def mpps(self) -> float:
-        return self.pps / 1e6
+        """Per second of the forwarding threads' time on their CPUs: what they forward when they
+        have their CPUs alone, whatever else the machine ran meanwhile (the wall-clock rate is `pps`)."""
+        return self.pps / (self.cpu_share or 1.0) / 1e6
 
     def cycles_per_packet(self, tsc_hz: int) -> float:
         """TSC cycles the forwarding threads spent per packet: their time on the CPU, not the wall
@@ -99,7 +101,9 @@ def summarise_case(r: CaseResult) -> dict:
         "uplink_frame_bytes": wire_bytes, "workers": c.workers, "hugepages": c.hugepages, "runs": len(runs),
         "ceiling_mpps": _median([m.mpps for m in r.ceiling]),
         "opte_fast_mpps": opte_mpps,
-        "opte_fast_to_ceiling": _median([o.pps / ceil.pps for ceil, o in runs], 4),
+        "opte_fast_to_ceiling": _median([o.mpps / ceil.mpps for ceil, o in runs], 4),
+        "ceiling_mpps_wall": _median([m.pps / 1e6 for m in r.ceiling]),
+        "opte_fast_mpps_wall": _median([m.pps / 1e6 for m in r.opte_fast]),
         "own_cost_cycles_per_packet": _median(own, 1),
         "ceiling_cycles_per_packet": _median([m.cycles_per_packet(tsc_hz) for m in r.ceiling], 1),
         "opte_fast_cycles_per_packet": _median([m.cycles_per_packet(tsc_hz) for m in r.opte_fast], 1),
@@ -116,25 +120,28 @@ def summarise_case(r: CaseResult) -> dict:
         "cpu_share_min": {k: _min_share(ms) for k, ms in (("ceiling", r.ceiling), ("opte_fast", r.opte_fast),
                                                          ("ovs", r.ovs)) if ms},
         "tsc_hz": tsc_hz,
-        "ceiling_samples_mpps": [round(m.mpps, 3) for m in r.ceiling],
-        "opte_fast_samples_mpps": [round(m.mpps, 3) for m in r.opte_fast],
+        "ceiling_runs_mpps": [round(m.mpps, 3) for m in r.ceiling],
+        "opte_fast_runs_mpps": [round(m.mpps, 3) for m in r.opte_fast],
+        "cpu_shares": {k: [None if m.cpu_share is None else round(m.cpu_share, 3) for m in ms]
+                       for k, ms in (("ceiling", r.ceiling), ("opte_fast", r.opte_fast), ("ovs", r.ovs)) if ms},
         "counters": r.opte_fast[-1].extra["counters"], "drops": r.opte_fast[-1].extra["drops"],
         "perf_per_packet": {k: _median_dicts([m.perf_per_packet() for m in ms])
                             for k, ms in (("ceiling", r.ceiling), ("opte_fast", r.opte_fast), ("ovs", r.ovs)) if ms},
         "ceiling_command": r.ceiling[-1].command,
     }
     if c.direction == "new-flows":
-        out["new_flows_per_s_per_worker"] = round(statistics.median(o.extra["flows_per_s"] for o in r.opte_fast)
-                                                  / c.workers)
+        out["new_flows_per_s_per_worker"] = round(statistics.median(
+            o.extra["flows_per_s"] / (o.cpu_share or 1.0) for o in r.opte_fast) / c.workers)
     if r.ovs:
         pairs = list(zip(r.opte_fast, r.ovs))
         out.update({
             "ovs_mpps": _median([m.mpps for m in r.ovs]),
-            "opte_fast_to_ovs": _median([o.pps / v.pps for o, v in pairs], 3),
-            "ovs_to_ceiling": _median([v.pps / ceil.pps for ceil, v in zip(r.ceiling, r.ovs)], 4),
+            "ovs_mpps_wall": _median([m.pps / 1e6 for m in r.ovs]),
+            "opte_fast_to_ovs": _median([o.mpps / v.mpps for o, v in pairs], 3),
+            "ovs_to_ceiling": _median([v.mpps / ceil.mpps for ceil, v in zip(r.ceiling, r.ovs)], 4),
             "ovs_own_cost_cycles_per_packet": _median([v.cycles_per_packet(tsc_hz) - ceil.cycles_per_packet(tsc_hz)
                                                        for ceil, v in zip(r.ceiling, r.ovs)], 1),
-            "ovs_samples_mpps": [round(m.mpps, 3) for m in r.ovs],
+            "ovs_runs_mpps": [round(m.mpps, 3) for m in r.ovs],
             "ovs_failed_upcalls": sum(m.extra["failed_upcalls"] for m in r.ovs),
             "ovs_pmd_cycles_per_packet": _median([m.extra["pmd_processing_cycles_per_packet"] for m in r.ovs], 1),
         })
@@ -159,7 +166,8 @@ def summarise(results: list[CaseResult], notes: list[str], run: dict) -> dict:
 # -- text --------------------------------------------------------------------------------------------
 
 COLUMNS = ("case", "flows", "memory", "I/O ceiling (testpmd io)", "opte-fast", "Open vSwitch Geneve",
-           "opte-fast / OVS", "opte-fast's own cost", "opte-fast Gbit/s", "cores for 100 GbE", "memory per flow")
+           "opte-fast / OVS", "opte-fast's own cost", "opte-fast Gbit/s", "cores for 100 GbE", "memory per flow",
+           "CPU share")
 
 
 def _f(x: float | None, fmt: str, unit: str = "") -> str:
@@ -180,13 +188,16 @@ def row(s: dict) -> list[str]:
             _f(s["ceiling_mpps"], ".2f", " Mpps"), opte, ovs, _f(s.get("opte_fast_to_ovs"), ".2f", "×"),
             _f(s["own_cost_cycles_per_packet"], ".0f", " cycles/packet"),
             f"{s['opte_fast_gbps']:.1f} ({s['uplink_gbps']:.1f} on the uplink)",
-            f"{s['cores_for_line_rate']:.1f}", f"{s['bytes_per_flow']:.0f} B"]
+            f"{s['cores_for_line_rate']:.1f}", f"{s['bytes_per_flow']:.0f} B",
+            _f(min([v for v in s["cpu_share_min"].values() if v is not None], default=None), ".0%")]
 
 
 def print_table(t: dict) -> None:
     click.echo(f"opte-fast bench: medians of {t['repeat']} runs, {t['seconds']} s measured each after "
                f"{t['warmup_seconds']:.1f} s; {t['cpus']} CPUs, load average {t['load_average']}; source a looped "
-               f"pcap rewritten per packet (net_pcap + the bench's plugin), sink net_null")
+               f"pcap rewritten per packet (net_pcap + the bench's plugin), sink net_null. Rates are per second "
+               f"of the forwarding threads' time on their CPUs (CPU share: the lowest share of the wall clock "
+               f"they got); ratios pair the sides of each run.")
     click.echo("")
     click.echo("| " + " | ".join(COLUMNS) + " |")
     click.echo("|---|--:|---|" + "--:|" * (len(COLUMNS) - 3))
@@ -200,8 +211,11 @@ def print_table(t: dict) -> None:
     for s in t["cases"]:
         shares = ", ".join(f"{k} {_f(v, '.0%')}" for k, v in s["cpu_share_min"].items())
         drops = ", ".join(f"{k} {v}" for k, v in s["drops"].items()) or "none"
+        wall = ", ".join(f"{k} {s[k + '_mpps_wall']:.2f}" for k in ("ceiling", "opte_fast", "ovs")
+                         if s.get(k + "_mpps_wall") is not None)
         line = (f"- {s['case']}: ceiling {s['ceiling_cycles_per_packet']} and opte-fast "
                 f"{s['opte_fast_cycles_per_packet']} cycles/packet on CPU; lowest CPU share {shares}; "
+                f"wall-clock Mpps {wall}; "
                 f"flow table {s['table_bytes'] / 2**20:.1f} MB for {s['flow_capacity']:,} flows "
                 f"({s['flows_held']:,} held); drops {drops}")
         if "ovs_mpps" in s:
@@ -211,8 +225,8 @@ def print_table(t: dict) -> None:
             if per_packet:
                 line += f"; {side} per packet: " + ", ".join(f"{k} {v}" for k, v in per_packet.items())
         if s["contended"]:
-            line += (" — contended: other processes took the forwarding CPUs' time, so rates are low and noisy; "
-                     "cycles/packet count only the threads' own time")
+            line += (" — contended: other processes took the forwarding CPUs' time; the figures count only the "
+                     "threads' own time, but the caches they shared make them noisy")
         click.echo(line)
     for note in t["notes"]:
         click.echo(f"Note: {note}")
