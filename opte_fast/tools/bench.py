@@ -47,6 +47,7 @@ WORKER_LCORES = (1, 2)
 N_MBUFS = 32767          # the pcap's frames per queue, descriptors, caches, bursts in flight: not per flow
 PERF_EVENTS = ("cycles", "instructions", "cache-misses", "dTLB-load-misses")
 NEW_FLOW_TIMEOUT_S = 60.0
+RUN_IDLE_MS = 3_600_000
 
 
 def prefixes(tag: str | int | None = None) -> dict[str, str]:
@@ -314,8 +315,9 @@ def _worker() -> None:
     except DataplaneError as e:
         print(json.dumps({"error": f"EAL: {e}"}), flush=True)
         sys.exit(1)
-    dp = Dataplane(DataplaneOptions(underlay_addr=UNDERLAY, n_mbufs=cfg["n_mbufs"],
-                                    flow_capacity=cfg["flow_capacity"]))
+    # No flow expires within a run, however long the first pass over millions of flows takes.
+    dp = Dataplane(DataplaneOptions(underlay_addr=UNDERLAY, n_mbufs=cfg["n_mbufs"], flow_capacity=cfg["flow_capacity"],
+                                    udp_idle_ms=RUN_IDLE_MS))
     outbound = cfg["direction"] != "inbound"
     sent = "tx_uplink_packets" if outbound else "tx_guest_packets"
     try:
