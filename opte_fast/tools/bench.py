@@ -295,6 +295,9 @@ def measure_ceiling(setup: Setup, prefix: str, perf: bool = False, startup_timeo
         raise click.ClickException(f"{TESTPMD}: the traffic plugin never rewrote the source's frames; its output "
                                    f"ends:\n{_tail(lines)}")
     pps = sum(d * r for d, r in samples) / covered
+    if pps <= 0:
+        raise click.ClickException(f"{TESTPMD} forwarded nothing in its {covered:.1f} s window (its thread ran "
+                                   f"{clock.share(window_start, readings[1]) or 0:.0%} of it): the CPU was taken")
     return Measurement("ceiling", pps, covered, clock.share(window_start, readings[1]), n,
                        [r for _, r in samples], cmd, perf=perf_stat.result() if perf_stat else None)
 
@@ -433,6 +436,9 @@ def measure_opte_fast(setup: Setup, prefix: str, seconds: float, perf: bool = Fa
         check_attached(err, "opte-fast")
     except RuntimeError as e:
         raise click.ClickException(str(e)) from None
+    if result["pps"] <= 0:
+        raise click.ClickException(f"opte-fast forwarded nothing in its {result['seconds']:.1f} s window (its "
+                                   f"threads ran {result['cpu_share'] or 0:.0%} of it): the CPU was taken")
     extra = {k: result[k] for k in ("tsc_hz", "table_bytes", "flow_capacity", "flows_held", "counters", "drops")}
     if "flows_per_s" in result:
         extra.update(flows_per_s=result["flows_per_s"], filled_to=result["filled_to"])
