@@ -112,6 +112,10 @@ class ControlAPI:
     def port_list(self) -> list:
         return self.dataplane.ports()
 
+    def bfd(self) -> dict:
+        report = getattr(self.dataplane, "bfd", None)  # controlplane/bfd.py's Bfd, when it is in the stack
+        return report() if callable(report) else {"sessions": [], "thread": None}
+
     def route_set(self, prefix, nexthops) -> dict:
         return {"changed": self.controller.route_set(prefix, nexthops)}
 
