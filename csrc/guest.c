@@ -1,0 +1,142 @@
+/*
+ * A guest port's source checks and the dispatch to its gateway's answers;
+ * the contract is in guest.h. Only of_guest_src_in_allowed runs for
+ * forwarded packets, and only for ports with allowed prefixes.
+ */
+#include <stdint.h>
+#include <string.h>
+#include <netinet/in.h>
+
+#include <rte_arp.h>
+#include <rte_byteorder.h>
+#include <rte_ether.h>
+#include <rte_ip.h>
+
+#include "gateway.h"
+#include "guest.h"
+#include "wire.h"
+
+#define ND_TYPE_FIRST		133	/* router solicitation */
+#define ND_TYPE_LAST		137	/* redirect */
+
+static const uint8_t v4_mapped_prefix[12] = { [10] = 0xff, [11] = 0xff };
+
+void
+of_guest_net_default(struct of_guest_net *n)
+{
+	memset(n, 0, sizeof(*n));
+	n->mtu = OF_GUEST_MTU_DEFAULT;
+}
+
+static int
+is_v4_mapped(const uint8_t a[16])
+{
+	return memcmp(a, v4_mapped_prefix, sizeof(v4_mapped_prefix)) == 0;
+}
+
+static int
+prefix_has_host_bits(const struct of_prefix *p)
+{
+	for (unsigned bit = p->depth; bit < 128; bit++)
+		if (p->addr[bit / 8] & (0x80 >> (bit % 8)))
+			return 1;
+	return 0;
+}
+
+const char *
+of_guest_net_problem(const struct of_guest_net *n)
+{
+	if (n->mtu < OF_GUEST_MTU_MIN || n->mtu > OF_GUEST_MTU_MAX)
+		return "guest MTU must be 1280 to 9000 bytes";
+	if (n->n_dns4 > OF_GUEST_MAX_DNS || n->n_dns6 > OF_GUEST_MAX_DNS)
+		return "at most 4 DNS servers per address family";
+	if (n->n_allowed > OF_GUEST_MAX_PREFIXES)
+		return "at most 8 allowed source prefixes per guest";
+	if (memchr(n->domain, '\0', sizeof(n->domain)) == NULL)
+		return "guest domain name is not NUL-terminated within 254 bytes";
+	if (n->has_ipv4 && (n->ipv4_prefix_len < 1 || n->ipv4_prefix_len > 32))
+		return "guest IPv4 prefix length must be 1 to 32";
+	if (n->has_ipv4 && memcmp(n->ipv4, n->ipv4_gateway, 4) == 0)
+		return "guest IPv4 address and its gateway are the same";
+	if (n->has_ra_prefix && (n->ra_prefix.depth != 64 || prefix_has_host_bits(&n->ra_prefix)))
+		return "router advertisement prefix must be a /64 with no host bits";
+	for (unsigned i = 0; i < n->n_allowed && i < OF_GUEST_MAX_PREFIXES; i++) {
+		const struct of_prefix *p = &n->allowed[i];
+
+		if (p->depth > 128 || prefix_has_host_bits(p) || (is_v4_mapped(p->addr) && p->depth < 96))
+			return "allowed prefix has host bits set, or an IPv4 depth under 96";
+	}
+	return NULL;
+}
+
+int
+of_guest_src_in_allowed(const struct of_guest_net *n, const uint8_t src[16], int is_ipv6)
+{
+	for (unsigned i = 0; i < n->n_allowed; i++) {
+		const struct of_prefix *p = &n->allowed[i];
+		unsigned full = p->depth / 8, rest = p->depth % 8;
+
+		/* an IPv4 prefix covers IPv4 packets only, not IPv6 from v4-mapped sources */
+		if ((p->depth >= 96 && is_v4_mapped(p->addr)) == is_ipv6)
+			continue;
+		if (memcmp(src, p->addr, full) != 0)
+			continue;
+		if (rest == 0 || ((src[full] ^ p->addr[full]) & (uint8_t)(0xff00 >> rest)) == 0)
+			return 1;
+	}
+	return 0;
+}
+
+int
+of_guest_arp(uint8_t *frame, uint32_t len, uint32_t room, const struct of_guest *g, uint32_t *reply_len)
+{
+	static const uint8_t unspecified4[4];
+	const struct rte_arp_hdr *arp;
+	uint8_t sip[4];
+	uint32_t l3;
+	rte_be16_t type;
+
+	l3 = of_eth_l3_off(frame, len, &type);
+	if (l3 == 0 || type != RTE_BE16(RTE_ETHER_TYPE_ARP))
+		return OF_C_NOT_IP;
+	if (len - l3 < sizeof(*arp))
+		return OF_C_GATEWAY_ARP_IGNORED;
+	arp = (const struct rte_arp_hdr *)(frame + l3);
+	memcpy(sip, &arp->arp_data.arp_sip, sizeof(sip));
+	if (memcmp(&arp->arp_data.arp_sha, g->mac, RTE_ETHER_ADDR_LEN) != 0)
+		return OF_C_SPOOF_ARP_SENDER;
+	if (memcmp(sip, unspecified4, sizeof(sip)) != 0 &&
+	    !(g->net.has_ipv4 && memcmp(sip, g->net.ipv4, sizeof(sip)) == 0)) {
+		uint8_t mapped[16];
+
+		memcpy(mapped, v4_mapped_prefix, sizeof(v4_mapped_prefix));
+		memcpy(mapped + 12, sip, sizeof(sip));
+		if (!of_guest_src_in_allowed(&g->net, mapped, 0))
+			return OF_C_SPOOF_ARP_SENDER;
+	}
+	return of_gateway_arp(frame, len, room, g->mac, g->gw_mac, reply_len);
+}
+
+/* Sources neighbor discovery and DHCPv6 may use: the port's IPv6, a link-local address, or ::. */
+static int
+link_source_ok(const struct of_guest *g, const struct of_inner_meta *m)
+{
+	static const uint8_t unspecified[16];
+	const uint8_t *src = m->key.src;
+
+	return (src[0] == 0xfe && (src[1] & 0xc0) == 0x80) || memcmp(src, unspecified, 16) == 0 ||
+	       of_guest_src_ok(g, m);
+}
+
+int
+of_guest_service(uint8_t *frame, uint32_t len, uint32_t room, const struct of_inner_meta *m,
+		 const struct of_guest *g, uint32_t *reply_len)
+{
+	uint32_t l4 = (uint32_t)m->l2_len + m->l3_len;
+
+	if (m->key.proto != IPPROTO_ICMPV6 || l4 >= len || frame[l4] < ND_TYPE_FIRST || frame[l4] > ND_TYPE_LAST)
+		return OF_OK;
+	if (!link_source_ok(g, m))
+		return OF_C_SPOOF_SRC_IP;
+	return of_gateway_ndp(frame, len, room, l4, g->mac, g->gw_mac, reply_len);
+}

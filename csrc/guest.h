@@ -1,0 +1,83 @@
+/*
+ * A guest port's own rules on the way out, before any flow is created:
+ * anti-spoofing (a frame's source MAC and IP address must be the port's)
+ * and the address configuration its gateway answers in place, as OPTE's
+ * gateway layer does: ARP and neighbor solicitations (gateway.h).
+ *
+ * Sources the gateway accepts beyond the port's addresses, and why they are
+ * safe: its answers go back out the same port only, so a link-local or
+ * unspecified source (neighbor discovery) can
+ * mislead no one else. Such sources are never forwarded.
+ */
+#ifndef OF_GUEST_H
+#define OF_GUEST_H
+
+#include <stdint.h>
+#include <string.h>
+#include <netinet/in.h>
+
+#include "counters.h"
+#include "parse.h"
+#include "tables.h"
+
+/* The defaults of a guest entry given no network: no address, MTU OF_GUEST_MTU_DEFAULT. */
+void of_guest_net_default(struct of_guest_net *n);
+
+/* NULL if n is usable, else what is wrong with it (one line). */
+const char *of_guest_net_problem(const struct of_guest_net *n);
+
+/* Whether src (16 bytes, IPv4 v4-mapped) lies in one of the port's allowed extra prefixes. */
+int of_guest_src_in_allowed(const struct of_guest_net *n, const uint8_t src[16], int is_ipv6);
+
+/* Per packet: 1 if the parsed packet's source address is the port's, or allowed. */
+static inline int
+of_guest_src_ok(const struct of_guest *g, const struct of_inner_meta *m)
+{
+	const struct of_guest_net *n = &g->net;
+
+	if (m->is_ipv6 ? n->has_ipv6 && memcmp(m->key.src, n->ipv6, 16) == 0 :
+			 n->has_ipv4 && memcmp(m->key.src + 12, n->ipv4, 4) == 0)
+		return 1;
+	return n->n_allowed != 0 && of_guest_src_in_allowed(n, m->key.src, m->is_ipv6);
+}
+
+/* Per packet: 1 if the frame's Ethernet source is the port's MAC. */
+static inline int
+of_guest_mac_ok(const struct of_guest *g, const uint8_t *frame)
+{
+	return memcmp(frame + RTE_ETHER_ADDR_LEN, g->mac, RTE_ETHER_ADDR_LEN) == 0;
+}
+
+/* Per packet: 1 if a parsed packet may be for the gateway (ICMPv6: neighbor discovery). */
+static inline int
+of_guest_maybe_service(const struct of_inner_meta *m)
+{
+	return m->key.proto == IPPROTO_ICMPV6;
+}
+
+/* The counters of frames answered: the frame then holds the answer, back to the guest. */
+static inline int
+of_guest_answered(int rc)
+{
+	return rc == OF_C_GATEWAY_ARP_REPLIES || rc == OF_C_GATEWAY_NDP_REPLIES;
+}
+
+/*
+ * A guest frame the parse found not IP: ARP is checked (sender MAC the
+ * port's, sender address the port's IPv4 or 0.0.0.0, else SPOOF_ARP_SENDER)
+ * and answered by of_gateway_arp. Returns OF_C_NOT_IP for anything not ARP.
+ * The Ethernet source was checked before.
+ */
+int of_guest_arp(uint8_t *frame, uint32_t len, uint32_t room, const struct of_guest *g, uint32_t *reply_len);
+
+/*
+ * A guest IP frame for which of_guest_maybe_service said 1, m as the parse
+ * filled it. Neighbor discovery is the gateway's:
+ * answered (of_guest_answered(rc): frame holds *reply_len bytes of answer)
+ * or dropped (rc, a drop counter, SPOOF_SRC_IP among them). Anything else
+ * returns OF_OK: an ordinary packet, forwarded after the source check.
+ */
+int of_guest_service(uint8_t *frame, uint32_t len, uint32_t room, const struct of_inner_meta *m,
+		     const struct of_guest *g, uint32_t *reply_len);
+
+#endif
