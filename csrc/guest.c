@@ -18,6 +18,7 @@
 
 #define ND_TYPE_FIRST		133	/* router solicitation */
 #define ND_TYPE_LAST		137	/* redirect */
+#define ND_ROUTER_SOLICIT	133
 
 static const uint8_t v4_mapped_prefix[12] = { [10] = 0xff, [11] = 0xff };
 
@@ -128,15 +129,49 @@ link_source_ok(const struct of_guest *g, const struct of_inner_meta *m)
 	       of_guest_src_ok(g, m);
 }
 
+static int
+is_addr(const uint8_t *a, const uint8_t b[16])
+{
+	return memcmp(a, b, 16) == 0;
+}
+
 int
 of_guest_service(uint8_t *frame, uint32_t len, uint32_t room, const struct of_inner_meta *m,
 		 const struct of_guest *g, uint32_t *reply_len)
 {
+	static const uint8_t broadcast4[16] = { [10] = 0xff, [11] = 0xff, [12] = 0xff, [13] = 0xff,
+						[14] = 0xff, [15] = 0xff };
+	static const uint8_t dhcp6_servers[16] = { 0xff, 0x02, [13] = 0x01, [15] = 0x02 };
 	uint32_t l4 = (uint32_t)m->l2_len + m->l3_len;
+	uint8_t gw_ll[16];
 
-	if (m->key.proto != IPPROTO_ICMPV6 || l4 >= len || frame[l4] < ND_TYPE_FIRST || frame[l4] > ND_TYPE_LAST)
-		return OF_OK;
-	if (!link_source_ok(g, m))
-		return OF_C_SPOOF_SRC_IP;
-	return of_gateway_ndp(frame, len, room, l4, g->mac, g->gw_mac, reply_len);
+	if (m->key.proto == IPPROTO_ICMPV6) {
+		if (l4 >= len || frame[l4] < ND_TYPE_FIRST || frame[l4] > ND_TYPE_LAST)
+			return OF_OK;
+		if (!link_source_ok(g, m))
+			return OF_C_SPOOF_SRC_IP;
+		if (frame[l4] == ND_ROUTER_SOLICIT)
+			return g->net.has_ipv6 ? of_ra_answer(frame, len, room, m, g, reply_len) :
+						 OF_C_GATEWAY_NDP_IGNORED;
+		return of_gateway_ndp(frame, len, room, l4, g->mac, g->gw_mac, reply_len);
+	}
+	/* UDP to a DHCP server port: the gateway's when sent to it */
+	if (!m->is_ipv6 && m->key.dst_port == OF_DHCP4_SERVER_PORT) {
+		uint8_t gw_mapped[16];
+
+		memcpy(gw_mapped, v4_mapped_prefix, sizeof(v4_mapped_prefix));
+		memcpy(gw_mapped + 12, g->net.ipv4_gateway, 4);
+		if (!is_addr(m->key.dst, broadcast4) && !(g->net.has_ipv4 && is_addr(m->key.dst, gw_mapped)))
+			return OF_OK;
+		return of_dhcp4_answer(frame, len, room, m, g, reply_len);
+	}
+	if (m->is_ipv6 && m->key.dst_port == OF_DHCP6_SERVER_PORT) {
+		of_link_local_of(g->gw_mac, gw_ll);
+		if (!is_addr(m->key.dst, dhcp6_servers) && !is_addr(m->key.dst, gw_ll))
+			return OF_OK;
+		if (!link_source_ok(g, m))
+			return OF_C_SPOOF_SRC_IP;
+		return of_dhcp6_answer(frame, len, room, m, g, reply_len);
+	}
+	return OF_OK;
 }

@@ -2,11 +2,12 @@
  * A guest port's own rules on the way out, before any flow is created:
  * anti-spoofing (a frame's source MAC and IP address must be the port's)
  * and the address configuration its gateway answers in place, as OPTE's
- * gateway layer does: ARP and neighbor solicitations (gateway.h).
+ * gateway layer does: ARP and neighbor solicitations (gateway.h), router
+ * solicitations (ra.c), DHCPv4 and DHCPv6 (dhcp.c).
  *
  * Sources the gateway accepts beyond the port's addresses, and why they are
  * safe: its answers go back out the same port only, so a link-local or
- * unspecified source (neighbor discovery) can
+ * unspecified source (neighbor discovery, DHCPv6) or 0.0.0.0 (DHCPv4) can
  * mislead no one else. Such sources are never forwarded.
  */
 #ifndef OF_GUEST_H
@@ -19,6 +20,11 @@
 #include "counters.h"
 #include "parse.h"
 #include "tables.h"
+
+#define OF_DHCP4_SERVER_PORT	67
+#define OF_DHCP4_CLIENT_PORT	68
+#define OF_DHCP6_CLIENT_PORT	546
+#define OF_DHCP6_SERVER_PORT	547
 
 /* The defaults of a guest entry given no network: no address, MTU OF_GUEST_MTU_DEFAULT. */
 void of_guest_net_default(struct of_guest_net *n);
@@ -48,18 +54,22 @@ of_guest_mac_ok(const struct of_guest *g, const uint8_t *frame)
 	return memcmp(frame + RTE_ETHER_ADDR_LEN, g->mac, RTE_ETHER_ADDR_LEN) == 0;
 }
 
-/* Per packet: 1 if a parsed packet may be for the gateway (ICMPv6: neighbor discovery). */
+/* Per packet: 1 if a parsed packet may be for the gateway (ICMPv6, or UDP to a DHCP server port). */
 static inline int
 of_guest_maybe_service(const struct of_inner_meta *m)
 {
-	return m->key.proto == IPPROTO_ICMPV6;
+	return m->key.proto == IPPROTO_ICMPV6 ||
+	       (m->key.proto == IPPROTO_UDP &&
+		(m->key.dst_port == OF_DHCP4_SERVER_PORT || m->key.dst_port == OF_DHCP6_SERVER_PORT));
 }
 
 /* The counters of frames answered: the frame then holds the answer, back to the guest. */
 static inline int
 of_guest_answered(int rc)
 {
-	return rc == OF_C_GATEWAY_ARP_REPLIES || rc == OF_C_GATEWAY_NDP_REPLIES;
+	return rc == OF_C_GATEWAY_ARP_REPLIES || rc == OF_C_GATEWAY_NDP_REPLIES ||
+	       rc == OF_C_GATEWAY_RA_REPLIES || rc == OF_C_GATEWAY_DHCP4_REPLIES ||
+	       rc == OF_C_GATEWAY_DHCP6_REPLIES;
 }
 
 /*
@@ -72,12 +82,24 @@ int of_guest_arp(uint8_t *frame, uint32_t len, uint32_t room, const struct of_gu
 
 /*
  * A guest IP frame for which of_guest_maybe_service said 1, m as the parse
- * filled it. Neighbor discovery is the gateway's:
+ * filled it. Neighbor discovery, router solicitations, DHCPv4 (UDP to port
+ * 67 at 255.255.255.255 or the port's IPv4 gateway) and DHCPv6 (to port 547
+ * at ff02::1:2 or the gateway's link-local address) are the gateway's:
  * answered (of_guest_answered(rc): frame holds *reply_len bytes of answer)
  * or dropped (rc, a drop counter, SPOOF_SRC_IP among them). Anything else
  * returns OF_OK: an ordinary packet, forwarded after the source check.
  */
 int of_guest_service(uint8_t *frame, uint32_t len, uint32_t room, const struct of_inner_meta *m,
 		     const struct of_guest *g, uint32_t *reply_len);
+
+/* dhcp.c: the same contract for a frame known to be DHCPv4 / DHCPv6 to the gateway. */
+int of_dhcp4_answer(uint8_t *frame, uint32_t len, uint32_t room, const struct of_inner_meta *m,
+		    const struct of_guest *g, uint32_t *reply_len);
+int of_dhcp6_answer(uint8_t *frame, uint32_t len, uint32_t room, const struct of_inner_meta *m,
+		    const struct of_guest *g, uint32_t *reply_len);
+
+/* ra.c: a router solicitation (ICMPv6 type 133 at m's l4) answered with the port's advertisement. */
+int of_ra_answer(uint8_t *frame, uint32_t len, uint32_t room, const struct of_inner_meta *m,
+		 const struct of_guest *g, uint32_t *reply_len);
 
 #endif

@@ -201,9 +201,9 @@ NDP_NOT_ANSWERED = {
     # the guest testing its own address: an answer would make it give the address up
     "dad-of-the-guest-address": neighbor_solicit(str(GUEST_IP6), src="::"),
     "dad-of-the-guest-link-local": neighbor_solicit(GUEST_LL, src="::"),
-    "router-solicitation": raw(Ether(dst="33:33:00:00:00:02", src=GUEST_MAC)
-                               / IPv6(src=GUEST_LL, dst="ff02::2", hlim=255) / ICMPv6ND_RS()
-                               / ICMPv6NDOptSrcLLAddr(lladdr=GUEST_MAC)),
+    "router-solicitation-hop-limit-254": raw(Ether(dst="33:33:00:00:00:02", src=GUEST_MAC)
+                                             / IPv6(src=GUEST_LL, dst="ff02::2", hlim=254) / ICMPv6ND_RS()
+                                             / ICMPv6NDOptSrcLLAddr(lladdr=GUEST_MAC)),
     "unsolicited-advert": raw(Ether(dst="33:33:00:00:00:01", src=GUEST_MAC)
                               / IPv6(src=str(GUEST_IP6), dst="ff02::1", hlim=255)
                               / ICMPv6ND_NA(R=0, S=0, O=1, tgt=str(GUEST_IP6)) / ICMPv6NDOptDstLLAddr(lladdr=GUEST_MAC)),
@@ -225,7 +225,7 @@ def test_neighbor_discovery_not_answered_is_dropped_and_counted(eal, case):
 
 def test_ip_traffic_is_still_encapsulated_among_the_answers(eal):
     frames = [arp_request("10.0.0.1"), udp4(), neighbor_solicit("fd77::9"), echo6(),
-              ARP_NOT_ANSWERED["probe"], NDP_NOT_ANSWERED["router-solicitation"]]
+              ARP_NOT_ANSWERED["probe"], NDP_NOT_ANSWERED["router-solicitation-hop-limit-254"]]
     with ring_sled(n_uplinks=1) as sled:
         sled.send("guest0", frames)
         answers = sled.recv("guest0")
