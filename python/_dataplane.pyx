@@ -30,7 +30,7 @@ cdef int check(int rc) except -1:
     return rc
 
 
-cdef void copy_bytes(uint8_t *dst, bytes src, size_t size) except *:
+cdef void copy_bytes(uint8_t *dst, bytes src, Py_ssize_t size) except *:
     if len(src) != size:
         raise ValueError(f"expected {size} bytes, got {len(src)}")
     for i in range(size):
@@ -133,7 +133,7 @@ cdef class Core:
                   hash_seed=0, tcp_idle_ms=600000, tcp_closed_ms=2000, udp_idle_ms=60000,
                   icmp_idle_ms=10000, rebalance_idle_ms=10000, hop_limit=128, flow_label=True,
                   udp_checksum=False, verify_udp_checksum=False, udp_sport_min=49152,
-                  udp_sport_max=65535):
+                  udp_sport_max=65535, underlay_mtu=1500):
         cdef of_dp_config cfg
         memset(&cfg, 0, sizeof(cfg))
         if len(underlay_addr) != 16:
@@ -160,6 +160,7 @@ cdef class Core:
         cfg.verify_udp_checksum = verify_udp_checksum
         cfg.udp_sport_min = udp_sport_min
         cfg.udp_sport_max = udp_sport_max
+        cfg.underlay_mtu = underlay_mtu
         self.dp = of_dp_create(&cfg)
         if self.dp == NULL:
             raise DataplaneError(of_last_error().decode())
