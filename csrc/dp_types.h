@@ -47,7 +47,12 @@ struct of_dp_config {
 	uint8_t verify_udp_checksum;	/* inbound: verify non-zero checksums */
 	uint16_t udp_sport_min;
 	uint16_t udp_sport_max;
+	uint16_t underlay_mtu;		/* IP MTU of the underlay: OF_UNDERLAY_MTU_MIN to OF_UNDERLAY_MTU_MAX */
 };
+
+/* An inner IP MTU of at least IPv6's 1280 under the 70 bytes of outer headers; jumbo at most. */
+#define OF_UNDERLAY_MTU_MIN 1350
+#define OF_UNDERLAY_MTU_MAX 9216
 
 /*
  * A guest port's network: the addresses it may send from (anti-spoofing) and what its

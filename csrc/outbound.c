@@ -25,6 +25,7 @@
 #include "dp.h"
 #include "flow.h"
 #include "guest.h"
+#include "mtu.h"
 #include "handoff.h"
 #include "lcore.h"
 #include "outbound.h"
@@ -278,6 +279,7 @@ encap_and_send(struct of_dp *dp, struct of_lcore *lc, const struct of_path *p, s
 	uint8_t *hdr = (uint8_t *)rte_pktmbuf_prepend(m, OF_OUTER_HDR_LEN);
 	struct rte_ipv6_hdr *ip6;
 	struct rte_udp_hdr *udp;
+	/* inner_len + 56 <= the underlay MTU <= OF_UNDERLAY_MTU_MAX: checked in outbound_burst */
 	uint16_t udp_len = (uint16_t)(inner_len + sizeof(*udp) + sizeof(struct of_geneve_hdr));
 
 	if (unlikely(hdr == NULL)) {
@@ -391,6 +393,12 @@ outbound_burst(struct of_dp *dp, struct of_lcore *lc, const struct of_tables *t,
 		}
 		if (unlikely(!of_guest_src_ok(guest, mt))) {
 			of_drop(lc, OF_C_SPOOF_SRC_IP, m);
+			continue;
+		}
+		/* Too big once encapsulated: an ICMP error back to the guest, or a drop (mtu.h). This
+		 * also bounds every length encap_and_send writes into 16-bit fields. */
+		if (unlikely(rte_pktmbuf_pkt_len(m) + OF_ENCAP_IP_OVERHEAD > dp->cfg.underlay_mtu)) {
+			of_outbound_too_big(dp, lc, port, m, mt, guest);
 			continue;
 		}
 		mt->key.vni = guest->vni;

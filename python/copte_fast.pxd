@@ -38,6 +38,7 @@ cdef extern from "dp_types.h" nogil:
         uint8_t verify_udp_checksum
         uint16_t udp_sport_min
         uint16_t udp_sport_max
+        uint16_t underlay_mtu
 
     enum:
         OF_GUEST_MAX_DNS

@@ -115,6 +115,8 @@ BAD = [
     ("[eal]\nhugepages = \"yes\"\n", "eal.hugepages", "expected true or false, got string 'yes'"),
     ("[eal]\nlcores = \"1-\"\n", "eal.lcores", "expected an lcore list like 1 or 1-3 or 1,3, got string '1-'"),
     ("[underlay]\naddr = \"fd00:1::1\"\nhop_limit = 0\n", "underlay.hop_limit", "expected an integer from 1 to 255, got 0"),
+    ("[underlay]\naddr = \"fd00:1::1\"\nmtu_bytes = 1300\n", "underlay.mtu_bytes",
+     "expected an integer from 1350 to 9216, got 1300"),
     ("[underlay]\naddr = \"fd00:1::1\"\nudp_sport_range = \"60000-50000\"\n", "underlay.udp_sport_range", "expected a UDP port range"),
     ("[route_sync]\nsource = \"bgp\"\n", "route_sync.source", "expected one of 'netlink', 'static', 'none'"),
     ("[route_sync]\nnetns = \"no-such-ns-here\"\n", "route_sync.netns", "no network namespace 'no-such-ns-here'"),

@@ -1,13 +1,13 @@
 /*
- * libFuzzer entry for the packet parsers and the NDP, gateway, DHCP and
- * router advertisement responders:
+ * libFuzzer entry for the packet parsers and the NDP, gateway, DHCP, router
+ * advertisement and ICMP too-big responders:
  * any input gets a result without a read or write past its end, and
  * whatever a parser reports lies inside the input.
  *
  *   clang -std=gnu11 -g -O1 -fsanitize=fuzzer,address,undefined \
  *	$(pkg-config --cflags libdpdk) -Icsrc csrc/fuzz/fuzz_parse.c \
  *	csrc/parse.c csrc/ndp.c csrc/gateway.c csrc/guest.c csrc/dhcp.c csrc/ra.c \
- *	csrc/counters.c -o /tmp/fuzz_parse
+ *	csrc/mtu.c csrc/counters.c -o /tmp/fuzz_parse
  *   /tmp/fuzz_parse -max_total_time=30 [corpus dir]
  */
 #include <stddef.h>
@@ -17,6 +17,7 @@
 
 #include "gateway.h"
 #include "guest.h"
+#include "mtu.h"
 #include "ndp.h"
 #include "parse.h"
 
@@ -146,6 +147,9 @@ fuzz_guest(const uint8_t *frame, uint32_t len)
 	EXPECT(of_guest_answered(rc) ? n > 0 && n <= room : memcmp(buf, frame, len) == 0);
 	if (of_parse_inner(frame, len, &m) == OF_OK) {
 		(void)of_guest_src_ok(&g, &m);
+		memcpy(buf, frame, len);
+		n = of_icmp_too_big(buf, len, &m, &g, 1430);
+		EXPECT(n <= len);
 		if (of_guest_maybe_service(&m)) {
 			memcpy(buf, frame, len);
 			rc = of_guest_service(buf, len, room, &m, &g, &n);

@@ -54,6 +54,7 @@ class DataplaneOptions:
     verify_udp_checksum: bool = False
     udp_sport_min: int = 49152
     udp_sport_max: int = 65535
+    underlay_mtu: int = 1500  # the underlay's IP MTU: encapsulated packets are never longer
 
 
 def default_hash_seed(underlay: ipaddress.IPv6Address) -> int:
@@ -193,7 +194,7 @@ class Dataplane:
             rebalance_idle_ms=_NEVER if options.rebalance_idle_ms is None else options.rebalance_idle_ms,
             hop_limit=options.hop_limit, flow_label=options.flow_label, udp_checksum=options.udp_checksum,
             verify_udp_checksum=options.verify_udp_checksum, udp_sport_min=options.udp_sport_min,
-            udp_sport_max=options.udp_sport_max)
+            udp_sport_max=options.udp_sport_max, underlay_mtu=options.underlay_mtu)
         self._ports: list[PortInfo] = []
         self._tep_ids = StableIds(1, _dataplane.MAX_TEPS)
         self._nh_ids = StableIds(1, _dataplane.MAX_NEXTHOPS)
