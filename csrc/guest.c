@@ -19,6 +19,9 @@
 #define ND_TYPE_FIRST		133	/* router solicitation */
 #define ND_TYPE_LAST		137	/* redirect */
 #define ND_ROUTER_SOLICIT	133
+#define MLD_QUERY		130	/* to MLD_DONE: RFC 2710 */
+#define MLD_DONE		132
+#define MLD2_REPORT		143	/* RFC 3810 */
 
 static const uint8_t v4_mapped_prefix[12] = { [10] = 0xff, [11] = 0xff };
 
@@ -146,7 +149,12 @@ of_guest_service(uint8_t *frame, uint32_t len, uint32_t room, const struct of_in
 	uint8_t gw_ll[16];
 
 	if (m->key.proto == IPPROTO_ICMPV6) {
-		if (l4 >= len || frame[l4] < ND_TYPE_FIRST || frame[l4] > ND_TYPE_LAST)
+		if (l4 >= len)
+			return OF_OK;
+		/* every guest reports its groups when its interface comes up: the link's, never forwarded */
+		if ((frame[l4] >= MLD_QUERY && frame[l4] <= MLD_DONE) || frame[l4] == MLD2_REPORT)
+			return link_source_ok(g, m) ? OF_C_GATEWAY_MLD_IGNORED : OF_C_SPOOF_SRC_IP;
+		if (frame[l4] < ND_TYPE_FIRST || frame[l4] > ND_TYPE_LAST)
 			return OF_OK;
 		if (!link_source_ok(g, m))
 			return OF_C_SPOOF_SRC_IP;

@@ -82,7 +82,8 @@ int of_guest_arp(uint8_t *frame, uint32_t len, uint32_t room, const struct of_gu
 
 /*
  * A guest IP frame for which of_guest_maybe_service said 1, m as the parse
- * filled it. Neighbor discovery, router solicitations, DHCPv4 (UDP to port
+ * filled it. Neighbor discovery, router solicitations, multicast listener
+ * discovery (dropped as GATEWAY_MLD_IGNORED), DHCPv4 (UDP to port
  * 67 at 255.255.255.255 or the port's IPv4 gateway) and DHCPv6 (to port 547
  * at ff02::1:2 or the gateway's link-local address) are the gateway's:
  * answered (of_guest_answered(rc): frame holds *reply_len bytes of answer)

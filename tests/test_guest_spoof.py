@@ -8,7 +8,22 @@ import dataclasses
 import ipaddress
 
 import pytest
-from scapy.all import ARP, IP, UDP, Ether, ICMPv6EchoRequest, ICMPv6ND_NS, ICMPv6NDOptSrcLLAddr, IPv6, Raw, raw
+from scapy.all import (
+    ARP,
+    IP,
+    UDP,
+    Ether,
+    ICMPv6EchoRequest,
+    ICMPv6MLDMultAddrRec,
+    ICMPv6MLReport2,
+    ICMPv6ND_NS,
+    ICMPv6NDOptSrcLLAddr,
+    IPv6,
+    IPv6ExtHdrHopByHop,
+    Raw,
+    RouterAlert,
+    raw,
+)
 
 from tests.support.sled import GATEWAY_MAC, GUEST_IP4, GUEST_IP6, GUEST_MAC, default_state, ring_sled
 from tests.test_gateway import GATEWAY_LL, GUEST_LL, arp_reply, arp_request, drops, neighbor_advert, solicited_node
@@ -112,3 +127,16 @@ def test_allowed_prefixes_let_a_routing_guest_forward_its_networks(eal):
                            / ARP(op=2, hwsrc=GATEWAY_MAC, psrc="10.0.0.1", hwdst=GUEST_MAC, pdst="192.168.3.4"))]
     assert drops(c) == {"spoof_src_ip": len(refused)}
     assert c["flows_created"] == len(ok)
+
+
+def test_multicast_listener_reports_stay_on_the_link_without_counting_as_spoofed(eal):
+    # what every Linux guest sends when its interface comes up: MLDv2 reports from its link-local
+    # address (and from :: during DAD), with a Hop-by-Hop router alert
+    reports = [raw(Ether(src=GUEST_MAC, dst="33:33:00:00:00:16") / IPv6(src=src, dst="ff02::16", hlim=1)
+                   / IPv6ExtHdrHopByHop(options=[RouterAlert()]) / ICMPv6MLReport2(records=[ICMPv6MLDMultAddrRec()]))
+               for src in (GUEST_LL, "::")]
+    from_another = raw(Ether(src=GUEST_MAC, dst="33:33:00:00:00:16") / IPv6(src=OTHER_IP6, dst="ff02::16", hlim=1)
+                       / IPv6ExtHdrHopByHop(options=[RouterAlert()]) / ICMPv6MLReport2())
+    answers, out, c = run(reports + [from_another])
+    assert answers == [] and out == []
+    assert drops(c) == {"gateway_mld_ignored": 2, "spoof_src_ip": 1} and c["flows_created"] == 0
