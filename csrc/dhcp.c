@@ -16,7 +16,8 @@
 #include <rte_udp.h>
 
 #include "gateway.h"
-#include "guest.h"
+#include "dhcp.h"
+#include "guest_net.h"
 
 /* A reply is built here, then copied over the request: requests are smaller than replies. */
 #define REPLY_MAX		1024
@@ -246,7 +247,7 @@ of_dhcp4_answer(uint8_t *frame, uint32_t len, uint32_t room, const struct of_inn
 	ip_end = m->l2_len + rte_be_to_cpu_16(ip->total_length);
 	if (ip_end > len || ip_end < l4 || ip_end - l4 < sizeof(*udp))
 		return OF_C_GATEWAY_DHCP4_IGNORED;
-	if (memcmp(&ip->src_addr, zero4, 4) != 0 && !of_guest_src_ok(g, m))
+	if (memcmp(&ip->src_addr, zero4, 4) != 0 && !of_guest_src_ok(&g->net, m))
 		return OF_C_SPOOF_SRC_IP;
 	if (!n->has_ipv4)
 		return OF_C_GATEWAY_DHCP4_IGNORED;

@@ -18,34 +18,10 @@
 #include <netinet/in.h>
 
 #include "counters.h"
+#include "dhcp.h"
+#include "guest_net.h"
 #include "parse.h"
 #include "tables.h"
-
-#define OF_DHCP4_SERVER_PORT	67
-#define OF_DHCP4_CLIENT_PORT	68
-#define OF_DHCP6_CLIENT_PORT	546
-#define OF_DHCP6_SERVER_PORT	547
-
-/* The defaults of a guest entry given no network: no address, MTU OF_GUEST_MTU_DEFAULT. */
-void of_guest_net_default(struct of_guest_net *n);
-
-/* NULL if n is usable, else what is wrong with it (one line). */
-const char *of_guest_net_problem(const struct of_guest_net *n);
-
-/* Whether src (16 bytes, IPv4 v4-mapped) lies in one of the port's allowed extra prefixes. */
-int of_guest_src_in_allowed(const struct of_guest_net *n, const uint8_t src[16], int is_ipv6);
-
-/* Per packet: 1 if the parsed packet's source address is the port's, or allowed. */
-static inline int
-of_guest_src_ok(const struct of_guest *g, const struct of_inner_meta *m)
-{
-	const struct of_guest_net *n = &g->net;
-
-	if (m->is_ipv6 ? n->has_ipv6 && memcmp(m->key.src, n->ipv6, 16) == 0 :
-			 n->has_ipv4 && memcmp(m->key.src + 12, n->ipv4, 4) == 0)
-		return 1;
-	return n->n_allowed != 0 && of_guest_src_in_allowed(n, m->key.src, m->is_ipv6);
-}
 
 /* Per packet: 1 if the frame's Ethernet source is the port's MAC. */
 static inline int
@@ -92,15 +68,5 @@ int of_guest_arp(uint8_t *frame, uint32_t len, uint32_t room, const struct of_gu
  */
 int of_guest_service(uint8_t *frame, uint32_t len, uint32_t room, const struct of_inner_meta *m,
 		     const struct of_guest *g, uint32_t *reply_len);
-
-/* dhcp.c: the same contract for a frame known to be DHCPv4 / DHCPv6 to the gateway. */
-int of_dhcp4_answer(uint8_t *frame, uint32_t len, uint32_t room, const struct of_inner_meta *m,
-		    const struct of_guest *g, uint32_t *reply_len);
-int of_dhcp6_answer(uint8_t *frame, uint32_t len, uint32_t room, const struct of_inner_meta *m,
-		    const struct of_guest *g, uint32_t *reply_len);
-
-/* ra.c: a router solicitation (ICMPv6 type 133 at m's l4) answered with the port's advertisement. */
-int of_ra_answer(uint8_t *frame, uint32_t len, uint32_t room, const struct of_inner_meta *m,
-		 const struct of_guest *g, uint32_t *reply_len);
 
 #endif

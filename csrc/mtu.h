@@ -38,16 +38,4 @@ uint32_t of_icmp_too_big(uint8_t *frame, uint32_t len, const struct of_inner_met
 /* 1 for an IPv4 packet that may not be fragmented (DF set), 0 otherwise. */
 int of_ipv4_dont_fragment(const uint8_t *frame, const struct of_inner_meta *m);
 
-struct of_dp;
-struct of_lcore;
-struct rte_mbuf;
-
-/*
- * A guest frame (mt as the parse filled it) whose encapsulation would exceed
- * the underlay MTU: sent back out guest port `port` as the ICMP error, or
- * dropped under OVER_MTU_NO_DF, OVER_MTU_RATE_LIMITED or OVER_MTU_UNANSWERED.
- */
-void of_outbound_too_big(struct of_dp *dp, struct of_lcore *lc, uint16_t port, struct rte_mbuf *m,
-			 const struct of_inner_meta *mt, const struct of_guest *g);
-
 #endif

@@ -26,6 +26,7 @@
 #include "flow.h"
 #include "guest.h"
 #include "mtu.h"
+#include "outbound_mtu.h"
 #include "handoff.h"
 #include "lcore.h"
 #include "outbound.h"
@@ -391,7 +392,7 @@ outbound_burst(struct of_dp *dp, struct of_lcore *lc, const struct of_tables *t,
 			if (gateway_consumed(dp, lc, port, m, rc, reply_len))
 				continue;
 		}
-		if (unlikely(!of_guest_src_ok(guest, mt))) {
+		if (unlikely(!of_guest_src_ok(&guest->net, mt))) {
 			of_drop(lc, OF_C_SPOOF_SRC_IP, m);
 			continue;
 		}

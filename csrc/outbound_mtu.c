@@ -12,6 +12,7 @@
 #include "dp.h"
 #include "lcore.h"
 #include "mtu.h"
+#include "outbound_mtu.h"
 #include "tx.h"
 
 /* A token bucket per worker: at most OF_ICMP_ERRORS_PER_S errors a second, bursts of OF_ICMP_ERRORS_BURST. */

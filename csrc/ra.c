@@ -16,7 +16,7 @@
 #include <rte_ip.h>
 
 #include "gateway.h"
-#include "guest.h"
+#include "ra.h"
 #include "wire.h"
 
 #define ND_ROUTER_SOLICIT	133

@@ -23,7 +23,7 @@
 #include "compat.h"
 #include "dp.h"
 #include "error.h"
-#include "guest.h"
+#include "guest_net.h"
 #include "tables.h"
 
 struct of_member_list {

@@ -6,8 +6,8 @@
  *
  *   clang -std=gnu11 -g -O1 -fsanitize=fuzzer,address,undefined \
  *	$(pkg-config --cflags libdpdk) -Icsrc csrc/fuzz/fuzz_parse.c \
- *	csrc/parse.c csrc/ndp.c csrc/gateway.c csrc/guest.c csrc/dhcp.c csrc/ra.c \
- *	csrc/mtu.c csrc/counters.c -o /tmp/fuzz_parse
+ *	csrc/parse.c csrc/ndp.c csrc/gateway.c csrc/guest.c csrc/guest_net.c csrc/dhcp.c \
+ *	csrc/ra.c csrc/mtu.c csrc/counters.c -o /tmp/fuzz_parse
  *   /tmp/fuzz_parse -max_total_time=30 [corpus dir]
  */
 #include <stddef.h>
@@ -146,7 +146,7 @@ fuzz_guest(const uint8_t *frame, uint32_t len)
 	rc = of_guest_arp(buf, len, room, &g, &n);
 	EXPECT(of_guest_answered(rc) ? n > 0 && n <= room : memcmp(buf, frame, len) == 0);
 	if (of_parse_inner(frame, len, &m) == OF_OK) {
-		(void)of_guest_src_ok(&g, &m);
+		(void)of_guest_src_ok(&g.net, &m);
 		memcpy(buf, frame, len);
 		n = of_icmp_too_big(buf, len, &m, &g, 1430);
 		EXPECT(n <= len);
