@@ -12,6 +12,8 @@ APT_PACKAGES=(
     curl                                                    # the end-to-end downloads
     tshark                                                  # independent Geneve decoding
     openvswitch-switch                                      # a real Geneve peer (userspace datapath)
+    frr nftables                                            # a real BFD peer (bfdd), and dropping its packets
+    openvswitch-switch-dpdk                                 # the bench's peer (opte-fast bench --with-ovs)
     clang libclang-rt-dev                                   # libFuzzer and its sanitizer runtimes
     qemu-system-x86 busybox-static                          # a real VM on a vhost-user guest port
     python3-venv python3-dev

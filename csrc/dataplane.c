@@ -20,6 +20,7 @@
 #include <rte_mbuf.h>
 #include <rte_rcu_qsbr.h>
 
+#include "bfd_io.h"
 #include "dp.h"
 #include "flow.h"
 #include "handoff.h"
@@ -58,6 +59,18 @@ uint64_t
 of_tsc_hz(void)
 {
 	return rte_get_tsc_hz();
+}
+
+uint64_t
+of_eal_heap_bytes(void)
+{
+	struct rte_malloc_socket_stats stats;
+	uint64_t bytes = 0;
+
+	for (unsigned i = 0; i < rte_socket_count(); i++)
+		if (rte_malloc_get_socket_stats(rte_socket_id_by_idx(i), &stats) == 0)
+			bytes += stats.heap_allocsz_bytes;
+	return bytes;
 }
 
 static uint64_t
@@ -140,6 +153,8 @@ of_dp_create(const struct of_dp_config *cfg)
 	/* The main lcore is never a worker (setup_lcores), so its id is free for the reader. */
 	dp->reader_thread = rte_get_main_lcore();
 	rte_rcu_qsbr_thread_register(dp->qsbr, dp->reader_thread);
+	if (of_bfd_create(dp) != 0)
+		goto fail;
 	/* Empty tables, so workers never see NULL. */
 	if (of_builder_commit(of_builder_new(dp)) != 0)
 		goto fail;
@@ -169,6 +184,7 @@ of_dp_destroy(struct of_dp *dp)
 	of_dp_stop(dp);
 	of_ports_close(dp);
 	free_lcores(dp);
+	of_bfd_destroy(dp);
 	of_tables_free(dp->tables);
 	rte_free(dp->qsbr);
 	if (dp->link_event_fd >= 0)
@@ -232,6 +248,11 @@ of_dp_start(struct of_dp *dp, const unsigned *lcores, unsigned n_lcores)
 		rc = of_ports_start(dp);
 	if (rc == 0) {
 		rc = of_links_watch(dp);
+		if (rc == 0) {
+			rc = of_bfd_start(dp);
+			if (rc != 0)
+				of_links_unwatch(dp);
+		}
 		if (rc != 0)
 			of_ports_stop(dp);
 	}
@@ -272,6 +293,7 @@ of_dp_stop(struct of_dp *dp)
 	for (unsigned w = 0; w < dp->n_workers; w++)
 		rte_eal_wait_lcore(dp->lcores[w].lcore_id);
 	/* Before the ports stop: stopping takes their links down, which is no news. */
+	of_bfd_stop(dp);
 	of_links_unwatch(dp);
 	of_handoff_free(dp);
 	of_ports_stop(dp);

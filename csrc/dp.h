@@ -16,6 +16,7 @@
 #include "dp_types.h"
 #include "flow.h"
 
+struct of_bfd;
 struct of_handoff;
 struct of_lcore;
 struct of_tables;
@@ -36,12 +37,14 @@ struct of_port {
 	uint16_t n_ring_rx;
 	struct rte_ring *ring_rx[RTE_PMD_RING_MAX_RX_RINGS];
 	struct rte_ring *ring_tx;
+	uint64_t ring_rx_no_mbuf;	/* frames refused at injection: the pool was empty */
 	/* Link state, written under dp->link_lock (EAL interrupt thread, and start). */
 	uint8_t link_watched;		/* uplinks and guests; an exception tap is the kernel's */
 	uint8_t link_lsc;		/* the PMD keeps the status by LSC interrupt */
 	uint64_t link_word;		/* status, duplex, speed: see link.c */
 	uint64_t link_changes;
 	uint64_t link_changed_ns;	/* CLOCK_MONOTONIC */
+	uint8_t bfd_txq;		/* TX queue n_workers is the BFD thread's, else worker 0 sends for it (bfd_io.c) */
 };
 
 struct of_dp {
@@ -74,6 +77,8 @@ struct of_dp {
 	unsigned n_workers;
 	struct of_lcore *lcores;	/* n_workers, cache aligned */
 	struct of_handoff *handoff;	/* the rings between several workers (handoff.h); NULL with one */
+	struct of_bfd *bfd;		/* BFD sessions and their thread (bfd_io.c) */
+	uint8_t bfd_via_worker;		/* some uplink has no BFD TX queue: worker 0 sends for it */
 };
 
 #endif

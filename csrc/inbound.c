@@ -12,6 +12,7 @@
 #include <rte_mbuf.h>
 #include <rte_prefetch.h>
 
+#include "bfd_io.h"
 #include "dp.h"
 #include "hash_bulk.h"
 #include "inbound.h"
@@ -31,6 +32,8 @@ exception(struct of_dp *dp, struct of_lcore *lc, uint16_t port, struct rte_mbuf 
 	uint8_t *data = rte_pktmbuf_mtod(m, uint8_t *);
 	uint32_t len = rte_pktmbuf_data_len(m);
 
+	if (of_bfd_input(dp, lc, port, m))
+		return;
 	if (rte_pktmbuf_is_contiguous(m) && of_ndp_is_solicit_for(data, len, dp->cfg.underlay_addr)) {
 		uint32_t room = len + rte_pktmbuf_tailroom(m);
 		uint32_t reply_len = of_ndp_build_advert(data, len, room, uplink->mac.addr_bytes,
@@ -85,9 +88,16 @@ of_inbound_burst(struct of_dp *dp, struct of_lcore *lc, const struct of_tables *
 			of_drop(lc, (enum of_counter)rc, m);
 			continue;
 		}
-		/* Keep the inner frame only: no outer headers, no trailing padding. */
+		/* Keep the inner frame only: no outer headers, no trailing padding. The parse read the
+		 * first segment only, so the inner frame ends in it: later segments are padding. */
 		rte_pktmbuf_adj(m, gm.outer_len);
-		rte_pktmbuf_trim(m, (uint16_t)(rte_pktmbuf_pkt_len(m) - gm.inner_len));
+		if (unlikely(m->next != NULL)) {
+			rte_pktmbuf_free(m->next);
+			m->next = NULL;
+			m->nb_segs = 1;
+		}
+		m->data_len = (uint16_t)gm.inner_len;
+		m->pkt_len = gm.inner_len;
 		keys[n_ok].vni = gm.vni;
 		memcpy(keys[n_ok].mac, data + gm.outer_len, 6);
 		keys[n_ok].pad[0] = keys[n_ok].pad[1] = 0;

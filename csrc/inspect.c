@@ -50,6 +50,14 @@ of_dp_counters(const struct of_dp *dp, uint64_t *out)
 	for (unsigned w = 0; w < dp->n_workers; w++)
 		for (unsigned c = 0; c < OF_N_COUNTERS; c++)
 			out[c] += __atomic_load_n(&dp->lcores[w].counters[c], __ATOMIC_RELAXED);
+	/* An empty pool loses frames before a worker sees them: the ports count those. */
+	for (uint16_t p = 0; p < dp->n_ports; p++) {
+		struct rte_eth_stats st;
+
+		out[OF_C_RX_NO_MBUF] += __atomic_load_n(&dp->ports[p].ring_rx_no_mbuf, __ATOMIC_RELAXED);
+		if (rte_eth_stats_get(dp->ports[p].port_id, &st) == 0)
+			out[OF_C_RX_NO_MBUF] += st.rx_nombuf;
+	}
 }
 
 int

@@ -7,6 +7,7 @@
 #include <rte_ethdev.h>
 #include <rte_rcu_qsbr.h>
 
+#include "bfd_io.h"
 #include "dp.h"
 #include "flow.h"
 #include "inbound.h"
@@ -52,6 +53,8 @@ of_worker_main(void *arg)
 				break;
 			}
 		}
+		if (unlikely(of_bfd_worker_sends(dp, lc)))
+			of_bfd_worker_tx(dp, lc);
 		of_tx_flush_all(dp, lc);
 		of_flow_sweep(lc, &dp->timeouts);
 		rte_rcu_qsbr_quiescent(dp->qsbr, lc->lcore_id);

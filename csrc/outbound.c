@@ -21,6 +21,7 @@
 #include <rte_tcp.h>
 #include <rte_udp.h>
 
+#include "cksum.h"
 #include "compat.h"
 #include "dp.h"
 #include "flow.h"
@@ -47,7 +48,7 @@ udp6_checksum(const struct rte_mbuf *m, const struct rte_ipv6_hdr *ip6, uint32_t
 	uint32_t sum = rte_ipv6_phdr_cksum(ip6, 0);
 	uint16_t raw;
 
-	if (rte_raw_cksum_mbuf(m, l4_off, rte_be_to_cpu_16(ip6->payload_len), &raw) != 0)
+	if (of_raw_cksum_mbuf(m, l4_off, rte_be_to_cpu_16(ip6->payload_len), &raw) != 0)
 		return 0;
 	sum += raw;
 	sum = (sum & 0xFFFF) + (sum >> 16);

@@ -28,8 +28,11 @@ of_dp_ring_inject(struct of_dp *dp, uint16_t port, uint16_t queue, const uint8_t
 		if (lens[done] > (uint32_t)dp->cfg.mbuf_data_room - RTE_PKTMBUF_HEADROOM)
 			break;
 		m = rte_pktmbuf_alloc(dp->pool);
-		if (m == NULL)
+		if (m == NULL) {
+			/* What a NIC counts as rx_nombuf: the frames it had no mbuf for are lost. */
+			__atomic_fetch_add(&dp->ports[port].ring_rx_no_mbuf, n - done, __ATOMIC_RELAXED);
 			break;
+		}
 		memcpy(rte_pktmbuf_append(m, (uint16_t)lens[done]), data, lens[done]);
 		if (rte_ring_enqueue(dp->ports[port].ring_rx[queue], m) != 0) {
 			rte_pktmbuf_free(m);

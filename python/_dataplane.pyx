@@ -8,6 +8,7 @@ cimport numpy as cnp
 import numpy as np
 
 from copte_fast cimport *
+from cbfd_api cimport *
 
 cnp.import_array()
 
@@ -17,6 +18,7 @@ ROLE_EXCEPTION = OF_ROLE_EXCEPTION
 MAX_TEPS = OF_MAX_TEPS
 MAX_NEXTHOPS = OF_MAX_NEXTHOPS
 MAX_GROUPS = OF_MAX_GROUPS
+MAX_BFD_SESSIONS = OF_BFD_MAX_SESSIONS
 NEVER = OF_NEVER
 
 
@@ -101,6 +103,10 @@ def eal_cleanup() -> None:
 
 def tsc_hz() -> int:
     return of_tsc_hz()
+
+
+def eal_heap_bytes() -> int:
+    return of_eal_heap_bytes()
 
 
 def counter_names() -> list:
@@ -370,3 +376,64 @@ cdef class Core:
 
     def table_swaps(self) -> int:
         return of_dp_table_swaps(self.live())
+
+    # -- BFD (csrc/bfd_api.h) --------------------------------------------------------------
+    def bfd_set(self, peers: list) -> None:
+        """Replace the BFD sessions: (multihop, peer 16 bytes, uplink index, dst MAC 6 bytes, desired min TX us,
+        required min RX us, detect multiplier) each."""
+        cdef of_dp *dp = self.live()
+        cdef unsigned n = len(peers)
+        cdef of_bfd_peer *p = <of_bfd_peer *>malloc((n or 1) * sizeof(of_bfd_peer))
+        cdef int rc
+        try:
+            for i, (multihop, peer, uplink, mac, tx_us, rx_us, mult) in enumerate(peers):
+                if len(peer) != 16 or len(mac) != 6:
+                    raise ValueError("a BFD peer takes a 16-byte address and a 6-byte MAC")
+                memset(&p[i], 0, sizeof(of_bfd_peer))
+                p[i].multihop = bool(multihop)
+                p[i].peer = peer
+                p[i].uplink = uplink
+                p[i].dst_mac = mac
+                p[i].desired_min_tx_us = tx_us
+                p[i].required_min_rx_us = rx_us
+                p[i].detect_mult = mult
+            with nogil:
+                rc = of_dp_bfd_set(dp, p, n)
+            check(rc)
+        finally:
+            free(p)
+
+    def bfd_sessions(self) -> list:
+        """Every session, in the order bfd_set gave them (see of_bfd_info)."""
+        cdef of_bfd_info *out = <of_bfd_info *>malloc(OF_BFD_MAX_SESSIONS * sizeof(of_bfd_info))
+        cdef of_dp *dp = self.live()
+        cdef unsigned n
+        try:
+            with nogil:
+                n = of_dp_bfd_sessions(dp, out, OF_BFD_MAX_SESSIONS)
+            return [{"multihop": bool(out[i].multihop), "peer": bytes(out[i].peer[:16]),
+                     "local": bytes(out[i].local[:16]), "uplink": out[i].uplink, "state": out[i].state,
+                     "remote_state": out[i].remote_state, "diag": out[i].diag, "remote_diag": out[i].remote_diag,
+                     "been_up": bool(out[i].been_up), "poll": bool(out[i].poll),
+                     "detect_mult": out[i].detect_mult, "remote_mult": out[i].remote_mult,
+                     "local_disc": out[i].local_disc, "remote_disc": out[i].remote_disc,
+                     "desired_min_tx_us": out[i].desired_min_tx_us, "required_min_rx_us": out[i].required_min_rx_us,
+                     "remote_min_tx_us": out[i].remote_min_tx_us, "remote_min_rx_us": out[i].remote_min_rx_us,
+                     "tx_interval_us": out[i].tx_interval_us, "detect_us": out[i].detect_us,
+                     "changed_ns": out[i].changed_ns, "rx_packets": out[i].rx_packets,
+                     "tx_packets": out[i].tx_packets, "ups": out[i].ups, "downs": out[i].downs}
+                    for i in range(n)]
+        finally:
+            free(out)
+
+    def bfd_stats(self) -> dict:
+        cdef of_bfd_stats st
+        of_dp_bfd_stats(self.live(), &st)
+        return st
+
+    def bfd_event_fd(self) -> int:
+        """An eventfd, readable after any BFD session changed state; read 8 bytes from it to rearm."""
+        return of_dp_bfd_event_fd(self.live())
+
+    def bfd_port_ready(self, port: int) -> bool:
+        return bool(of_dp_bfd_port_ready(self.live(), port))

@@ -91,6 +91,7 @@ cdef extern from "opte_fast.h" nogil:
     int of_eal_init(int argc, char **argv)
     int of_eal_cleanup()
     uint64_t of_tsc_hz()
+    uint64_t of_eal_heap_bytes()
 
     of_dp *of_dp_create(const of_dp_config *cfg)
     void of_dp_destroy(of_dp *dp)

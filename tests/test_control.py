@@ -123,7 +123,7 @@ def test_a_file_that_is_not_a_socket_is_refused_and_left_alone(running, sockdir)
 def test_every_op_is_served():
     assert set(OPS) == {"stats", "flows", "routes", "nexthops", "teps", "buckets", "v2b.set", "v2b.clear", "v2b.dump",
                         "v2p.set", "v2p.clear", "v2p.dump", "tep.up", "tep.down", "port.list", "route.set",
-                        "route.clear"}
+                        "route.clear", "bfd"}
 
 
 def test_ctl_has_a_command_for_every_op_and_no_other():

@@ -1,13 +1,14 @@
 /*
- * libFuzzer entry for the packet parsers and the NDP, gateway, DHCP, router
- * advertisement and ICMP too-big responders:
+ * libFuzzer entry for the packet parsers, the NDP, gateway, DHCP, router
+ * advertisement and ICMP too-big responders, and BFD's receive path (classify,
+ * parse, a session taking the packet):
  * any input gets a result without a read or write past its end, and
  * whatever a parser reports lies inside the input.
  *
  *   clang -std=gnu11 -g -O1 -fsanitize=fuzzer,address,undefined \
  *	$(pkg-config --cflags libdpdk) -Icsrc csrc/fuzz/fuzz_parse.c \
  *	csrc/parse.c csrc/ndp.c csrc/gateway.c csrc/guest.c csrc/guest_net.c csrc/dhcp.c \
- *	csrc/ra.c csrc/mtu.c csrc/counters.c -o /tmp/fuzz_parse
+ *	csrc/ra.c csrc/mtu.c csrc/counters.c csrc/bfd.c -o /tmp/fuzz_parse
  *   /tmp/fuzz_parse -max_total_time=30 [corpus dir]
  */
 #include <stddef.h>
@@ -15,6 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "bfd.h"
 #include "gateway.h"
 #include "guest.h"
 #include "mtu.h"
@@ -159,6 +161,28 @@ fuzz_guest(const uint8_t *frame, uint32_t len)
 	free(buf);
 }
 
+/* Whatever parses goes into a session, which then still builds a frame of the fixed length. */
+static void
+fuzz_bfd(const uint8_t *frame, uint32_t len)
+{
+	struct of_bfd_session s = { .cfg_tx_us = 10000, .cfg_rx_us = 10000, .cfg_mult = 3 };
+	struct of_bfd_rx rx;
+	uint8_t out[OF_BFD_FRAME_LEN];
+
+	if (len >= IP6_DST_OFF + 16)
+		(void)of_bfd_classify(frame, len, frame + IP6_DST_OFF, SLED);
+	(void)of_bfd_classify(frame, len, NULL, SLED);
+	if (of_bfd_parse(frame, len, &rx) != OF_BFD_RX_OK)
+		return;
+	EXPECT(rx.detect_mult != 0 && rx.my_disc != 0 && rx.kind != OF_BFD_NOT_BFD);
+	of_bfd_session_init(&s, 1, 0);
+	of_bfd_session_rx(&s, &rx, 1000);
+	of_bfd_session_expire(&s, UINT64_MAX);
+	EXPECT(s.state <= OF_BFD_UP);
+	EXPECT(of_bfd_build(&s, out, sizeof(out), 1) == OF_BFD_FRAME_LEN);
+	of_bfd_session_sent(&s, 0, UINT32_MAX);
+}
+
 int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
@@ -169,6 +193,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	fuzz_inner(data, len);
 	fuzz_gateway(data, len);
 	fuzz_guest(data, len);
+	fuzz_bfd(data, len);
 
 	/* the sled's address, and the input's own destination and target, so
 	 * the paths past the address checks are reached without guessing it */

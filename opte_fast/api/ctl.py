@@ -125,6 +125,19 @@ def _tep_result(r: dict) -> str:
     return f"{r['addr']} {'up' if r['up'] else 'down'} {where}"
 
 
+def _bfd(r: dict) -> str:
+    columns = ["kind", "uplink", "peer", "state", "remote_state", "member_up", "local_disc", "remote_disc",
+               "tx_interval_ms", "detect_ms", "last_change_s_ago", "diag", "rx_packets", "tx_packets"]
+    t = r["thread"]
+    thread = "BFD thread: not running" if not t else (
+        f"BFD thread: {'SCHED_FIFO' if t['realtime'] else 'SCHED_OTHER'}, latest wake-up "
+        f"{t['late_max_ns'] / 1e6:.2f} ms late, {t['late_over_1ms']} over 1 ms; rx {t['rx_packets']} "
+        f"(no session {t['rx_no_session']}, malformed {t['rx_malformed']}, bad checksum {t['rx_bad_checksum']}, "
+        f"bad hop limit {t['rx_bad_hop_limit']}, invalid {t['rx_invalid']}, authenticated {t['rx_auth']}), "
+        f"tx {t['tx_packets']} (failed {t['tx_failed']})")
+    return "\n\n".join([table(r["sessions"], columns), thread])
+
+
 # How each operation's result reads for people; the rest are tables.
 HUMAN = {
     "stats": _stats,
@@ -132,6 +145,7 @@ HUMAN = {
     "v2p.set": _changed, "v2p.clear": _changed, "v2p.dump": lambda rows: table(rows, ["vni", "ip", "underlay", "mac"]),
     "tep.up": _tep_result, "tep.down": _tep_result,
     "route.set": _changed, "route.clear": _changed,
+    "bfd": _bfd,
 }
 GROUPS = {
     "v2b": "Boundary services: prefix -> TEP set.",

@@ -160,6 +160,7 @@ OPS: dict[str, Op] = {op.name: op for op in (
     Op("tep.up", "New flows may use ADDR again; idle flows rebalance onto it.", (ADDR,)),
     Op("tep.down", "Move every flow off ADDR.", (ADDR,)),
     Op("port.list", "Ports with role, devargs, counters and link state (up/down, changes, reaction time)."),
+    Op("bfd", "BFD sessions: peer, state, discriminators, intervals, detect time, last change and why."),
     Op("route.set", "Reach PREFIX through every --nexthop.", (
         ROUTE_PREFIX,
         Arg("nexthops", _nexthop_list, flag="--nexthop", many=True, cli_type=(str, str, str),

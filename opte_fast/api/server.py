@@ -111,6 +111,10 @@ class ControlAPI:
                 p["hands_out"] = hands_out(guests[p["name"]])
         return ports
 
+    def bfd(self) -> dict:
+        report = getattr(self.dataplane, "bfd", None)  # controlplane/bfd.py's Bfd, when it is in the stack
+        return report() if callable(report) else {"sessions": [], "thread": None}
+
     def route_set(self, prefix, nexthops) -> dict:
         return {"changed": self.controller.route_set(prefix, nexthops)}
 

@@ -21,6 +21,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from ..controlplane.bfd import BfdConfig, bfd_config
 from ..controlplane.state import (
     BOUNDARY_SERVICES_VNI,
     GUEST_MTU_MAX,
@@ -80,6 +81,7 @@ ARRAYS = {
     "v2p": {"vni", "ip", "underlay", "mac"},
     "v2b": {"prefix", "teps", "vni"},
     "route": {"prefix", "nexthops"},
+    "bfd_uplink": {"name", "mode", "desired_min_tx_ms", "required_min_rx_ms", "detect_multiplier"},
 }
 NEXTHOP_KEYS = {"uplink", "gateway", "mac"}
 
@@ -94,6 +96,7 @@ class Config:
     v2p: tuple[V2P, ...]
     v2b: tuple[V2B, ...]
     static_routes: tuple[Route, ...]
+    bfd: BfdConfig = BfdConfig()
 
     @property
     def uplinks(self) -> tuple[str, ...]:
@@ -215,8 +218,9 @@ def load_config(path: str | os.PathLike | None, flag_overrides: dict[str, Any]) 
     v2p = _v2p(doc, r)
     v2b = _v2b(doc, r)
     routes = _routes(doc, r, [p.name for p in ports if p.role == "uplink"])
+    bfd = bfd_config(options, r.array(doc, "bfd_uplink"), [p.name for p in ports if p.role == "uplink"], r.fail)
     return Config(source=source, options=options, ports=ports, guests=guests, v2p=v2p, v2b=v2b,
-                  static_routes=routes)
+                  static_routes=routes, bfd=bfd)
 
 
 def _read_toml(source: str) -> dict:

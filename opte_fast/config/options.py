@@ -104,6 +104,18 @@ OPTIONS: tuple[Option, ...] = (
            "/run/opte-fast/opte-fast.sock", "unix control socket path", key="socket", pytype=str),
     Option("metrics_listen", "control", ListenAddress(), None,
            "serve Prometheus metrics over HTTP at this address (off when not given)", pytype=tuple),
+    # [bfd]: fast failure detection (controlplane/bfd.py); per uplink in [[bfd_uplink]]
+    Option("bfd", "bfd", Choice(("off", "on", "require")), "off",
+           "BFD on every uplink's nexthops and to every TEP: off; on (a session that was up and failed marks its "
+           "nexthop or TEP down); require (only an up session lets its nexthop or TEP be used)", key="mode",
+           pytype=str),
+    Option("bfd_tx_ms", "bfd", Int(10, 60_000), 50, "BFD desired min TX interval, milliseconds",
+           key="desired_min_tx_ms", pytype=int),
+    Option("bfd_rx_ms", "bfd", Int(10, 60_000), 50, "BFD required min RX interval, milliseconds",
+           key="required_min_rx_ms", pytype=int),
+    Option("bfd_multiplier", "bfd", Int(1, 255), 3, "BFD detect multiplier", key="detect_multiplier", pytype=int),
+    Option("bfd_multihop", "bfd", Bool(), True, "multi-hop BFD (RFC 5883) to every TEP a V2B entry names",
+           key="multihop", pytype=bool),
     # [run]
     Option("duration_s", "run", Number(0, 1e9), 0.0, "stop after this many seconds (0: until signalled)",
            pytype=float),

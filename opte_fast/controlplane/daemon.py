@@ -17,6 +17,7 @@ from typing import TextIO
 
 from ..api.server import ControlAPI, ControlServer
 from ..config.loader import Config
+from .bfd import Bfd
 from .controller import Controller
 from .links import Links
 from .metrics import DataplaneCollector, MetricsServer
@@ -37,10 +38,14 @@ def serve(config: Config, dataplane: DataplaneAPI, stop: threading.Event | None 
     try:
         # Every commit passes through `links`: a nexthop is up only while its uplink's link is.
         taps = {u: u for u in config.uplinks} if o.exception_path else None
-        links = Links(dataplane, config.uplinks, taps, o.netns, follow=o.follow_link)
+        # ... and through `bfd`: a nexthop or TEP is up only while its BFD session has not failed.
+        bfd = Bfd(dataplane, config.bfd)
+        links = Links(bfd, config.uplinks, taps, o.netns, follow=o.follow_link)
         controller = Controller(links, config.initial_state(), config.uplinks)
         links.start()
         started.append(links.stop)
+        bfd.start()
+        started.append(bfd.stop)
         source = make_route_source(config, controller)
         source.start()
         started.append(source.stop)

@@ -361,6 +361,22 @@ class Dataplane:
         """Take a started port's link down or up (rte_eth_dev_set_link_down/up), as a pulled cable would."""
         self._core.set_link(self.port_index(port), up)
 
+    # -- BFD: the sessions run in C (csrc/bfd_io.c); which ones, and what they mean, is bfd.py's --
+    def bfd_set(self, peers: list[tuple]) -> None:
+        """Replace the BFD sessions: (multihop, peer address bytes, uplink index, nexthop MAC bytes,
+        desired min TX us, required min RX us, detect multiplier) each; a kept session keeps its state."""
+        self._core.bfd_set(peers)
+
+    def bfd_sessions(self) -> list[dict]:
+        return self._core.bfd_sessions()
+
+    def bfd_stats(self) -> dict:
+        return self._core.bfd_stats()
+
+    def bfd_event_fd(self) -> int:
+        """An eventfd that becomes readable after any BFD session changed state; read 8 bytes to rearm it."""
+        return self._core.bfd_event_fd()
+
     def flows(self, limit: int) -> list[dict]:
         tep_addr = {i: k[1] for k, i in self._ids["teps"].items()}
         nh_desc = {i: k for k, i in self._ids["nexthops"].items()}

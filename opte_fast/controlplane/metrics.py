@@ -15,6 +15,8 @@ from prometheus_client import start_http_server
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector, CollectorRegistry
 
+from .bfd import bfd_metrics
+
 PREFIX = "opte_fast"
 
 
@@ -41,6 +43,7 @@ class DataplaneCollector(Collector):
         yield cap
         yield from _commits(self.api.controller.commit_stats())
         yield from _route_sync(stats["route_sync"])
+        yield from bfd_metrics(self.api.bfd(), PREFIX)
 
     def _counters(self, counters: dict[str, int]) -> Iterator[Metric]:
         drops = CounterMetricFamily(f"{PREFIX}_drops", "packets dropped, by reason (csrc/counters.def)",
