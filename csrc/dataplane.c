@@ -97,6 +97,8 @@ check_config(const struct of_dp_config *cfg)
 		of_set_error("flow capacity must be at least 8");
 	else if (cfg->mbuf_data_room < RTE_PKTMBUF_HEADROOM + RTE_ETHER_MIN_LEN)
 		of_set_error("mbuf data room too small");
+	else if (cfg->underlay_mtu < OF_UNDERLAY_MTU_MIN || cfg->underlay_mtu > OF_UNDERLAY_MTU_MAX)
+		of_set_error("underlay MTU must be %d to %d bytes", OF_UNDERLAY_MTU_MIN, OF_UNDERLAY_MTU_MAX);
 	else
 		return 0;
 	return -EINVAL;

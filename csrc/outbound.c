@@ -25,7 +25,9 @@
 #include "compat.h"
 #include "dp.h"
 #include "flow.h"
-#include "gateway.h"
+#include "guest.h"
+#include "mtu.h"
+#include "outbound_mtu.h"
 #include "handoff.h"
 #include "lcore.h"
 #include "outbound.h"
@@ -273,6 +275,7 @@ encap_and_send(struct of_dp *dp, struct of_lcore *lc, const struct of_path *p, s
 	uint8_t *hdr = (uint8_t *)rte_pktmbuf_prepend(m, OF_OUTER_HDR_LEN);
 	struct rte_ipv6_hdr *ip6;
 	struct rte_udp_hdr *udp;
+	/* inner_len + 56 <= the underlay MTU <= OF_UNDERLAY_MTU_MAX: checked in outbound_burst */
 	uint16_t udp_len = (uint16_t)(inner_len + sizeof(*udp) + sizeof(struct of_geneve_hdr));
 
 	if (unlikely(hdr == NULL)) {
@@ -295,10 +298,10 @@ encap_and_send(struct of_dp *dp, struct of_lcore *lc, const struct of_path *p, s
 }
 
 /*
- * What the guest's gateway made of a frame, rc from of_gateway_arp or
- * of_gateway_ndp: its answer goes back out the guest port, a frame it keeps
+ * What the guest's gateway made of a frame, rc from of_guest_arp or
+ * of_guest_service: its answer goes back out the guest port, a frame it keeps
  * without an answer is dropped. 1 if the gateway consumed the frame (either
- * way), 0 if the frame is none of its business (not ARP, not neighbor discovery).
+ * way), 0 if the frame is none of its business (not ARP, not its IP services).
  */
 static int
 gateway_consumed(struct of_dp *dp, struct of_lcore *lc, uint16_t port, struct rte_mbuf *m,
@@ -306,7 +309,7 @@ gateway_consumed(struct of_dp *dp, struct of_lcore *lc, uint16_t port, struct rt
 {
 	if (rc == OF_OK || rc == OF_C_NOT_IP)
 		return 0;
-	if (rc != OF_C_GATEWAY_ARP_REPLIES && rc != OF_C_GATEWAY_NDP_REPLIES) {
+	if (!of_guest_answered(rc)) {
 		of_drop(lc, (enum of_counter)rc, m);
 		return 1;
 	}
@@ -366,29 +369,45 @@ outbound_burst(struct of_dp *dp, struct of_lcore *lc, const struct of_tables *t,
 	for (uint16_t i = 0; i < n; i++) {
 		struct rte_mbuf *m = pkts[i];
 		struct of_inner_meta *mt = &meta[n_ok];
+		uint8_t *data = rte_pktmbuf_mtod(m, uint8_t *);
+		uint32_t len = rte_pktmbuf_data_len(m);
 		uint32_t reply_len = 0;
 		int rc;
 
 		if (i + PREFETCH_OFFSET < n)
 			rte_prefetch0(rte_pktmbuf_mtod(pkts[i + PREFETCH_OFFSET], void *));
-		rc = of_parse_inner(rte_pktmbuf_mtod(m, const uint8_t *), rte_pktmbuf_data_len(m), mt);
-		/* The gateway looks only at frames the parse found not IP (ARP) or ICMPv6 (neighbor
-		 * discovery); every other IP frame pays one compare on a byte the parse just wrote. */
+		/* Anti-spoofing (guest.h) before anything else: no flow, no answer for another's MAC. */
+		if (unlikely(len < RTE_ETHER_HDR_LEN || !of_guest_mac_ok(guest, data))) {
+			of_drop(lc, len < RTE_ETHER_HDR_LEN ? OF_C_PARSE_TRUNCATED : OF_C_SPOOF_SRC_MAC, m);
+			continue;
+		}
+		rc = of_parse_inner(data, len, mt);
+		/* The gateway looks only at frames the parse found not IP (ARP), ICMPv6 (neighbor
+		 * discovery) or UDP to a DHCP server port; every other IP frame pays two compares
+		 * on bytes the parse just wrote. */
 		if (unlikely(rc != OF_OK)) {
 			if (rc == OF_C_NOT_IP) {
-				rc = of_gateway_arp(rte_pktmbuf_mtod(m, uint8_t *), rte_pktmbuf_data_len(m),
-						    gateway_room(m), guest->mac, guest->gw_mac, &reply_len);
+				rc = of_guest_arp(data, len, gateway_room(m), guest, &reply_len);
 				if (gateway_consumed(dp, lc, port, m, rc, reply_len))
 					continue;
 			}
 			of_drop(lc, (enum of_counter)rc, m);
 			continue;
 		}
-		if (unlikely(mt->key.proto == IPPROTO_ICMPV6)) {
-			rc = of_gateway_ndp(rte_pktmbuf_mtod(m, uint8_t *), rte_pktmbuf_data_len(m), gateway_room(m),
-					    mt->l2_len + mt->l3_len, guest->mac, guest->gw_mac, &reply_len);
+		if (unlikely(of_guest_maybe_service(mt))) {
+			rc = of_guest_service(data, len, gateway_room(m), mt, guest, &reply_len);
 			if (gateway_consumed(dp, lc, port, m, rc, reply_len))
 				continue;
+		}
+		if (unlikely(!of_guest_src_ok(&guest->net, mt))) {
+			of_drop(lc, OF_C_SPOOF_SRC_IP, m);
+			continue;
+		}
+		/* Too big once encapsulated: an ICMP error back to the guest, or a drop (mtu.h). This
+		 * also bounds every length encap_and_send writes into 16-bit fields. */
+		if (unlikely(rte_pktmbuf_pkt_len(m) + OF_ENCAP_IP_OVERHEAD > dp->cfg.underlay_mtu)) {
+			of_outbound_too_big(dp, lc, port, m, mt, guest);
+			continue;
 		}
 		mt->key.vni = guest->vni;
 		keys[n_ok] = &mt->key;

@@ -41,6 +41,7 @@ struct of_guest {
 	uint8_t valid;
 	uint8_t mac[6];
 	uint8_t gw_mac[6];
+	struct of_guest_net net;	/* addresses and what DHCP and RA hand out (guest.h) */
 };
 
 struct of_v2p {

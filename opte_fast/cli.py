@@ -40,7 +40,7 @@ def dataplane_options(config: Config):
         udp_idle_ms=o.udp_idle_timeout_s * 1000, icmp_idle_ms=o.icmp_idle_timeout_s * 1000,
         rebalance_idle_ms=None if o.rebalance == "never" else o.rebalance_idle_ms, hop_limit=o.hop_limit,
         flow_label=o.flow_label, udp_checksum=o.udp_checksum, verify_udp_checksum=o.verify_udp_checksum,
-        udp_sport_min=o.udp_sport_range[0], udp_sport_max=o.udp_sport_range[1])
+        udp_sport_min=o.udp_sport_range[0], udp_sport_max=o.udp_sport_range[1], underlay_mtu=o.underlay_mtu_bytes)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 110})

@@ -34,6 +34,54 @@ cdef int check(int rc) except -1:
     return rc
 
 
+cdef void copy_bytes(uint8_t *dst, bytes src, Py_ssize_t size) except *:
+    if len(src) != size:
+        raise ValueError(f"expected {size} bytes, got {len(src)}")
+    for i in range(size):
+        dst[i] = src[i]
+
+
+cdef void guest_net(of_guest_net *n, dict net) except *:
+    """Fill n from net: addresses as packed bytes, prefixes as (16 bytes, depth), the rest numbers."""
+    memset(n, 0, sizeof(of_guest_net))
+    if len(net["dns4"]) > OF_GUEST_MAX_DNS or len(net["dns6"]) > OF_GUEST_MAX_DNS:
+        raise ValueError(f"at most {OF_GUEST_MAX_DNS} DNS servers per address family")
+    if len(net["allowed"]) > OF_GUEST_MAX_PREFIXES:
+        raise ValueError(f"at most {OF_GUEST_MAX_PREFIXES} allowed source prefixes")
+    domain = net["domain"].encode()
+    if len(domain) >= OF_GUEST_DOMAIN_LEN:
+        raise ValueError(f"domain name longer than {OF_GUEST_DOMAIN_LEN - 1} bytes")
+    if net["ipv4"] is not None:
+        n.has_ipv4 = 1
+        copy_bytes(n.ipv4, net["ipv4"], 4)
+        copy_bytes(n.ipv4_gateway, net["ipv4_gateway"], 4)
+        n.ipv4_prefix_len = net["ipv4_prefix_len"]
+    if net["ipv6"] is not None:
+        n.has_ipv6 = 1
+        copy_bytes(n.ipv6, net["ipv6"], 16)
+    for i, a in enumerate(net["dns4"]):
+        copy_bytes(n.dns4[i], a, 4)
+    n.n_dns4 = len(net["dns4"])
+    for i, a in enumerate(net["dns6"]):
+        copy_bytes(n.dns6[i], a, 16)
+    n.n_dns6 = len(net["dns6"])
+    for i, c in enumerate(domain):
+        n.domain[i] = c
+    n.lease_s = net["lease_s"]
+    n.mtu = net["mtu"]
+    n.ra_managed = net["ra_managed"]
+    n.ra_other = net["ra_other"]
+    n.ra_router_lifetime_s = net["ra_router_lifetime_s"]
+    if net["ra_prefix"] is not None:
+        n.has_ra_prefix = 1
+        copy_bytes(n.ra_prefix.addr, net["ra_prefix"][0], 16)
+        n.ra_prefix.depth = net["ra_prefix"][1]
+    for i, (addr, depth) in enumerate(net["allowed"]):
+        copy_bytes(n.allowed[i].addr, addr, 16)
+        n.allowed[i].depth = depth
+    n.n_allowed = len(net["allowed"])
+
+
 def eal_init(args) -> None:
     """Start the DPDK EAL with these arguments (argv[0] included). Once per process."""
     cdef int argc = len(args)
@@ -98,7 +146,7 @@ cdef class Core:
                   hash_seed=0, tcp_idle_ms=600000, tcp_closed_ms=2000, udp_idle_ms=60000,
                   icmp_idle_ms=10000, rebalance_idle_ms=10000, hop_limit=128, flow_label=True,
                   udp_checksum=False, verify_udp_checksum=False, udp_sport_min=49152,
-                  udp_sport_max=65535):
+                  udp_sport_max=65535, underlay_mtu=1500):
         cdef of_dp_config cfg
         memset(&cfg, 0, sizeof(cfg))
         if len(underlay_addr) != 16:
@@ -125,6 +173,7 @@ cdef class Core:
         cfg.verify_udp_checksum = verify_udp_checksum
         cfg.udp_sport_min = udp_sport_min
         cfg.udp_sport_max = udp_sport_max
+        cfg.underlay_mtu = underlay_mtu
         self.dp = of_dp_create(&cfg)
         if self.dp == NULL:
             raise DataplaneError(of_last_error().decode())
@@ -204,7 +253,8 @@ cdef class Core:
 
     def commit(self, guests=(), v2p=(), teps=(), tep_sets=(), v2b=(), nexthops=(), nh_groups=(), routes=(),
                tep_set_restores=(), nh_group_restores=()) -> None:
-        """Install a complete table set. Tuples: guests (port, vni, mac, gw_mac); v2p (vni, ip16, underlay16, mac);
+        """Install a complete table set. Tuples: guests (port, vni, mac, gw_mac, net: a dict of
+        of_guest_net's fields, or None: no address); v2p (vni, ip16, underlay16, mac);
         teps (id, addr16, vni, up); tep_sets (set, [ids]); v2b (prefix16, depth, set);
         nexthops (id, uplink_port, mac, up); nh_groups (group, [ids]); routes (prefix16, depth, group);
         tep_set_restores / nh_group_restores (set or group, uint16 member id per bucket): tables saved
@@ -213,12 +263,16 @@ cdef class Core:
         cdef of_builder *b = of_builder_new(dp)
         cdef uint16_t ids[64]
         cdef const uint16_t[::1] saved
+        cdef of_guest_net gnet
         cdef int rc
         if b == NULL:
             raise DataplaneError(of_last_error().decode())
         try:
-            for port, vni, mac, gw_mac in guests:
+            for port, vni, mac, gw_mac, net in guests:
                 check(of_builder_guest(b, port, vni, mac, gw_mac))
+                if net is not None:
+                    guest_net(&gnet, net)
+                    check(of_builder_guest_net(b, port, &gnet))
             for vni, ip, underlay, mac in v2p:
                 check(of_builder_v2p(b, vni, ip, underlay, mac))
             for ident, addr, vni, up in teps:

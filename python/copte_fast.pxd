@@ -38,6 +38,41 @@ cdef extern from "dp_types.h" nogil:
         uint8_t verify_udp_checksum
         uint16_t udp_sport_min
         uint16_t udp_sport_max
+        uint16_t underlay_mtu
+
+    enum:
+        OF_GUEST_MAX_DNS
+        OF_GUEST_MAX_PREFIXES
+        OF_GUEST_DOMAIN_LEN
+        OF_GUEST_MTU_MIN
+        OF_GUEST_MTU_MAX
+        OF_GUEST_MTU_DEFAULT
+
+    struct of_prefix:
+        uint8_t addr[16]
+        uint8_t depth
+
+    struct of_guest_net:
+        uint8_t has_ipv4
+        uint8_t has_ipv6
+        uint8_t ipv4[4]
+        uint8_t ipv4_prefix_len
+        uint8_t ipv4_gateway[4]
+        uint8_t ipv6[16]
+        uint8_t n_dns4
+        uint8_t n_dns6
+        uint8_t dns4[4][4]
+        uint8_t dns6[4][16]
+        char domain[254]
+        uint32_t lease_s
+        uint16_t mtu
+        uint8_t ra_managed
+        uint8_t ra_other
+        uint16_t ra_router_lifetime_s
+        uint8_t has_ra_prefix
+        of_prefix ra_prefix
+        uint8_t n_allowed
+        of_prefix allowed[8]
 
     struct of_path_stats:
         uint64_t flows
@@ -89,6 +124,7 @@ cdef extern from "builder.h" nogil:
     int of_builder_route(of_builder *b, const uint8_t *prefix, uint8_t depth, uint16_t group)
     int of_builder_tep_set_restore(of_builder *b, uint16_t set, const uint16_t *buckets, uint32_t n)
     int of_builder_nh_group_restore(of_builder *b, uint16_t group, const uint16_t *buckets, uint32_t n)
+    int of_builder_guest_net(of_builder *b, uint16_t port, const of_guest_net *net)
     int of_builder_commit(of_builder *b)
     void of_builder_free(of_builder *b)
 

@@ -32,10 +32,13 @@ N = ipaddress.ip_network
 ROUTE = Route(N("fd00:99::/64"), (Nexthop("uplink0", A("fe80::1"), "a8:40:25:00:00:01"),
                                   Nexthop("uplink1", A("fe80::2"), "a8:40:25:00:00:02")))
 STATE = DesiredState(Underlay(A("fd00:1::1")),
-                     guests=(GuestPort("guest0", GUEST_VNI, GUEST_MAC, GATEWAY_MAC, GUEST_IP4, GUEST_IP6),),
+                     guests=(GuestPort("guest0", GUEST_VNI, GUEST_MAC, GATEWAY_MAC, GUEST_IP4, GUEST_IP6,
+                                       dns_servers=(A("10.0.0.53"), A("fd77::53")), domain="vpc.example",
+                                       mtu_bytes=9000),),
                      v2b=(V2B(N("0.0.0.0/0"), (Tep(A("fd00:99::1")), Tep(A("fd00:99::2")))),), routes=(ROUTE,))
 UPLINKS = ("uplink0", "uplink1")
-NOT_IP = b"\x00" * 20  # EtherType 0: the named drop not_ip
+# from the guest's MAC with EtherType 0: the named drop not_ip
+NOT_IP = b"\x00" * 6 + bytes.fromhex(GUEST_MAC.replace(":", "")) + b"\x00" * 8
 
 
 class Live:
@@ -220,11 +223,20 @@ def test_tep_down_and_up(live):
 
 def test_port_list(live):
     out = live.ctl("port", "list").output.splitlines()
-    assert out[0].split() == ["NAME", "ETHDEV", "PORT_ID", "ROLE", "MAC", "RX_PACKETS", "TX_PACKETS", "RX_BYTES", "TX_BYTES",
-                              "RX_MISSED", "RX_ERRORS", "TX_ERRORS", "DEVARGS", "LINK", "LINK_CHANGES", "LINK_REACTION_US"]
+    assert out[0].split() == ["NAME", "ETHDEV", "PORT_ID", "ROLE", "MAC", "RX_PACKETS", "TX_PACKETS", "RX_BYTES",
+                              "TX_BYTES", "RX_MISSED", "RX_ERRORS", "TX_ERRORS", "DEVARGS", "LINK", "LINK_CHANGES",
+                              "LINK_REACTION_US", "IPV4", "ROUTER", "IPV6", "RA_PREFIX", "DNS", "DOMAIN", "LEASE_S", "MTU"]
+    assert out[1].split()[-8:] == ["10.0.0.2/24", "10.0.0.1", "fd77::2", "-", "10.0.0.53,fd77::53", "vpc.example",
+                                   "86400", "9000"]
     assert out[2].split()[:4] == ["uplink0", live.sled.dp.ports()[1]["ethdev"], "1", "uplink"]
-    assert out[2].split()[-4:] == ["ring", "up", "0", "-"]
-    assert [p["role"] for p in live.json("port", "list")] == ["guest", "uplink", "uplink"]
+    assert out[2].split()[-12:-8] == ["ring", "up", "0", "-"]
+    ports = live.json("port", "list")
+    assert [p["role"] for p in ports] == ["guest", "uplink", "uplink"]
+    # what the guest port hands out by DHCP and router advertisements; an uplink hands out nothing
+    assert ports[0]["hands_out"] == {"ipv4": "10.0.0.2/24", "router": "10.0.0.1", "ipv6": "fd77::2", "ra_prefix": None,
+                                     "dns": ["10.0.0.53", "fd77::53"], "domain": "vpc.example", "lease_s": 86400,
+                                     "mtu": 9000}
+    assert "hands_out" not in ports[1]
 
 
 def test_route_set_and_clear_by_hand(live):

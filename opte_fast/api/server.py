@@ -23,7 +23,7 @@ from typing import Any
 
 from ..controlplane.controller import Controller
 from ..controlplane.pollthread import PollThread
-from ..controlplane.state import DataplaneAPI
+from ..controlplane.state import DataplaneAPI, GuestPort
 from .protocol import MAX_REQUEST_BYTES, OPS, VERSION, ControlError, flatten, to_json
 
 
@@ -110,7 +110,12 @@ class ControlAPI:
         return _tep_result(addr, False, self.controller.tep_set_state(addr, False))
 
     def port_list(self) -> list:
-        return self.dataplane.ports()
+        guests = {g.port: g for g in self.controller.state.guests}
+        ports = self.dataplane.ports()
+        for p in ports:
+            if p["name"] in guests:
+                p["hands_out"] = hands_out(guests[p["name"]])
+        return ports
 
     def bfd(self) -> dict:
         report = getattr(self.dataplane, "bfd", None)  # controlplane/bfd.py's Bfd, when it is in the stack
@@ -142,6 +147,19 @@ class ControlAPI:
         return {"pid": os.getpid(), "file_prefix": self.file_prefix, "hugepages": self.hugepages,
                 "capturable": self.file_prefix is not None and self.hugepages}
 
+
+def hands_out(g: GuestPort) -> dict:
+    """What a guest port's gateway hands out by DHCPv4, DHCPv6 and router advertisements."""
+    return {
+        "ipv4": f"{g.ipv4}/{g.ipv4_prefix_len}" if g.ipv4 is not None else None,
+        "router": g.gateway_ipv4,
+        "ipv6": g.ipv6,
+        "ra_prefix": g.ra_prefix,
+        "dns": list(g.dns_servers),
+        "domain": g.domain or None,
+        "lease_s": g.lease_time_s,
+        "mtu": g.mtu_bytes,
+    }
 
 
 def _tep_result(addr: ipaddress.IPv6Address, up: bool, entries: int) -> dict:

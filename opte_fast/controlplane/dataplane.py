@@ -21,7 +21,7 @@ import numpy as np
 from .. import _dataplane
 from .._dataplane import DataplaneError, capture_init, eal_cleanup, eal_init
 from .bucketstore import NO_MEMBER, BucketStore, SavedTable, TableKey
-from .state import DesiredState, IPAddress, IPNetwork, StableIds
+from .state import DesiredState, GuestPort, IPAddress, IPNetwork, StableIds
 
 __all__ = ["Dataplane", "DataplaneError", "DataplaneOptions", "capture_init", "default_hash_seed", "eal_args",
            "eal_cleanup", "eal_init"]
@@ -54,6 +54,7 @@ class DataplaneOptions:
     verify_udp_checksum: bool = False
     udp_sport_min: int = 49152
     udp_sport_max: int = 65535
+    underlay_mtu: int = 1500  # the underlay's IP MTU: encapsulated packets are never longer
 
 
 def default_hash_seed(underlay: ipaddress.IPv6Address) -> int:
@@ -105,6 +106,30 @@ def mapped_prefix(net: IPNetwork) -> tuple[bytes, int]:
 
 def mac_bytes(mac: str) -> bytes:
     return bytes.fromhex(mac.replace(":", ""))
+
+
+def guest_net(g: GuestPort) -> dict:
+    """A guest's addresses and what its gateway hands out, as the C side's of_guest_net takes them."""
+    gateway = g.gateway_ipv4
+    if g.ipv4 is not None and gateway is None:
+        raise DataplaneError(f"guest {g.port}: {g.ipv4}/{g.ipv4_prefix_len} has no first address to use as "
+                             "its gateway; give ipv4_gateway")
+    return {
+        "ipv4": g.ipv4.packed if g.ipv4 is not None else None,
+        "ipv4_prefix_len": g.ipv4_prefix_len,
+        "ipv4_gateway": gateway.packed if gateway is not None else None,
+        "ipv6": g.ipv6.packed if g.ipv6 is not None else None,
+        "dns4": [a.packed for a in g.dns_servers if a.version == 4],
+        "dns6": [a.packed for a in g.dns_servers if a.version == 6],
+        "domain": g.domain,
+        "lease_s": g.lease_time_s,
+        "mtu": g.mtu_bytes,
+        "ra_managed": g.ra_managed,
+        "ra_other": g.ra_other,
+        "ra_router_lifetime_s": g.ra_router_lifetime_s,
+        "ra_prefix": mapped_prefix(g.ra_prefix) if g.ra_prefix is not None else None,
+        "allowed": [mapped_prefix(p) for p in g.allowed_prefixes],
+    }
 
 
 def unmapped(raw: bytes) -> IPAddress:
@@ -178,7 +203,7 @@ class Dataplane:
             rebalance_idle_ms=_NEVER if options.rebalance_idle_ms is None else options.rebalance_idle_ms,
             hop_limit=options.hop_limit, flow_label=options.flow_label, udp_checksum=options.udp_checksum,
             verify_udp_checksum=options.verify_udp_checksum, udp_sport_min=options.udp_sport_min,
-            udp_sport_max=options.udp_sport_max)
+            udp_sport_max=options.udp_sport_max, underlay_mtu=options.underlay_mtu)
         self._ports: list[PortInfo] = []
         self._tep_ids = StableIds(1, _dataplane.MAX_TEPS)
         self._nh_ids = StableIds(1, _dataplane.MAX_NEXTHOPS)
@@ -252,7 +277,7 @@ class Dataplane:
         set_ids = self._set_ids.propose(e.prefix for e in state.v2b)
         group_ids = self._group_ids.propose(r.prefix for r in state.routes)
 
-        guests = [(self.port_index(g.port), g.vni, mac_bytes(g.mac), mac_bytes(g.gateway_mac))
+        guests = [(self.port_index(g.port), g.vni, mac_bytes(g.mac), mac_bytes(g.gateway_mac), guest_net(g))
                   for g in state.guests]
         v2p = [(e.vni, mapped(e.ip), e.underlay.packed, mac_bytes(e.mac)) for e in state.v2p]
         teps = [(tep_ids[k], t.addr.packed, t.vni, t.up) for k, t in tep_keys.items()]

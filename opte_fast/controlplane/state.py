@@ -38,15 +38,43 @@ def check_vni(vni: int) -> int:
     return vni
 
 
+GUEST_MTU_MIN, GUEST_MTU_MAX = 1280, 9000  # IPv6's minimum link MTU; jumbo
+GUEST_MAX_DNS = 4  # per address family
+GUEST_MAX_PREFIXES = 8  # allowed extra source prefixes
+
+
 @dataclass(frozen=True, order=True)
 class GuestPort:
-    """A guest NIC: frames from `port` carry `vni`; frames for (vni, mac) go to it."""
+    """A guest NIC: frames from `port` carry `vni`; frames for (vni, mac) go to it.
+
+    It may send from `mac` and from `ipv4`, `ipv6` and `allowed_prefixes` only (anything else is
+    dropped as spoofed). Its gateway hands those addresses out by DHCPv4, DHCPv6 and router
+    advertisements, with the subnet, gateway, DNS servers, domain, lease and MTU below."""
     port: str
     vni: int
     mac: str
     gateway_mac: str
     ipv4: ipaddress.IPv4Address | None = None
     ipv6: ipaddress.IPv6Address | None = None
+    ipv4_prefix_len: int = 24
+    ipv4_gateway: ipaddress.IPv4Address | None = None  # None: the first address of the subnet
+    dns_servers: tuple[IPAddress, ...] = ()
+    domain: str = ""
+    lease_time_s: int = 86400
+    mtu_bytes: int = 1500
+    ra_managed: bool = True  # M: addresses by DHCPv6
+    ra_other: bool = True  # O: DNS and domain by DHCPv6
+    ra_router_lifetime_s: int = 9000
+    ra_prefix: ipaddress.IPv6Network | None = None  # advertised for autoconfiguration
+    allowed_prefixes: tuple[IPNetwork, ...] = ()
+
+    @property
+    def gateway_ipv4(self) -> ipaddress.IPv4Address | None:
+        """The guest's IPv4 router and DHCP server: ipv4_gateway, or the first address of the subnet."""
+        if self.ipv4 is None or self.ipv4_gateway is not None:
+            return self.ipv4_gateway
+        subnet = ipaddress.ip_network(f"{self.ipv4}/{self.ipv4_prefix_len}", strict=False)
+        return subnet.network_address + 1 if subnet.num_addresses > 2 else None
 
 
 @dataclass(frozen=True, order=True)
