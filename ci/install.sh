@@ -9,6 +9,7 @@ APT_PACKAGES=(
     dpdk dpdk-dev libdpdk-dev pkg-config build-essential   # the data plane; dpdk-testpmd, dpdk-telemetry.py, dpdk-dumpcap, dpdk-proc-info
     git                                                     # ci/sanitized-tests.sh copies the tracked tree
     iproute2 ethtool procps                                 # ip, ss, nstat; ethtool; sysctl, pgrep
+    mount                                                   # mount -t hugetlbfs (the capture test)
     curl                                                    # the end-to-end downloads
     tshark                                                  # independent Geneve decoding
     openvswitch-switch                                      # a real Geneve peer (userspace datapath)
