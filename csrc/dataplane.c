@@ -20,6 +20,8 @@
 #include <rte_mbuf.h>
 #include <rte_rcu_qsbr.h>
 
+#include "capture.h"
+#include "bfd_io.h"
 #include "dp.h"
 #include "flow.h"
 #include "handoff.h"
@@ -30,6 +32,7 @@
 #include "opte_fast.h"
 #include "tables.h"
 #include "telemetry.h"
+#include "trace.h"
 
 static uint32_t instances;
 
@@ -53,6 +56,7 @@ of_eal_init(int argc, char **argv)
 int
 of_eal_cleanup(void)
 {
+	of_capture_uninit();
 	return rte_eal_cleanup();
 }
 
@@ -83,6 +87,8 @@ check_config(const struct of_dp_config *cfg)
 		of_set_error("flow capacity must be at least 8");
 	else if (cfg->mbuf_data_room < RTE_PKTMBUF_HEADROOM + RTE_ETHER_MIN_LEN)
 		of_set_error("mbuf data room too small");
+	else if (cfg->underlay_mtu < OF_UNDERLAY_MTU_MIN || cfg->underlay_mtu > OF_UNDERLAY_MTU_MAX)
+		of_set_error("underlay MTU must be %d to %d bytes", OF_UNDERLAY_MTU_MIN, OF_UNDERLAY_MTU_MAX);
 	else
 		return 0;
 	return -EINVAL;
@@ -160,6 +166,8 @@ of_dp_create(const struct of_dp_config *cfg)
 	/* The main lcore is never a worker (setup_lcores), so its id is free for the reader. */
 	dp->reader_thread = rte_get_main_lcore();
 	rte_rcu_qsbr_thread_register(dp->qsbr, dp->reader_thread);
+	if (of_bfd_create(dp) != 0)
+		goto fail;
 	/* Empty tables, so workers never see NULL. What they take is what every commit takes. */
 	heap_before = of_heap_used();
 	if (of_builder_commit(of_builder_new(dp)) != 0)
@@ -189,8 +197,10 @@ of_dp_destroy(struct of_dp *dp)
 		return;
 	of_telemetry_detach(dp);
 	of_dp_stop(dp);
+	of_trace_free(dp);
 	of_ports_close(dp);
 	free_lcores(dp);
+	of_bfd_destroy(dp);
 	of_tables_free(dp->tables);
 	of_prefix_bank_free(&dp->v2b_bank);
 	of_prefix_bank_free(&dp->route_bank);
@@ -259,6 +269,11 @@ of_dp_start(struct of_dp *dp, const unsigned *lcores, unsigned n_lcores)
 		rc = of_ports_start(dp);
 	if (rc == 0) {
 		rc = of_links_watch(dp);
+		if (rc == 0) {
+			rc = of_bfd_start(dp);
+			if (rc != 0)
+				of_links_unwatch(dp);
+		}
 		if (rc != 0)
 			of_ports_stop(dp);
 	}
@@ -299,6 +314,7 @@ of_dp_stop(struct of_dp *dp)
 	for (unsigned w = 0; w < dp->n_workers; w++)
 		rte_eal_wait_lcore(dp->lcores[w].lcore_id);
 	/* Before the ports stop: stopping takes their links down, which is no news. */
+	of_bfd_stop(dp);
 	of_links_unwatch(dp);
 	of_handoff_free(dp);
 	of_ports_stop(dp);

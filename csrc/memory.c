@@ -2,7 +2,6 @@
 #include <string.h>
 
 #include <rte_common.h>
-#include <rte_malloc.h>
 
 #include "dp.h"
 #include "heap.h"
@@ -34,14 +33,12 @@ of_memory_v2p_fit(const struct of_dp *dp)
 int
 of_dp_memory(const struct of_dp *dp, struct of_memory_info *out)
 {
-	struct rte_malloc_socket_stats s;
+	struct of_heap_bytes heap;
 
 	memset(out, 0, sizeof(*out));
-	for (int sock = 0; sock < RTE_MAX_NUMA_NODES; sock++)
-		if (rte_malloc_get_socket_stats(sock, &s) == 0) {
-			out->heap_bytes += s.heap_totalsz_bytes;
-			out->free_bytes += s.heap_freesz_bytes;
-		}
+	of_heap_read(&heap);
+	out->heap_bytes = heap.total;
+	out->free_bytes = heap.free;
 	out->mbuf_bytes = dp->mbuf_bytes;
 	out->flow_bytes = dp->flow_bytes;
 	out->prefix_bytes = dp->v2b_bank.bytes + dp->route_bank.bytes;

@@ -15,6 +15,7 @@
 #include <stdint.h>
 
 #include "builder.h"
+#include "capture.h"
 #include "dp_types.h"
 #include "error.h"
 #include "inspect.h"
@@ -22,6 +23,8 @@
 #include "memory.h"
 #include "port.h"
 #include "ring_io.h"
+#include "telemetry.h"
+#include "trace.h"
 
 /* EAL: once per process; a second call fails with -EALREADY. */
 int of_eal_init(int argc, char **argv);

@@ -21,6 +21,7 @@
 #include "builder.h"
 #include "dp.h"
 #include "error.h"
+#include "guest_net.h"
 #include "heap.h"
 #include "memory.h"
 #include "tables.h"
@@ -135,6 +136,21 @@ of_builder_guest(struct of_builder *b, uint16_t port, uint32_t vni, const uint8_
 	b->guests[port].vni = vni;
 	memcpy(b->guests[port].mac, mac, 6);
 	memcpy(b->guests[port].gw_mac, gw_mac, 6);
+	of_guest_net_default(&b->guests[port].net);
+	return 0;
+}
+
+int
+of_builder_guest_net(struct of_builder *b, uint16_t port, const struct of_guest_net *net)
+{
+	const char *why;
+
+	if (port >= b->dp->n_ports || !b->guests[port].valid)
+		return builder_fail(b, -EINVAL, "guest network names a port with no guest entry");
+	why = of_guest_net_problem(net);
+	if (why != NULL)
+		return builder_fail(b, -EINVAL, why);
+	b->guests[port].net = *net;
 	return 0;
 }
 

@@ -40,6 +40,7 @@ struct of_guest {
 	uint8_t valid;
 	uint8_t mac[6];
 	uint8_t gw_mac[6];
+	struct of_guest_net net;	/* addresses and what DHCP and RA hand out (guest.h) */
 };
 
 struct of_v2p {
@@ -105,5 +106,12 @@ struct of_guest_key {
 void of_tables_free(struct of_tables *t);
 /* The EAL heap bytes an empty V2P table for n entries takes (allocated, measured, freed); 0 if it does not fit. */
 uint64_t of_v2p_table_probe(uint32_t id, uint32_t n);
+
+/* The nexthop bucket is chosen from the flow hash rotated, so that TEP and nexthop choices are independent. */
+static inline uint32_t
+of_nexthop_hash(uint32_t hash)
+{
+	return (hash << 16) | (hash >> 16);
+}
 
 #endif
