@@ -244,7 +244,6 @@ commit_tables(struct sled *s)
 	}
 }
 
-/* Everything the runtime directory holds: the fuzzer's EAL leaves nothing behind. */
 static int
 remove_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
 {
@@ -252,10 +251,20 @@ remove_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
 	return remove(path);
 }
 
+/*
+ * The EAL makes its runtime directory even with --no-shconf, and nothing of this process uses it
+ * after init (no shared config, no IPC, no telemetry): remove it at once. An exit handler would
+ * not do: libFuzzer leaves by _Exit on a crash, a timeout or an interrupt.
+ */
 static void
 remove_runtime_dir(void)
 {
-	nftw(rte_eal_get_runtime_dir(), remove_entry, 8, FTW_DEPTH | FTW_PHYS);
+	const char *dir = rte_eal_get_runtime_dir();
+
+	if (nftw(dir, remove_entry, 8, FTW_DEPTH | FTW_PHYS) != 0) {
+		fprintf(stderr, "fuzz: cannot remove the EAL runtime directory %s\n", dir);
+		exit(1);
+	}
 }
 
 static void
@@ -290,7 +299,7 @@ sled_init(int outbound)
 		fprintf(stderr, "fuzz: EAL initialisation failed\n");
 		exit(1);
 	}
-	atexit(remove_runtime_dir);
+	remove_runtime_dir();
 	memcpy(cfg.underlay_addr, UNDERLAY, 16);
 	/* A fixed flow hash key, so that an input replays the same paths. */
 	for (unsigned i = 0; i < OF_HASH_KEY_LEN; i++)
