@@ -13,7 +13,9 @@
  *             (2 to 4 only as bytes of that value: a commit costs milliseconds, a route
  *             change tens, so mutated bytes should rarely make one)
  *   5 TIME    the clock moves on (op >> 3) * 250 ms, and the expiry sweep catches up
- *   6, 7      nothing
+ *   6 STRICT  strict underlay (--strict-underlay) goes on or off for the bursts after it;
+ *             every input starts with it off
+ *   7         nothing
  * Frames left at the end go as one burst on port 0.
  *
  * Every frame lives in its own malloc'd buffer (attached to the mbuf as an
@@ -30,6 +32,7 @@
 #define _GNU_SOURCE		/* sched_getaffinity, nftw */
 
 #include <ftw.h>
+#include <inttypes.h>
 #include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -66,7 +69,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 	} \
 } while (0)
 
-enum { OP_FRAME, OP_BURST, OP_TEP, OP_NEXTHOP, OP_ROUTE, OP_TIME, OP_NOTHING };
+enum { OP_FRAME, OP_BURST, OP_TEP, OP_NEXTHOP, OP_ROUTE, OP_TIME, OP_STRICT, OP_NOTHING };
 
 #define SLED_BURST		64
 #define SLED_MAX_FRAME		2048	/* an mbuf's data room less its headroom, as on a real port */
@@ -76,6 +79,14 @@ enum { OP_FRAME, OP_BURST, OP_TEP, OP_NEXTHOP, OP_ROUTE, OP_TIME, OP_NOTHING };
 static const uint8_t UNDERLAY[16] = { 0xfd, 0x00, 0x00, 0x00, 0x00, 0xf7, 0x01, 0x01, [15] = 0x01 };
 static const uint8_t GUEST_MAC[6] = { 0x02, 0x00, 0x00, 0x00, 0x00, 0x01 };
 static const uint8_t GATEWAY_MAC[6] = { 0xa8, 0x40, 0x25, 0xff, 0x00, 0x01 };
+/* Guest 0's network (make_seeds.py sends from these): a source that is not its own is a spoof drop. */
+static const struct of_guest_net GUEST_NET = {
+	.has_ipv4 = 1, .ipv4 = { 10, 0, 0, 2 }, .ipv4_prefix_len = 24, .ipv4_gateway = { 10, 0, 0, 1 },
+	.has_ipv6 = 1, .ipv6 = { 0xfd, 0x77, [15] = 0x02 },
+	.n_dns4 = 1, .dns4 = { { 10, 0, 0, 1 } }, .n_dns6 = 1, .dns6 = { { 0xfd, 0x77, [15] = 0x01 } },
+	.domain = "sled.fuzz", .lease_s = 3600, .mtu = OF_GUEST_MTU_DEFAULT, .ra_other = 1,
+	.ra_router_lifetime_s = 1800, .has_ra_prefix = 1, .ra_prefix = { .addr = { 0xfd, 0x77 }, .depth = 64 },
+};
 static const uint8_t BOUNDARY_MAC[6] = OF_BOUNDARY_MAC_INIT;
 #define GUEST_VNI		7
 #define BOUNDARY_VNI		99
@@ -214,6 +225,7 @@ commit_tables(struct sled *s)
 
 	EXPECT(b != NULL);
 	rc |= of_builder_guest(b, s->guest[0], GUEST_VNI, GUEST_MAC, GATEWAY_MAC);
+	rc |= of_builder_guest_net(b, s->guest[0], &GUEST_NET);
 	rc |= of_builder_v2p(b, GUEST_VNI, PEER_IP4, PEER_SLED, PEER_MAC);
 	rc |= of_builder_v2p(b, GUEST_VNI, PEER_IP6, PEER_SLED, PEER_MAC);
 	for (uint16_t t = 1; t <= 4; t++)
@@ -265,6 +277,22 @@ remove_runtime_dir(void)
 		fprintf(stderr, "fuzz: cannot remove the EAL runtime directory %s\n", dir);
 		exit(1);
 	}
+}
+
+/* With OF_FUZZ_COUNTERS=FILE, every counter the run moved, "name value" a line, written at a
+ * normal exit (-runs, -max_total_time): where the fuzzed frames went. */
+static void
+write_counters(void)
+{
+	const char *path = getenv("OF_FUZZ_COUNTERS");
+	FILE *f = path != NULL ? fopen(path, "w") : NULL;
+
+	if (f == NULL)
+		return;
+	for (unsigned i = 0; i < OF_N_COUNTERS; i++)
+		if (sled.lc->counters[i] != 0)
+			fprintf(f, "%s %" PRIu64 "\n", of_counter_name(i), sled.lc->counters[i]);
+	fclose(f);
 }
 
 static void
@@ -330,6 +358,8 @@ sled_init(int outbound)
 	s->outbound = (uint8_t)outbound;
 	s->start_tsc = rte_get_tsc_hz() * 3600;	/* an hour in: flows have a past to be idle in */
 	s->pool_in_use = rte_mempool_in_use_count(s->dp->pool);
+	if (getenv("OF_FUZZ_COUNTERS") != NULL)
+		atexit(write_counters);
 }
 
 /* The state every input starts from: base tables, an empty flow table, the clock at start. */
@@ -340,6 +370,7 @@ sled_reset(struct sled *s)
 	struct of_flow_table *ft = lc->flows;
 
 	s->commits = 0;
+	s->dp->cfg.strict_underlay = 0;
 	rte_hash_reset(ft->hash);
 	memset(ft->entries, 0, (size_t)ft->n_entries * sizeof(*ft->entries));
 	ft->n_active = 0;
@@ -486,6 +517,10 @@ sled_run(struct sled *s, const uint8_t *data, size_t size)
 			break;
 		case OP_ROUTE:
 			sled_commit(s, &s->route_flapped);
+			break;
+		case OP_STRICT:
+			sled_burst(s);
+			s->dp->cfg.strict_underlay ^= 1;
 			break;
 		case OP_TIME:
 			sled_burst(s);
