@@ -24,7 +24,7 @@ from scapy.contrib.geneve import GENEVE
 from support.tools import known_to_fail_on_debian_13
 
 from opte_fast.config.loader import ConfigError, load_config
-from opte_fast.controlplane.bfd import Bfd, BfdConfig, BfdSettings, Session, wanted_sessions
+from opte_fast.controlplane.bfd import Bfd, BfdConfig, BfdSettings, Session, bfd_metrics, wanted_sessions
 from opte_fast.controlplane.dataplane import DataplaneError
 from opte_fast.tools.sample import TEP, switch_mac
 from tests.support.cli import sled_toml
@@ -107,8 +107,13 @@ def test_a_tep_session_leaves_in_geneve_as_guest_traffic_and_comes_up_on_the_tep
             assert (after["bfd_rx_packets"] - before["bfd_rx_packets"],
                     after["vni_mac_unknown"] - before["vni_mac_unknown"]) == (2, 0)
             report = bfd.bfd()["sessions"]
-            assert [(r["kind"], r["peer"], r["state"], r["member_up"]) for r in report] == \
-                [("multihop-geneve", str(TEP), "up", True)]
+            assert [(r["kind"], r["peer"], r["state"], r["member_up"], r["vni"]) for r in report] == \
+                [("multihop-geneve", str(TEP), "up", True, BOUNDARY_VNI)]
+            families = {f.name: f for f in bfd_metrics(bfd.bfd(), "opte_fast")}
+            assert [s.value for s in families["opte_fast_bfd_rx_geneve_packets"].samples
+                    if s.name.endswith("_total")] == [2]
+            assert [dict(s.labels) for s in families["opte_fast_bfd_session_up"].samples] == \
+                [{"kind": "multihop-geneve", "uplink": "uplink0", "peer": str(TEP)}]
 
             # -- the TEP goes silent: Down after 3 x its 100 ms, and the TEP is marked down -----------
             wait_for(lambda: dp.bfd_sessions()[0]["state"] == 1, timeout_s=2, what="the session Down")

@@ -215,8 +215,9 @@ def bfd_metrics(report: dict, prefix: str) -> Iterator[Metric]:
         ups.add_metric(key, s["ups"])
     yield from (up, state, member, downs, ups)
     thread = report["thread"] or {}
-    for name in ("rx_packets", "rx_no_session", "rx_malformed", "rx_bad_checksum", "rx_bad_hop_limit",
-                 "rx_invalid", "rx_auth", "tx_packets", "tx_failed", "state_changes", "late_over_1ms"):
+    for name in ("rx_packets", "rx_geneve_packets", "rx_no_session", "rx_malformed", "rx_bad_checksum",
+                 "rx_bad_hop_limit", "rx_invalid", "rx_auth", "tx_packets", "tx_failed", "state_changes",
+                 "late_over_1ms"):
         if name in thread:
             yield CounterMetricFamily(f"{prefix}_bfd_{name}", f"BFD thread: {name.replace('_', ' ')}",
                                       value=thread[name])
