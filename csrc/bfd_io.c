@@ -6,8 +6,9 @@
  * our addresses is copied (86 bytes) to a multi-producer ring of frames
  * (full: counted drop) and freed by the worker. So is the inner frame of a
  * Geneve packet that no guest port takes and that is multi-hop BFD to the
- * underlay address: a TEP's answer to a session sent through the tunnel. The BFD thread allocates
- * what it sends from a pool of its own and frees nothing of the workers':
+ * underlay address: a TEP's answer to a session sent through the tunnel.
+ * The BFD thread allocates what it sends from a pool of its own and frees
+ * nothing of the workers':
  * a DPDK ring or mempool operation waits for another thread's unfinished
  * one, and a SCHED_FIFO thread waiting on a preempted worker of the same
  * CPU waits until RT throttling lets the worker run (hundreds of ms seen). The thread sleeps until the next deadline of any session
