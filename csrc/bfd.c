@@ -10,6 +10,7 @@
 
 #include "bfd.h"
 #include "parse.h"
+#include "wire.h"
 
 #define NS_PER_US 1000u
 
@@ -328,4 +329,47 @@ of_bfd_build(const struct of_bfd_session *s, uint8_t *frame, uint32_t room, int 
 	if (udp->dgram_cksum == 0)
 		udp->dgram_cksum = 0xffff;	/* RFC 8200 8.1: a zero sum is sent as all ones */
 	return OF_BFD_FRAME_LEN;
+}
+
+uint32_t
+of_bfd_build_geneve(const struct of_bfd_session *s, uint8_t *frame, uint32_t room, int final)
+{
+	struct rte_ether_hdr *eth = (struct rte_ether_hdr *)frame;
+	struct rte_ipv6_hdr *ip6 = (struct rte_ipv6_hdr *)(eth + 1);
+	struct rte_udp_hdr *udp = (struct rte_udp_hdr *)(ip6 + 1);
+	struct of_geneve_hdr *gnv = (struct of_geneve_hdr *)(udp + 1);
+	uint8_t *inner = (uint8_t *)(gnv + 1);
+	const uint16_t udp_len = sizeof(*udp) + sizeof(*gnv) + OF_BFD_FRAME_LEN;
+
+	if (room < OF_BFD_GENEVE_FRAME_LEN)
+		return 0;
+	of_bfd_build(s, inner, OF_BFD_FRAME_LEN, final);
+	memcpy(inner, s->tunnel.inner_dst_mac, 6);
+	memcpy(&eth->dst_addr, s->dst_mac, 6);
+	memcpy(&eth->src_addr, s->src_mac, 6);
+	eth->ether_type = RTE_BE16(RTE_ETHER_TYPE_IPV6);
+	/* traffic class 0 and the flow label the data plane's frames carry */
+	ip6->vtc_flow = rte_cpu_to_be_32(6u << 28 | (s->tunnel.flow_label & 0xfffff));
+	ip6->payload_len = rte_cpu_to_be_16(udp_len);
+	ip6->proto = IPPROTO_UDP;
+	ip6->hop_limits = s->tunnel.hop_limit;
+	memcpy(&ip6->src_addr, s->local, 16);
+	memcpy(&ip6->dst_addr, s->peer, 16);
+	udp->src_port = rte_cpu_to_be_16(s->tunnel.sport);
+	udp->dst_port = RTE_BE16(OF_GENEVE_PORT);
+	udp->dgram_len = rte_cpu_to_be_16(udp_len);
+	udp->dgram_cksum = 0;
+	gnv->ver_opt_len = 0;
+	gnv->flags = 0;
+	gnv->protocol = RTE_BE16(OF_GENEVE_PROTO_ETHER);
+	gnv->vni[0] = (uint8_t)(s->tunnel.vni >> 16);
+	gnv->vni[1] = (uint8_t)(s->tunnel.vni >> 8);
+	gnv->vni[2] = (uint8_t)s->tunnel.vni;
+	gnv->reserved = 0;
+	if (s->tunnel.udp_checksum) {
+		udp->dgram_cksum = (uint16_t)~of_cksum_ip6_l4(ip6, (const uint8_t *)udp, udp_len, IPPROTO_UDP);
+		if (udp->dgram_cksum == 0)
+			udp->dgram_cksum = 0xffff;
+	}
+	return OF_BFD_GENEVE_FRAME_LEN;
 }

@@ -46,8 +46,10 @@ struct of_bfd_ctrl {
 #define OF_BFD_FLAG_DEMAND	0x02
 #define OF_BFD_FLAG_MULTIPOINT	0x01
 
-/* Ethernet + IPv6 + UDP + control packet: every frame we send. */
+/* Ethernet + IPv6 + UDP + control packet: every frame we send outside a tunnel. */
 #define OF_BFD_FRAME_LEN	(14 + 40 + 8 + 24)
+/* The same frame inside Geneve (outer Ethernet, IPv6, UDP, Geneve without options). */
+#define OF_BFD_GENEVE_FRAME_LEN	(70 + OF_BFD_FRAME_LEN)
 
 enum of_bfd_state {
 	OF_BFD_ADMIN_DOWN = 0,
@@ -94,6 +96,7 @@ enum of_bfd_rx_error {
 /* A received control packet, checked and decoded. */
 struct of_bfd_rx {
 	uint8_t kind;			/* enum of_bfd_kind, by destination port */
+	uint8_t geneve;			/* decapsulated from Geneve by a worker (set by the caller, not the parse) */
 	uint8_t src[16], dst[16];
 	uint8_t hop_limit;
 	uint8_t state, diag, flags, detect_mult;
@@ -107,10 +110,30 @@ enum of_bfd_rx_error of_bfd_parse(const uint8_t *frame, uint32_t len, struct of_
 /* fe80::/64 with the modified EUI-64 interface identifier of mac (RFC 4291 2.5.1). */
 void of_bfd_link_local(const uint8_t mac[6], uint8_t out[16]);
 
+/*
+ * The tunnel of a multi-hop session sent through Geneve to its TEP (in the
+ * spirit of RFC 9521): the outer headers as the data plane puts them in
+ * front of a guest's frame toward that TEP (no options, the TEP's VNI, the
+ * underlay hop limit, UDP checksum zero or full as configured), and the
+ * inner Ethernet destination boundary services expects. Inside: Ethernet
+ * from the uplink's MAC, then IPv6 from the underlay address to the TEP's,
+ * hop limit 255, UDP 4784, the control packet.
+ */
+struct of_bfd_geneve {
+	uint32_t vni;
+	uint32_t flow_label;			/* 20 bits; 0 when the data plane sends 0 */
+	uint16_t sport;				/* outer UDP source port, inside the data plane's range */
+	uint8_t hop_limit;
+	uint8_t udp_checksum;			/* 1: full outer UDP checksum, 0: zero (RFC 6935) */
+	uint8_t inner_dst_mac[6];
+};
+
 /* One session (RFC 5880 6.8.1 state, plus what it is sent with and what was seen). */
 struct of_bfd_session {
 	/* the path: set by the owner, may change (a multi-hop session's nexthop) */
 	uint8_t multihop;
+	uint8_t geneve;				/* multi-hop through the tunnel: `tunnel` holds its outer headers */
+	struct of_bfd_geneve tunnel;
 	uint16_t uplink;			/* port index it is sent on */
 	uint8_t peer[16], local[16];		/* IPv6 destination and source */
 	uint8_t dst_mac[6], src_mac[6];
@@ -164,5 +187,10 @@ void of_bfd_session_sent(struct of_bfd_session *s, uint64_t now_ns, uint32_t rnd
 /* The session's packet as a whole frame into frame (room bytes): Final set if final, else Poll while
  * a Poll Sequence is outstanding. Returns OF_BFD_FRAME_LEN, or 0 if room is too small. */
 uint32_t of_bfd_build(const struct of_bfd_session *s, uint8_t *frame, uint32_t room, int final);
+
+/* The same control packet inside Geneve toward the TEP (s->geneve, s->tunnel): Ethernet (dst_mac, src_mac),
+ * IPv6 local -> peer, UDP to 6081, Geneve, then the frame of_bfd_build makes with the inner destination MAC
+ * of s->tunnel. Returns OF_BFD_GENEVE_FRAME_LEN, or 0 if room is too small. */
+uint32_t of_bfd_build_geneve(const struct of_bfd_session *s, uint8_t *frame, uint32_t room, int final);
 
 #endif

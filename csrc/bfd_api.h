@@ -22,12 +22,16 @@ struct of_bfd_peer {
 	uint32_t desired_min_tx_us;	/* 10000 at least */
 	uint32_t required_min_rx_us;	/* 10000 at least */
 	uint8_t detect_mult;		/* 1 at least */
+	/* multi-hop only: 1 sends the session through Geneve to the TEP, as guest traffic (bfd.h, of_bfd_geneve),
+	 * and takes the TEP's answers decapsulated on the inbound path; 0 sends it plainly to the TEP's address */
+	uint8_t geneve;
+	uint32_t vni;			/* the TEP's VNI, for geneve */
 };
 
 /*
  * Replace the set of sessions with peers[0..n). A session keeps its state and
- * discriminator while it is wanted, keyed by (multihop, peer, and the uplink
- * for single hop); its path and intervals follow the new entry (a change of
+ * discriminator while it is wanted, keyed by (multihop, geneve, peer, and the
+ * uplink for single hop); its path and intervals follow the new entry (a change of
  * intervals while Up is a Poll Sequence). A session no longer wanted sends one
  * AdminDown packet and is gone. Refused as a whole (-EINVAL, message) for an
  * entry out of range, a uplink without a BFD TX queue, or a duplicate key.
@@ -36,6 +40,8 @@ int of_dp_bfd_set(struct of_dp *dp, const struct of_bfd_peer *peers, unsigned n)
 
 struct of_bfd_info {
 	uint8_t multihop;
+	uint8_t geneve;				/* multi-hop through the tunnel */
+	uint32_t vni;				/* its VNI */
 	uint8_t peer[16];
 	uint8_t local[16];
 	uint16_t uplink;
@@ -60,6 +66,7 @@ unsigned of_dp_bfd_sessions(struct of_dp *dp, struct of_bfd_info *out, unsigned 
 /* The BFD thread's counters. */
 struct of_bfd_stats {
 	uint64_t rx_packets;			/* taken from the workers' ring */
+	uint64_t rx_geneve_packets;		/* of those, decapsulated from Geneve (multi-hop through the tunnel) */
 	uint64_t rx_malformed, rx_bad_checksum, rx_bad_hop_limit, rx_invalid, rx_auth;
 	uint64_t rx_no_session;			/* valid, but for no session of ours */
 	uint64_t tx_packets, tx_failed;		/* tx_failed: no mbuf, or the TX queue full */

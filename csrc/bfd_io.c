@@ -4,8 +4,11 @@
  *
  * Workers only classify: an uplink frame that is not Geneve and is BFD for
  * our addresses is copied (86 bytes) to a multi-producer ring of frames
- * (full: counted drop) and freed by the worker. The BFD thread allocates
- * what it sends from a pool of its own and frees nothing of the workers':
+ * (full: counted drop) and freed by the worker. So is the inner frame of a
+ * Geneve packet that no guest port takes and that is multi-hop BFD to the
+ * underlay address: a TEP's answer to a session sent through the tunnel.
+ * The BFD thread allocates what it sends from a pool of its own and frees
+ * nothing of the workers':
  * a DPDK ring or mempool operation waits for another thread's unfinished
  * one, and a SCHED_FIFO thread waiting on a preempted worker of the same
  * CPU waits until RT throttling lets the worker run (hundreds of ms seen). The thread sleeps until the next deadline of any session
@@ -48,15 +51,19 @@
 #include "lcore.h"
 #include "tx.h"
 #include "ndp.h"
+#include "wire.h"
 
 #define RX_RING_SIZE	1024
 #define POOL_SIZE	1023
 #define FRAME_ROOM	128	/* a BFD frame with a tag and the longest authentication section is 118 */
+#define TX_ROOM		(OF_OUTER_HDR_LEN + FRAME_ROOM)	/* what the thread sends: the frame, maybe in Geneve */
 
 /* A received frame as workers pass it: a copy, so the BFD thread never frees into the workers' pool. */
 struct bfd_frame {
 	uint16_t port;
 	uint16_t len;
+	uint8_t geneve;			/* the inner frame of a Geneve packet */
+	uint8_t pad[3];			/* ring elements are multiples of 4 bytes */
 	uint8_t data[FRAME_ROOM];
 };
 #define RX_BURST	32
@@ -80,6 +87,7 @@ struct of_bfd {
 		uint8_t link_local[16];
 	} port[OF_MAX_PORTS];
 	uint32_t n_sessions;		/* read by workers: no session, no frame taken */
+	uint32_t n_geneve;		/* read by workers: sessions through the tunnel */
 
 	pthread_mutex_t lock;		/* sessions and stats; the thread holds it while awake */
 	pthread_cond_t wake;
@@ -129,7 +137,7 @@ of_bfd_create(struct of_dp *dp)
 	snprintf(name, sizeof(name), "of%u_bfd_tx", dp->instance);
 	b->tx = rte_ring_create(name, RX_RING_SIZE, SOCKET_ID_ANY, RING_F_SP_ENQ | RING_F_SC_DEQ);
 	snprintf(name, sizeof(name), "of%u_bfd_pool", dp->instance);
-	b->pool = rte_pktmbuf_pool_create(name, POOL_SIZE, 0, 0, RTE_PKTMBUF_HEADROOM + FRAME_ROOM, SOCKET_ID_ANY);
+	b->pool = rte_pktmbuf_pool_create(name, POOL_SIZE, 0, 0, RTE_PKTMBUF_HEADROOM + TX_ROOM, SOCKET_ID_ANY);
 	b->event_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
 	if (b->rx == NULL || b->tx == NULL || b->pool == NULL || b->event_fd < 0) {
 		of_set_error("cannot create BFD's ring or eventfd");
@@ -184,6 +192,35 @@ of_bfd_destroy(struct of_dp *dp)
 
 /* --- the workers' side --------------------------------------------------------------------- */
 
+/* A copy of the frame for the BFD thread's ring (full: a counted drop); the mbuf is the worker's to free. */
+static void
+to_thread(struct of_bfd *b, struct of_lcore *lc, uint16_t port, uint8_t geneve, struct rte_mbuf *m)
+{
+	uint32_t len = rte_pktmbuf_data_len(m);
+	struct bfd_frame f = { .port = port, .len = (uint16_t)RTE_MIN(len, (uint32_t)FRAME_ROOM), .geneve = geneve };
+
+	memcpy(f.data, rte_pktmbuf_mtod(m, uint8_t *), f.len);
+	if (rte_ring_enqueue_elem(b->rx, &f, sizeof(f)) != 0) {
+		of_drop(lc, OF_C_BFD_RING_FULL, m);
+	} else {
+		of_count(lc, OF_C_BFD_RX);
+		rte_pktmbuf_free(m);
+	}
+}
+
+int
+of_bfd_input_geneve(struct of_dp *dp, struct of_lcore *lc, uint16_t port, struct rte_mbuf *m)
+{
+	struct of_bfd *b = dp->bfd;
+
+	if (__atomic_load_n(&b->n_geneve, __ATOMIC_RELAXED) == 0 ||
+	    of_bfd_classify(rte_pktmbuf_mtod(m, const uint8_t *), rte_pktmbuf_data_len(m), NULL,
+			    dp->cfg.underlay_addr) != OF_BFD_MULTI_HOP)
+		return 0;
+	to_thread(b, lc, port, 1, m);
+	return 1;
+}
+
 int
 of_bfd_input(struct of_dp *dp, struct of_lcore *lc, uint16_t port, struct rte_mbuf *m)
 {
@@ -195,15 +232,7 @@ of_bfd_input(struct of_dp *dp, struct of_lcore *lc, uint16_t port, struct rte_mb
 	if (__atomic_load_n(&b->n_sessions, __ATOMIC_RELAXED) == 0 || !rte_pktmbuf_is_contiguous(m))
 		return 0;
 	if (of_bfd_classify(data, len, ll, dp->cfg.underlay_addr) != OF_BFD_NOT_BFD) {
-		struct bfd_frame f = { .port = port, .len = (uint16_t)RTE_MIN(len, (uint32_t)FRAME_ROOM) };
-
-		memcpy(f.data, data, f.len);
-		if (rte_ring_enqueue_elem(b->rx, &f, sizeof(f)) != 0) {
-			of_drop(lc, OF_C_BFD_RING_FULL, m);
-		} else {
-			of_count(lc, OF_C_BFD_RX);
-			rte_pktmbuf_free(m);
-		}
+		to_thread(b, lc, port, 0, m);
 		return 1;
 	}
 	/* The switch resolves the address we speak single-hop BFD from before it answers. */
@@ -240,14 +269,18 @@ send_packet(struct of_dp *dp, struct of_bfd_session *s, int final)
 	struct of_bfd *b = dp->bfd;
 	const struct of_port *p = &dp->ports[s->uplink];
 	struct rte_mbuf *m = rte_pktmbuf_alloc(b->pool);
+	uint16_t len = s->geneve ? OF_BFD_GENEVE_FRAME_LEN : OF_BFD_FRAME_LEN;
 	uint8_t *frame;
 
-	if (m == NULL || (frame = (uint8_t *)rte_pktmbuf_append(m, OF_BFD_FRAME_LEN)) == NULL) {
+	if (m == NULL || (frame = (uint8_t *)rte_pktmbuf_append(m, len)) == NULL) {
 		rte_pktmbuf_free(m);
 		b->stats.tx_failed++;
 		return;
 	}
-	of_bfd_build(s, frame, OF_BFD_FRAME_LEN, final);
+	if (s->geneve)
+		of_bfd_build_geneve(s, frame, len, final);
+	else
+		of_bfd_build(s, frame, len, final);
 	m->hash.usr = s->uplink;
 	/* the queue past the workers' (port.c), or worker 0's in its next iteration */
 	if (p->bfd_txq ? rte_eth_tx_burst(p->port_id, (uint16_t)dp->n_workers, &m, 1) != 1
@@ -273,7 +306,7 @@ find_session(struct of_bfd *b, const struct of_bfd_rx *rx, uint16_t port)
 	for (unsigned i = 0; i < OF_BFD_MAX_SESSIONS; i++) {
 		struct of_bfd_session *s = &b->slot[i].s;
 
-		if (!b->slot[i].in_use || s->multihop != (rx->kind == OF_BFD_MULTI_HOP) ||
+		if (!b->slot[i].in_use || s->multihop != (rx->kind == OF_BFD_MULTI_HOP) || s->geneve != rx->geneve ||
 		    memcmp(s->peer, rx->src, 16) != 0 || (!s->multihop && s->uplink != port))
 			continue;
 		/* 6.8.6: by Your Discriminator when the peer knows it */
@@ -299,7 +332,9 @@ receive(struct of_dp *dp, const struct bfd_frame *f, uint64_t now)
 	enum of_bfd_rx_error rc;
 
 	b->stats.rx_packets++;
+	b->stats.rx_geneve_packets += f->geneve;
 	rc = of_bfd_parse(f->data, f->len, &rx);
+	rx.geneve = f->geneve;
 	if (rc != OF_BFD_RX_OK) {
 		(*error_count[rc])++;
 		return;
@@ -432,7 +467,7 @@ of_dp_bfd_port_ready(const struct of_dp *dp, uint16_t port)
 static int
 same_key(const struct of_bfd_session *s, const struct of_bfd_peer *p)
 {
-	return s->multihop == p->multihop && memcmp(s->peer, p->peer, 16) == 0 &&
+	return s->multihop == p->multihop && s->geneve == p->geneve && memcmp(s->peer, p->peer, 16) == 0 &&
 	       (p->multihop || s->uplink == p->uplink);
 }
 
@@ -454,6 +489,10 @@ check_peers(const struct of_dp *dp, const struct of_bfd_peer *peers, unsigned n)
 		    p->detect_mult == 0) {
 			of_set_error("BFD session %u: intervals of at least %d us and a multiplier of at least 1",
 				     i, OF_BFD_MIN_INTERVAL_US);
+			return -EINVAL;
+		}
+		if (p->geneve && (!p->multihop || p->vni > 0xffffff)) {
+			of_set_error("BFD session %u: through Geneve only multi-hop, with a VNI below 2^24", i);
 			return -EINVAL;
 		}
 		for (unsigned j = 0; j < i; j++)
@@ -481,6 +520,24 @@ new_discriminator(struct of_bfd *b)
 	}
 }
 
+/* The outer headers of a session through Geneve, as outbound.c builds them for a guest's flow to the TEP: the
+ * entropy (UDP source port, flow label) is the session's own, a fixed point in the data plane's range. */
+static void
+set_tunnel(const struct of_dp *dp, struct of_bfd_session *s, uint32_t vni)
+{
+	static const uint8_t boundary_services_mac[6] = OF_BOUNDARY_MAC_INIT;
+	const struct of_dp_config *cfg = &dp->cfg;
+	uint32_t range = (uint32_t)cfg->udp_sport_max - cfg->udp_sport_min + 1;
+	uint32_t entropy = (uint32_t)s->sport - OF_BFD_SPORT_MIN;
+
+	s->tunnel.vni = vni;
+	s->tunnel.sport = (uint16_t)(cfg->udp_sport_min + entropy % range);
+	s->tunnel.flow_label = cfg->flow_label ? (entropy * 2654435761u) >> 12 : 0;
+	s->tunnel.hop_limit = cfg->hop_limit;
+	s->tunnel.udp_checksum = cfg->udp_checksum;
+	memcpy(s->tunnel.inner_dst_mac, boundary_services_mac, 6);
+}
+
 /* The path of a session: where it is sent from and to. */
 static void
 set_path(struct of_dp *dp, struct of_bfd_session *s, const struct of_bfd_peer *p)
@@ -494,6 +551,8 @@ set_path(struct of_dp *dp, struct of_bfd_session *s, const struct of_bfd_peer *p
 		memcpy(s->local, dp->cfg.underlay_addr, 16);
 	else
 		of_bfd_link_local(uplink->mac.addr_bytes, s->local);
+	if (s->geneve)
+		set_tunnel(dp, s, p->vni);
 }
 
 int
@@ -501,6 +560,7 @@ of_dp_bfd_set(struct of_dp *dp, const struct of_bfd_peer *peers, unsigned n)
 {
 	struct of_bfd *b = dp->bfd;
 	uint8_t wanted[OF_BFD_MAX_SESSIONS] = { 0 };
+	uint32_t n_geneve = 0;
 	uint64_t now = now_ns();
 	int rc = check_peers(dp, peers, n);
 
@@ -522,6 +582,7 @@ of_dp_bfd_set(struct of_dp *dp, const struct of_bfd_peer *peers, unsigned n)
 			slot = &b->slot[k];
 			memset(slot, 0, sizeof(*slot));
 			slot->s.multihop = p->multihop;
+			slot->s.geneve = p->geneve;
 			memcpy(slot->s.peer, p->peer, 16);
 			slot->s.sport = (uint16_t)(OF_BFD_SPORT_MIN + k);
 			slot->s.cfg_tx_us = p->desired_min_tx_us;
@@ -536,6 +597,7 @@ of_dp_bfd_set(struct of_dp *dp, const struct of_bfd_peer *peers, unsigned n)
 		}
 		wanted[slot - b->slot] = 1;
 		slot->order = (uint16_t)i;
+		n_geneve += p->geneve;
 	}
 	for (unsigned k = 0; k < OF_BFD_MAX_SESSIONS; k++)
 		if (b->slot[k].in_use && !wanted[k]) {
@@ -555,6 +617,7 @@ of_dp_bfd_set(struct of_dp *dp, const struct of_bfd_peer *peers, unsigned n)
 		of_bfd_link_local(dp->ports[port].mac.addr_bytes, b->port[port].link_local);
 		__atomic_store_n(&b->port[port].single_hop, (uint8_t)single_hop, __ATOMIC_RELEASE);
 	}
+	__atomic_store_n(&b->n_geneve, n_geneve, __ATOMIC_RELEASE);
 	__atomic_store_n(&b->n_sessions, n, __ATOMIC_RELEASE);
 	pthread_cond_signal(&b->wake);
 	pthread_mutex_unlock(&b->lock);
@@ -578,6 +641,8 @@ of_dp_bfd_sessions(struct of_dp *dp, struct of_bfd_info *out, unsigned max)
 		f = &out[at];
 		memset(f, 0, sizeof(*f));
 		f->multihop = s->multihop;
+		f->geneve = s->geneve;
+		f->vni = s->tunnel.vni;
 		memcpy(f->peer, s->peer, 16);
 		memcpy(f->local, s->local, 16);
 		f->uplink = s->uplink;

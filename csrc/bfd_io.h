@@ -30,6 +30,15 @@ void of_bfd_stop(struct of_dp *dp);
 int of_bfd_input(struct of_dp *dp, struct of_lcore *lc, uint16_t port, struct rte_mbuf *m);
 
 /*
+ * A worker's call for the inner frame of a valid Geneve packet that no guest
+ * port takes (m holds the inner frame alone): multi-hop BFD to the underlay
+ * address, while some session runs through the tunnel, goes to the BFD
+ * thread's ring as of_bfd_input's frames do. Returns 1 if the frame was
+ * taken, 0 to let the caller drop it. Guest frames never get here.
+ */
+int of_bfd_input_geneve(struct of_dp *dp, struct of_lcore *lc, uint16_t port, struct rte_mbuf *m);
+
+/*
  * Worker 0, once per loop iteration while of_bfd_worker_sends: the BFD
  * thread's frames for uplinks without a TX queue of its own (net_tap), sent
  * on this worker's queue.

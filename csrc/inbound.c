@@ -123,7 +123,9 @@ of_inbound_burst(struct of_dp *dp, struct of_lcore *lc, const struct of_tables *
 		uint16_t guest;
 
 		if (pos[i] < 0) {
-			of_drop(lc, OF_C_VNI_MAC_UNKNOWN, m);
+			/* no guest's: a TEP's BFD answer from inside the tunnel, or a drop */
+			if (!of_bfd_input_geneve(dp, lc, port, m))
+				of_drop(lc, OF_C_VNI_MAC_UNKNOWN, m);
 			continue;
 		}
 		guest = t->guest_index->port[pos[i]];

@@ -459,13 +459,14 @@ cdef class Core:
     # -- BFD (csrc/bfd_api.h) --------------------------------------------------------------
     def bfd_set(self, peers: list) -> None:
         """Replace the BFD sessions: (multihop, peer 16 bytes, uplink index, dst MAC 6 bytes, desired min TX us,
-        required min RX us, detect multiplier) each."""
+        required min RX us, detect multiplier[, through Geneve, VNI]) each."""
         cdef of_dp *dp = self.live()
         cdef unsigned n = len(peers)
         cdef of_bfd_peer *p = <of_bfd_peer *>malloc((n or 1) * sizeof(of_bfd_peer))
         cdef int rc
         try:
-            for i, (multihop, peer, uplink, mac, tx_us, rx_us, mult) in enumerate(peers):
+            for i, (multihop, peer, uplink, mac, tx_us, rx_us, mult, *tunnel) in enumerate(peers):
+                geneve, vni = tunnel if tunnel else (False, 0)
                 if len(peer) != 16 or len(mac) != 6:
                     raise ValueError("a BFD peer takes a 16-byte address and a 6-byte MAC")
                 memset(&p[i], 0, sizeof(of_bfd_peer))
@@ -476,6 +477,8 @@ cdef class Core:
                 p[i].desired_min_tx_us = tx_us
                 p[i].required_min_rx_us = rx_us
                 p[i].detect_mult = mult
+                p[i].geneve = bool(geneve)
+                p[i].vni = vni
             with nogil:
                 rc = of_dp_bfd_set(dp, p, n)
             check(rc)
@@ -490,7 +493,8 @@ cdef class Core:
         try:
             with nogil:
                 n = of_dp_bfd_sessions(dp, out, OF_BFD_MAX_SESSIONS)
-            return [{"multihop": bool(out[i].multihop), "peer": bytes(out[i].peer[:16]),
+            return [{"multihop": bool(out[i].multihop), "geneve": bool(out[i].geneve), "vni": out[i].vni,
+                     "peer": bytes(out[i].peer[:16]),
                      "local": bytes(out[i].local[:16]), "uplink": out[i].uplink, "state": out[i].state,
                      "remote_state": out[i].remote_state, "diag": out[i].diag, "remote_diag": out[i].remote_diag,
                      "been_up": bool(out[i].been_up), "poll": bool(out[i].poll),

@@ -15,10 +15,14 @@ cdef extern from "bfd_api.h" nogil:
         uint32_t desired_min_tx_us
         uint32_t required_min_rx_us
         uint8_t detect_mult
+        uint8_t geneve
+        uint32_t vni
     int of_dp_bfd_set(of_dp *dp, const of_bfd_peer *peers, unsigned n)
 
     struct of_bfd_info:
         uint8_t multihop
+        uint8_t geneve
+        uint32_t vni
         uint8_t peer[16]
         uint8_t local[16]
         uint16_t uplink
@@ -39,6 +43,7 @@ cdef extern from "bfd_api.h" nogil:
 
     struct of_bfd_stats:
         uint64_t rx_packets
+        uint64_t rx_geneve_packets
         uint64_t rx_malformed, rx_bad_checksum, rx_bad_hop_limit, rx_invalid, rx_auth
         uint64_t rx_no_session
         uint64_t tx_packets, tx_failed

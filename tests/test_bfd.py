@@ -350,11 +350,11 @@ def test_sessions_are_one_per_gateway_and_uplink_and_one_per_tep_through_its_fir
     hops = state.routes[0].nexthops
     config = BfdConfig(FAST, uplinks=(("uplink1", BfdSettings("off")),))
     assert wanted_sessions(state, config) == [Session(False, hops[0].gateway, "uplink0", hops[0].mac, FAST),
-                                              Session(True, TEP, "uplink0", hops[0].mac, FAST)]
+                                              Session(True, TEP, "uplink0", hops[0].mac, FAST, True, 99)]
     # with uplink0's session failed, the TEP's session goes through uplink1
     both = BfdConfig(FAST)
     assert wanted_sessions(state, both, frozenset({(False, hops[0].gateway, "uplink0")}))[-1] == \
-        Session(True, TEP, "uplink1", hops[1].mac, FAST)
+        Session(True, TEP, "uplink1", hops[1].mac, FAST, True, 99)
     assert wanted_sessions(state, BfdConfig()) == []
 
 

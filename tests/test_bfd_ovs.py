@@ -1,10 +1,12 @@
-"""Multi-hop BFD (RFC 5883) to each boundary-services TEP, in the Open vSwitch end-to-end lab (mode (a):
-a TEP per switch, each with its own route), against FRR's bfdd on each switch's TEP address.
+"""Plain multi-hop BFD (RFC 5883, `multihop_encap = "plain"`) to each boundary-services TEP, in the Open
+vSwitch end-to-end lab (mode (a): a TEP per switch, each with its own route), against FRR's bfdd on each
+switch's TEP address.
 
 A switch that stops delivering to its TEP (an OpenFlow rule on br-ul drops everything for the TEP's
 address, Geneve and BFD alike) while the sled's route to the TEP stays is found by multi-hop BFD: the
 TEP is marked down, the guest's flow moves to the other TEP, and when the rule goes the session and the
 TEP come back. Single-hop BFD is off on both uplinks here (the lab's nexthop gateways are no hosts).
+A TEP that still answers but no longer decapsulates is test_bfd_geneve.py's: plain BFD cannot see it.
 """
 from __future__ import annotations
 
@@ -42,7 +44,7 @@ def test_a_tep_that_stops_answering_is_marked_down_by_multihop_bfd_while_its_rou
         bfdds = [stack.enter_context(Bfdd(link.switch.ns, [peer_config(
             lab.sled_address, multihop=True, local=link.tep, interval_ms=LAB.desired_min_tx_ms,
             multiplier=LAB.detect_multiplier)])) for link in lab.uplinks]
-        bfd = Bfd(dp, BfdConfig(LAB, uplinks=(("uplink0", OFF), ("uplink1", OFF))))
+        bfd = Bfd(dp, BfdConfig(LAB, uplinks=(("uplink0", OFF), ("uplink1", OFF)), multihop_encap="plain"))
         bfd.commit(sled.state())
         bfd.start()
         stack.callback(bfd.stop)

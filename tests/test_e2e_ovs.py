@@ -224,12 +224,13 @@ def icmp_checksum(data: bytes) -> int:
     return ~total & 0xFFFF
 
 
-def ping(ns: Netns, dst: str, count: int = 3, timeout: float = 3.0) -> list[int]:
-    """ICMP echo from `ns` (no ping binary here): the sequence numbers answered."""
+def ping(ns: Netns, dst: str, count: int = 3, timeout: float = 3.0, ident: int = 0x0fa5) -> list[int]:
+    """ICMP echo from `ns` (no ping binary here) with identifier `ident` (one flow each): the sequence
+    numbers answered."""
     answered = []
     with ns.open_socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_ICMP) as sock:
         for seq in range(1, count + 1):
-            body = struct.pack("!HH", 0x0fa5, seq) + b"opte-fast e2e ping" * 4
+            body = struct.pack("!HH", ident, seq) + b"opte-fast e2e ping" * 4
             header = struct.pack("!BBH", 8, 0, 0)
             sock.sendto(struct.pack("!BBH", 8, 0, icmp_checksum(header + body)) + body, (dst, 0))
             deadline = time.monotonic() + timeout
@@ -240,7 +241,7 @@ def ping(ns: Netns, dst: str, count: int = 3, timeout: float = 3.0) -> list[int]
                 except TimeoutError:
                     break
                 icmp = data[(data[0] & 0x0F) * 4:]
-                if src == dst and icmp[0] == 0 and struct.unpack("!HH", icmp[4:8]) == (0x0fa5, seq):
+                if src == dst and icmp[0] == 0 and struct.unpack("!HH", icmp[4:8]) == (ident, seq):
                     answered.append(seq)
                     break
     return answered

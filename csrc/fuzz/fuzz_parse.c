@@ -1,7 +1,7 @@
 /*
  * libFuzzer entry for the packet parsers, the NDP, gateway, DHCP, router
  * advertisement and ICMP too-big responders, and BFD's receive path (classify,
- * parse, a session taking the packet):
+ * parse, a session taking the packet, also for a Geneve packet's inner frame):
  * any input gets a result without a read or write past its end, and
  * whatever a parser reports lies inside the input.
  *
@@ -34,6 +34,8 @@ enum { IP6_DST_OFF = 14 + 24, ND_TARGET_OFF = 14 + 40 + 8 };
 
 #define EXPECT(cond) do { if (!(cond)) __builtin_trap(); } while (0)
 
+static void fuzz_bfd(const uint8_t *frame, uint32_t len);
+
 static void
 fuzz_inner(const uint8_t *frame, uint32_t len)
 {
@@ -57,6 +59,7 @@ fuzz_geneve(const uint8_t *frame, uint32_t len, const uint8_t addr[16])
 		EXPECT(m.ip6_off < m.udp_off && m.udp_off < m.outer_len);
 		EXPECT(m.inner_len >= 14 && (uint32_t)m.outer_len + m.inner_len <= len);
 		fuzz_inner(frame + m.outer_len, m.inner_len);
+		fuzz_bfd(frame + m.outer_len, m.inner_len);	/* a TEP's answer from inside the tunnel */
 	}
 }
 
@@ -167,7 +170,7 @@ fuzz_bfd(const uint8_t *frame, uint32_t len)
 {
 	struct of_bfd_session s = { .cfg_tx_us = 10000, .cfg_rx_us = 10000, .cfg_mult = 3 };
 	struct of_bfd_rx rx;
-	uint8_t out[OF_BFD_FRAME_LEN];
+	uint8_t out[OF_BFD_FRAME_LEN], tunnel[OF_BFD_GENEVE_FRAME_LEN];
 
 	if (len >= IP6_DST_OFF + 16)
 		(void)of_bfd_classify(frame, len, frame + IP6_DST_OFF, SLED);
@@ -180,6 +183,7 @@ fuzz_bfd(const uint8_t *frame, uint32_t len)
 	of_bfd_session_expire(&s, UINT64_MAX);
 	EXPECT(s.state <= OF_BFD_UP);
 	EXPECT(of_bfd_build(&s, out, sizeof(out), 1) == OF_BFD_FRAME_LEN);
+	EXPECT(of_bfd_build_geneve(&s, tunnel, sizeof(tunnel), 0) == OF_BFD_GENEVE_FRAME_LEN);
 	of_bfd_session_sent(&s, 0, UINT32_MAX);
 }
 

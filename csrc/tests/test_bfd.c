@@ -13,6 +13,7 @@
 
 #include "bfd.h"
 #include "check.h"
+#include "parse.h"
 
 #define MS 1000000ull	/* ns */
 
@@ -397,6 +398,50 @@ test_poll_on_change(void)
 	CHECK_EQ(s.poll, 0);
 }
 
+/* A TEP's session through the tunnel: the outer headers a guest frame to the TEP gets, then the session's own frame
+ * with boundary services' inner MAC; a full outer UDP checksum when the data plane sends one. */
+static void
+test_build_geneve(void)
+{
+	static const uint8_t TEP[16] = { 0xfd, 0x00, 0x00, 0x99, [15] = 0x01 };
+	static const uint8_t OUTER[70] = {
+		0x02, 0, 0, 0, 0, 0x0a, 0x02, 0, 0, 0, 0, 0x0b, 0x86, 0xdd,		/* nexthop <- uplink */
+		0x60, 0x01, 0x23, 0x45, 0x00, 0x66, 0x11, 0x80,			/* tc 0, label 0x12345, 102 B, hop 128 */
+		0xfd, 0x00, 0x00, 0x00, 0x00, 0xf7, 0x01, 0x01, 0, 0, 0, 0, 0, 0, 0, 0x01,
+		0xfd, 0x00, 0x00, 0x99, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x01,
+		0xc3, 0x51, 0x17, 0xc1, 0x00, 0x66, 0x00, 0x00,			/* 50001 -> 6081, checksum 0 */
+		0x00, 0x00, 0x65, 0x58, 0x00, 0x00, 0x63, 0x00,			/* no options, Ethernet, VNI 99 */
+	};
+	static const uint8_t BOUNDARY_MAC[6] = { 0xa8, 0x40, 0x25, 0x77, 0x77, 0x77 };
+	struct of_bfd_session s;
+	struct of_bfd_rx rx;
+	uint8_t frame[OF_BFD_GENEVE_FRAME_LEN], plain[OF_BFD_FRAME_LEN];
+
+	session_b(&s);
+	s.multihop = s.geneve = 1;
+	memcpy(s.peer, TEP, 16);
+	memcpy(s.local, UNDERLAY, 16);
+	s.tunnel = (struct of_bfd_geneve){ .vni = 99, .flow_label = 0x12345, .sport = 50001, .hop_limit = 128,
+					   .inner_dst_mac = { 0xa8, 0x40, 0x25, 0x77, 0x77, 0x77 } };
+	CHECK_EQ(of_bfd_build_geneve(&s, frame, sizeof(frame) - 1, 0), 0);
+	CHECK_EQ(of_bfd_build_geneve(&s, frame, sizeof(frame), 0), OF_BFD_GENEVE_FRAME_LEN);
+	CHECK_MEM(frame, OUTER, sizeof(OUTER));
+	/* inside: what the session sends outside a tunnel, to boundary services' MAC, multi-hop to the TEP */
+	CHECK_EQ(of_bfd_build(&s, plain, sizeof(plain), 0), OF_BFD_FRAME_LEN);
+	CHECK_MEM(frame + 70, BOUNDARY_MAC, 6);
+	CHECK_MEM(frame + 76, plain + 6, OF_BFD_FRAME_LEN - 6);
+	CHECK_EQ(frame[70 + 54 + 2] << 8 | frame[70 + 54 + 3], OF_BFD_MULTI_HOP_PORT);
+	CHECK_EQ(of_bfd_parse(frame + 70, OF_BFD_FRAME_LEN, &rx), OF_BFD_RX_OK);
+	CHECK_EQ(rx.kind, OF_BFD_MULTI_HOP);
+	CHECK_MEM(rx.dst, TEP, 16);
+
+	s.tunnel.udp_checksum = 1;
+	of_bfd_build_geneve(&s, frame, sizeof(frame), 1);
+	CHECK(frame[60] != 0 || frame[61] != 0);
+	CHECK_EQ(of_cksum_ip6_l4((const struct rte_ipv6_hdr *)(frame + 14), frame + 54, 102, 17), 0xffff);
+	CHECK_EQ(frame[70 + 63] & 0x3f, OF_BFD_FLAG_FINAL);
+}
+
 RUN_TESTS(
 	TEST_ENTRY(test_parse_frr_down),
 	TEST_ENTRY(test_classify),
@@ -407,4 +452,5 @@ RUN_TESTS(
 	TEST_ENTRY(test_neighbor_down),
 	TEST_ENTRY(test_jitter),
 	TEST_ENTRY(test_poll_on_change),
+	TEST_ENTRY(test_build_geneve),
 )

@@ -189,7 +189,8 @@ def _bfd(r: dict) -> str:
     thread = "BFD thread: not running" if not t else (
         f"BFD thread: {'SCHED_FIFO' if t['realtime'] else 'SCHED_OTHER'}, latest wake-up "
         f"{t['late_max_ns'] / 1e6:.2f} ms late, {t['late_over_1ms']} over 1 ms; rx {t['rx_packets']} "
-        f"(no session {t['rx_no_session']}, malformed {t['rx_malformed']}, bad checksum {t['rx_bad_checksum']}, "
+        f"({t['rx_geneve_packets']} from inside Geneve; no session {t['rx_no_session']}, "
+        f"malformed {t['rx_malformed']}, bad checksum {t['rx_bad_checksum']}, "
         f"bad hop limit {t['rx_bad_hop_limit']}, invalid {t['rx_invalid']}, authenticated {t['rx_auth']}), "
         f"tx {t['tx_packets']} (failed {t['tx_failed']})")
     return "\n\n".join([table(r["sessions"], columns), thread])

@@ -126,6 +126,10 @@ OPTIONS: tuple[Option, ...] = (
     Option("bfd_multiplier", "bfd", Int(1, 255), 3, "BFD detect multiplier", key="detect_multiplier", pytype=int),
     Option("bfd_multihop", "bfd", Bool(), True, "multi-hop BFD (RFC 5883) to every TEP a V2B entry names",
            key="multihop", pytype=bool),
+    Option("bfd_multihop_encap", "bfd", Choice(("geneve", "plain")), "geneve",
+           "how multi-hop BFD reaches a TEP: geneve (inside the tunnel, as guest traffic: a TEP that stops "
+           "decapsulating goes down) or plain (to the TEP's address: only a TEP that stops answering does)",
+           key="multihop_encap", pytype=str),
     # [run]
     Option("duration_s", "run", Number(0, 1e9), 0.0, "stop after this many seconds (0: until signalled)",
            pytype=float),

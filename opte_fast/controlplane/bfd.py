@@ -8,7 +8,10 @@ as `Links` does (links.py): every commit goes through it, and it
 - works out the sessions the state needs: single hop (RFC 5881) from each
   uplink to each nexthop gateway a route uses, and multi-hop (RFC 5883) to
   each TEP a V2B entry names, sent through the first live nexthop of the
-  TEP's route, which is where the data plane sends the TEP's traffic;
+  TEP's route, which is where the data plane sends the TEP's traffic, and
+  inside Geneve as guest traffic is (`multihop_encap` "geneve", the
+  default), so that it proves the TEP decapsulates, or plainly to the TEP's
+  address ("plain"), which proves only that the address answers;
 - commits the state with every member whose session failed marked down: a
   nexthop whose single-hop session, a TEP whose multi-hop session, was Up
   and is no longer. A session that never came up (the peer runs no BFD) marks
@@ -40,6 +43,7 @@ from .routesync import CommitRetry
 from .state import DesiredState, IPv6Address, Route
 
 MODES = ("off", "on", "require")
+MULTIHOP_ENCAPS = ("geneve", "plain")
 STATES = ("admin-down", "down", "init", "up")
 DIAGNOSTICS = {0: "none", 1: "control detection time expired", 2: "echo function failed",
                3: "neighbor signaled session down", 4: "forwarding plane reset", 5: "path down",
@@ -76,10 +80,17 @@ class BfdSettings:
 @dataclass(frozen=True)
 class BfdConfig:
     """`default` for every uplink not in `uplinks`; multi-hop sessions to TEPs (with `default`'s settings)
-    when `multihop` and `default.mode` is not off."""
+    when `multihop` and `default.mode` is not off, through Geneve or plainly to the TEP's address as
+    `multihop_encap` says."""
     default: BfdSettings = BfdSettings()
     uplinks: tuple[tuple[str, BfdSettings], ...] = ()
     multihop: bool = True
+    multihop_encap: str = "geneve"
+
+    def __post_init__(self) -> None:
+        if self.multihop_encap not in MULTIHOP_ENCAPS:
+            raise ValueError(f"BFD multihop_encap {self.multihop_encap!r}: expected one of "
+                             f"{', '.join(MULTIHOP_ENCAPS)}")
 
     def for_uplink(self, uplink: str) -> BfdSettings:
         return dict(self.uplinks).get(uplink, self.default)
@@ -92,12 +103,19 @@ class BfdConfig:
 @dataclass(frozen=True)
 class Session:
     """A session the state asks for: single hop on `uplink` to `peer` (a nexthop's gateway, at `mac`), or
-    multi-hop to `peer` (a TEP) through the nexthop (`uplink`, `mac`)."""
+    multi-hop to `peer` (a TEP) through the nexthop (`uplink`, `mac`), inside Geneve with the TEP's `vni`
+    when `geneve`."""
     multihop: bool
     peer: IPv6Address
     uplink: str
     mac: str
     settings: BfdSettings
+    geneve: bool = False
+    vni: int = 0
+
+    @property
+    def kind(self) -> str:
+        return ("multihop-geneve" if self.geneve else "multihop") if self.multihop else "single-hop"
 
     @property
     def key(self) -> tuple:
@@ -115,7 +133,7 @@ def longest_match(routes: Iterable[Route], addr: IPv6Address) -> Route | None:
 def wanted_sessions(state: DesiredState, config: BfdConfig, down: frozenset = frozenset()) -> list[Session]:
     """Every session `state` needs, each once: single hop per (uplink, gateway) of a route whose uplink runs
     BFD, then multi-hop per TEP through its route's first nexthop that is up and not in `down` (keys of
-    failed single-hop sessions)."""
+    failed single-hop sessions), in Geneve with the TEP's VNI unless `multihop_encap` is plain."""
     out: dict[tuple, Session] = {}
     for route in state.routes:
         for n in route.nexthops:
@@ -124,12 +142,13 @@ def wanted_sessions(state: DesiredState, config: BfdConfig, down: frozenset = fr
                 s = Session(False, n.gateway, n.uplink, n.mac, settings)
                 out.setdefault(s.key, s)
     if config.multihop and config.default.mode != "off":
-        for addr in sorted({t.addr for e in state.v2b for t in e.teps}):
+        geneve = config.multihop_encap == "geneve"
+        for addr, vni in sorted({(t.addr, t.vni) for e in state.v2b for t in e.teps}):
             route = longest_match(state.routes, addr)
             live = [n for n in route.nexthops if n.up and (False, n.gateway, n.uplink) not in down] if route else []
             if live:
-                s = Session(True, addr, live[0].uplink, live[0].mac, config.default)
-                out.setdefault(s.key, s)
+                s = Session(True, addr, live[0].uplink, live[0].mac, config.default, geneve, vni if geneve else 0)
+                out.setdefault(s.key, s)  # one per TEP address, with the first VNI it is named with
     return list(out.values())
 
 
@@ -173,7 +192,7 @@ def bfd_config(options: Any, entries: list[tuple[str, dict]], uplinks: list[str]
             per_uplink[name] = dataclasses.replace(default, **{k: v for k, v in e.items() if k != "name"})
         except (TypeError, ValueError) as err:
             raise fail(key, str(err)) from None
-    return BfdConfig(default, tuple(per_uplink.items()), options.bfd_multihop)
+    return BfdConfig(default, tuple(per_uplink.items()), options.bfd_multihop, options.bfd_multihop_encap)
 
 
 def bfd_metrics(report: dict, prefix: str) -> Iterator[Metric]:
@@ -196,8 +215,9 @@ def bfd_metrics(report: dict, prefix: str) -> Iterator[Metric]:
         ups.add_metric(key, s["ups"])
     yield from (up, state, member, downs, ups)
     thread = report["thread"] or {}
-    for name in ("rx_packets", "rx_no_session", "rx_malformed", "rx_bad_checksum", "rx_bad_hop_limit",
-                 "rx_invalid", "rx_auth", "tx_packets", "tx_failed", "state_changes", "late_over_1ms"):
+    for name in ("rx_packets", "rx_geneve_packets", "rx_no_session", "rx_malformed", "rx_bad_checksum",
+                 "rx_bad_hop_limit", "rx_invalid", "rx_auth", "tx_packets", "tx_failed", "state_changes",
+                 "late_over_1ms"):
         if name in thread:
             yield CounterMetricFamily(f"{prefix}_bfd_{name}", f"BFD thread: {name.replace('_', ' ')}",
                                       value=thread[name])
@@ -245,7 +265,7 @@ class Bfd:
         rows = []
         for want, s in zip(sessions, self._dataplane.bfd_sessions()):
             rows.append({
-                "kind": "multihop" if s["multihop"] else "single-hop", "uplink": want.uplink,
+                "kind": want.kind, "uplink": want.uplink,
                 "peer": str(want.peer), "local": str(ipaddress.IPv6Address(s["local"])),
                 "member": f"tep {want.peer}" if want.multihop else f"nexthop {want.peer} dev {want.uplink}",
                 "state": STATES[s["state"]], "remote_state": STATES[s["remote_state"]],
@@ -260,7 +280,7 @@ class Bfd:
                 "diag": DIAGNOSTICS.get(s["diag"], str(s["diag"])),
                 "remote_diag": DIAGNOSTICS.get(s["remote_diag"], str(s["remote_diag"])),
                 "ups": s["ups"], "downs": s["downs"], "rx_packets": s["rx_packets"], "tx_packets": s["tx_packets"],
-                "reaction_us": self._reaction_us.get(want.key),
+                "vni": want.vni if want.geneve else None, "reaction_us": self._reaction_us.get(want.key),
             })
         stats = dict(self._dataplane.bfd_stats())
         stats["realtime"], stats["running"] = bool(stats["realtime"]), bool(stats["running"])
@@ -319,13 +339,13 @@ class Bfd:
             return
         self._dataplane.bfd_set([
             (s.multihop, s.peer.packed, self._dataplane.port_index(s.uplink), bytes.fromhex(s.mac.replace(":", "")),
-             *s.settings.peer_args) for s in sessions])
+             *s.settings.peer_args, s.geneve, s.vni) for s in sessions])
         self._sessions = sessions
         # sessions gone take their verdicts with them
         self._failed = frozenset(k for k in self._failed if k in {s.key for s in sessions})
 
     def _log_change(self, want: Session, s: dict, member_down: bool) -> None:
-        what = f"tep {want.peer} (multihop via {want.uplink})" if want.multihop else \
+        what = f"tep {want.peer} ({want.kind} via {want.uplink})" if want.multihop else \
             f"nexthop {want.peer} dev {want.uplink}"
         effect = "member down" if member_down else "member up" if s["state"] == UP else "member unchanged"
         why = f" ({DIAGNOSTICS.get(s['diag'], s['diag'])})" if s["diag"] else ""

@@ -399,7 +399,8 @@ class Dataplane:
     # -- BFD: the sessions run in C (csrc/bfd_io.c); which ones, and what they mean, is bfd.py's --
     def bfd_set(self, peers: list[tuple]) -> None:
         """Replace the BFD sessions: (multihop, peer address bytes, uplink index, nexthop MAC bytes,
-        desired min TX us, required min RX us, detect multiplier) each; a kept session keeps its state."""
+        desired min TX us, required min RX us, detect multiplier[, through Geneve, VNI]) each; a kept
+        session keeps its state."""
         self._core.bfd_set(peers)
 
     def bfd_sessions(self) -> list[dict]:
