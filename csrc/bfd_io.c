@@ -42,6 +42,7 @@
 #include "bfd.h"
 #include "bfd_api.h"
 #include "bfd_io.h"
+#include "clock.h"
 #include "counters.h"
 #include "dp.h"
 #include "error.h"
@@ -91,15 +92,6 @@ struct of_bfd {
 	uint64_t rng;
 };
 
-static uint64_t
-now_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
-
 static uint32_t
 next_random(struct of_bfd *b)
 {
@@ -136,7 +128,7 @@ of_bfd_create(struct of_dp *dp)
 		return -ENOMEM;
 	}
 	if (getrandom(&b->rng, sizeof(b->rng), 0) != sizeof(b->rng) || b->rng == 0)
-		b->rng = now_ns() | 1;
+		b->rng = of_monotonic_ns() | 1;
 	/* The BFD thread runs SCHED_FIFO and the control thread does not: a control thread preempted while
 	 * it holds the lock would hold the BFD thread up, for as long as a busy machine leaves it waiting
 	 * (100 ms seen under a load of 15 on two CPUs). Priority inheritance lends it the BFD thread's
@@ -357,7 +349,7 @@ bfd_main(void *arg)
 
 	pthread_mutex_lock(&b->lock);
 	while (!b->stopping) {
-		uint64_t now = now_ns(), next;
+		uint64_t now = of_monotonic_ns(), next;
 		struct timespec ts;
 
 		b->stats.wakeups++;
@@ -372,7 +364,7 @@ bfd_main(void *arg)
 			continue;
 		}
 		/* a deadline in the past (sending took long) is a wake-up at once, not a late one */
-		deadline = RTE_MAX(RTE_MIN(next, now + RX_POLL_NS), now_ns());
+		deadline = RTE_MAX(RTE_MIN(next, now + RX_POLL_NS), of_monotonic_ns());
 		ts.tv_sec = (time_t)(deadline / 1000000000u);
 		ts.tv_nsec = (long)(deadline % 1000000000u);
 		pthread_cond_timedwait(&b->wake, &b->lock, &ts);
@@ -501,7 +493,7 @@ of_dp_bfd_set(struct of_dp *dp, const struct of_bfd_peer *peers, unsigned n)
 {
 	struct of_bfd *b = dp->bfd;
 	uint8_t wanted[OF_BFD_MAX_SESSIONS] = { 0 };
-	uint64_t now = now_ns();
+	uint64_t now = of_monotonic_ns();
 	int rc = check_peers(dp, peers, n);
 
 	if (rc != 0)
