@@ -46,6 +46,7 @@
 #include "counters.h"
 #include "dp.h"
 #include "error.h"
+#include "gateway.h"
 #include "lcore.h"
 #include "tx.h"
 #include "ndp.h"
@@ -485,7 +486,7 @@ set_path(struct of_dp *dp, struct of_bfd_session *s, const struct of_bfd_peer *p
 	if (p->multihop)
 		memcpy(s->local, dp->cfg.underlay_addr, 16);
 	else
-		of_bfd_link_local(uplink->mac.addr_bytes, s->local);
+		of_link_local_of(uplink->mac.addr_bytes, s->local);
 }
 
 int
@@ -544,7 +545,7 @@ of_dp_bfd_set(struct of_dp *dp, const struct of_bfd_peer *peers, unsigned n)
 
 		for (unsigned i = 0; i < n; i++)
 			single_hop |= !peers[i].multihop && peers[i].uplink == port;
-		of_bfd_link_local(dp->ports[port].mac.addr_bytes, b->port[port].link_local);
+		of_link_local_of(dp->ports[port].mac.addr_bytes, b->port[port].link_local);
 		__atomic_store_n(&b->port[port].single_hop, (uint8_t)single_hop, __ATOMIC_RELEASE);
 	}
 	__atomic_store_n(&b->n_sessions, n, __ATOMIC_RELEASE);
