@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import ipaddress
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -138,6 +138,12 @@ class DesiredState:
     def underlay_destinations(self) -> frozenset[IPv6Address]:
         """Every address the data plane sends to: each TEP, up or down, and each V2P sled."""
         return frozenset([t.addr for e in self.v2b for t in e.teps] + [e.underlay for e in self.v2p])
+
+    def with_nexthops_down(self, down: Callable[[Nexthop], bool]) -> DesiredState:
+        """Every nexthop of every route for which `down(nexthop)` holds marked down."""
+        return self.replace(routes=tuple(
+            Route(r.prefix, tuple(dataclasses.replace(n, up=False) if n.up and down(n) else n for n in r.nexthops))
+            for r in self.routes))
 
     def with_tep_state(self, addr: IPv6Address, up: bool) -> DesiredState:
         """Every TEP with address `addr`, in every V2B entry, marked up or down."""
