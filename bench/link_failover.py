@@ -23,72 +23,23 @@ Usage: python3 bench/link_failover.py [--pmd ring|tap] [--rounds 20]
 from __future__ import annotations
 
 import argparse
-import ipaddress
 import os
 import secrets
 import shutil
 import socket
 import statistics
-import struct
 import subprocess
 import sys
-import threading
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
+from bench.failover import N_FLOWS, Feeder, last_seq, wait_for  # noqa: E402
 from opte_fast.controlplane import taps  # noqa: E402
 from opte_fast.controlplane.dataplane import Dataplane, DataplaneOptions, eal_args, eal_cleanup, eal_init  # noqa: E402
 from opte_fast.controlplane.links import Links  # noqa: E402
 from opte_fast.controlplane.routesync import in_netns  # noqa: E402
-from opte_fast.tools.sample import GATEWAY_MAC, GUEST_IP4, GUEST_MAC, UNDERLAY, anycast_state  # noqa: E402
-
-PAYLOAD_OFF = 70 + 14 + 20 + 8  # outer headers, inner Ethernet, IPv4, UDP
-BATCH = 8
-N_FLOWS = 64
-
-
-def frame(seq: int, first_flow: int) -> bytes:
-    """A UDP frame of flow first_flow + seq % N_FLOWS carrying seq."""
-    ip = struct.pack("!BBHHHBBH4s4s", 0x45, 0, 20 + 8 + 8, 0, 0, 64, 17, 0, GUEST_IP4.packed,
-                     ipaddress.IPv4Address("198.51.100.7").packed)
-    udp = struct.pack("!HHHH", 1000 + first_flow + seq % N_FLOWS, 53, 16, 0) + struct.pack("!Q", seq)
-    mac = bytes.fromhex
-    return mac(GATEWAY_MAC.replace(":", "")) + mac(GUEST_MAC.replace(":", "")) + b"\x08\x00" + ip + udp
-
-
-class Feeder(threading.Thread):
-    """Injects a batch of sequenced frames into the guest every GAP_S, keeping injection times. Each
-    round uses new flows (`first_flow`): live flows stay on the uplink they moved to."""
-
-    GAP_S = 0.0002
-
-    def __init__(self, dp: Dataplane):
-        super().__init__(daemon=True)
-        self.dp, self.seq, self.times, self.first_flow = dp, 0, {}, 0
-        self.stopping = threading.Event()
-
-    def run(self) -> None:
-        while not self.stopping.is_set():
-            frames = [frame(self.seq + i, self.first_flow) for i in range(BATCH)]
-            self.times[self.seq // BATCH] = time.monotonic_ns()
-            self.seq += self.dp.inject("guest0", frames)
-            time.sleep(self.GAP_S)
-
-    def injected_ns(self, seq: int) -> int:
-        return self.times[seq // BATCH]
-
-
-def last_seq(frames: list[bytes]) -> int | None:
-    return max((struct.unpack_from("!Q", f, PAYLOAD_OFF)[0] for f in frames), default=None)
-
-
-def wait_for(cond, timeout_s: float = 5.0) -> None:
-    deadline = time.monotonic() + timeout_s
-    while not cond():
-        if time.monotonic() > deadline:
-            raise TimeoutError("the link change was not applied within 5 s")
-        time.sleep(0.0002)
+from opte_fast.tools.sample import UNDERLAY, anycast_state  # noqa: E402
 
 
 def main() -> None:
@@ -141,7 +92,7 @@ def main() -> None:
             for port in () if netns else ("uplink0", "uplink1"):
                 dp.collect(port)
             t_down = set_link(False)
-            wait_for(lambda: links.down == {"uplink1"})
+            wait_for(lambda: links.down == {"uplink1"}, 5, "uplink1 committed down")
             (port,) = [p for p in links.ports() if p["name"] == "uplink1"]
             detected = dp.link("uplink1")["changed_ns"] - t_down
             applied = detected + port["link_reaction_us"] * 1000
@@ -152,7 +103,7 @@ def main() -> None:
                 last = feeder.injected_ns(seq) - t_down if seq is not None else None
             rows.append((detected / 1e3, applied / 1e3, last / 1e3 if last is not None else None))
             set_link(True)
-            wait_for(lambda: links.down == set())
+            wait_for(lambda: links.down == set(), 5, "uplink1 committed up again")
         counters = dp.counters()
     finally:
         if feeder is not None:

@@ -99,22 +99,6 @@ of_bfd_parse(const uint8_t *frame, uint32_t len, struct of_bfd_rx *rx)
 	return OF_BFD_RX_OK;
 }
 
-void
-of_bfd_link_local(const uint8_t mac[6], uint8_t out[16])
-{
-	memset(out, 0, 16);
-	out[0] = 0xfe;
-	out[1] = 0x80;
-	out[8] = mac[0] ^ 0x02;
-	out[9] = mac[1];
-	out[10] = mac[2];
-	out[11] = 0xff;
-	out[12] = 0xfe;
-	out[13] = mac[3];
-	out[14] = mac[4];
-	out[15] = mac[5];
-}
-
 /* 6.8.3: while not Up, DesiredMinTxInterval is at least one second. */
 static uint32_t
 desired_tx_for(const struct of_bfd_session *s, uint8_t state)

@@ -107,9 +107,6 @@ struct of_bfd_rx {
 /* Check frame as RFC 5881/5883/5880 6.8.6 ask, up to the session lookup. */
 enum of_bfd_rx_error of_bfd_parse(const uint8_t *frame, uint32_t len, struct of_bfd_rx *rx);
 
-/* fe80::/64 with the modified EUI-64 interface identifier of mac (RFC 4291 2.5.1). */
-void of_bfd_link_local(const uint8_t mac[6], uint8_t out[16]);
-
 /*
  * The tunnel of a multi-hop session sent through Geneve to its TEP (in the
  * spirit of RFC 9521): the outer headers as the data plane puts them in

@@ -45,9 +45,11 @@
 #include "bfd.h"
 #include "bfd_api.h"
 #include "bfd_io.h"
+#include "clock.h"
 #include "counters.h"
 #include "dp.h"
 #include "error.h"
+#include "gateway.h"
 #include "lcore.h"
 #include "tx.h"
 #include "ndp.h"
@@ -99,15 +101,6 @@ struct of_bfd {
 	uint64_t rng;
 };
 
-static uint64_t
-now_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
-
 static uint32_t
 next_random(struct of_bfd *b)
 {
@@ -144,7 +137,7 @@ of_bfd_create(struct of_dp *dp)
 		return -ENOMEM;
 	}
 	if (getrandom(&b->rng, sizeof(b->rng), 0) != sizeof(b->rng) || b->rng == 0)
-		b->rng = now_ns() | 1;
+		b->rng = of_monotonic_ns() | 1;
 	/* The BFD thread runs SCHED_FIFO and the control thread does not: a control thread preempted while
 	 * it holds the lock would hold the BFD thread up, for as long as a busy machine leaves it waiting
 	 * (100 ms seen under a load of 15 on two CPUs). Priority inheritance lends it the BFD thread's
@@ -392,7 +385,7 @@ bfd_main(void *arg)
 
 	pthread_mutex_lock(&b->lock);
 	while (!b->stopping) {
-		uint64_t now = now_ns(), next;
+		uint64_t now = of_monotonic_ns(), next;
 		struct timespec ts;
 
 		b->stats.wakeups++;
@@ -407,7 +400,7 @@ bfd_main(void *arg)
 			continue;
 		}
 		/* a deadline in the past (sending took long) is a wake-up at once, not a late one */
-		deadline = RTE_MAX(RTE_MIN(next, now + RX_POLL_NS), now_ns());
+		deadline = RTE_MAX(RTE_MIN(next, now + RX_POLL_NS), of_monotonic_ns());
 		ts.tv_sec = (time_t)(deadline / 1000000000u);
 		ts.tv_nsec = (long)(deadline % 1000000000u);
 		pthread_cond_timedwait(&b->wake, &b->lock, &ts);
@@ -550,7 +543,7 @@ set_path(struct of_dp *dp, struct of_bfd_session *s, const struct of_bfd_peer *p
 	if (p->multihop)
 		memcpy(s->local, dp->cfg.underlay_addr, 16);
 	else
-		of_bfd_link_local(uplink->mac.addr_bytes, s->local);
+		of_link_local_of(uplink->mac.addr_bytes, s->local);
 	if (s->geneve)
 		set_tunnel(dp, s, p->vni);
 }
@@ -561,7 +554,7 @@ of_dp_bfd_set(struct of_dp *dp, const struct of_bfd_peer *peers, unsigned n)
 	struct of_bfd *b = dp->bfd;
 	uint8_t wanted[OF_BFD_MAX_SESSIONS] = { 0 };
 	uint32_t n_geneve = 0;
-	uint64_t now = now_ns();
+	uint64_t now = of_monotonic_ns();
 	int rc = check_peers(dp, peers, n);
 
 	if (rc != 0)
@@ -614,7 +607,7 @@ of_dp_bfd_set(struct of_dp *dp, const struct of_bfd_peer *peers, unsigned n)
 
 		for (unsigned i = 0; i < n; i++)
 			single_hop |= !peers[i].multihop && peers[i].uplink == port;
-		of_bfd_link_local(dp->ports[port].mac.addr_bytes, b->port[port].link_local);
+		of_link_local_of(dp->ports[port].mac.addr_bytes, b->port[port].link_local);
 		__atomic_store_n(&b->port[port].single_hop, (uint8_t)single_hop, __ATOMIC_RELEASE);
 	}
 	__atomic_store_n(&b->n_geneve, n_geneve, __ATOMIC_RELEASE);

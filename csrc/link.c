@@ -16,23 +16,14 @@
 #include <stdint.h>
 #include <string.h>
 #include <sys/eventfd.h>
-#include <time.h>
 
 #include <rte_alarm.h>
 #include <rte_ethdev.h>
 
+#include "clock.h"
 #include "dp.h"
 #include "error.h"
 #include "link.h"
-
-static uint64_t
-monotonic_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
 
 /* What a change is made of: status, duplex and speed (not the autoneg bit). */
 static uint64_t
@@ -54,7 +45,7 @@ link_refresh(struct of_dp *dp, struct of_port *p, int announce)
 	word = link_word(&link);
 	rte_spinlock_lock(&dp->link_lock);
 	if (word != p->link_word || !announce) {
-		__atomic_store_n(&p->link_changed_ns, monotonic_ns(), __ATOMIC_RELAXED);
+		__atomic_store_n(&p->link_changed_ns, of_monotonic_ns(), __ATOMIC_RELAXED);
 		__atomic_store_n(&p->link_changes, p->link_changes + (announce != 0), __ATOMIC_RELAXED);
 		__atomic_store_n(&p->link_word, word, __ATOMIC_RELEASE);
 		if (announce)

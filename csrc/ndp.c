@@ -28,14 +28,30 @@ is_solicited_node_group(const uint8_t *dst, const uint8_t addr[16])
 	       memcmp(dst + sizeof(prefix), addr + sizeof(prefix), 16 - sizeof(prefix)) == 0;
 }
 
+int
+of_nd_options_valid(const uint8_t *opts, uint32_t len, int from_unspecified)
+{
+	for (uint32_t off = 0, opt_len; off < len; off += opt_len) {
+		if (len - off < 2)
+			return 0;
+		opt_len = opts[off + 1] * OF_ND_OPT_UNIT;
+		if (opt_len == 0 || len - off < opt_len)
+			return 0;
+		/* a probing node has no address to be reached at yet */
+		if (from_unspecified && opts[off] == OF_ND_OPT_SOURCE_LLADDR)
+			return 0;
+	}
+	return 1;
+}
+
 /* Offset of the IPv6 header of a solicitation for addr we may answer, or 0. */
 static uint32_t
 solicit_l3_off(const uint8_t *frame, uint32_t len, const uint8_t addr[16])
 {
 	const struct rte_ipv6_hdr *ip6;
 	const struct of_nd_msg *ns;
-	const uint8_t *src, *dst, *opt;
-	uint32_t l3, plen, opts_len, off, opt_len;
+	const uint8_t *src, *dst;
+	uint32_t l3, plen;
 	rte_be16_t type;
 	int from_unspecified;
 
@@ -64,19 +80,8 @@ solicit_l3_off(const uint8_t *frame, uint32_t len, const uint8_t addr[16])
 	    memcmp(ns->target, addr, sizeof(ns->target)) != 0)
 		return 0;
 
-	opt = (const uint8_t *)(ns + 1);
-	opts_len = plen - sizeof(*ns);
-	for (off = 0; off < opts_len; off += opt_len) {
-		if (opts_len - off < 2)
-			return 0;
-		opt_len = opt[off + 1] * OF_ND_OPT_UNIT;
-		if (opt_len == 0 || opts_len - off < opt_len)
-			return 0;
-		/* a probing node has no address to be reached at yet */
-		if (from_unspecified && opt[off] == OF_ND_OPT_SOURCE_LLADDR)
-			return 0;
-	}
-
+	if (!of_nd_options_valid((const uint8_t *)(ns + 1), plen - sizeof(*ns), from_unspecified))
+		return 0;
 	if (of_cksum_ip6_l4(ip6, (const uint8_t *)ns, plen, IPPROTO_ICMPV6) != 0xffff)
 		return 0;
 	return l3;

@@ -19,6 +19,13 @@
 int of_ndp_is_solicit_for(const uint8_t *frame, uint32_t len, const uint8_t addr[16]);
 
 /*
+ * 1 if the len bytes of options at opts are what RFC 4861 (7.1.1, 6.1.1)
+ * asks of a solicitation's: each of non-zero length and inside the message,
+ * and no source link-layer address option when the sender is :: (from_unspecified).
+ */
+int of_nd_options_valid(const uint8_t *opts, uint32_t len, int from_unspecified);
+
+/*
  * Turn the solicitation in frame (len bytes, in a buffer of room bytes)
  * into the advertisement of addr at mac, in place: Ethernet to the
  * solicitor's source MAC from mac (a VLAN tag is kept), IPv6 from addr to

@@ -16,6 +16,7 @@
 #include <rte_ip.h>
 
 #include "gateway.h"
+#include "ndp.h"
 #include "ra.h"
 #include "wire.h"
 
@@ -41,17 +42,9 @@ solicit_valid(const struct rte_ipv6_hdr *ip6, const uint8_t *rs, uint32_t icmp_l
 {
 	int from_unspecified = memcmp(&ip6->src_addr, unspecified, 16) == 0;
 
-	if (ip6->hop_limits != OF_ND_HOP_LIMIT || icmp_len < RS_LEN || rs[0] != ND_ROUTER_SOLICIT || rs[1] != 0)
+	if (ip6->hop_limits != OF_ND_HOP_LIMIT || icmp_len < RS_LEN || rs[0] != ND_ROUTER_SOLICIT || rs[1] != 0 ||
+	    !of_nd_options_valid(rs + RS_LEN, icmp_len - RS_LEN, from_unspecified))
 		return 0;
-	for (uint32_t off = RS_LEN, opt_len; off < icmp_len; off += opt_len) {
-		if (icmp_len - off < 2)
-			return 0;
-		opt_len = rs[off + 1] * OF_ND_OPT_UNIT;
-		if (opt_len == 0 || icmp_len - off < opt_len)
-			return 0;
-		if (from_unspecified && rs[off] == OF_ND_OPT_SOURCE_LLADDR)
-			return 0;
-	}
 	return of_cksum_ip6_l4(ip6, rs, icmp_len, IPPROTO_ICMPV6) == 0xffff;
 }
 

@@ -50,8 +50,9 @@ static struct {
 	char gateway[NAME_LEN];
 } member_names[2][OF_MAX_NEXTHOPS];
 
+/* Every counter summed over lcores, or with drops_only the drop reasons alone. */
 static int
-counters_cb(const char *cmd __rte_unused, const char *params __rte_unused, struct rte_tel_data *d)
+counters_reply(struct rte_tel_data *d, int drops_only)
 {
 	uint64_t values[OF_N_COUNTERS];
 
@@ -60,27 +61,23 @@ counters_cb(const char *cmd __rte_unused, const char *params __rte_unused, struc
 	if (telemetry_dp != NULL && telemetry_dp->running) {
 		of_dp_counters(telemetry_dp, values);
 		for (unsigned i = 0; i < OF_N_COUNTERS; i++)
-			of_tel_dict_add_u64(d, of_counter_names[i], values[i]);
+			if (!drops_only || of_counter_is_drop[i])
+				of_tel_dict_add_u64(d, of_counter_names[i], values[i]);
 	}
 	pthread_mutex_unlock(&telemetry_lock);
 	return 0;
 }
 
 static int
+counters_cb(const char *cmd __rte_unused, const char *params __rte_unused, struct rte_tel_data *d)
+{
+	return counters_reply(d, 0);
+}
+
+static int
 drops_cb(const char *cmd __rte_unused, const char *params __rte_unused, struct rte_tel_data *d)
 {
-	uint64_t values[OF_N_COUNTERS];
-
-	rte_tel_data_start_dict(d);
-	pthread_mutex_lock(&telemetry_lock);
-	if (telemetry_dp != NULL && telemetry_dp->running) {
-		of_dp_counters(telemetry_dp, values);
-		for (unsigned i = 0; i < OF_N_COUNTERS; i++)
-			if (of_counter_is_drop[i])
-				of_tel_dict_add_u64(d, of_counter_names[i], values[i]);
-	}
-	pthread_mutex_unlock(&telemetry_lock);
-	return 0;
+	return counters_reply(d, 1);
 }
 
 static int

@@ -11,15 +11,12 @@
 """
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import ipaddress
 import json
 import os
-import secrets
 import threading
 import time
-from collections.abc import Iterator
 
 import pytest
 from click.testing import CliRunner
@@ -41,13 +38,12 @@ from opte_fast.controlplane.bfd import (
     wanted_sessions,
     with_failures,
 )
-from opte_fast.controlplane.dataplane import Dataplane, DataplaneOptions
+from opte_fast.controlplane.dataplane import Dataplane
 from opte_fast.controlplane.state import V2B, Tep
 from opte_fast.tools.sample import TEP, TEP_PREFIX, switch_gateway, switch_mac
+from tests.support.bfd_lab import bfd_switch_lab, link_local, nexthop_up
 from tests.support.cli import sled_toml
-from tests.support.frr import Bfdd, peer_config
-from tests.support.netns import namespace, run
-from tests.support.sled import GATEWAY_MAC, GUEST_IP4, GUEST_MAC, default_state, ring_sled, uplink
+from tests.support.sled import GATEWAY_MAC, GUEST_IP4, GUEST_MAC, default_state, ring_sled
 from tests.support.tools import needs_tools
 
 needs_root = pytest.mark.skipif(os.geteuid() != 0, reason="taps, namespaces and FRR need root")
@@ -58,11 +54,6 @@ FAST = BfdSettings("on", desired_min_tx_ms=10, required_min_rx_ms=10, detect_mul
 # as such; bench/bfd_failover.py measures 10 ms x 3 and 50 ms x 3.
 LAB = BfdSettings("on", desired_min_tx_ms=100, required_min_rx_ms=100, detect_multiplier=3)
 PEER_DISC = 0x1234ABCD
-
-
-def link_local(mac: str) -> ipaddress.IPv6Address:
-    b = bytes.fromhex(mac.replace(":", ""))
-    return ipaddress.IPv6Address(b"\xfe\x80" + b"\0" * 6 + bytes([b[0] ^ 2]) + b[1:3] + b"\xff\xfe" + b[3:])
 
 
 def udp_flows(n: int, first_port: int = 1000) -> list[bytes]:
@@ -238,52 +229,6 @@ def test_frames_for_no_session_or_malformed_are_counted_and_the_exception_path_k
 # --- against FRR's bfdd -------------------------------------------------------------------------
 
 
-@dataclasses.dataclass
-class SwitchLab:
-    dp: Dataplane
-    bfd: Bfd
-    switches: list  # Netns
-    bfdds: list[Bfdd]
-    ifnames: list[str]
-
-
-@contextlib.contextmanager
-def frr_lab(settings: BfdSettings = LAB) -> Iterator[SwitchLab]:
-    """Two net_tap uplinks, each moved into a switch namespace whose kernel side has fe80::<i+1> and runs
-    bfdd with a single-hop peer at the sled's link-local address; a ring guest; anycast to TEP."""
-    tag = secrets.token_hex(3)
-    with contextlib.ExitStack() as stack:
-        switches = [stack.enter_context(namespace(f"bfdsw{i}")) for i in range(2)]
-        ifnames = [f"ofb{i}{tag}" for i in range(2)]
-        macs = [f"02:5e:00:00:{i:02x}:01" for i in range(2)]
-        dp = Dataplane(DataplaneOptions(underlay_addr=default_state().underlay.addr, flow_capacity=4096,
-                                        n_mbufs=8191))
-        stack.callback(dp.close)
-        dp.add_ring_port("guest0", "guest")
-        for i, (ifname, mac) in enumerate(zip(ifnames, macs)):
-            dp.add_port(uplink(i), f"net_tap_{ifname},iface={ifname},mac={mac}", "uplink")
-        state = default_state(2)
-        dp.commit(state)
-        dp.start([1])
-        bfdds = []
-        for i, (sw, ifname, mac) in enumerate(zip(switches, ifnames, macs)):
-            run(["ip", "link", "set", ifname, "netns", sw.name])
-            sw.ip("link", "set", ifname, "address", switch_mac(i), "up")
-            sw.add_address(ifname, f"{switch_gateway(i)}/64")
-            bfdds.append(stack.enter_context(Bfdd(sw, [peer_config(
-                str(link_local(mac)), interface=ifname, interval_ms=settings.desired_min_tx_ms,
-                multiplier=settings.detect_multiplier)])))
-        bfd = Bfd(dp, BfdConfig(settings, multihop=False))
-        bfd.commit(state)
-        bfd.start()
-        stack.callback(bfd.stop)
-        yield SwitchLab(dp, bfd, switches, bfdds, ifnames)
-
-
-def member_up(dp: Dataplane, uplink_name: str) -> bool:
-    return next(n for n in dp.paths()["nexthops"] if n["uplink"] == uplink_name)["up"]
-
-
 def pinned(dp: Dataplane) -> dict[int, str]:
     return {f["src_port"]: f["nexthop"]["uplink"] for f in dp.flows(4096)}
 
@@ -298,7 +243,7 @@ NFT_DROP_BFD = "table inet ofbfd { chain i { type filter hook input priority 0; 
 @known_to_fail_on_debian_13("FRR's zebra does not start within 20 s in the switch namespace")
 @pytest.mark.parametrize("failure", ["bfdd killed", "nft drops BFD"])
 def test_a_switch_whose_bfd_fails_loses_exactly_its_flows_and_gets_new_ones_once_back(eal, failure):
-    with frr_lab() as lab:
+    with bfd_switch_lab(LAB) as lab:
         dp = lab.dp
         for b in lab.bfdds:
             b.wait_status("up")
@@ -315,7 +260,7 @@ def test_a_switch_whose_bfd_fails_loses_exactly_its_flows_and_gets_new_ones_once
             lab.bfdds[0].stop_bfdd()
         else:
             lab.switches[0].run("nft", NFT_DROP_BFD)
-        wait_for(lambda: not member_up(dp, "uplink0"), timeout_s=2, what="nexthop uplink0 down")
+        wait_for(lambda: not nexthop_up(dp, "uplink0"), timeout_s=2, what="nexthop uplink0 down")
         s0 = dp.bfd_sessions()[0]
         assert s0["state"] == 1 and s0["diag"] == 1  # the detection time ran out
         assert dp.bfd_sessions()[1]["state"] == 3
@@ -330,7 +275,7 @@ def test_a_switch_whose_bfd_fails_loses_exactly_its_flows_and_gets_new_ones_once
             lab.bfdds[0].start_bfdd()
         else:
             lab.switches[0].run("nft", "delete table inet ofbfd")
-        wait_for(lambda: member_up(dp, "uplink0"), timeout_s=10, what="nexthop uplink0 up again")
+        wait_for(lambda: nexthop_up(dp, "uplink0"), timeout_s=10, what="nexthop uplink0 up again")
         lab.bfdds[0].wait_status("up")
         dp.inject("guest0", udp_flows(300, first_port=5000))
         wait_for(lambda: dp.flow_count() == 600, what="300 new flows")

@@ -232,17 +232,6 @@ test_parse_refusals(void)
 	CHECK_EQ(of_bfd_parse(f, n, &rx), OF_BFD_RX_MALFORMED);
 }
 
-static void
-test_link_local(void)
-{
-	static const uint8_t mac[6] = { 0x02, 0x5e, 0x00, 0x00, 0x00, 0x01 };
-	static const uint8_t want[16] = { 0xfe, 0x80, 0, 0, 0, 0, 0, 0, 0x00, 0x5e, 0x00, 0xff, 0xfe, 0x00, 0x00, 0x01 };
-	uint8_t ll[16];
-
-	of_bfd_link_local(mac, ll);
-	CHECK_MEM(ll, want, 16);
-}
-
 /* The three-way handshake against FRR's frames, and the Poll Sequences both sides start once Up. */
 static void
 test_handshake_with_frr(void)
@@ -446,7 +435,6 @@ RUN_TESTS(
 	TEST_ENTRY(test_parse_frr_down),
 	TEST_ENTRY(test_classify),
 	TEST_ENTRY(test_parse_refusals),
-	TEST_ENTRY(test_link_local),
 	TEST_ENTRY(test_handshake_with_frr),
 	TEST_ENTRY(test_detection),
 	TEST_ENTRY(test_neighbor_down),

@@ -534,6 +534,23 @@ test_ns_truncated(void)
 	check_ns_truncated(tagged, tagged_len, ICMP + 4);
 }
 
+/* The address the gateway, and single-hop BFD on an uplink, speak from: universal/local bit flipped. */
+static void
+test_link_local_of(void)
+{
+	static const uint8_t uplink_mac[6] = { 0x02, 0x5e, 0x00, 0x00, 0x00, 0x01 };
+	static const uint8_t uplink_ll[16] = { 0xfe, 0x80, 0, 0, 0, 0, 0, 0,
+					       0x00, 0x5e, 0x00, 0xff, 0xfe, 0x00, 0x00, 0x01 };
+	static const uint8_t gw_ll[16] = { 0xfe, 0x80, 0, 0, 0, 0, 0, 0,
+					   0xaa, 0x40, 0x25, 0xff, 0xfe, 0xff, 0x00, 0x01 };
+	uint8_t ll[16];
+
+	of_link_local_of(uplink_mac, ll);
+	CHECK_MEM(ll, uplink_ll, 16);
+	of_link_local_of(GW_MAC, ll);
+	CHECK_MEM(ll, gw_ll, 16);
+}
+
 RUN_TESTS(
 	TEST_ENTRY(test_arp_request),
 	TEST_ENTRY(test_arp_padding_cut),
@@ -552,4 +569,5 @@ RUN_TESTS(
 	TEST_ENTRY(test_other_nd_messages),
 	TEST_ENTRY(test_ns_not_answered),
 	TEST_ENTRY(test_ns_truncated),
+	TEST_ENTRY(test_link_local_of),
 )

@@ -2,8 +2,9 @@
 
 The protocol runs in C (csrc/bfd.c, csrc/bfd_io.c): one BFD thread, not a
 worker and not Python, sends and times every session and signals each state
-change on an eventfd. `Bfd` stands between the Controller and the data plane
-as `Links` does (links.py): every commit goes through it, and it
+change on an eventfd. `Bfd` is a member-state follower (follower.py), as
+`Links` is: it stands between the Controller and the data plane, every
+commit goes through it, and it
 
 - works out the sessions the state needs: single hop (RFC 5881) from each
   uplink to each nexthop gateway a route uses, and multi-hop (RFC 5883) to
@@ -28,9 +29,7 @@ from __future__ import annotations
 
 import dataclasses
 import ipaddress
-import os
 import sys
-import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
@@ -38,8 +37,7 @@ from typing import Any, TextIO
 
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 
-from .pollthread import PollThread
-from .routesync import CommitRetry
+from .follower import MemberFollower
 from .state import DesiredState, IPv6Address, Route
 
 MODES = ("off", "on", "require")
@@ -166,10 +164,7 @@ def with_failures(state: DesiredState, failed_keys: frozenset) -> DesiredState:
     """`state` with each nexthop and TEP whose session key is in `failed_keys` marked down."""
     if not failed_keys:
         return state
-    routes = tuple(Route(r.prefix, tuple(
-        dataclasses.replace(n, up=False) if n.up and (False, n.gateway, n.uplink) in failed_keys else n
-        for n in r.nexthops)) for r in state.routes)
-    state = state.replace(routes=routes)
+    state = state.with_nexthops_down(lambda n: (False, n.gateway, n.uplink) in failed_keys)
     for key in failed_keys:
         if key[0]:
             state = state.with_tep_state(key[1], False)
@@ -226,36 +221,24 @@ def bfd_metrics(report: dict, prefix: str) -> Iterator[Metric]:
                                 value=thread["late_max_ns"] / 1e9)
 
 
-class Bfd:
-    """The data plane, as the Controller (or Links) sees it, with BFD's verdicts applied.
+class Bfd(MemberFollower):
+    """The data plane, as the Controller (or Links) sees it, with BFD's verdicts applied: the members
+    held down are the keys of the failed sessions.
 
     Every other attribute is the data plane's. Changes are logged to `log` (None: stderr).
     """
 
     def __init__(self, dataplane: Any, config: BfdConfig, log: TextIO | None = None):
-        self._dataplane = dataplane
+        super().__init__(dataplane, "bfd", "bfd: the session change", log)
         self._config = config
-        self._log = log
-        self._lock = threading.Lock()
-        self._last: DesiredState | None = None
         self._sessions: list[Session] = []
-        self._failed: frozenset = frozenset()        # as committed
         self._states: dict[tuple, int] = {}           # as last logged
-        self._reaction_us: dict[tuple, float] = {}
-        self._poll: PollThread | None = None
-        self._retry = CommitRetry("bfd: the session change", log)
-
-    def __getattr__(self, name: str):
-        return getattr(self._dataplane, name)
 
     # --- the Controller's side -----------------------------------------------------------
 
-    def commit(self, state: DesiredState) -> None:
-        with self._lock:
-            if not self._config.off:
-                self._set_sessions(state)
-            self._dataplane.commit(with_failures(state, self._failed))
-            self._last = state
+    def _prepare(self, state: DesiredState) -> None:
+        if not self._config.off:
+            self._set_sessions(state)
 
     def bfd(self) -> dict:
         """Every session, as `opte-fast ctl bfd` shows it, and the BFD thread's counters."""
@@ -269,7 +252,7 @@ class Bfd:
                 "peer": str(want.peer), "local": str(ipaddress.IPv6Address(s["local"])),
                 "member": f"tep {want.peer}" if want.multihop else f"nexthop {want.peer} dev {want.uplink}",
                 "state": STATES[s["state"]], "remote_state": STATES[s["remote_state"]],
-                "member_up": want.key not in self._failed, "mode": want.settings.mode,
+                "member_up": want.key not in self._down, "mode": want.settings.mode,
                 "local_disc": s["local_disc"], "remote_disc": s["remote_disc"],
                 "tx_interval_ms": s["tx_interval_us"] / 1000, "detect_ms": s["detect_us"] / 1000,
                 "desired_min_tx_ms": s["desired_min_tx_us"] / 1000,
@@ -289,43 +272,21 @@ class Bfd:
     # --- following the sessions ----------------------------------------------------------
 
     def start(self) -> None:
-        if self._config.off:
-            return
-        self._poll = PollThread("bfd", self._run)
-        self._poll.start()
+        if not self._config.off:
+            super().start()
 
-    def stop(self) -> None:
-        if self._poll is not None:
-            self._poll.stop()
+    def _event_fd(self) -> int:
+        return self._dataplane.bfd_event_fd()
 
-    def _run(self) -> None:
-        event_fd = self._dataplane.bfd_event_fd()
-        poller = self._poll.poller(event_fd)
-        while True:
-            poller.poll(self._retry.wait_ms())
-            if self._poll.stopping.is_set():
-                return
-            try:
-                os.read(event_fd, 8)
-            except BlockingIOError:
-                pass
-            try:
-                self._apply()
-            except (OSError, ValueError, RuntimeError) as e:  # a refused commit
-                self._retry.failed(e)
-            else:
-                self._retry.succeeded()
+    def _mark_down(self, state: DesiredState, down: frozenset) -> DesiredState:
+        return with_failures(state, down)
 
     def _apply(self) -> None:
         with self._lock:
             sessions, current = self._sessions, self._dataplane.bfd_sessions()
             failed_now = frozenset(w.key for w, s in zip(sessions, current) if failed(s, w.settings))
-            if failed_now != self._failed:
-                if self._last is not None:
-                    self._dataplane.commit(with_failures(self._last, failed_now))
-                self._failed = failed_now
-                if self._last is not None:  # a multi-hop session may take another nexthop now
-                    self._set_sessions(self._last)
+            if self._commit_down(failed_now) and self._last is not None:
+                self._set_sessions(self._last)  # a multi-hop session may take another nexthop now
             applied_ns = time.monotonic_ns()
             for w, s in zip(sessions, current):
                 if self._states.get(w.key) != s["state"]:
@@ -334,7 +295,7 @@ class Bfd:
                     self._states[w.key] = s["state"]
 
     def _set_sessions(self, state: DesiredState) -> None:
-        sessions = wanted_sessions(state, self._config, self._failed)
+        sessions = wanted_sessions(state, self._config, self._down)
         if sessions == self._sessions:
             return
         self._dataplane.bfd_set([
@@ -342,7 +303,7 @@ class Bfd:
              *s.settings.peer_args, s.geneve, s.vni) for s in sessions])
         self._sessions = sessions
         # sessions gone take their verdicts with them
-        self._failed = frozenset(k for k in self._failed if k in {s.key for s in sessions})
+        self._down = frozenset(k for k in self._down if k in {s.key for s in sessions})
 
     def _log_change(self, want: Session, s: dict, member_down: bool) -> None:
         what = f"tep {want.peer} ({want.kind} via {want.uplink})" if want.multihop else \

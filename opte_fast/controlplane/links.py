@@ -2,15 +2,15 @@
 
 The C side (csrc/link.c) follows every uplink's DPDK link (the LSC
 interrupt where the PMD offers one, and a poll every 2 ms by an EAL alarm,
-never by a worker) and signals an eventfd on each change. `Links` stands
-between the Controller and the data plane: every commit goes through it
-with each nexthop through an uplink whose link is down marked down, so a nexthop is used only if its
-route has it up and its uplink's link is up. Its thread waits on the
-eventfd; on a change it commits the last state again, which moves exactly
-the flows of those nexthops as a withdrawn route does (their generation
-drops to 0), and when the link is back they are up again under the
-rebalance policy. It then sets the carrier of the uplink's kernel tap to
-match and logs one line.
+never by a worker) and signals an eventfd on each change. `Links`, a
+member-state follower (follower.py), stands between the Controller and the
+data plane: every commit goes through it with each nexthop through an uplink
+whose link is down marked down, so a nexthop is used only if its route has it
+up and its uplink's link is up. On a change it commits the last state again,
+which moves exactly the flows of those nexthops as a withdrawn route does
+(their generation drops to 0), and when the link is back they are up again
+under the rebalance policy. It then sets the carrier of the uplink's kernel
+tap to match and logs one line.
 
 Why the reaction is here and not in C: the commit path already turns a
 desired state into tables in one place, and the same mechanism serves route
@@ -22,31 +22,25 @@ session needs to notice the same failure.
 """
 from __future__ import annotations
 
-import dataclasses
 import logging
-import os
-import threading
 import time
 from collections.abc import Iterable
 from typing import TextIO
 
 from . import events, taps
-from .pollthread import PollThread
-from .routesync import CommitRetry, RouteSyncError
-from .state import DesiredState, Route
+from .follower import MemberFollower
+from .routesync import RouteSyncError
+from .state import DesiredState
 
 
 def with_links_down(state: DesiredState, down: frozenset[str]) -> DesiredState:
     """`state` with every nexthop through an uplink in `down` marked down."""
     if not down:
         return state
-    return state.replace(routes=tuple(
-        Route(r.prefix, tuple(dataclasses.replace(n, up=False) if n.up and n.uplink in down else n
-                              for n in r.nexthops))
-        for r in state.routes))
+    return state.with_nexthops_down(lambda n: n.uplink in down)
 
 
-class Links:
+class Links(MemberFollower):
     """The data plane, as the Controller sees it, with the uplinks' link state applied.
 
     `uplinks` are the uplink port names; `taps` maps an uplink to its kernel
@@ -58,29 +52,14 @@ class Links:
 
     def __init__(self, dataplane, uplinks: Iterable[str], taps: dict[str, str] | None = None,
                  netns: str | None = None, log: TextIO | None = None, follow: bool = True):
-        self._dataplane = dataplane
+        super().__init__(dataplane, "links", "links: the link change", log)
         self._follow = follow
         self._uplinks = tuple(uplinks)
         self._taps = dict(taps or {})
         self._netns = netns
-        self._log = log
-        self._lock = threading.Lock()
-        self._last: DesiredState | None = None
-        self._down: frozenset[str] = frozenset()     # as committed
         self._carrier: dict[str, bool] = dict.fromkeys(self._taps, True)  # as the kernel has it
-        self._reaction_us: dict[str, float] = {}
-        self._poll: PollThread | None = None
-        self._retry = CommitRetry("links: the link change", log)
-
-    def __getattr__(self, name: str):
-        return getattr(self._dataplane, name)
 
     # --- the Controller's side -----------------------------------------------------------
-
-    def commit(self, state: DesiredState) -> None:
-        with self._lock:
-            self._dataplane.commit(with_links_down(state, self._down))
-            self._last = state
 
     def ports(self) -> list[dict]:
         out = []
@@ -103,47 +82,27 @@ class Links:
         """Apply the links as they are now, then follow them in a thread."""
         if not self._follow:
             return
-        self._apply()
-        self._poll = PollThread("links", self._run)
-        self._poll.start()
+        self._react()
+        super().start()
 
-    def stop(self) -> None:
-        if self._poll is not None:
-            self._poll.stop()
+    def _event_fd(self) -> int:
+        return self._dataplane.link_event_fd()
 
-    def _run(self) -> None:
-        event_fd = self._dataplane.link_event_fd()
-        poller = self._poll.poller(event_fd)
-        while True:
-            poller.poll(self._retry.wait_ms())
-            if self._poll.stopping.is_set():
-                return
-            try:
-                os.read(event_fd, 8)
-            except BlockingIOError:
-                pass
-            self._apply()
+    def _mark_down(self, state: DesiredState, down: frozenset) -> DesiredState:
+        return with_links_down(state, down)
 
     def _apply(self) -> None:
-        """Commit and log what changed since the last call; a failure is retried with backoff."""
-        try:
-            self._commit_links()
-            self._follow_carriers()
-        except (OSError, ValueError, RuntimeError) as e:  # a refused commit, a tap that will not follow
-            self._retry.failed(e)
-        else:
-            self._retry.succeeded()
+        """Commit and log what changed since the last call."""
+        self._commit_links()
+        self._follow_carriers()
 
     def _commit_links(self) -> None:
         with self._lock:
             links = {u: self._dataplane.link(u) for u in self._uplinks}
             down = frozenset(u for u, link in links.items() if not link["up"])
             changed = sorted(down ^ self._down)
-            if changed:
-                if self._last is not None:
-                    self._dataplane.commit(with_links_down(self._last, down))
+            if self._commit_down(down):
                 applied_ns = time.monotonic_ns()
-                self._down = down
                 for u in changed:
                     self._reaction_us[u] = (applied_ns - links[u]["changed_ns"]) / 1000
                     self._log_change(u, links[u])

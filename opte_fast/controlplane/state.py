@@ -139,6 +139,12 @@ class DesiredState:
         """Every address the data plane sends to: each TEP, up or down, and each V2P sled."""
         return frozenset([t.addr for e in self.v2b for t in e.teps] + [e.underlay for e in self.v2p])
 
+    def with_nexthops_down(self, down: Callable[[Nexthop], bool]) -> DesiredState:
+        """Every nexthop of every route for which `down(nexthop)` holds marked down."""
+        return self.replace(routes=tuple(
+            Route(r.prefix, tuple(dataclasses.replace(n, up=False) if n.up and down(n) else n for n in r.nexthops))
+            for r in self.routes))
+
     def with_tep_state(self, addr: IPv6Address, up: bool) -> DesiredState:
         """Every TEP with address `addr`, in every V2B entry, marked up or down."""
         v2b = tuple(

@@ -25,11 +25,7 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import os
-import shutil
 import socket
-import subprocess
-import tempfile
-import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from functools import partial
@@ -37,10 +33,11 @@ from pathlib import Path
 
 from scapy.packet import Packet
 
-from .geneve import BOUNDARY_MAC, BOUNDARY_VNI, OXIDE_CLASS, OXIDE_EXTERNAL, decode, encapsulate
-from .netns import Capture, CommandError, Frame, Netns, namespace, run, veth
+from opte_fast.tools.ovs import Ovs, OvsError
 
-SCHEMA = Path("/usr/share/openvswitch/vswitch.ovsschema")
+from .geneve import BOUNDARY_MAC, BOUNDARY_VNI, OXIDE_CLASS, OXIDE_EXTERNAL, decode, encapsulate
+from .netns import Capture, Frame, Netns, namespace, veth
+
 # The plain build; /usr/sbin/ovs-vswitchd may be the DPDK one (openvswitch-switch-dpdk), which
 # starts slower and is not needed for kernel veths.
 PLAIN_VSWITCHD = Path("/usr/lib/openvswitch-switch/ovs-vswitchd")
@@ -57,70 +54,16 @@ SO_RCVBUFFORCE = 33
 _libc = ctypes.CDLL(None, use_errno=True)
 
 
-class OvsSwitch:
-    """ovsdb-server + ovs-vswitchd (userspace datapath) in namespace `ns`, state in a temp dir.
-
-    Use as a context manager, or `start()`/`stop()`. Every control command is pointed at this
-    instance's own sockets (`--db=unix:…`, `ovs-appctl -t <ctl>`), never at a system OVS.
-    """
+class OvsSwitch(Ovs):
+    """ovsdb-server + ovs-vswitchd (userspace datapath) in namespace `ns`, state in a temp dir
+    (opte_fast.tools.ovs). Use as a context manager, or `start()`/`stop()`."""
 
     def __init__(self, ns: Netns) -> None:
+        super().__init__(ns.name, VSWITCHD)
         self.ns = ns
-        self.dir = Path(tempfile.mkdtemp(prefix=f"{ns.name}-ovs-"))
-        self.env = {**os.environ, "OVS_RUNDIR": str(self.dir / "run"), "OVS_DBDIR": str(self.dir / "db"),
-                    "OVS_LOGDIR": str(self.dir / "log"), "OVS_SYSCONFDIR": str(self.dir / "etc")}
-        self.db_socket = self.dir / "run" / "db.sock"
-        self.ctl = self.dir / "run" / "ovs-vswitchd.ctl"
-        self.db_ctl = self.dir / "run" / "ovsdb-server.ctl"
-        self.log = self.dir / "log" / "ovs-vswitchd.log"
-        self._daemons: list[tuple[subprocess.Popen[bytes], Path, list[str]]] = []
-
-    def start(self) -> None:
-        for sub in ("run", "db", "log", "etc"):
-            (self.dir / sub).mkdir()
-        db = self.dir / "db" / "conf.db"
-        run(["ovsdb-tool", "create", str(db), str(SCHEMA)])
-        self._spawn(self.db_ctl, [], "ovsdb-server", str(db), f"--remote=punix:{self.db_socket}",
-                    f"--log-file={self.dir / 'log' / 'ovsdb-server.log'}")
-        self._until_ready(lambda: self.vsctl("--no-wait", "init"))
-        self._spawn(self.ctl, ["--cleanup"], VSWITCHD, f"unix:{self.db_socket}", f"--log-file={self.log}")
-        self._until_ready(lambda: self.appctl("version"))
-
-    def stop(self) -> None:
-        """vswitchd exits with --cleanup (its datapath and ports go), then the db server; both are
-        waited for (killed after 5 s), and the directory is removed."""
-        try:
-            for daemon, ctl, exit_args in reversed(self._daemons):
-                if daemon.poll() is None:
-                    run(["ovs-appctl", "-t", str(ctl), "exit", *exit_args], check=False, env=self.env)
-                try:
-                    daemon.wait(timeout=5)
-                except subprocess.TimeoutExpired:
-                    daemon.kill()
-                    daemon.wait()
-        finally:
-            shutil.rmtree(self.dir, ignore_errors=True)
-
-    def __enter__(self) -> OvsSwitch:
-        try:
-            self.start()
-        except BaseException:
-            self.stop()
-            raise
-        return self
-
-    def __exit__(self, *_: object) -> None:
-        self.stop()
-
-    # -- control ----------------------------------------------------------------------------
-    def vsctl(self, *args: str) -> str:
-        return run(["ovs-vsctl", f"--db=unix:{self.db_socket}", "--timeout=10", *args], env=self.env).stdout
 
     def ofctl(self, *args: str) -> str:
-        return run(["ovs-ofctl", "-O", "OpenFlow15", *args], env=self.env).stdout
-
-    def appctl(self, *args: str) -> str:
-        return run(["ovs-appctl", "-t", str(self.ctl), *args], env=self.env).stdout
+        return super().ofctl("-O", "OpenFlow15", *args)
 
     def enlarge_receive_buffers(self, size: int = 8 << 20) -> int:
         """Give every AF_PACKET socket of ovs-vswitchd a receive buffer of `size` bytes; returns how
@@ -134,8 +77,7 @@ class OvsSwitch:
         received". An 8 MB/s download lost 5-10 % of its segments so. The sockets are OVS's, so
         they are borrowed with pidfd_getfd(2) and enlarged with SO_RCVBUFFORCE.
         """
-        vswitchd = next(d for d, ctl, _ in self._daemons if ctl == self.ctl)
-        pid = vswitchd.pid  # `ip netns exec` execs the daemon in place
+        pid = self.vswitchd_pid
         lines = Path(f"/proc/{pid}/net/packet").read_text().splitlines()
         column = lines[0].split().index("Inode")
         inodes = {f"socket:[{line.split()[column]}]" for line in lines[1:]}
@@ -177,28 +119,10 @@ class OvsSwitch:
         for title, produce in sections:
             try:
                 text = produce()
-            except (CommandError, OSError) as error:
+            except (OvsError, OSError) as error:
                 text = f"(failed: {error})"
             report.append(f"--- {title}\n{text.rstrip()}")
         return "\n".join(report)
-
-    def _spawn(self, ctl: Path, exit_args: list[str], *argv: str) -> None:
-        """Start a daemon in the foreground (a child of ours) with its control socket at `ctl`."""
-        with open(self.dir / "log" / f"{Path(argv[0]).name}.stderr", "wb") as stderr:
-            daemon = self.ns.popen(*argv, f"--unixctl={ctl}", "-vconsole:off", "--no-chdir", env=self.env,
-                                   stdin=subprocess.DEVNULL, stdout=stderr, stderr=stderr)
-        self._daemons.append((daemon, ctl, exit_args))
-
-    def _until_ready(self, attempt: Callable[[], object], timeout: float = 10.0) -> None:
-        deadline = time.monotonic() + timeout
-        while True:
-            try:
-                attempt()
-                return
-            except CommandError:
-                if time.monotonic() > deadline or any(d.poll() is not None for d, _, _ in self._daemons):
-                    raise
-                time.sleep(0.02)
 
 
 @dataclass(frozen=True)
