@@ -23,7 +23,6 @@ from click.testing import CliRunner
 from scapy.all import UDP, Ether, IPv6, Raw, raw
 from scapy.contrib.bfd import BFD
 from scapy.layers.inet import IP
-from support.tools import known_to_fail_on_debian_13
 
 from opte_fast.api.ctl import ctl
 from opte_fast.api.server import ControlAPI, ControlServer
@@ -240,7 +239,6 @@ NFT_DROP_BFD = "table inet ofbfd { chain i { type filter hook input priority 0; 
 @needs_root
 @needs_tools("nft", "vtysh")
 @pytest.mark.skipif(not (os.path.exists("/usr/lib/frr/bfdd")), reason="missing FRR's bfdd: run bash ci/install.sh")
-@known_to_fail_on_debian_13("FRR's zebra does not start within 20 s in the switch namespace")
 @pytest.mark.parametrize("failure", ["bfdd killed", "nft drops BFD"])
 def test_a_switch_whose_bfd_fails_loses_exactly_its_flows_and_gets_new_ones_once_back(eal, failure):
     with bfd_switch_lab(LAB) as lab:

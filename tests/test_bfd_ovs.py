@@ -15,7 +15,6 @@ import ipaddress
 import os
 
 import pytest
-from support.tools import known_to_fail_on_debian_13
 
 from opte_fast.controlplane.bfd import Bfd, BfdConfig, BfdSettings
 from tests.support.frr import Bfdd, peer_config
@@ -36,7 +35,6 @@ def tep_up(dp, addr: str) -> bool:
 @needs_lab_tools
 @needs_tools("vtysh")
 @pytest.mark.skipif(not os.path.exists("/usr/lib/frr/bfdd"), reason="missing FRR's bfdd: run bash ci/install.sh")
-@known_to_fail_on_debian_13("FRR's zebra does not start within 20 s in the switch namespace")
 def test_a_tep_that_stops_answering_is_marked_down_by_multihop_bfd_while_its_route_stays(eal):
     with e2e_sled("v2b", (1,)) as sled, contextlib.ExitStack() as stack:
         lab, dp = sled.lab, sled.dp

@@ -1,15 +1,18 @@
 """FRR's bfdd (with the zebra it needs for interfaces) in a test's network namespace.
 
 The Debian service does not start here (no systemd), so the daemons run by hand, each instance with
-its own directory for config, pid files and sockets, as the unprivileged `frr` user
+its own directory for config, pid files, sockets and logs, as the unprivileged `frr` user
 (../shared/notes/frr-peer.md). `Bfdd.peers()` reads `show bfd peers json` through vtysh.
+The same start works with Debian 12's FRR 8.4 and Debian 13's FRR 10.3.
 """
 from __future__ import annotations
 
+import functools
 import json
 import os
 import shutil
 import signal
+import subprocess
 import tempfile
 import time
 from pathlib import Path
@@ -17,6 +20,8 @@ from pathlib import Path
 from .netns import Netns, run
 
 FRR_LIB = Path("/usr/lib/frr")
+# where a daemon started with `-N NAME` makes NAME's run and state directories, even when every path is given
+FRR_PATHSPACE_PARENTS = [Path("/var/run/frr"), Path("/var/lib/frr")]
 
 
 def peer_config(peer: str, *, interface: str | None = None, local: str | None = None, multihop: bool = False,
@@ -52,9 +57,12 @@ class Bfdd:
         for name in ("bfdd", "zebra"):
             self._kill(name)
         shutil.rmtree(self.dir, ignore_errors=True)
+        for parent in FRR_PATHSPACE_PARENTS:
+            shutil.rmtree(parent / self.ns.name, ignore_errors=True)
 
     def start_bfdd(self) -> None:
-        self._daemon("bfdd", "--bfdctl", str(self.dir / "bfdd.sock"))
+        # FRR 8.4's bfdd also opens a control socket, here rather than in FRR's run directory; 10.2 dropped it
+        self._daemon("bfdd", *(["--bfdctl", str(self.dir / "bfdd.sock")] if _bfdd_has_control_socket() else []))
         # SCHED_FIFO, as opte-fast's BFD thread: on a machine this busy, bfdd's own timers at 10 ms would
         # otherwise be the first to slip, and the test would measure the peer's scheduling, not ours
         run(["chrt", "-a", "-f", "-p", "1", (self.dir / "bfdd.pid").read_text().strip()])
@@ -78,15 +86,19 @@ class Bfdd:
             time.sleep(0.05)
 
     def _daemon(self, name: str, *extra: str) -> None:
+        """Start `name` in the background: with -d it returns once the daemon runs its main loop, or
+        exits non-zero with why. Since FRR 9 a daemon keeps stdout and stderr unless they are a terminal,
+        so they go to a file: a pipe would see no end of file while the daemon lives."""
         d = self.dir
-        self.ns.run(str(FRR_LIB / name), "-d", "-N", self.ns.name, "-i", str(d / f"{name}.pid"),
-                    "-z", str(d / "zserv.api"), "--vty_socket", str(d), "-f", str(d / "frr.conf"),
-                    "-u", "frr", "-g", "frr", *extra)
-        deadline = time.monotonic() + 10
-        while not (d / f"{name}.pid").exists():
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"{name} did not start in {self.ns.name} (no pid file in {d})")
-            time.sleep(0.02)
+        with open(d / f"{name}.out", "wb") as out:
+            started = subprocess.run(
+                ["ip", "netns", "exec", self.ns.name, str(FRR_LIB / name), "-d", "-N", self.ns.name,
+                 "-i", str(d / f"{name}.pid"), "-z", str(d / "zserv.api"), "--vty_socket", str(d),
+                 "-f", str(d / "frr.conf"), "--log", f"file:{d / f'{name}.log'}", "-u", "frr", "-g", "frr", *extra],
+                stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT, timeout=20)
+        if started.returncode != 0 or not (d / f"{name}.pid").exists():
+            output = (d / f"{name}.out").read_text(errors="replace").strip()
+            raise RuntimeError(f"{name} did not start in {self.ns.name} (exit {started.returncode}): {output}")
 
     def _kill(self, name: str) -> None:
         pid_file = self.dir / f"{name}.pid"
@@ -102,3 +114,8 @@ class Bfdd:
         while Path(f"/proc/{pid}").exists() and time.monotonic() < deadline:
             time.sleep(0.01)
         pid_file.unlink(missing_ok=True)
+
+
+@functools.cache
+def _bfdd_has_control_socket() -> bool:
+    return "--bfdctl" in subprocess.run([str(FRR_LIB / "bfdd"), "--help"], capture_output=True, text=True).stdout

@@ -10,9 +10,10 @@ import lzma
 import shutil
 import stat
 import subprocess
+import tarfile
 import tempfile
 import time
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 # ci/install.sh downloads the kernel package here (apt-get download: nothing is installed).
 KERNEL_CACHE = "/var/cache/opte-fast/vm"
@@ -35,32 +36,49 @@ class GuestKernel:
     the kernel has built in is left out."""
 
     def __init__(self, deb: str, into: Path):
-        # only what the VM needs out of the package's 100 MB of modules
-        wanted = ["./boot/vmlinuz-*", "./lib/modules/*/modules.builtin",
-                  *(f"./lib/modules/*/{name}.ko*" for name in MODULES)]
-        tar = subprocess.Popen(["dpkg-deb", "--fsys-tarfile", deb], stdout=subprocess.PIPE)
-        subprocess.run(["tar", "-x", "-C", str(into), "--wildcards", *wanted], stdin=tar.stdout, check=True)
-        tar.stdout.close()
-        assert tar.wait() == 0, f"dpkg-deb could not read {deb}"
-        self.vmlinuz = next(into.glob("boot/vmlinuz-*"))
-        builtin = {Path(line).name.split(".ko")[0]
-                   for f in into.glob("lib/modules/*/modules.builtin") for line in f.read_text().split()}
+        # Only what the VM needs out of the package's 100 MB of modules, read as the tar streams by.
+        # Debian 12 has them in lib/modules, uncompressed, and virtio_pci modular; Debian 13 in
+        # usr/lib/modules (merged /usr), xz-compressed, with everything but virtio_net and its failover
+        # modules built in: a path to ask tar for would not be found in one or the other.
+        dpkg = subprocess.Popen(["dpkg-deb", "--fsys-tarfile", deb], stdout=subprocess.PIPE)
+        vmlinuz: list[Path] = []
+        found: dict[str, list[tuple[str, bytes]]] = {name: [] for name in MODULES}
+        builtin: set[str] = set()
+        with tarfile.open(fileobj=dpkg.stdout, mode="r|") as tar:
+            for member in tar:
+                path = PurePosixPath(member.name)
+                if not member.isfile():
+                    continue
+                if path.parent.name == "boot" and path.name.startswith("vmlinuz-"):
+                    vmlinuz.append(into / path.name)
+                    vmlinuz[-1].write_bytes(tar.extractfile(member).read())
+                elif "modules" not in path.parts:
+                    continue
+                elif path.name == "modules.builtin":
+                    builtin |= {PurePosixPath(line).name.split(".ko")[0]
+                                for line in tar.extractfile(member).read().decode().split()}
+                elif ".ko" in path.name and path.name.split(".ko")[0] in found:
+                    found[path.name.split(".ko")[0]].append((path.name, tar.extractfile(member).read()))
+        dpkg.stdout.read()  # the archive's end padding, which tarfile leaves unread
+        dpkg.stdout.close()
+        assert dpkg.wait() == 0, f"dpkg-deb could not read {deb}"
+        assert len(vmlinuz) == 1, f"{deb}: not one boot/vmlinuz-*: {vmlinuz}"
+        self.vmlinuz = vmlinuz[0]
         self.modules: dict[str, bytes] = {}
-        for name in MODULES:
-            hits = list(into.glob(f"lib/modules/*/kernel/**/{name}.ko*"))
+        for name, hits in found.items():
             if not hits and name in builtin:
                 continue
-            assert len(hits) == 1, f"module {name} in {deb}: {hits}"
-            self.modules[name] = _uncompressed(hits[0])
+            assert len(hits) == 1, f"module {name} in {deb}: {[file for file, _ in hits]} (and not built in)"
+            self.modules[name] = _uncompressed(*hits[0])
 
 
-def _uncompressed(module: Path) -> bytes:
+def _uncompressed(file: str, data: bytes) -> bytes:
     """A module's bytes as insmod takes them: Debian 13 ships them xz-compressed, Debian 12 not."""
-    if module.suffix == ".xz":
-        return lzma.decompress(module.read_bytes())
-    if module.suffix == ".zst":
-        return subprocess.run(["zstd", "-dc", str(module)], check=True, capture_output=True).stdout
-    return module.read_bytes()
+    if file.endswith(".ko"):
+        return data
+    if file.endswith(".ko.xz"):
+        return lzma.decompress(data)
+    raise AssertionError(f"module {file}: a compression this test does not unpack (.ko and .ko.xz only)")
 
 
 def _cpio_newc(entries: list[tuple[str, int, bytes]]) -> bytes:
