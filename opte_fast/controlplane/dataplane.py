@@ -517,6 +517,10 @@ class Dataplane:
     def trace_stop(self) -> None:
         self._core.trace_disarm()
 
+    def trace_lost(self) -> int:
+        """Records of the current (or last) trace that the full ring refused: a reader that fell behind."""
+        return self._core.trace_lost()
+
     def trace_records(self) -> tuple[list[dict], bool]:
         """(records, armed): the decisions traced since the last call, explained by the names of the
         current commit, and whether frames remain to be traced. Every record has direction ("out" or
