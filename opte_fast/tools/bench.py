@@ -18,8 +18,11 @@ forwarding threads' time on their CPUs: the cycles it spends on parse, flow look
 what receiving (and the rewrite) and transmitting the packet already cost.
 
 A case may run opte-fast with a trace armed (`--trace`): one whose match no frame meets, or one that
-matches every frame, its ring read as `ctl trace` reads it. Such a case's cycles/packet over the
-untraced case's, run by run, say what tracing costs.
+matches every frame, its ring read as `ctl trace` reads it. What tracing costs is then measured in
+that process: TRACE_ROUNDS pairs of windows, the trace not armed in one and armed in the other (in
+turn first), each window's cycles/packet from the forwarding thread's own CPU clock; the figure is
+the median of the pairs' ratios. A pair is a second apart on the same flows and memory, so the load
+of a shared machine, which changes more slowly, weighs on both alike.
 """
 from __future__ import annotations
 
@@ -54,6 +57,8 @@ PERF_EVENTS = ("cycles", "instructions", "cache-misses", "dTLB-load-misses")
 NEW_FLOW_TIMEOUT_S = 60.0
 RUN_IDLE_MS = 3_600_000
 TRACE_NO_MATCH = ipaddress.ip_address("192.0.2.255")  # no bench frame's inner destination, either way
+TRACE_ROUNDS = 6          # pairs of windows, not armed and armed, that a traced case's cost ratio takes
+TRACE_WINDOW_S = 0.5
 
 
 def prefixes(tag: str | int | None = None) -> dict[str, str]:
@@ -131,6 +136,11 @@ class ThreadClock:
         if start[1] is None or end[1] is None or end[0] <= start[0]:
             return None
         return min(1.0, (end[1] - start[1]) / 1e9 / (end[0] - start[0]) / len(self.tasks))
+
+    def own_cpu_ns(self) -> int:
+        """Nanoseconds on the CPU so far, summed over the threads, exact to the call: their thread CPU
+        clocks, which this process may read for its own threads only (schedstat lags up to a tick)."""
+        return sum(time.clock_gettime_ns((~tid << 3) | 6) for tid in self.tids)  # the kernel's thread CPUCLOCK_SCHED
 
 
 # -- perf stat ----------------------------------------------------------------------------------
@@ -358,6 +368,7 @@ def _worker() -> None:
             r1 = clock.read()
             if trace is not None:
                 result.update(trace.stop())
+                result["trace_windows"] = _trace_cost(dp, clock, sent, cfg["trace"], result)
             result.update({"pps": (c - c0) / (t - t0), "seconds": t - t0, "samples_pps": samples,
                            "cpu_share": clock.share(r0, r1), "perf": perf_stat.result() if perf_stat else None})
         flows_held = dp.flow_count()
@@ -403,6 +414,28 @@ class ArmedTrace:
             raise BenchError("the trace ran out of frames before the window ended; measure for less time")
         self.dp.trace_stop()
         return {"trace_records_read": self.read + len(records), "trace_records_lost": self.dp.trace_lost()}
+
+
+def _trace_cost(dp, clock: ThreadClock, sent: str, kind: str, counts: dict) -> list[list[float]]:
+    """[not armed, armed] CPU nanoseconds per packet of the forwarding threads, window by window in
+    pairs (the first window of each pair alternating), adding the armed windows' records to `counts`."""
+    pairs = []
+    for i in range(TRACE_ROUNDS):
+        per_packet = {}
+        for armed in ((False, True) if i % 2 == 0 else (True, False)):
+            trace = ArmedTrace(dp, kind) if armed else None
+            time.sleep(TRACE_WINDOW_S / 10)   # the workers' next bursts run the other copy
+            n0, ns0 = dp.counters()[sent], clock.own_cpu_ns()
+            time.sleep(TRACE_WINDOW_S)
+            n1, ns1 = dp.counters()[sent], clock.own_cpu_ns()
+            if trace is not None:
+                for k, v in trace.stop().items():
+                    counts[k] += v
+            if n1 <= n0:
+                raise BenchError(f"nothing forwarded in a {TRACE_WINDOW_S} s window of the trace's cost")
+            per_packet[armed] = (ns1 - ns0) / (n1 - n0)
+        pairs.append([per_packet[False], per_packet[True]])
+    return pairs
 
 
 def _until_created(dp, flows: int) -> None:
@@ -479,7 +512,7 @@ def measure_opte_fast(setup: Setup, prefix: str, seconds: float, perf: bool = Fa
     if "flows_per_s" in result:
         extra.update(flows_per_s=result["flows_per_s"], filled_to=result["filled_to"])
     if "trace_records_read" in result:
-        extra.update(trace_records_read=result["trace_records_read"], trace_records_lost=result["trace_records_lost"])
+        extra.update({k: result[k] for k in ("trace_records_read", "trace_records_lost", "trace_windows")})
     return Measurement("opte_fast", result["pps"], result["seconds"], result["cpu_share"], setup.case.workers,
                        result["samples_pps"], cmd[:3], extra, result["perf"])
 
@@ -619,7 +652,7 @@ def plan(flows: list[int] | None, frames: list[int] | None, directions: list[str
          traces: list[str] | None = None) -> list[Case]:
     """The standard table when no case option is given, else every combination of the given ones
     (the others at 65,536 flows, 64-byte frames, outbound, 1 worker, 4 KB pages, no trace). A traced
-    case brings its untraced twin, which its cost is measured against; new flows are never traced."""
+    case comes beside its untraced twin; new flows are never traced."""
     if all(x is None for x in (flows, frames, directions, workers, pages, traces)):
         return standard_table(huge_default)
     for n in flows or ():
@@ -651,7 +684,7 @@ def plan(flows: list[int] | None, frames: list[int] | None, directions: list[str
               help="EAL memory on 4 KB pages (--no-huge) or 2 MB hugepages (reserved for the run, released after).")
 @click.option("--trace", "traces", callback=_csv_choice(TRACES), metavar="off|miss|all[,...]",
               help="Also run each case with a trace armed: miss (a match no frame meets), all (every frame "
-                   "traced, the ring read as ctl trace reads it); compared with the case untraced.")
+                   "traced, the ring read as ctl trace reads it), and measure its cost against no trace.")
 @click.option("--with-ovs", is_flag=True, help="Also measure Open vSwitch with DPDK (openvswitch-switch-dpdk).")
 @click.option("--repeat", type=click.IntRange(1, 20), default=3, show_default=True,
               help="Runs of every measurement; figures are medians.")

@@ -32,7 +32,7 @@ class Case:
                 + (f", {TRACE_LABELS[self.trace]}" if self.trace != "off" else ""))
 
     def untraced(self) -> Case:
-        """The same case with no trace armed: what a traced case's cost is compared with."""
+        """The same case with no trace armed: the row a traced one is printed beside."""
         return replace(self, trace="off")
 
 
@@ -145,8 +145,16 @@ def summarise_case(r: CaseResult) -> dict:
         "ceiling_command": r.ceiling[-1].command,
     }
     if c.trace != "off":
-        out["trace_records_read"] = sum(o.extra["trace_records_read"] for o in r.opte_fast)
-        out["trace_records_lost"] = sum(o.extra["trace_records_lost"] for o in r.opte_fast)
+        # Cycles/packet without and with the trace, window pairs in the same process (bench.py, _trace_cost).
+        pairs = [(off * tsc_hz / 1e9, on * tsc_hz / 1e9) for o in r.opte_fast for off, on in o.extra["trace_windows"]]
+        ratios = sorted(on / off for off, on in pairs)
+        out.update({
+            "trace_cost_ratio": _median(ratios, 3),
+            "trace_cost_ratio_range": [round(ratios[0], 3), round(ratios[-1], 3)],
+            "trace_pairs": len(pairs), "trace_cycles_per_packet_not_armed": _median([off for off, _ in pairs], 1),
+            "trace_cycles_per_packet_armed": _median([on for _, on in pairs], 1),
+            "trace_records_read": sum(o.extra["trace_records_read"] for o in r.opte_fast),
+            "trace_records_lost": sum(o.extra["trace_records_lost"] for o in r.opte_fast)})
     if c.direction == "new-flows":
         out["new_flows_per_s_per_worker"] = round(statistics.median(
             o.extra["flows_per_s"] / (o.cpu_share or 1.0) for o in r.opte_fast) / c.workers)
@@ -177,26 +185,8 @@ def _median_dicts(ds: list[dict[str, float] | None]) -> dict[str, float] | None:
     return {k: round(statistics.median(d[k] for d in ds), 2) for k in ds[0]} if ds else None
 
 
-def trace_ratios(traced: CaseResult, untraced: CaseResult) -> list[float]:
-    """opte-fast's cycles/packet with the trace armed over those without, run by run: the two cases'
-    runs alternate (every case once per round), so each pair saw the same machine within a minute."""
-    tsc_hz = untraced.opte_fast[0].extra["tsc_hz"]
-    return [t.cycles_per_packet(tsc_hz) / u.cycles_per_packet(tsc_hz)
-            for t, u in zip(traced.opte_fast, untraced.opte_fast)]
-
-
 def summarise(results: list[CaseResult], notes: list[str], run: dict) -> dict:
-    by_case = {r.case: r for r in results if r.opte_fast}
-    cases = []
-    for r in by_case.values():
-        s = summarise_case(r)
-        untraced = by_case.get(r.case.untraced())
-        if r.case.trace != "off" and untraced is not None:
-            ratios = trace_ratios(r, untraced)
-            s["trace_cost_ratio"] = _median(ratios, 3)
-            s["trace_cost_ratio_runs"] = [round(x, 3) for x in ratios]
-        cases.append(s)
-    return {**run, "notes": notes, "cases": cases}
+    return {**run, "notes": notes, "cases": [summarise_case(r) for r in results if r.opte_fast]}
 
 
 # -- text --------------------------------------------------------------------------------------------
@@ -266,14 +256,16 @@ def print_table(t: dict) -> None:
             line += (" — contended: other processes took the forwarding CPUs' time; the figures count only the "
                      "threads' own time, but the caches they shared make them noisy")
         click.echo(line)
-    traced = [s for s in t["cases"] if s.get("trace_cost_ratio") is not None]
+    traced = [s for s in t["cases"] if s["trace"] != "off"]
     if traced:
         click.echo("")
-        click.echo("Tracing's cost: opte-fast's cycles/packet with a trace armed over the same case's without, "
-                   "median of the runs' ratios (each run's pair measured in the same round):")
+        click.echo("Tracing's cost: opte-fast's cycles/packet on CPU with the trace armed over not armed, in the "
+                   "same process, window pairs in turn; the median of the pairs' ratios (lowest and highest):")
         for s in traced:
-            click.echo(f"- {s['case']}: {s['trace_cost_ratio']:.3f}× (runs: "
-                       f"{', '.join(f'{x:.3f}' for x in s['trace_cost_ratio_runs'])}); records read "
+            lo, hi = s["trace_cost_ratio_range"]
+            click.echo(f"- {s['case']}: {s['trace_cost_ratio']:.3f}× ({lo:.3f} to {hi:.3f}, {s['trace_pairs']} "
+                       f"pairs; {s['trace_cycles_per_packet_not_armed']:.0f} -> "
+                       f"{s['trace_cycles_per_packet_armed']:.0f} cycles/packet); records read "
                        f"{s['trace_records_read']:,}, refused by the full ring {s['trace_records_lost']:,}")
     for note in t["notes"]:
         click.echo(f"Note: {note}")
