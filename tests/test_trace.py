@@ -112,10 +112,10 @@ def test_one_trace_at_a_time_and_a_bounded_count(eal):
             sled.dp.trace_start(DST, count=(1 << 30) + 1)
 
 
-def reply(dst_mac: str = GUEST_MAC, src=DST, sport: int = 53, dport: int = 1000) -> bytes:
+def reply(dst_mac: str = GUEST_MAC, src=DST, sport: int = 53, dport: int = 1000, sender=TEP) -> bytes:
     """A UDP answer to the guest's flow, from boundary services' TEP to this sled, as uplink0 receives it."""
     inner = Ether(src=BOUNDARY_MAC, dst=dst_mac) / IP(src=str(src), dst=str(GUEST_IP4)) / UDP(sport=sport, dport=dport)
-    return raw(encapsulate(inner, eth_src=SWITCH_MACS[0], eth_dst="02:00:00:00:ff:00", src=str(TEP),
+    return raw(encapsulate(inner, eth_src=SWITCH_MACS[0], eth_dst="02:00:00:00:ff:00", src=str(sender),
                            dst=str(UNDERLAY), vni=GUEST_VNI))
 
 
@@ -157,3 +157,17 @@ def test_a_trace_in_both_directions_follows_a_conversation(eal):
         (r,), armed = traced(sled)
         assert (r["direction"], r["flow"]["dst"], r["decision"], r["guest"], armed) == (
             "in", str(GUEST_IP4), "delivered", "guest0", False)
+
+
+def test_an_inbound_frame_from_an_unknown_underlay_source_is_traced_to_its_drop(eal):
+    """--strict-underlay: a reply sent by a host that is no TEP and no V2P sled is dropped, and its record
+    says who sent it and why; the TEP's own reply is delivered."""
+    stranger = ipaddress.IPv6Address("fd00:55::1")
+    with ring_sled(n_uplinks=1, strict_underlay=True) as sled:
+        sled.dp.trace_start(src=DST, direction="in", count=2)
+        sled.send("uplink0", [reply(sender=stranger), reply()])
+        records, armed = traced(sled)
+        assert [(r["sender"], r["matched"], r["decision"], r["drop"], r["guest"]) for r in records] == [
+            (str(stranger), "none", "dropped", "underlay_source_unknown", None),
+            (str(TEP), "guest", "delivered", None, "guest0")]
+        assert not armed and sled.counters()["underlay_source_unknown"] == 1
