@@ -88,7 +88,7 @@ struct of_dp {
 	struct of_lcore *lcores;	/* n_workers, cache aligned */
 	struct of_handoff *handoff;	/* the rings between several workers (handoff.h); NULL with one */
 
-	int trace_armed;		/* read once per outbound burst (trace.h) */
+	int trace_armed;		/* read once per outbound or inbound burst (trace.h) */
 	struct of_trace *trace;		/* allocated at the first trace */
 	struct of_bfd *bfd;		/* BFD sessions and their thread (bfd_io.c) */
 	uint8_t bfd_via_worker;		/* some uplink has no BFD TX queue: worker 0 sends for it */

@@ -23,6 +23,7 @@
 #include "parse.h"
 #include "strict.h"
 #include "tables.h"
+#include "trace.h"
 #include "tx.h"
 
 #define PREFETCH_OFFSET 4
@@ -57,14 +58,19 @@ exception(struct of_dp *dp, struct of_lcore *lc, uint16_t port, struct rte_mbuf 
 	of_tx_enqueue(dp, lc, uplink->exception, m);
 }
 
-void
-of_inbound_burst(struct of_dp *dp, struct of_lcore *lc, const struct of_tables *t,
-		 uint16_t port, struct rte_mbuf **pkts, uint16_t n)
+/* traced: a constant, so the plain copy has no trace code at all (trace.h). */
+static __rte_always_inline void
+inbound_burst(struct of_dp *dp, struct of_lcore *lc, const struct of_tables *t,
+	      uint16_t port, struct rte_mbuf **pkts, uint16_t n, const int traced)
 {
 	struct of_guest_key keys[OF_MAX_BURST];
 	const void *key_ptrs[OF_MAX_BURST];
 	struct rte_mbuf *ok[OF_MAX_BURST];
 	int32_t pos[OF_MAX_BURST];
+	/* Traced copy: the frames to trace, with their inner flow and outer source. */
+	struct of_flow_key inner[OF_MAX_BURST];
+	uint8_t sender[OF_MAX_BURST][16];
+	uint8_t want[OF_MAX_BURST];
 	uint16_t n_ok = 0;
 
 	lc->counters[OF_C_RX_UPLINK] += n;
@@ -91,9 +97,20 @@ of_inbound_burst(struct of_dp *dp, struct of_lcore *lc, const struct of_tables *
 			of_drop(lc, (enum of_counter)rc, m);
 			continue;
 		}
+		if (traced) {
+			im.key.vni = gm.vni;
+			want[n_ok] = (uint8_t)of_trace_wants(dp, &im.key, OF_TRACE_IN);
+			if (want[n_ok]) {
+				inner[n_ok] = im.key;
+				memcpy(sender[n_ok], data + gm.ip6_off + offsetof(struct rte_ipv6_hdr, src_addr), 16);
+			}
+		}
 		if (dp->cfg.strict_underlay &&
 		    !of_underlay_source_ok(t, data + gm.ip6_off + offsetof(struct rte_ipv6_hdr, src_addr), gm.vni,
 					   im.key.src)) {
+			if (traced && want[n_ok])
+				of_trace_inbound(dp, lc, port, &inner[n_ok], sender[n_ok], data + gm.outer_len, OF_NO_ID,
+						 OF_C_UNDERLAY_SOURCE_UNKNOWN);
 			of_drop(lc, OF_C_UNDERLAY_SOURCE_UNKNOWN, m);
 			continue;
 		}
@@ -124,15 +141,40 @@ of_inbound_burst(struct of_dp *dp, struct of_lcore *lc, const struct of_tables *
 
 		if (pos[i] < 0) {
 			/* no guest's: a TEP's BFD answer from inside the tunnel, or a drop */
-			if (!of_bfd_input_geneve(dp, lc, port, m))
-				of_drop(lc, OF_C_VNI_MAC_UNKNOWN, m);
+			if (of_bfd_input_geneve(dp, lc, port, m))
+				continue;
+			if (traced && want[i])
+				of_trace_inbound(dp, lc, port, &inner[i], sender[i], keys[i].mac, OF_NO_ID,
+						 OF_C_VNI_MAC_UNKNOWN);
+			of_drop(lc, OF_C_VNI_MAC_UNKNOWN, m);
 			continue;
 		}
 		guest = t->guest_index->port[pos[i]];
+		if (traced && want[i])
+			of_trace_inbound(dp, lc, port, &inner[i], sender[i], keys[i].mac, guest, OF_OK);
 		eth = rte_pktmbuf_mtod(m, struct rte_ether_hdr *);
 		memcpy(&eth->src_addr, t->guests[guest].gw_mac, 6);
 		of_tx_enqueue(dp, lc, guest, m);
 	}
+}
+
+static __rte_noinline void
+inbound_traced(struct of_dp *dp, struct of_lcore *lc, const struct of_tables *t,
+	       uint16_t port, struct rte_mbuf **pkts, uint16_t n)
+{
+	inbound_burst(dp, lc, t, port, pkts, n, 1);
+}
+
+/* The one branch a burst pays for tracing; the plain copy is inlined here. */
+void
+of_inbound_burst(struct of_dp *dp, struct of_lcore *lc, const struct of_tables *t,
+		 uint16_t port, struct rte_mbuf **pkts, uint16_t n)
+{
+	if (unlikely(__atomic_load_n(&dp->trace_armed, __ATOMIC_ACQUIRE))) {
+		inbound_traced(dp, lc, t, port, pkts, n);
+		return;
+	}
+	inbound_burst(dp, lc, t, port, pkts, n, 0);
 }
 
 /* Frames the kernel sends on an uplink's tap go out that uplink unchanged. */

@@ -439,6 +439,8 @@ outbound_burst(struct of_dp *dp, struct of_lcore *lc, const struct of_tables *t,
 		struct of_path stateless;
 		int created = 0;
 		int rc;
+		/* Folded away in the plain copy; one compare of the key in the traced one. */
+		const int want = traced && of_trace_wants(dp, keys[i], OF_TRACE_OUT);
 
 		if (i + ENTRY_PREFETCH_OFFSET < n_ok)
 			prefetch_entry(entries[i + ENTRY_PREFETCH_OFFSET]);
@@ -454,8 +456,8 @@ outbound_burst(struct of_dp *dp, struct of_lcore *lc, const struct of_tables *t,
 		if (unlikely(e == NULL)) {
 			/* Table full: the bucket tables still give every packet of the flow the same path. */
 			rc = resolve_path(dp, t, keys[i], hashes[i], NULL, &stateless);
-			if (traced)
-				of_trace_decision(dp, lc, t, keys[i], hashes[i], OF_TRACE_TABLE_FULL,
+			if (want)
+				of_trace_outbound(dp, lc, t, keys[i], hashes[i], OF_TRACE_TABLE_FULL,
 						  rc == OF_OK ? OF_TRACE_STATELESS : OF_TRACE_DROPPED, rc,
 						  rc == OF_OK ? &stateless : NULL, NULL);
 			if (rc != OF_OK) {
@@ -468,8 +470,8 @@ outbound_burst(struct of_dp *dp, struct of_lcore *lc, const struct of_tables *t,
 		}
 		if (created) {
 			rc = resolve_path(dp, t, keys[i], hashes[i], NULL, &e->path);
-			if (traced)
-				of_trace_decision(dp, lc, t, keys[i], hashes[i], OF_TRACE_MISS,
+			if (want)
+				of_trace_outbound(dp, lc, t, keys[i], hashes[i], OF_TRACE_MISS,
 						  rc == OF_OK ? OF_TRACE_NEW : OF_TRACE_DROPPED, rc,
 						  rc == OF_OK ? &e->path : NULL, NULL);
 			if (rc == OF_OK) {
@@ -483,17 +485,17 @@ outbound_burst(struct of_dp *dp, struct of_lcore *lc, const struct of_tables *t,
 			struct of_path before;
 			uint64_t moves[3];
 
-			if (traced) {
+			if (want) {
 				before = e->path;
 				moves[0] = lc->counters[OF_C_FLOWS_MIGRATED];
 				moves[1] = lc->counters[OF_C_FLOWS_REBALANCED];
 				moves[2] = lc->counters[OF_C_FLOWS_REROUTED];
 			}
 			rc = refresh_path(dp, lc, t, e);
-			if (traced) {
+			if (want) {
 				enum of_trace_why why = rc != OF_OK ? OF_TRACE_DROPPED : refresh_why(lc, moves);
 
-				of_trace_decision(dp, lc, t, keys[i], hashes[i], OF_TRACE_HIT, why, rc,
+				of_trace_outbound(dp, lc, t, keys[i], hashes[i], OF_TRACE_HIT, why, rc,
 						  rc == OF_OK ? &e->path : NULL, why == OF_TRACE_PINNED ? NULL : &before);
 			}
 			if (rc != OF_OK) {

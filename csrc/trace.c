@@ -1,8 +1,8 @@
 /*
  * Path tracing (trace.h). The control thread arms a trace; workers that run
- * the traced copy of the outbound loop count the remaining frames down and
- * put a record each on the ring; the control side reads them. The last
- * worker to take a frame disarms, so bursts go back to the plain copy.
+ * the traced copy of the outbound or inbound loop count the remaining frames
+ * down and put a record each on the ring; the control side reads them. The
+ * last worker to take a frame disarms, so bursts go back to the plain copies.
  */
 #include <errno.h>
 #include <stddef.h>
@@ -28,20 +28,6 @@
 
 _Static_assert(sizeof(struct of_trace_record) % 4 == 0, "ring elements are a multiple of 4 bytes");
 
-struct of_trace {
-	struct of_trace_match match;
-	int64_t remaining;		/* frames still to record; workers count it down */
-	struct rte_ring *ring;		/* of struct of_trace_record, MP/SC */
-	uint64_t lost;			/* records the full ring refused */
-};
-
-static int
-matches(const struct of_trace_match *m, const struct of_flow_key *key)
-{
-	return memcmp(m->dst, key->dst, 16) == 0 && (m->proto == 0 || m->proto == key->proto) &&
-	       (m->dst_port == 0 || m->dst_port == key->dst_port);
-}
-
 /* Where the outer header sends a frame: its IPv6 destination. */
 #define OUTER_DST_OFF (sizeof(struct rte_ether_hdr) + offsetof(struct rte_ipv6_hdr, dst_addr))
 
@@ -50,8 +36,12 @@ of_dp_trace_arm(struct of_dp *dp, const struct of_trace_match *match, uint32_t c
 {
 	char name[RTE_RING_NAMESIZE];
 
-	if (count == 0 || count > OF_TRACE_MAX) {
-		of_set_error("trace from 1 to %d frames", OF_TRACE_MAX);
+	if (count == 0 || count > OF_TRACE_COUNT_MAX) {
+		of_set_error("trace from 1 to %u frames", OF_TRACE_COUNT_MAX);
+		return -EINVAL;
+	}
+	if (match->dir > OF_TRACE_IN) {
+		of_set_error("trace direction %u is none of any (0), outbound (1), inbound (2)", match->dir);
 		return -EINVAL;
 	}
 	if (__atomic_load_n(&dp->trace_armed, __ATOMIC_ACQUIRE)) {
@@ -97,6 +87,12 @@ of_dp_trace_read(struct of_dp *dp, struct of_trace_record *out, unsigned max, in
 	return (int)rte_ring_dequeue_burst_elem(dp->trace->ring, out, sizeof(*out), max, NULL);
 }
 
+uint64_t
+of_dp_trace_lost(const struct of_dp *dp)
+{
+	return dp->trace == NULL ? 0 : __atomic_load_n(&dp->trace->lost, __ATOMIC_RELAXED);
+}
+
 void
 of_trace_free(struct of_dp *dp)
 {
@@ -128,8 +124,15 @@ bucket_of(const struct of_resilient *r, uint32_t hash, uint32_t *bucket, uint16_
 	*member = r->bucket[*bucket];
 }
 
+static void
+put(struct of_dp *dp, struct of_trace_record *r)
+{
+	if (rte_ring_mp_enqueue_elem(dp->trace->ring, r, sizeof(*r)) != 0)
+		__atomic_fetch_add(&dp->trace->lost, 1, __ATOMIC_RELAXED);
+}
+
 void
-of_trace_decision(struct of_dp *dp, struct of_lcore *lc, const struct of_tables *t,
+of_trace_outbound(struct of_dp *dp, struct of_lcore *lc, const struct of_tables *t,
 		  const struct of_flow_key *key, uint32_t hash, enum of_trace_flow flow, enum of_trace_why why,
 		  int drop, const struct of_path *path, const struct of_path *from)
 {
@@ -140,13 +143,13 @@ of_trace_decision(struct of_dp *dp, struct of_lcore *lc, const struct of_tables 
 		.drop = path == NULL ? drop : -1, .tep_set = OF_TRACE_NONE, .tep_bucket = OF_TRACE_NONE,
 		.nh_group = OF_TRACE_NONE, .nh_bucket = OF_TRACE_NONE, .bucket_tep = OF_NO_ID,
 		.bucket_nexthop = OF_NO_ID, .tep = OF_NO_ID, .nexthop = OF_NO_ID, .uplink = OF_NO_ID,
-		.from_tep = OF_NO_ID, .from_nexthop = OF_NO_ID,
+		.from_tep = OF_NO_ID, .from_nexthop = OF_NO_ID, .guest = OF_NO_ID, .dir = OF_TRACE_OUT,
 	};
 	const uint8_t *outer_dst = NULL;
 	int32_t pos;
 	uint32_t target;
 
-	if (!matches(&dp->trace->match, key) || !take(dp))
+	if (!take(dp))
 		return;
 	memcpy(r.src, key->src, 16);
 	memcpy(r.dst, key->dst, 16);
@@ -170,7 +173,7 @@ of_trace_decision(struct of_dp *dp, struct of_lcore *lc, const struct of_tables 
 		outer_dst = path->outer + OUTER_DST_OFF;	/* where it went, pinned or not */
 	}
 	if (outer_dst != NULL) {
-		memcpy(r.outer_dst, outer_dst, 16);
+		memcpy(r.underlay, outer_dst, 16);
 		if (of_prefix_match(t->routes, outer_dst, &target) == 0) {
 			r.nh_group = target;
 			bucket_of(t->nh_groups[target], of_nexthop_hash(hash), &r.nh_bucket, &r.bucket_nexthop);
@@ -180,6 +183,28 @@ of_trace_decision(struct of_dp *dp, struct of_lcore *lc, const struct of_tables 
 		r.from_tep = from->tep;
 		r.from_nexthop = from->nh;
 	}
-	if (rte_ring_mp_enqueue_elem(dp->trace->ring, &r, sizeof(r)) != 0)
-		__atomic_fetch_add(&dp->trace->lost, 1, __ATOMIC_RELAXED);
+	put(dp, &r);
+}
+
+void
+of_trace_inbound(struct of_dp *dp, struct of_lcore *lc, uint16_t uplink, const struct of_flow_key *key,
+		 const uint8_t sender[16], const uint8_t inner_dst_mac[6], uint16_t guest, int drop)
+{
+	struct of_trace_record r = {
+		.tsc = lc->now, .lcore = lc->lcore_id, .vni = key->vni, .proto = key->proto, .flow = OF_TRACE_NO_FLOW,
+		.table = guest == OF_NO_ID ? OF_TRACE_NO_MATCH : OF_TRACE_GUEST,
+		.why = guest == OF_NO_ID ? OF_TRACE_DROPPED : OF_TRACE_DELIVERED, .src_port = key->src_port,
+		.dst_port = key->dst_port, .drop = guest == OF_NO_ID ? drop : -1, .tep_set = OF_TRACE_NONE,
+		.tep_bucket = OF_TRACE_NONE, .nh_group = OF_TRACE_NONE, .nh_bucket = OF_TRACE_NONE,
+		.bucket_tep = OF_NO_ID, .bucket_nexthop = OF_NO_ID, .tep = OF_NO_ID, .nexthop = OF_NO_ID,
+		.uplink = uplink, .from_tep = OF_NO_ID, .from_nexthop = OF_NO_ID, .guest = guest, .dir = OF_TRACE_IN,
+	};
+
+	if (!take(dp))
+		return;
+	memcpy(r.src, key->src, 16);
+	memcpy(r.dst, key->dst, 16);
+	memcpy(r.underlay, sender, 16);
+	memcpy(r.inner_dst_mac, inner_dst_mac, 6);
+	put(dp, &r);
 }

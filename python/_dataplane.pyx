@@ -23,6 +23,9 @@ MAX_BFD_SESSIONS = OF_BFD_MAX_SESSIONS
 NEVER = OF_NEVER
 TRACE_MAX = OF_TRACE_MAX
 TRACE_NONE = OF_TRACE_NONE
+TRACE_COUNT_MAX = OF_TRACE_COUNT_MAX
+TRACE_ANY, TRACE_OUT, TRACE_IN = OF_TRACE_ANY, OF_TRACE_OUT, OF_TRACE_IN
+
 # Flow dicts built per hold of the GIL in Core.flows (about a millisecond's worth).
 cdef enum:
     FLOW_DICTS_PER_HOLD = 1024
@@ -386,13 +389,21 @@ cdef class Core:
         return [{"lcore": w[i].lcore, "worker": w[i].worker, "polls": w[i].polls, "busy_polls": w[i].busy_polls,
                  "rx_packets": w[i].rx_packets, "flows": w[i].flows} for i in range(n)]
 
-    def trace_arm(self, dst: bytes, proto: int, dst_port: int, count: int) -> None:
-        """Trace the next `count` guest frames to `dst` (16 bytes, IPv4 v4-mapped); proto, dst_port 0: any."""
+    def trace_arm(self, src: bytes | None, dst: bytes | None, proto: int, dst_port: int, direction: int,
+                  count: int) -> None:
+        """Trace the next `count` frames of `direction` (TRACE_ANY, TRACE_OUT, TRACE_IN) whose inner source
+        is `src` and destination `dst` (16 bytes, IPv4 v4-mapped; None: any); proto, dst_port 0: any."""
         cdef of_trace_match m
         memset(&m, 0, sizeof(m))
-        m.dst[:16] = dst
+        if src is not None:
+            m.src[:16] = src
+            m.has_src = 1
+        if dst is not None:
+            m.dst[:16] = dst
+            m.has_dst = 1
         m.proto = proto
         m.dst_port = dst_port
+        m.dir = direction
         check(of_dp_trace_arm(self.live(), &m, count))
 
     def trace_disarm(self) -> None:
@@ -415,10 +426,15 @@ cdef class Core:
                 "nh_group": r[i].nh_group, "nh_bucket": r[i].nh_bucket, "bucket_tep": r[i].bucket_tep,
                 "bucket_nexthop": r[i].bucket_nexthop, "tep": r[i].tep, "nexthop": r[i].nexthop,
                 "uplink": r[i].uplink, "from_tep": r[i].from_tep, "from_nexthop": r[i].from_nexthop,
-                "outer_dst": bytes(r[i].outer_dst[:16]),
+                "guest": r[i].guest, "underlay": bytes(r[i].underlay[:16]),
+                "inner_dst_mac": bytes(r[i].inner_dst_mac[:6]), "dir": r[i].dir,
             } for i in range(n)], bool(armed)
         finally:
             free(r)
+
+    def trace_lost(self) -> int:
+        """Records of the current (or last) trace that the full ring refused."""
+        return of_dp_trace_lost(self.live())
 
     def name_member(self, kind: int, ident: int, prefix: str, gateway: str = "") -> None:
         """What TEP (kind 0) or nexthop (kind 1) `ident` stands for, for the telemetry endpoints."""

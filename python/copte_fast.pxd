@@ -217,12 +217,20 @@ cdef extern from "capture.h" nogil:
 cdef extern from "trace.h" nogil:
     enum:
         OF_TRACE_MAX
+    uint32_t OF_TRACE_COUNT_MAX
     uint32_t OF_TRACE_NONE
+    enum of_trace_dir:
+        OF_TRACE_ANY
+        OF_TRACE_OUT
+        OF_TRACE_IN
     struct of_trace_match:
+        uint8_t src[16]
         uint8_t dst[16]
+        uint8_t has_src, has_dst
         uint8_t proto
-        uint8_t pad
+        uint8_t dir
         uint16_t dst_port
+        uint16_t pad
     struct of_trace_record:
         uint64_t tsc
         uint32_t lcore
@@ -242,8 +250,12 @@ cdef extern from "trace.h" nogil:
         uint16_t bucket_nexthop
         uint16_t tep, nexthop, uplink
         uint16_t from_tep, from_nexthop
-        uint8_t outer_dst[16]
-        uint16_t pad
+        uint16_t guest
+        uint8_t underlay[16]
+        uint8_t inner_dst_mac[6]
+        uint8_t dir
+        uint8_t pad
     int of_dp_trace_arm(of_dp *dp, const of_trace_match *match, uint32_t count)
     void of_dp_trace_disarm(of_dp *dp)
     int of_dp_trace_read(of_dp *dp, of_trace_record *out, unsigned max, int *armed)
+    uint64_t of_dp_trace_lost(const of_dp *dp)

@@ -101,6 +101,34 @@ def test_bench_new_flows_and_two_workers(monkeypatch):
     nothing_left_behind()
 
 
+@needs_tools("dpdk-testpmd")
+def test_bench_traced_cases_beside_their_untraced_twin():
+    out = run_bench("--flows", "1024", "--direction", "inbound", "--trace", "miss,all")
+    off, miss, every = out["cases"]
+    assert [s["trace"] for s in out["cases"]] == ["off", "miss", "all"]
+    for s in out["cases"]:
+        check_common(s)
+        assert s["counters"]["tx_guest_packets"] > 0
+    assert "trace_cost_ratio" not in off
+    for s in (miss, every):  # window pairs in the process, not armed and armed: the median of their ratios
+        lo, hi = s["trace_cost_ratio_range"]
+        assert s["trace_pairs"] == 6 and 0 < lo <= s["trace_cost_ratio"] <= hi
+        assert s["trace_cycles_per_packet_not_armed"] > 0 and s["trace_cycles_per_packet_armed"] > 0
+    # A match no frame meets records nothing; one that every frame meets records each (read or refused).
+    assert (miss["trace_records_read"], miss["trace_records_lost"]) == (0, 0)
+    assert every["trace_records_read"] > 0 and every["trace_records_lost"] >= 0
+    # Armed before the window and stopped after it (and in the armed windows of the pairs): every frame
+    # of the window (at least 0.95 s) is one.
+    traced = every["trace_records_read"] + every["trace_records_lost"]
+    assert every["opte_fast_mpps_wall"] * 1e6 * 0.9 < traced <= every["counters"]["tx_guest_packets"]
+    nothing_left_behind()
+
+    printed = CliRunner().invoke(click.command()(lambda: print_table(out))).output
+    assert "| inbound (decap), 64 B, trace armed, every frame matches | 1,024 | 4 KB pages | " in printed
+    assert f"- inbound, 1K flows, 64 B, 4 KB pages, 1 worker, trace armed, no frame matches: " \
+           f"{miss['trace_cost_ratio']:.3f}× ({miss['trace_cost_ratio_range'][0]:.3f} to " in printed
+
+
 def test_bench_without_testpmd(monkeypatch):
     monkeypatch.setattr("opte_fast.tools.bench.TESTPMD", "dpdk-testpmd-missing")
     result = CliRunner().invoke(bench, ["--duration-s", "1", "--flows", "16"])
@@ -117,11 +145,19 @@ def test_plan_is_the_standard_table_or_the_product_of_the_options():
     assert plan([1024, 4 << 20], None, ["inbound"], None, ["4k", "huge"], huge_default=True) == [
         Case("inbound", 1024, 64, 1, False), Case("inbound", 1024, 64, 1, True),
         Case("inbound", 4 << 20, 64, 1, False), Case("inbound", 4 << 20, 64, 1, True)]
+    # Each traced row beside its untraced twin, in the standard table and in a plan that asks for a trace.
+    assert {(c.direction, c.trace) for c in table if c.trace != "off"} == {
+        (d, t) for d in ("outbound", "inbound") for t in ("miss", "all")}
+    assert all(c.untraced() in table for c in table)
+    assert plan(None, None, None, None, None, huge_default=True, traces=["all"]) == [
+        Case("outbound", 65536, 64, 1, False), Case("outbound", 65536, 64, 1, False, "all")]
 
 
 def test_bad_case_options_are_refused():
     for args, message in ((["--flows", "0"], "--flows: 0 is outside"), (["--workers", "3"], "1 or 2 workers"),
-                          (["--pages", "1g"], "expected some of 4k, huge"), (["--flows", "1k"], "numbers")):
+                          (["--pages", "1g"], "expected some of 4k, huge"), (["--flows", "1k"], "numbers"),
+                          (["--trace", "some"], "expected some of off, miss, all"),
+                          (["--direction", "new-flows", "--trace", "all"], "new flows are not traced")):
         result = CliRunner().invoke(bench, args)
         assert result.exit_code == 2 and message in result.output, result.output
 

@@ -15,6 +15,8 @@ import time
 
 import pytest
 from click.testing import CliRunner
+from scapy.all import IP, UDP, Ether, raw
+from support.geneve import BOUNDARY_MAC, encapsulate
 from support.sled import GATEWAY_MAC, GUEST_IP4, GUEST_IP6, GUEST_MAC, GUEST_VNI, ring_sled
 
 from opte_fast.api.client import ControlClient
@@ -281,15 +283,15 @@ def test_a_v2b_prefix_past_the_capacity_is_refused_and_nothing_changes(eal):
 
 
 class Sender:
-    """Sends `frames` to guest0 every 50 ms until stopped: traffic for a command that waits for it."""
+    """Sends `frames` to `port` every 50 ms until stopped: traffic for a command that waits for it."""
 
-    def __init__(self, live, frames: list[bytes]):
+    def __init__(self, live, frames: list[bytes], port: str = "guest0"):
         self.stop = threading.Event()
-        self.thread = threading.Thread(target=self._run, args=(live, frames), daemon=True)
+        self.thread = threading.Thread(target=self._run, args=(live, frames, port), daemon=True)
 
-    def _run(self, live, frames: list[bytes]) -> None:
+    def _run(self, live, frames: list[bytes], port: str) -> None:
         while not self.stop.wait(0.05):
-            live.sled.send("guest0", frames)
+            live.sled.send(port, frames)
 
     def __enter__(self) -> Sender:
         self.thread.start()
@@ -306,7 +308,7 @@ def test_trace_a_pinned_flow_and_a_dropped_destination(live):
     h, hop = flow["hash"], f"{flow['nexthop']['gateway']} dev {flow['uplink']}"
     with Sender(live, [guest_frame(0)]):
         out = live.ctl("trace", "--match", "dst=198.18.0.1,proto=udp,port=443", "--count", "2").output
-    line = (f"lcore 1  udp 10.0.0.2:32768 > 198.18.0.1:443 vni 7  flow hit  v2b 0.0.0.0/0 bucket {h & 4095} -> "
+    line = (f"lcore 1  out  udp 10.0.0.2:32768 > 198.18.0.1:443 vni 7  flow hit  v2b 0.0.0.0/0 bucket {h & 4095} -> "
             f"{flow['tep']}  route fd00:99::/64 bucket "
             f"{((h << 16 | h >> 16) & 0xFFFFFFFF) & 4095} -> {hop}  => pinned: tep {flow['tep']} via {hop}")
     assert out == f"{line}\n{line}\n"
@@ -327,8 +329,23 @@ def test_trace_a_pinned_flow_and_a_dropped_destination(live):
     first.join()
     assert (second.exit_code, second.output) == (2, "opte-fast ctl: a trace is running already (one at a time)\n")
     bad = live.ctl("trace", "--match", "dst=192.0.2.99,colour=red")
-    assert (bad.exit_code, bad.output) == (2, "opte-fast ctl: --match: expected dst=IP[,proto=P,port=N], "
-                                              "got 'dst=192.0.2.99,colour=red'\n")
+    assert (bad.exit_code, bad.output) == (2, "opte-fast ctl: --match: expected [dir=in|out,][src=IP,][dst=IP,]"
+                                              "[proto=P,][port=N], got 'dst=192.0.2.99,colour=red'\n")
+    bad = live.ctl("trace", "--match", "dir=up")
+    assert (bad.exit_code, bad.output) == (2, "opte-fast ctl: trace: bad argument 'match': dir: expected in, out or any, "
+                                              "got 'up'\n")
+
+
+def test_trace_replies_coming_in(live):
+    """A reply from boundary services, matched on its inner source: delivered to the guest port."""
+    inner = Ether(src=BOUNDARY_MAC, dst=GUEST_MAC) / IP(src="198.18.0.1", dst=str(GUEST_IP4)) / UDP(sport=443,
+                                                                                                  dport=32768)
+    reply = raw(encapsulate(inner, eth_src="a8:40:25:00:00:01", eth_dst="02:00:00:00:ff:00", src="fd00:99::2",
+                            dst="fd00:1::1", vni=GUEST_VNI))
+    with Sender(live, [reply], port="uplink1"):
+        out = live.ctl("trace", "--match", "dir=in,src=198.18.0.1,proto=udp", "--count", "1").output
+    assert out == (f"lcore 1  in   udp 198.18.0.1:443 > {GUEST_IP4}:32768 vni {GUEST_VNI}  from fd00:99::2 on uplink1  "
+                   f"=> delivered: guest guest0 (vni {GUEST_VNI}, mac {GUEST_MAC})\n")
 
 
 def test_top_shows_rates_busy_share_drops_and_fill(live):

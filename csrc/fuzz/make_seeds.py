@@ -32,7 +32,7 @@ from scapy.layers.inet6 import ICMPv6ND_NS, ICMPv6ND_RS, ICMPv6NDOptSrcLLAddr
 UNDERLAY = "fd00:0:f7:101::1"
 GUEST_MAC, GATEWAY_MAC, UPLINK_MAC = "02:00:00:00:00:01", "a8:40:25:ff:00:01", "02:0f:00:00:01:02"
 GUEST_IP4, GUEST_IP6, GUEST_VNI = "10.0.0.2", "fd77::2", 7
-FRAME, BURST, TEP, NEXTHOP, ROUTE, TIME, STRICT = range(7)
+FRAME, BURST, TEP, NEXTHOP, ROUTE, TIME, STRICT, TRACE = range(8)
 TIME_1S = TIME | (4 << 3)
 TIME_3S = TIME | (12 << 3)
 
@@ -106,6 +106,8 @@ def outbound_seeds() -> dict[str, bytes]:
     seeds["idle-rebalance"] = script(flows(8), BURST, TEP, flows(8), BURST, TEP, TIME_1S, flows(8))
     seeds["expiry"] = script(flows(16), BURST, TIME_3S, flows(16), BURST, frame(OUT["ipv4-tcp-syn"]), TIME_1S,
                              frame(OUT["ipv4-tcp-fin"]), TIME_1S, frame(OUT["ipv4-tcp-syn"]))
+    # the traced copy: every kind of frame, flows that move, then the trace stopped mid-script
+    seeds["traced"] = script(TRACE, every, BURST, flows(24), BURST, TEP, flows(8), BURST, TRACE, flows(8))
     return seeds
 
 
@@ -166,6 +168,7 @@ def inbound_seeds() -> dict[str, bytes]:
         frame(geneve(to_guest(IP(src="1.1.1.1", dst=GUEST_IP4) / UDP(sport=7, dport=7)), src=peer_sled)),
         frame(geneve(to_guest(IP(src="1.1.1.1", dst=GUEST_IP4) / UDP(sport=7, dport=7)), src=stranger)),
         BURST, STRICT, frame(geneve(to_guest(IP(src="1.1.1.1", dst=GUEST_IP4) / UDP(sport=7, dport=7)), src=stranger)))
+    seeds["traced"] = script(TRACE, seeds["all-kinds-one-burst"], TRACE, frame(IN["geneve-ipv4-tcp"]))
     return seeds
 
 

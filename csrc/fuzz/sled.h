@@ -15,7 +15,8 @@
  *   5 TIME    the clock moves on (op >> 3) * 250 ms, and the expiry sweep catches up
  *   6 STRICT  strict underlay (--strict-underlay) goes on or off for the bursts after it;
  *             every input starts with it off
- *   7         nothing
+ *   7 TRACE   a trace of every frame is armed, or stopped: bursts run the traced copies,
+ *             and the records of each burst are read and checked against it
  * Frames left at the end go as one burst on port 0.
  *
  * Every frame lives in its own malloc'd buffer (attached to the mbuf as an
@@ -69,7 +70,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 	} \
 } while (0)
 
-enum { OP_FRAME, OP_BURST, OP_TEP, OP_NEXTHOP, OP_ROUTE, OP_TIME, OP_STRICT, OP_NOTHING };
+enum { OP_FRAME, OP_BURST, OP_TEP, OP_NEXTHOP, OP_ROUTE, OP_TIME, OP_STRICT, OP_TRACE, OP_NOTHING };
 
 #define SLED_BURST		64
 #define SLED_MAX_FRAME		2048	/* an mbuf's data room less its headroom, as on a real port */
@@ -125,6 +126,7 @@ struct sled {
 	/* the tables' state: what the checks hold sent frames against */
 	int tep2_down, nh2_down, route_flapped;
 	unsigned commits;
+	uint8_t tracing;		/* a trace of every frame is armed */
 	/* the burst being run */
 	uint8_t outbound;
 	uint16_t port;
@@ -379,6 +381,51 @@ sled_reset(struct sled *s)
 	lc->now = lc->sweep_tsc = s->start_tsc;
 	lc->sweep_pos = 0;
 	s->n = 0;
+	if (s->tracing)
+		of_dp_trace_disarm(s->dp);
+	s->tracing = 0;
+}
+
+/* A trace of every frame, in both directions, for as long as an input runs; or none. */
+static void
+sled_trace(struct sled *s)
+{
+	static const struct of_trace_match everything = { .dir = OF_TRACE_ANY };
+	struct of_trace_record r;
+	int armed;
+
+	s->tracing ^= 1;
+	if (!s->tracing) {
+		of_dp_trace_disarm(s->dp);
+		return;
+	}
+	EXPECT(of_dp_trace_arm(s->dp, &everything, OF_TRACE_COUNT_MAX) == 0);
+	EXPECT(of_dp_trace_read(s->dp, &r, 1, &armed) == 0 && armed);
+}
+
+/* The records of the burst just run: at most one a frame, each of its direction, going to a port
+ * of the right role, or dropped for a reason this burst counted at least as many times. */
+static void
+check_traced(const struct sled *s, const uint64_t before[OF_N_COUNTERS])
+{
+	static struct of_trace_record r[SLED_BURST + 1];
+	uint64_t traced_drops[OF_N_COUNTERS] = { 0 };
+	const struct of_dp *dp = s->dp;
+	int armed, n = of_dp_trace_read(s->dp, r, SLED_BURST + 1, &armed);
+
+	EXPECT(armed && n <= s->n && of_dp_trace_lost(dp) == 0);
+	for (int i = 0; i < n; i++) {
+		EXPECT(r[i].dir == (s->outbound ? OF_TRACE_OUT : OF_TRACE_IN));
+		if (r[i].drop >= 0) {
+			EXPECT(r[i].drop < OF_N_COUNTERS && of_counter_is_drop[r[i].drop] && r[i].why == OF_TRACE_DROPPED);
+			EXPECT(++traced_drops[r[i].drop] <= s->lc->counters[r[i].drop] - before[r[i].drop]);
+		} else if (s->outbound) {
+			EXPECT(r[i].uplink < dp->n_ports && dp->ports[r[i].uplink].role == OF_ROLE_UPLINK);
+		} else {
+			EXPECT(r[i].guest < dp->n_ports && dp->ports[r[i].guest].role == OF_ROLE_GUEST &&
+			       r[i].why == OF_TRACE_DELIVERED);
+		}
+	}
 }
 
 /* Each TEP's and nexthop's flow count sums to the flows in the table: no flow counted twice or lost. */
@@ -461,6 +508,8 @@ sled_burst(struct sled *s)
 	EXPECT(rte_mempool_in_use_count(dp->pool) == s->pool_in_use);
 	EXPECT(s->buffers == 0);
 	check_flow_counts(s);
+	if (s->tracing)
+		check_traced(s, before);
 	s->n = 0;
 }
 
@@ -521,6 +570,10 @@ sled_run(struct sled *s, const uint8_t *data, size_t size)
 		case OP_STRICT:
 			sled_burst(s);
 			s->dp->cfg.strict_underlay ^= 1;
+			break;
+		case OP_TRACE:
+			sled_burst(s);
+			sled_trace(s);
 			break;
 		case OP_TIME:
 			sled_burst(s);

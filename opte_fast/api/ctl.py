@@ -144,8 +144,14 @@ def trace_line(r: dict) -> str:
     """One traced frame: the flow, what the tables answered, the decision and the path taken."""
     f = r["flow"]
     proto = PROTO_NAMES.get(f["proto"], str(f["proto"]))
-    parts = [f"lcore {r['lcore']}  {proto} {f['src']}:{f['src_port']} > {f['dst']}:{f['dst_port']} vni {f['vni']}",
-             f"flow {r['flow_table']}"]
+    head = (f"lcore {r['lcore']}  {r['direction']:<3}  {proto} {f['src']}:{f['src_port']} > "
+            f"{f['dst']}:{f['dst_port']} vni {f['vni']}")
+    if r["direction"] == "in":
+        parts = [head, f"from {r['sender']} on {r['uplink']}"]
+        if r["drop"]:
+            return "  ".join(parts) + f"  => dropped: {r['drop']} (vni {f['vni']}, mac {r['inner_dst_mac']})"
+        return "  ".join(parts) + f"  => delivered: guest {r['guest']} (vni {f['vni']}, mac {r['inner_dst_mac']})"
+    parts = [head, f"flow {r['flow_table']}"]
     if r["matched"] == "v2p":
         parts.append(f"v2p -> sled {r['to']}")
     elif r["v2b"]:

@@ -74,24 +74,34 @@ TRACE_COUNT = cfg.Int(1, 1024)  # the data plane's trace ring: OF_TRACE_MAX
 TRACE_TIMEOUT = cfg.Number(0.1, 20)  # below the client's 30 s
 
 
+TRACE_MATCH_FIELDS = ("dir", "src", "dst", "proto", "port")
+TRACE_MATCH_SYNTAX = "[dir=in|out,][src=IP,][dst=IP,][proto=P,][port=N]"
+
+
 def _trace_match(value: Any) -> dict[str, Any]:
-    """{"dst": IP, "proto": name or number, "port": destination port}: dst required."""
-    if not isinstance(value, dict) or "dst" not in value or set(value) - {"dst", "proto", "port"}:
-        raise cfg.BadValue("expected dst=IP with optional proto= (tcp, udp, icmp, icmpv6 or a number) and port=")
+    """{"dir": "in", "out" or "any", "src": IP, "dst": IP, "proto": name or number, "port": destination
+    port}: at least one field; those left out match anything."""
+    if not isinstance(value, dict) or not value or set(value) - set(TRACE_MATCH_FIELDS):
+        raise cfg.BadValue(f"expected {TRACE_MATCH_SYNTAX} (at least one; proto: tcp, udp, icmp, icmpv6 or a "
+                           f"number; port: the destination port)")
+    direction = str(value.get("dir", "any"))
+    if direction not in ("in", "out", "any"):
+        raise cfg.BadValue(f"dir: expected in, out or any, got {direction!r}")
     proto = value.get("proto", 0)
     if isinstance(proto, str):
         proto = PROTOCOLS.get(proto.lower(), proto)
-    return {"dst": cfg.ip_value(str(value["dst"])), "proto": cfg.Int(0, 255).parse(proto, True),
-            "port": cfg.Int(0, 65535).parse(value.get("port", 0), True)}
+    return {"dir": direction, "src": cfg.ip_value(str(value["src"])) if "src" in value else None,
+            "dst": cfg.ip_value(str(value["dst"])) if "dst" in value else None,
+            "proto": cfg.Int(0, 255).parse(proto, True), "port": cfg.Int(0, 65535).parse(value.get("port", 0), True)}
 
 
 def _trace_match_from_words(text: str) -> dict[str, str]:
-    """ctl's `--match dst=IP[,proto=P,port=N]` as the "match" object."""
+    """ctl's `--match dir=in,src=IP,...` as the "match" object."""
     match = {}
     for word in text.split(","):
         field, eq, value = word.partition("=")
-        if not eq or field not in ("dst", "proto", "port"):
-            raise ValueError(f"expected dst=IP[,proto=P,port=N], got {text!r}")
+        if not eq or field not in TRACE_MATCH_FIELDS:
+            raise ValueError(f"expected {TRACE_MATCH_SYNTAX}, got {text!r}")
         match[field] = value
     return match
 
@@ -196,9 +206,11 @@ OPS: dict[str, Op] = {op.name: op for op in (
         Arg("nexthops", _nexthop_list, flag="--nexthop", many=True, cli_type=(str, str, str),
             metavar="UPLINK GATEWAY MAC", help="a path (repeatable)", from_cli=_nexthops_from_words))),
     Op("route.clear", "Remove the route for PREFIX.", (ROUTE_PREFIX,)),
-    Op("trace", "What the data plane decides for the next COUNT guest frames that match, and why.", (
-        Arg("match", _trace_match, flag="--match", metavar="dst=IP[,proto=P,port=N]", from_cli=_trace_match_from_words,
-            help="the frames to trace: inner destination, and optionally protocol and destination port"),
+    Op("trace", "What the data plane decides for the next COUNT frames that match, and why: guest frames "
+                "going out (flow, V2P or V2B, buckets, path) and Geneve frames coming in (guest or drop).", (
+        Arg("match", _trace_match, flag="--match", metavar=TRACE_MATCH_SYNTAX, from_cli=_trace_match_from_words,
+            help="the frames to trace, by their inner headers: direction (default both), source, destination, "
+                 "protocol, destination port"),
         Arg("count", lambda v: TRACE_COUNT.parse(v, False), 10, flag="--count", help="frames to trace",
             cli_type=click.IntRange(TRACE_COUNT.lo, TRACE_COUNT.hi)),
         Arg("timeout_s", lambda v: TRACE_TIMEOUT.parse(v, False), 10.0, flag="--timeout-s",

@@ -126,7 +126,8 @@ class ControlAPI:
 
     def trace(self, match: dict, count: int, timeout_s: float) -> dict:
         """Arm a trace, gather its records until `count` came or `timeout_s` passed, disarm."""
-        self.dataplane.trace_start(match["dst"], match["proto"], match["port"], count)
+        self.dataplane.trace_start(match["dst"], match["proto"], match["port"], count, src=match["src"],
+                                   direction=match["dir"])
         records: list[dict] = []
         deadline = time.monotonic() + timeout_s
         try:

@@ -149,10 +149,12 @@ KINDS = ("tep", "nexthop")
 NO_ID = 0xFFFF
 ID_LIMIT = max(_dataplane.MAX_TEPS, _dataplane.MAX_NEXTHOPS)
 FLOW_SCAN_CHUNK = 4096  # flows read per step of a scan (a buffer of about 400 KB)
-# A traced frame (of_trace_record): its flow-table lookup, what its destination matched, the decision.
-TRACE_FLOW = ("hit", "miss", "table full")
-TRACE_TABLE = ("none", "v2p", "v2b")
-TRACE_WHY = ("new", "pinned", "migrated", "rebalanced", "rerouted", "stateless", "dropped")
+# A traced frame (of_trace_record): its flow-table lookup (inbound keeps no flows: "none"), what its
+# destination matched (inbound: a guest's VNI and MAC), the decision.
+TRACE_FLOW = ("hit", "miss", "table full", "none")
+TRACE_TABLE = ("none", "v2p", "v2b", "guest")
+TRACE_WHY = ("new", "pinned", "migrated", "rebalanced", "rerouted", "stateless", "dropped", "delivered")
+TRACE_DIRECTIONS = {"any": _dataplane.TRACE_ANY, "out": _dataplane.TRACE_OUT, "in": _dataplane.TRACE_IN}
 
 
 def member_key(kind: int, member) -> str:
@@ -505,17 +507,27 @@ class Dataplane:
         return out
 
     # -- tracing -------------------------------------------------------------------------
-    def trace_start(self, dst: IPAddress, proto: int = 0, dst_port: int = 0, count: int = 1) -> None:
-        """Record the outbound decision for the next `count` guest frames to `dst` (proto and dst_port
-        0: any); read them with trace_records. One trace at a time."""
-        self._core.trace_arm(mapped(dst), proto, dst_port, count)
+    def trace_start(self, dst: IPAddress | None = None, proto: int = 0, dst_port: int = 0, count: int = 1, *,
+                    src: IPAddress | None = None, direction: str = "any") -> None:
+        """Record the decision for the next `count` frames whose inner headers match: outbound guest
+        frames, inbound ones decapsulated from an uplink, or both ("out", "in", "any"); `src`, `dst`
+        None and proto, dst_port 0: any. Read them with trace_records. One trace at a time."""
+        self._core.trace_arm(None if src is None else mapped(src), None if dst is None else mapped(dst), proto,
+                             dst_port, TRACE_DIRECTIONS[direction], count)
 
     def trace_stop(self) -> None:
         self._core.trace_disarm()
 
+    def trace_lost(self) -> int:
+        """Records of the current (or last) trace that the full ring refused: a reader that fell behind."""
+        return self._core.trace_lost()
+
     def trace_records(self) -> tuple[list[dict], bool]:
         """(records, armed): the decisions traced since the last call, explained by the names of the
-        current commit, and whether frames remain to be traced."""
+        current commit, and whether frames remain to be traced. Every record has direction ("out" or
+        "in"), lcore, flow (the inner headers, with the VNI), flow_table, matched, decision and drop;
+        outbound ones the hash, v2b, route, to, tep, nexthop, uplink and from (the path it left);
+        inbound ones sender (the outer source), uplink (where it came in), inner_dst_mac and guest."""
         raw, armed = self._core.trace_read()
         with self._commit_lock:
             ids, labels = self._ids, dict(self._labels)
@@ -532,26 +544,35 @@ class Dataplane:
         out = []
         for r in raw:
             sent = r["drop"] < 0
-            out.append({
-                "lcore": r["lcore"], "hash": r["hash"],
+            record = {
+                "direction": "out" if r["dir"] == _dataplane.TRACE_OUT else "in", "lcore": r["lcore"],
                 "flow": {"vni": r["vni"], "proto": r["proto"], "src": str(unmapped(r["src"])),
                          "dst": str(unmapped(r["dst"])), "src_port": r["src_port"], "dst_port": r["dst_port"]},
                 "flow_table": TRACE_FLOW[r["flow"]], "matched": TRACE_TABLE[r["table"]],
+                "decision": TRACE_WHY[r["why"]], "drop": None if sent else self.counter_names[r["drop"]],
+            }
+            if r["dir"] == _dataplane.TRACE_IN:
+                record.update({"sender": str(ipaddress.IPv6Address(r["underlay"])), "uplink": ports.get(r["uplink"]),
+                               "inner_dst_mac": r["inner_dst_mac"].hex(":"),
+                               "guest": ports.get(r["guest"]) if sent else None})
+                out.append(record)
+                continue
+            record.update({
+                "hash": r["hash"],
                 "v2b": None if r["tep_set"] == _dataplane.TRACE_NONE else {
                     "prefix": str(sets.get(r["tep_set"])), "bucket": r["tep_bucket"],
                     "bucket_tep": tep(r["bucket_tep"])},
                 "route": None if r["nh_group"] == _dataplane.TRACE_NONE else {
                     "prefix": str(groups.get(r["nh_group"])), "bucket": r["nh_bucket"],
                     "bucket_nexthop": nexthop(r["bucket_nexthop"])},
-                "decision": TRACE_WHY[r["why"]],
-                "to": str(ipaddress.IPv6Address(r["outer_dst"])) if any(r["outer_dst"]) else None,
+                "to": str(ipaddress.IPv6Address(r["underlay"])) if any(r["underlay"]) else None,
                 "tep": tep(r["tep"]) if sent else None,
                 "nexthop": nexthop(r["nexthop"]) if sent else None,
                 "uplink": ports.get(r["uplink"]) if sent else None,
                 "from": None if r["from_nexthop"] == NO_ID else {"tep": tep(r["from_tep"]),
                                                                  "nexthop": nexthop(r["from_nexthop"])},
-                "drop": None if sent else self.counter_names[r["drop"]],
             })
+            out.append(record)
         return out, armed
 
     def table_swaps(self) -> int:

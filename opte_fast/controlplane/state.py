@@ -233,8 +233,10 @@ class DataplaneAPI(Protocol):
         """Per TEP set (kind "tep") and nexthop group (kind "nexthop"): prefix, buckets, and the
         members holding buckets, each with id, member and its bucket count."""
 
-    def trace_start(self, dst: IPAddress, proto: int = 0, dst_port: int = 0, count: int = 1) -> None:
-        """Trace the outbound decision for the next `count` guest frames to dst (proto, dst_port 0: any)."""
+    def trace_start(self, dst: IPAddress | None = None, proto: int = 0, dst_port: int = 0, count: int = 1, *,
+                    src: IPAddress | None = None, direction: str = "any") -> None:
+        """Trace the decision for the next `count` frames of direction "out", "in" or "any" whose inner
+        headers match (src, dst None and proto, dst_port 0: any)."""
 
     def trace_records(self) -> tuple[list[dict], bool]:
         """(the decisions traced since the last call, whether frames remain to be traced)."""

@@ -16,9 +16,17 @@ plugin rewrites per packet, on the forwarding core) and the same sink (`net_null
 opte-fast's own cost per packet is (1/rate - 1/ceiling) x TSC Hz, each rate per second of the
 forwarding threads' time on their CPUs: the cycles it spends on parse, flow lookup and encap beyond
 what receiving (and the rewrite) and transmitting the packet already cost.
+
+A case may run opte-fast with a trace armed (`--trace`): one whose match no frame meets, or one that
+matches every frame, its ring read as `ctl trace` reads it. What tracing costs is then measured in
+that process: TRACE_ROUNDS pairs of windows, the trace not armed in one and armed in the other (in
+turn first), each window's cycles/packet from the forwarding thread's own CPU clock; the figure is
+the median of the pairs' ratios. A pair is a second apart on the same flows and memory, so the load
+of a shared machine, which changes more slowly, weighs on both alike.
 """
 from __future__ import annotations
 
+import ipaddress
 import json
 import os
 import queue
@@ -36,7 +44,7 @@ from pathlib import Path
 import click
 
 from . import bench_ovs
-from .bench_report import Case, CaseResult, Measurement, print_table, standard_table, summarise
+from .bench_report import TRACES, Case, CaseResult, Measurement, print_table, standard_table, summarise
 from .bench_traffic import SINK_DEVARGS, Traffic, check_attached, plugin_path
 from .sample import GUEST_PORT, UNDERLAY, anycast_state, uplink_name
 
@@ -48,6 +56,9 @@ N_MBUFS = 32767          # the pcap's frames per queue, descriptors, caches, bur
 PERF_EVENTS = ("cycles", "instructions", "cache-misses", "dTLB-load-misses")
 NEW_FLOW_TIMEOUT_S = 60.0
 RUN_IDLE_MS = 3_600_000
+TRACE_NO_MATCH = ipaddress.ip_address("192.0.2.255")  # no bench frame's inner destination, either way
+TRACE_ROUNDS = 6          # pairs of windows, not armed and armed, that a traced case's cost ratio takes
+TRACE_WINDOW_S = 0.5
 
 
 def prefixes(tag: str | int | None = None) -> dict[str, str]:
@@ -125,6 +136,11 @@ class ThreadClock:
         if start[1] is None or end[1] is None or end[0] <= start[0]:
             return None
         return min(1.0, (end[1] - start[1]) / 1e9 / (end[0] - start[0]) / len(self.tasks))
+
+    def own_cpu_ns(self) -> int:
+        """Nanoseconds on the CPU so far, summed over the threads, exact to the call: their thread CPU
+        clocks, which this process may read for its own threads only (schedstat lags up to a tick)."""
+        return sum(time.clock_gettime_ns((~tid << 3) | 6) for tid in self.tids)  # the kernel's thread CPUCLOCK_SCHED
 
 
 # -- perf stat ----------------------------------------------------------------------------------
@@ -337,6 +353,7 @@ def _worker() -> None:
             time.sleep(cfg["warmup"])
             if outbound:     # the first pass over the flows inserts them all: measure after it
                 _until_created(dp, min(cfg["flows"], cfg["flow_capacity"]))
+            trace = ArmedTrace(dp, cfg["trace"]) if cfg["trace"] != "off" else None
             r0 = clock.read()
             perf_stat = _start_perf(cfg["perf"], clock.tids, cfg["seconds"])
             t0, c0 = time.monotonic(), dp.counters()[sent]
@@ -349,6 +366,9 @@ def _worker() -> None:
                     samples.append((c1 - c) / (t1 - t))
                 t, c = t1, c1
             r1 = clock.read()
+            if trace is not None:
+                result.update(trace.stop())
+                result["trace_windows"] = _trace_cost(dp, clock, sent, cfg["trace"], result)
             result.update({"pps": (c - c0) / (t - t0), "seconds": t - t0, "samples_pps": samples,
                            "cpu_share": clock.share(r0, r1), "perf": perf_stat.result() if perf_stat else None})
         flows_held = dp.flow_count()
@@ -366,6 +386,56 @@ def _worker() -> None:
     finally:
         dp.close()
         eal_cleanup()
+
+
+class ArmedTrace:
+    """A trace armed for a measurement (`kind`: miss or all, bench_report.TRACES), its ring read
+    every TRACE_POLL_S as the control server reads it for `ctl trace`, on the control thread's CPU."""
+
+    def __init__(self, dp, kind: str):
+        from .. import _dataplane
+        from ..api.server import ControlAPI
+        self.dp, self.read, self.poll_s = dp, 0, ControlAPI.TRACE_POLL_S
+        self.stopping = threading.Event()
+        dp.trace_start(TRACE_NO_MATCH if kind == "miss" else None, count=_dataplane.TRACE_COUNT_MAX)
+        self.thread = threading.Thread(target=self._drain, daemon=True)
+        self.thread.start()
+
+    def _drain(self) -> None:
+        while not self.stopping.wait(self.poll_s):
+            self.read += len(self.dp.trace_records()[0])
+
+    def stop(self) -> dict:
+        """Stops reading; the records read and refused. A trace that ran out of frames mid-window is an error."""
+        self.stopping.set()
+        self.thread.join()
+        records, armed = self.dp.trace_records()
+        if not armed:
+            raise BenchError("the trace ran out of frames before the window ended; measure for less time")
+        self.dp.trace_stop()
+        return {"trace_records_read": self.read + len(records), "trace_records_lost": self.dp.trace_lost()}
+
+
+def _trace_cost(dp, clock: ThreadClock, sent: str, kind: str, counts: dict) -> list[list[float]]:
+    """[not armed, armed] CPU nanoseconds per packet of the forwarding threads, window by window in
+    pairs (the first window of each pair alternating), adding the armed windows' records to `counts`."""
+    pairs = []
+    for i in range(TRACE_ROUNDS):
+        per_packet = {}
+        for armed in ((False, True) if i % 2 == 0 else (True, False)):
+            trace = ArmedTrace(dp, kind) if armed else None
+            time.sleep(TRACE_WINDOW_S / 10)   # the workers' next bursts run the other copy
+            n0, ns0 = dp.counters()[sent], clock.own_cpu_ns()
+            time.sleep(TRACE_WINDOW_S)
+            n1, ns1 = dp.counters()[sent], clock.own_cpu_ns()
+            if trace is not None:
+                for k, v in trace.stop().items():
+                    counts[k] += v
+            if n1 <= n0:
+                raise BenchError(f"nothing forwarded in a {TRACE_WINDOW_S} s window of the trace's cost")
+            per_packet[armed] = (ns1 - ns0) / (n1 - n0)
+        pairs.append([per_packet[False], per_packet[True]])
+    return pairs
 
 
 def _until_created(dp, flows: int) -> None:
@@ -407,7 +477,7 @@ def measure_opte_fast(setup: Setup, prefix: str, seconds: float, perf: bool = Fa
     cfg = {"eal": setup.eal(prefix, "opte-fast-bench"), "source": traffic.source_devargs(Path(setup.pcap)),
            "sink": SINK_DEVARGS, "n_mbufs": N_MBUFS, "flow_capacity": setup.flow_capacity,
            "direction": setup.case.direction, "flows": setup.case.flows, "lcores": setup.lcores,
-           "warmup": setup.warmup, "seconds": seconds, "perf": perf}
+           "warmup": setup.warmup, "seconds": seconds, "perf": perf, "trace": setup.case.trace}
     cmd = [sys.executable, "-c", "from opte_fast.tools.bench import _worker; _worker()", json.dumps(cfg)]
     env = traffic.env()
     root = str(Path(__file__).resolve().parents[2])   # the repository, for a run from the source tree
@@ -441,6 +511,8 @@ def measure_opte_fast(setup: Setup, prefix: str, seconds: float, perf: bool = Fa
     extra = {k: result[k] for k in ("tsc_hz", "table_bytes", "flow_capacity", "flows_held", "counters", "drops")}
     if "flows_per_s" in result:
         extra.update(flows_per_s=result["flows_per_s"], filled_to=result["filled_to"])
+    if "trace_records_read" in result:
+        extra.update({k: result[k] for k in ("trace_records_read", "trace_records_lost", "trace_windows")})
     return Measurement("opte_fast", result["pps"], result["seconds"], result["cpu_share"], setup.case.workers,
                        result["samples_pps"], cmd[:3], extra, result["perf"])
 
@@ -542,7 +614,7 @@ def measure_case(setup: Setup, result: CaseResult, names: dict[str, str], with_o
     ceiling = measure_ceiling(setup, names["ceiling"], perf=perf)
     opte = measure_opte_fast(setup, names["opte_fast"], ceiling.seconds, perf=perf)
     ovs = measure_ovs(setup, names["ovs"], ceiling.seconds, perf=perf) \
-        if with_ovs and setup.case.direction != "new-flows" else None
+        if with_ovs and setup.case.direction != "new-flows" and setup.case.trace == "off" else None
     result.ceiling.append(ceiling)
     result.opte_fast.append(opte)
     if ovs is not None:
@@ -576,10 +648,12 @@ def _csv_choice(choices: tuple[str, ...]):
 
 
 def plan(flows: list[int] | None, frames: list[int] | None, directions: list[str] | None,
-         workers: list[int] | None, pages: list[str] | None, huge_default: bool) -> list[Case]:
+         workers: list[int] | None, pages: list[str] | None, huge_default: bool,
+         traces: list[str] | None = None) -> list[Case]:
     """The standard table when no case option is given, else every combination of the given ones
-    (the others at 65,536 flows, 64-byte frames, outbound, 1 worker, 4 KB pages)."""
-    if all(x is None for x in (flows, frames, directions, workers, pages)):
+    (the others at 65,536 flows, 64-byte frames, outbound, 1 worker, 4 KB pages, no trace). A traced
+    case comes beside its untraced twin; new flows are never traced."""
+    if all(x is None for x in (flows, frames, directions, workers, pages, traces)):
         return standard_table(huge_default)
     for n in flows or ():
         if not 1 <= n <= 1 << 24:
@@ -590,9 +664,12 @@ def plan(flows: list[int] | None, frames: list[int] | None, directions: list[str
     for n in workers or ():
         if n not in (1, 2):
             raise click.BadParameter(f"--workers: {n}; the bench runs 1 or 2 workers")
-    return [Case(d, f, b, w, p == "huge")
+    traces = ["off", *(t for t in traces or () if t != "off")]
+    if "new-flows" in (directions or ()) and len(traces) > 1:
+        raise click.BadParameter("--trace: new flows are not traced (a trace is measured on known flows)")
+    return [Case(d, f, b, w, p == "huge", trace)
             for d in directions or ["outbound"] for f in flows or [65536] for b in frames or [64]
-            for w in workers or [1] for p in pages or ["4k"]]
+            for w in workers or [1] for p in pages or ["4k"] for trace in traces]
 
 
 @click.command("bench")
@@ -605,6 +682,9 @@ def plan(flows: list[int] | None, frames: list[int] | None, directions: list[str
 @click.option("--workers", callback=_csv_ints, metavar="1|2|1,2", help="Worker lcores (1 and 2 side by side: 1,2).")
 @click.option("--pages", callback=_csv_choice(("4k", "huge")), metavar="4k|huge|4k,huge",
               help="EAL memory on 4 KB pages (--no-huge) or 2 MB hugepages (reserved for the run, released after).")
+@click.option("--trace", "traces", callback=_csv_choice(TRACES), metavar="off|miss|all[,...]",
+              help="Also run each case with a trace armed: miss (a match no frame meets), all (every frame "
+                   "traced, the ring read as ctl trace reads it), and measure its cost against no trace.")
 @click.option("--with-ovs", is_flag=True, help="Also measure Open vSwitch with DPDK (openvswitch-switch-dpdk).")
 @click.option("--repeat", type=click.IntRange(1, 20), default=3, show_default=True,
               help="Runs of every measurement; figures are medians.")
@@ -616,12 +696,13 @@ def plan(flows: list[int] | None, frames: list[int] | None, directions: list[str
               help="Count cycles, instructions, cache and dTLB misses of the forwarding threads with perf stat, "
                    "where the machine has the counters.")
 @click.option("--json", "as_json", is_flag=True, help="Print the whole table as one JSON object.")
-def bench(flows, frame_bytes, direction, workers, pages, with_ovs: bool, repeat: int, seconds: int, warmup: float,
-          perf: bool, as_json: bool) -> None:
+def bench(flows, frame_bytes, direction, workers, pages, traces, with_ovs: bool, repeat: int, seconds: int,
+          warmup: float, perf: bool, as_json: bool) -> None:
     """Measure opte-fast against the I/O ceiling (dpdk-testpmd io) and, with --with-ovs, Open vSwitch,
     over the same source and sink, one after the other, REPEAT times; print the table of medians.
     Without case options it runs the standard table: outbound at 1K, 64K and 1M flows on 4 KB pages and
-    hugepages, 512- and 1400-byte frames, inbound, new flows, and 2 workers beside 1."""
+    hugepages, 512- and 1400-byte frames, inbound, new flows, 2 workers beside 1, and outbound and inbound
+    with a trace armed."""
     testpmd_path()
     try:
         plugin_path()
@@ -630,7 +711,7 @@ def bench(flows, frame_bytes, direction, workers, pages, with_ovs: bool, repeat:
     cpus = sorted(os.sched_getaffinity(0))
     if len(cpus) < 2 or 1 not in cpus:
         raise click.ClickException(f"bench needs CPU 1 and one more (this process may use {cpus})")
-    cases = plan(flows, frame_bytes, direction, workers, pages, huge_default=True)
+    cases = plan(flows, frame_bytes, direction, workers, pages, huge_default=True, traces=traces)
     notes: list[str] = []
     ovs_missing = bench_ovs.missing() if with_ovs else None
     if ovs_missing:

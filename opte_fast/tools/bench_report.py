@@ -2,13 +2,19 @@
 from __future__ import annotations
 
 import statistics
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import click
 
 LINE_RATE_BPS = 100e9
 WIRE_OVERHEAD = 4 + 20          # FCS, preamble and inter-frame gap: what a port's line rate also carries
 CONTENDED = 0.95                # below this share of their CPUs, forwarding threads were slowed by others
+
+
+# What a case's trace does: not armed (every other case), armed with a match no frame meets, armed
+# matching every frame (each decision recorded, the ring read as `ctl trace` reads it).
+TRACES = ("off", "miss", "all")
+TRACE_LABELS = {"off": "", "miss": "trace armed, no frame matches", "all": "trace armed, every frame matches"}
 
 
 @dataclass(frozen=True)
@@ -18,21 +24,29 @@ class Case:
     frame_bytes: int
     workers: int
     hugepages: bool
+    trace: str = "off"      # one of TRACES
 
     def label(self) -> str:
         return (f"{self.direction}, {_count(self.flows)} flows, {self.frame_bytes} B, "
-                f"{'hugepages' if self.hugepages else '4 KB pages'}, {self.workers} worker{'s' * (self.workers > 1)}")
+                f"{'hugepages' if self.hugepages else '4 KB pages'}, {self.workers} worker{'s' * (self.workers > 1)}"
+                + (f", {TRACE_LABELS[self.trace]}" if self.trace != "off" else ""))
+
+    def untraced(self) -> Case:
+        """The same case with no trace armed: the row a traced one is printed beside."""
+        return replace(self, trace="off")
 
 
 def standard_table(hugepages: bool = True) -> list[Case]:
     """The table of issue #12: outbound at 1K, 64K and 1M flows and new flows on both kinds of memory,
-    then on 4 KB pages (what runs everywhere) 512- and 1400-byte frames, inbound, 2 workers."""
+    then on 4 KB pages (what runs everywhere) 512- and 1400-byte frames, inbound, 2 workers; and of
+    issue #14, outbound and inbound at 64K flows with a trace armed (beside their untraced rows)."""
     pages = (False, True) if hugepages else (False,)
     rows = [Case("outbound", flows, 64, 1, huge) for flows in (1024, 65536, 1 << 20) for huge in pages
             if not (flows == 1024 and huge)]
     return rows + [Case("outbound", 65536, 512, 1, False), Case("outbound", 65536, 1400, 1, False),
                    Case("inbound", 65536, 64, 1, False)] + [Case("new-flows", 1 << 20, 64, 1, huge) for huge in pages] \
-        + [Case("outbound", 65536, 64, 2, False)]
+        + [Case("outbound", 65536, 64, 2, False)] \
+        + [Case(d, 65536, 64, 1, False, trace) for d in ("outbound", "inbound") for trace in ("miss", "all")]
 
 
 @dataclass
@@ -98,7 +112,8 @@ def summarise_case(r: CaseResult) -> dict:
     wire_bytes = c.frame_bytes + 70
     out = {
         "case": c.label(), "direction": c.direction, "flows": c.flows, "frame_bytes": c.frame_bytes,
-        "uplink_frame_bytes": wire_bytes, "workers": c.workers, "hugepages": c.hugepages, "runs": len(runs),
+        "uplink_frame_bytes": wire_bytes, "workers": c.workers, "hugepages": c.hugepages, "trace": c.trace,
+        "runs": len(runs),
         "ceiling_mpps": _median([m.mpps for m in r.ceiling]),
         "opte_fast_mpps": opte_mpps,
         "opte_fast_to_ceiling": _median([o.mpps / ceil.mpps for ceil, o in runs], 4),
@@ -129,6 +144,17 @@ def summarise_case(r: CaseResult) -> dict:
                             for k, ms in (("ceiling", r.ceiling), ("opte_fast", r.opte_fast), ("ovs", r.ovs)) if ms},
         "ceiling_command": r.ceiling[-1].command,
     }
+    if c.trace != "off":
+        # Cycles/packet without and with the trace, window pairs in the same process (bench.py, _trace_cost).
+        pairs = [(off * tsc_hz / 1e9, on * tsc_hz / 1e9) for o in r.opte_fast for off, on in o.extra["trace_windows"]]
+        ratios = sorted(on / off for off, on in pairs)
+        out.update({
+            "trace_cost_ratio": _median(ratios, 3),
+            "trace_cost_ratio_range": [round(ratios[0], 3), round(ratios[-1], 3)],
+            "trace_pairs": len(pairs), "trace_cycles_per_packet_not_armed": _median([off for off, _ in pairs], 1),
+            "trace_cycles_per_packet_armed": _median([on for _, on in pairs], 1),
+            "trace_records_read": sum(o.extra["trace_records_read"] for o in r.opte_fast),
+            "trace_records_lost": sum(o.extra["trace_records_lost"] for o in r.opte_fast)})
     if c.direction == "new-flows":
         out["new_flows_per_s_per_worker"] = round(statistics.median(
             o.extra["flows_per_s"] / (o.cpu_share or 1.0) for o in r.opte_fast) / c.workers)
@@ -180,6 +206,8 @@ def row(s: dict) -> list[str]:
     what += f", {s['frame_bytes']} B"
     if s["workers"] > 1:
         what += f", {s['workers']} workers"
+    if s["trace"] != "off":
+        what += f", {TRACE_LABELS[s['trace']]}"
     opte = _f(s["opte_fast_mpps"], ".2f", " Mpps")
     if new_flows:
         opte += f", {s['new_flows_per_s_per_worker'] / 1e6:.2f} M flows/s per worker"
@@ -228,5 +256,16 @@ def print_table(t: dict) -> None:
             line += (" — contended: other processes took the forwarding CPUs' time; the figures count only the "
                      "threads' own time, but the caches they shared make them noisy")
         click.echo(line)
+    traced = [s for s in t["cases"] if s["trace"] != "off"]
+    if traced:
+        click.echo("")
+        click.echo("Tracing's cost: opte-fast's cycles/packet on CPU with the trace armed over not armed, in the "
+                   "same process, window pairs in turn; the median of the pairs' ratios (lowest and highest):")
+        for s in traced:
+            lo, hi = s["trace_cost_ratio_range"]
+            click.echo(f"- {s['case']}: {s['trace_cost_ratio']:.3f}× ({lo:.3f} to {hi:.3f}, {s['trace_pairs']} "
+                       f"pairs; {s['trace_cycles_per_packet_not_armed']:.0f} -> "
+                       f"{s['trace_cycles_per_packet_armed']:.0f} cycles/packet); records read "
+                       f"{s['trace_records_read']:,}, refused by the full ring {s['trace_records_lost']:,}")
     for note in t["notes"]:
         click.echo(f"Note: {note}")
