@@ -21,7 +21,6 @@ import pytest
 from scapy.all import UDP, Ether, IPv6, raw
 from scapy.contrib.bfd import BFD
 from scapy.contrib.geneve import GENEVE
-from support.tools import known_to_fail_on_debian_13
 
 from opte_fast.config.loader import ConfigError, load_config
 from opte_fast.controlplane.bfd import Bfd, BfdConfig, BfdSettings, Session, bfd_metrics, wanted_sessions
@@ -164,7 +163,6 @@ def pinned(dp) -> dict[int, str]:
 @needs_lab_tools
 @needs_tools("vtysh", "ethtool")
 @pytest.mark.skipif(not os.path.exists("/usr/lib/frr/bfdd"), reason="missing FRR's bfdd: run bash ci/install.sh")
-@known_to_fail_on_debian_13("FRR's zebra does not start within 20 s in the switch namespace")
 def test_a_tep_whose_decapsulation_stops_is_marked_down_by_bfd_inside_the_tunnel_moving_exactly_its_flows(eal):
     with e2e_sled("v2b", (1,)) as sled, contextlib.ExitStack() as stack:
         lab, dp = sled.lab, sled.dp
