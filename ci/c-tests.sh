@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The C units (parse, NDP, gateway, resilient tables) built with AddressSanitizer and
+# The C units (parse, NDP, gateway, resilient tables, the flow table) built with AddressSanitizer and
 # UndefinedBehaviorSanitizer and run; any finding aborts the run.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -9,7 +9,7 @@ mkdir -p "$out"
 CFLAGS=(-std=gnu11 -O1 -g -Wall -Wextra -Werror -fno-strict-aliasing
         -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
         $(pkg-config --cflags libdpdk) -Icsrc)
-UNITS=(csrc/parse.c csrc/ndp.c csrc/gateway.c csrc/resilient.c csrc/counters.c)
+UNITS=(csrc/parse.c csrc/ndp.c csrc/gateway.c csrc/resilient.c csrc/counters.c csrc/flow.c)
 
 status=0
 for test in csrc/tests/test_*.c; do
