@@ -365,7 +365,7 @@ outbound_burst(struct of_dp *dp, struct of_lcore *lc, const struct of_tables *t,
 
 		if (i + PREFETCH_OFFSET < n)
 			rte_prefetch0(rte_pktmbuf_mtod(pkts[i + PREFETCH_OFFSET], void *));
-		rc = of_parse_inner(rte_pktmbuf_mtod(m, const uint8_t *), rte_pktmbuf_data_len(m), mt);
+		rc = of_parse_inner_fast(rte_pktmbuf_mtod(m, const uint8_t *), rte_pktmbuf_data_len(m), mt);
 		/* The gateway looks only at frames the parse found not IP (ARP) or ICMPv6 (neighbor
 		 * discovery); every other IP frame pays one compare on a byte the parse just wrote. */
 		if (unlikely(rc != OF_OK)) {

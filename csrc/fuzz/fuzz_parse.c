@@ -31,10 +31,16 @@ enum { IP6_DST_OFF = 14 + 24, ND_TARGET_OFF = 14 + 40 + 8 };
 static void
 fuzz_inner(const uint8_t *frame, uint32_t len)
 {
-	struct of_inner_meta m;
+	struct of_inner_meta m, fast;
+	int rc = of_parse_inner(frame, len, &m);
 
-	if (of_parse_inner(frame, len, &m) == OF_OK)
+	if (rc == OF_OK)
 		EXPECT(m.l2_len + m.l3_len <= len && m.key.vni == 0);
+	/* The inlined parse of the packet path gives the same answer, key for key. */
+	EXPECT(of_parse_inner_fast(frame, len, &fast) == rc);
+	if (rc == OF_OK)
+		EXPECT(memcmp(&fast.key, &m.key, sizeof(m.key)) == 0 && fast.l2_len == m.l2_len &&
+		       fast.l3_len == m.l3_len && fast.is_ipv6 == m.is_ipv6 && fast.tcp_flags == m.tcp_flags);
 	if (of_parse_inner_inbound(frame, len, &m) == OF_OK)
 		EXPECT(m.l2_len + m.l3_len <= len);
 }
