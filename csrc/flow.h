@@ -45,8 +45,9 @@ struct of_flow_entry {
 	uint64_t bytes;
 } __rte_cache_aligned;
 
-_Static_assert(offsetof(struct of_flow_entry, path) == RTE_CACHE_LINE_SIZE,
-	       "a flow entry's key and state fill its first cache line");
+_Static_assert(offsetof(struct of_flow_entry, path) == RTE_CACHE_LINE_SIZE &&
+	       sizeof(struct of_flow_entry) == 3 * RTE_CACHE_LINE_SIZE,
+	       "a flow entry's key and state fill its first cache line, its path the next two");
 
 /*
  * The index over entries[]: buckets of one cache line, eight slots each,

@@ -262,17 +262,19 @@ refresh_path(struct of_dp *dp, struct of_lcore *lc, const struct of_tables *t, s
 	return OF_OK;
 }
 
-/* The two cache lines of a flow entry that every packet touches (see flow.h). */
+/* The lines of a flow entry after the first, which the lookup read: the path, its outer header and the
+ * flow's packet and byte counts (see flow.h). */
 static inline void
 prefetch_entry(const struct of_flow_entry *e)
 {
 	if (e == NULL)
 		return;
-	rte_prefetch0(e);
 	rte_prefetch0((const uint8_t *)e + RTE_CACHE_LINE_SIZE);
+	rte_prefetch0((const uint8_t *)e + 2 * RTE_CACHE_LINE_SIZE);
 }
 
-static inline void
+/* Inlined into both callers: out of line, its register saves cost a fifth of it. */
+static __rte_always_inline void
 encap_and_send(struct of_dp *dp, struct of_lcore *lc, const struct of_path *p, struct rte_mbuf *m)
 {
 	uint32_t inner_len = rte_pktmbuf_pkt_len(m);
