@@ -16,7 +16,8 @@ def pkg_config(*args: str) -> list[str]:
     try:
         out = subprocess.run(["pkg-config", *args, "libdpdk"], check=True, capture_output=True, text=True).stdout
     except (OSError, subprocess.CalledProcessError):
-        sys.exit("opte-fast: DPDK development files not found; install them with: apt-get install dpdk-dev libdpdk-dev pkg-config")
+        sys.exit("opte-fast: DPDK development files not found; "
+                 "install them with: apt-get install dpdk-dev libdpdk-dev pkg-config")
     return shlex.split(out)
 
 
@@ -51,8 +52,18 @@ extension = Extension(
     include_dirs=["csrc", "python", numpy.get_include()],
     extra_compile_args=["-O2", *sanitize, *dpdk_cflags],
     extra_link_args=[*sanitize, *dpdk_libs],
-    depends=csrc + glob.glob("csrc/*.h") + glob.glob("csrc/*.def") + ["python/copte_fast.pxd"],
+    depends=csrc + glob.glob("csrc/*.h") + glob.glob("csrc/*.def") + glob.glob("python/*.pxd"),
 )
+
+# The bench's traffic source: a DPDK plugin (EAL -d) for testpmd, ovs-vswitchd and opte-fast alike,
+# not a Python module (csrc/bench/trafficgen.c says why).
+bench_traffic = Extension(
+    "opte_fast._bench_traffic",
+    sources=["csrc/bench/trafficgen.c"],
+    extra_compile_args=[*C_FLAGS, *dpdk_cflags],
+    extra_link_args=pkg_config("--libs"),
+)
+
 
 class build_ext_with_clib(build_ext):
     """Every way of building the extension (wheel, editable, --inplace) builds csrc/ first."""
@@ -65,5 +76,5 @@ class build_ext_with_clib(build_ext):
 setup(
     cmdclass={"build_ext": build_ext_with_clib},
     libraries=[dataplane_lib],
-    ext_modules=cythonize([extension], language_level=3, include_path=["python"]),
+    ext_modules=[*cythonize([extension], language_level=3, include_path=["python"]), bench_traffic],
 )

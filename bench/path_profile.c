@@ -29,6 +29,7 @@
 
 #include "dp.h"
 #include "flow.h"
+#include "guest_net.h"
 #include "inbound.h"
 #include "lcore.h"
 #include "opte_fast.h"
@@ -64,7 +65,8 @@ rng_next(uint64_t *s)
 	return (uint32_t)((*s * UINT64_C(2685821657736338717)) >> 32);
 }
 
-/* Guest frame of flow f: UDP 10.0.x.y:(1024 + f % 50000) -> 192.168.0.1:80, padded to 64 bytes. */
+/* Guest frame of flow f: UDP 10.0.0.2 (the guest's address, which anti-spoofing checks):(1024 + f % 50000)
+ * -> 192.168.x.y:80, padded to 64 bytes. */
 static void
 write_guest_frame(uint8_t *p, uint32_t f)
 {
@@ -81,8 +83,8 @@ write_guest_frame(uint8_t *p, uint32_t f)
 	ip->total_length = rte_cpu_to_be_16(GUEST_FRAME_LEN - sizeof(*eth));
 	ip->time_to_live = 64;
 	ip->next_proto_id = IPPROTO_UDP;
-	ip->src_addr = rte_cpu_to_be_32(RTE_IPV4(10, 0, (host >> 8) & 0xff, host & 0xff));
-	ip->dst_addr = rte_cpu_to_be_32(RTE_IPV4(192, 168, 0, 1));
+	ip->src_addr = rte_cpu_to_be_32(RTE_IPV4(10, 0, 0, 2));
+	ip->dst_addr = rte_cpu_to_be_32(RTE_IPV4(192, 168, (host >> 8) & 0xff, host & 0xff));
 	udp->src_port = rte_cpu_to_be_16((uint16_t)(1024 + f % 50000));
 	udp->dst_port = rte_cpu_to_be_16(80);
 	udp->dgram_len = rte_cpu_to_be_16(GUEST_FRAME_LEN - sizeof(*eth) - sizeof(*ip));
@@ -159,8 +161,15 @@ add_tables(struct of_dp *dp, uint16_t guest, uint16_t uplink)
 	static const uint8_t any_v4[16] = { [10] = 0xff, [11] = 0xff };	/* ::ffff:0:0/96 */
 	struct of_builder *b = of_builder_new(dp);
 	const uint16_t tep = 1, nh = 1;
+	struct of_guest_net net;
 
+	of_guest_net_default(&net);
+	net.has_ipv4 = 1;
+	memcpy(net.ipv4, (const uint8_t[]){ 10, 0, 0, 2 }, 4);
+	net.ipv4_prefix_len = 24;
+	memcpy(net.ipv4_gateway, (const uint8_t[]){ 10, 0, 0, 1 }, 4);
 	if (b == NULL || of_builder_guest(b, guest, GUEST_VNI, guest_mac, gw_mac) != 0 ||
+	    of_builder_guest_net(b, guest, &net) != 0 ||
 	    of_builder_tep(b, tep, tep_addr, GUEST_VNI, 1) != 0 || of_builder_tep_set(b, 0, &tep, 1) != 0 ||
 	    of_builder_v2b(b, any_v4, 96, 0) != 0 || of_builder_nexthop(b, nh, uplink, nh_mac, 1) != 0 ||
 	    of_builder_nh_group(b, 0, &nh, 1) != 0 || of_builder_route(b, any, 0, 0) != 0 ||
@@ -228,7 +237,7 @@ main(int argc, char **argv)
 		.flow_capacity = n_flows, .n_buckets = 4096, .hash_seed = 0x5eed,
 		.tcp_idle_ms = OF_NEVER, .tcp_closed_ms = OF_NEVER, .udp_idle_ms = OF_NEVER, .icmp_idle_ms = OF_NEVER,
 		.rebalance_idle_ms = OF_NEVER, .hop_limit = 64, .flow_label = 1,
-		.udp_sport_min = 49152, .udp_sport_max = 65535,
+		.udp_sport_min = 49152, .udp_sport_max = 65535, .underlay_mtu = 1500,
 	};
 	memcpy(cfg.underlay_addr, underlay, 16);
 	struct of_dp *dp = of_dp_create(&cfg);

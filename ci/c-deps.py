@@ -19,7 +19,8 @@ from pathlib import Path
 
 # The worker's side: what runs per packet, and the loop around it.
 PACKET_PATH = {"parse.c", "ndp.c", "gateway.c", "flow.c", "tx.c", "outbound.c", "inbound.c", "handoff.c",
-               "loop.c", "resilient.c", "counters.c"}
+               "loop.c", "resilient.c", "counters.c", "guest.c", "guest_net.c", "dhcp.c", "ra.c", "mtu.c",
+               "outbound_mtu.c"}
 # The control thread's side, and the life cycle (opte_fast.h) above it.
 CONTROL_HEADERS = {"opte_fast.h", "port.h", "link.h", "builder.h", "inspect.h", "ring_io.h", "telemetry.h"}
 

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# The C units (parse, NDP, gateway, resilient tables, the flow table) built with AddressSanitizer and
-# UndefinedBehaviorSanitizer and run; any finding aborts the run.
+# The C units (parse, NDP, gateway, guest services, resilient tables, BFD, the flow table) built
+# with AddressSanitizer and UndefinedBehaviorSanitizer and run; any finding aborts the run.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -9,7 +9,8 @@ mkdir -p "$out"
 CFLAGS=(-std=gnu11 -O1 -g -Wall -Wextra -Werror -fno-strict-aliasing
         -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
         $(pkg-config --cflags libdpdk) -Icsrc)
-UNITS=(csrc/parse.c csrc/ndp.c csrc/gateway.c csrc/resilient.c csrc/counters.c csrc/flow.c)
+UNITS=(csrc/parse.c csrc/ndp.c csrc/gateway.c csrc/guest.c csrc/guest_net.c csrc/dhcp.c csrc/ra.c csrc/mtu.c
+       csrc/resilient.c csrc/counters.c csrc/bfd.c csrc/flow.c)
 
 status=0
 for test in csrc/tests/test_*.c; do
@@ -19,9 +20,10 @@ for test in csrc/tests/test_*.c; do
     ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1 "$out/$name" || status=1
 done
 
-# libFuzzer, briefly on every run (under a minute in all): any crash, sanitizer report or broken
-# invariant fails it. The whole-path targets start from the committed seeds; what they find that is
-# new goes to build/fuzz/corpus-*, not into the repository. ci/fuzz-long.sh runs them for longer.
+# libFuzzer, briefly on every run (under a minute in all): the parsers, responders and BFD's receive
+# path, and the whole packet path. Any crash, sanitizer report or broken invariant fails it. The
+# whole-path targets start from the committed seeds; what they find that is new goes to
+# build/fuzz/corpus-*, not into the repository. ci/fuzz-long.sh runs them for longer.
 bash ci/fuzz-build.sh
 for run in parse:15 outbound:20 inbound:20; do
     target=${run%:*} seconds=${run#*:}

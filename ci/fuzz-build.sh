@@ -24,7 +24,7 @@ done
 for pid in "${pids[@]}"; do
     wait "$pid"
 done
-clang "${FLAGS[@]}" csrc/fuzz/fuzz_parse.c "$out"/obj/{parse,ndp,gateway,counters}.o -o "$out/fuzz_parse"
+clang "${FLAGS[@]}" csrc/fuzz/fuzz_parse.c "$out"/obj/{parse,ndp,gateway,guest,guest_net,dhcp,ra,mtu,counters,bfd}.o -o "$out/fuzz_parse"
 for target in outbound inbound; do
     clang "${FLAGS[@]}" "csrc/fuzz/fuzz_$target.c" "${objs[@]}" "${LIBS[@]}" -o "$out/fuzz_$target"
 done

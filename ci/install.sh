@@ -6,13 +6,17 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 APT_PACKAGES=(
-    dpdk dpdk-dev libdpdk-dev pkg-config build-essential   # the data plane, dpdk-testpmd, dpdk-telemetry.py
+    dpdk dpdk-dev libdpdk-dev pkg-config build-essential   # the data plane; dpdk-testpmd, dpdk-telemetry.py, dpdk-dumpcap, dpdk-proc-info
     git                                                     # ci/sanitized-tests.sh copies the tracked tree
     iproute2 ethtool procps                                 # ip, ss, nstat; ethtool; sysctl, pgrep
+    mount                                                   # mount -t hugetlbfs (the capture test)
     curl                                                    # the end-to-end downloads
     tshark                                                  # independent Geneve decoding
     openvswitch-switch                                      # a real Geneve peer (userspace datapath)
+    frr nftables                                            # a real BFD peer (bfdd), and dropping its packets
+    openvswitch-switch-dpdk                                 # the bench's peer (opte-fast bench --with-ovs)
     clang libclang-rt-dev                                   # libFuzzer and its sanitizer runtimes
+    qemu-system-x86 busybox-static                          # a real VM on a vhost-user guest port
     python3-venv python3-dev
 )
 
@@ -26,6 +30,18 @@ if ((${#missing[@]})); then
     apt=(apt-get -o DPkg::Lock::Timeout=600)   # wait out another install rather than fail
     "${apt[@]}" update -qq
     "${apt[@]}" install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+# The VM test's kernel: Debian's cloud kernel package, downloaded (not installed) for its vmlinuz
+# and virtio modules (tests/support/vm.py).
+vm_cache=/var/cache/opte-fast/vm
+if ! compgen -G "$vm_cache/linux-image-*-cloud-amd64_*.deb" >/dev/null; then
+    kernel=$(apt-cache depends linux-image-cloud-amd64 | awk '/Depends: linux-image-/ {print $2; exit}')
+    [[ -n "$kernel" ]] || apt-get -o DPkg::Lock::Timeout=600 update -qq
+    kernel=$(apt-cache depends linux-image-cloud-amd64 | awk '/Depends: linux-image-/ {print $2; exit}')
+    echo "ci/install.sh: downloading $kernel for the VM test"
+    mkdir -p "$vm_cache"
+    (cd "$vm_cache" && apt-get download -qq "$kernel" 2>/dev/null)
 fi
 
 if [[ ! -x .venv/bin/python ]]; then

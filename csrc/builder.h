@@ -27,6 +27,9 @@ int of_builder_route(struct of_builder *b, const uint8_t prefix[16], uint8_t dep
  */
 int of_builder_tep_set_restore(struct of_builder *b, uint16_t set, const uint16_t *buckets, uint32_t n);
 int of_builder_nh_group_restore(struct of_builder *b, uint16_t group, const uint16_t *buckets, uint32_t n);
+/* A guest port's network (dp_types.h), after its of_builder_guest; without it the port
+ * may send from no IP address at all. */
+int of_builder_guest_net(struct of_builder *b, uint16_t port, const struct of_guest_net *net);
 /* Build, publish, wait until no worker holds the old tables, free them. Frees b. */
 int of_builder_commit(struct of_builder *b);
 void of_builder_free(struct of_builder *b);

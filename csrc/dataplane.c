@@ -20,6 +20,8 @@
 #include <rte_mbuf.h>
 #include <rte_rcu_qsbr.h>
 
+#include "capture.h"
+#include "bfd_io.h"
 #include "dp.h"
 #include "flow.h"
 #include "handoff.h"
@@ -28,6 +30,7 @@
 #include "opte_fast.h"
 #include "tables.h"
 #include "telemetry.h"
+#include "trace.h"
 
 static uint32_t instances;
 
@@ -51,6 +54,7 @@ of_eal_init(int argc, char **argv)
 int
 of_eal_cleanup(void)
 {
+	of_capture_uninit();
 	return rte_eal_cleanup();
 }
 
@@ -58,6 +62,18 @@ uint64_t
 of_tsc_hz(void)
 {
 	return rte_get_tsc_hz();
+}
+
+uint64_t
+of_eal_heap_bytes(void)
+{
+	struct rte_malloc_socket_stats stats;
+	uint64_t bytes = 0;
+
+	for (unsigned i = 0; i < rte_socket_count(); i++)
+		if (rte_malloc_get_socket_stats(rte_socket_id_by_idx(i), &stats) == 0)
+			bytes += stats.heap_allocsz_bytes;
+	return bytes;
 }
 
 static uint64_t
@@ -81,6 +97,8 @@ check_config(const struct of_dp_config *cfg)
 		of_set_error("flow capacity must be at least 8");
 	else if (cfg->mbuf_data_room < RTE_PKTMBUF_HEADROOM + RTE_ETHER_MIN_LEN)
 		of_set_error("mbuf data room too small");
+	else if (cfg->underlay_mtu < OF_UNDERLAY_MTU_MIN || cfg->underlay_mtu > OF_UNDERLAY_MTU_MAX)
+		of_set_error("underlay MTU must be %d to %d bytes", OF_UNDERLAY_MTU_MIN, OF_UNDERLAY_MTU_MAX);
 	else
 		return 0;
 	return -EINVAL;
@@ -138,6 +156,8 @@ of_dp_create(const struct of_dp_config *cfg)
 	/* The main lcore is never a worker (setup_lcores), so its id is free for the reader. */
 	dp->reader_thread = rte_get_main_lcore();
 	rte_rcu_qsbr_thread_register(dp->qsbr, dp->reader_thread);
+	if (of_bfd_create(dp) != 0)
+		goto fail;
 	/* Empty tables, so workers never see NULL. */
 	if (of_builder_commit(of_builder_new(dp)) != 0)
 		goto fail;
@@ -165,8 +185,10 @@ of_dp_destroy(struct of_dp *dp)
 		return;
 	of_telemetry_detach(dp);
 	of_dp_stop(dp);
+	of_trace_free(dp);
 	of_ports_close(dp);
 	free_lcores(dp);
+	of_bfd_destroy(dp);
 	of_tables_free(dp->tables);
 	rte_free(dp->qsbr);
 	if (dp->link_event_fd >= 0)
@@ -230,6 +252,11 @@ of_dp_start(struct of_dp *dp, const unsigned *lcores, unsigned n_lcores)
 		rc = of_ports_start(dp);
 	if (rc == 0) {
 		rc = of_links_watch(dp);
+		if (rc == 0) {
+			rc = of_bfd_start(dp);
+			if (rc != 0)
+				of_links_unwatch(dp);
+		}
 		if (rc != 0)
 			of_ports_stop(dp);
 	}
@@ -270,6 +297,7 @@ of_dp_stop(struct of_dp *dp)
 	for (unsigned w = 0; w < dp->n_workers; w++)
 		rte_eal_wait_lcore(dp->lcores[w].lcore_id);
 	/* Before the ports stop: stopping takes their links down, which is no news. */
+	of_bfd_stop(dp);
 	of_links_unwatch(dp);
 	of_handoff_free(dp);
 	of_ports_stop(dp);

@@ -16,9 +16,11 @@
 #include "dp_types.h"
 #include "flow.h"
 
+struct of_bfd;
 struct of_handoff;
 struct of_lcore;
 struct of_tables;
+struct of_trace;
 struct rte_mempool;
 struct rte_rcu_qsbr;
 struct rte_ring;
@@ -43,6 +45,7 @@ struct of_port {
 	uint64_t link_word;		/* status, duplex, speed: see link.c */
 	uint64_t link_changes;
 	uint64_t link_changed_ns;	/* CLOCK_MONOTONIC */
+	uint8_t bfd_txq;		/* TX queue n_workers is the BFD thread's, else worker 0 sends for it (bfd_io.c) */
 };
 
 struct of_dp {
@@ -75,6 +78,11 @@ struct of_dp {
 	unsigned n_workers;
 	struct of_lcore *lcores;	/* n_workers, cache aligned */
 	struct of_handoff *handoff;	/* the rings between several workers (handoff.h); NULL with one */
+
+	int trace_armed;		/* read once per outbound burst (trace.h) */
+	struct of_trace *trace;		/* allocated at the first trace */
+	struct of_bfd *bfd;		/* BFD sessions and their thread (bfd_io.c) */
+	uint8_t bfd_via_worker;		/* some uplink has no BFD TX queue: worker 0 sends for it */
 };
 
 #endif

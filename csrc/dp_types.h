@@ -47,6 +47,52 @@ struct of_dp_config {
 	uint8_t verify_udp_checksum;	/* inbound: verify non-zero checksums */
 	uint16_t udp_sport_min;
 	uint16_t udp_sport_max;
+	uint16_t underlay_mtu;		/* IP MTU of the underlay: OF_UNDERLAY_MTU_MIN to OF_UNDERLAY_MTU_MAX */
+};
+
+/* An inner IP MTU of at least IPv6's 1280 under the 70 bytes of outer headers; jumbo at most. */
+#define OF_UNDERLAY_MTU_MIN 1350
+#define OF_UNDERLAY_MTU_MAX 9216
+
+/*
+ * A guest port's network: the addresses it may send from (anti-spoofing) and what its
+ * gateway hands out by DHCPv4, DHCPv6 and router advertisements (builder.h,
+ * of_builder_guest_net). Prefixes are 16 bytes, IPv4 as v4-mapped with depth 96 + its
+ * v4 depth.
+ */
+#define OF_GUEST_MAX_DNS 4		/* DNS servers per family */
+#define OF_GUEST_MAX_PREFIXES 8		/* extra source prefixes (a guest that routes) */
+#define OF_GUEST_DOMAIN_LEN 254		/* bytes of the domain name with its NUL */
+#define OF_GUEST_MTU_MIN 1280		/* IPv6's minimum link MTU (RFC 8200 5) */
+#define OF_GUEST_MTU_MAX 9000
+#define OF_GUEST_MTU_DEFAULT 1500
+
+struct of_prefix {
+	uint8_t addr[16];
+	uint8_t depth;
+};
+
+struct of_guest_net {
+	uint8_t has_ipv4;
+	uint8_t has_ipv6;
+	uint8_t ipv4[4];
+	uint8_t ipv4_prefix_len;	/* the subnet mask DHCP hands out */
+	uint8_t ipv4_gateway[4];	/* DHCP's router and server identifier */
+	uint8_t ipv6[16];
+	uint8_t n_dns4;
+	uint8_t n_dns6;
+	uint8_t dns4[OF_GUEST_MAX_DNS][4];
+	uint8_t dns6[OF_GUEST_MAX_DNS][16];
+	char domain[OF_GUEST_DOMAIN_LEN];	/* "" for none */
+	uint32_t lease_s;		/* DHCPv4 lease, DHCPv6 valid lifetime */
+	uint16_t mtu;			/* the guest's IP MTU: OF_GUEST_MTU_MIN to OF_GUEST_MTU_MAX */
+	uint8_t ra_managed;		/* router advertisement M flag: addresses by DHCPv6 */
+	uint8_t ra_other;		/* O flag: other configuration by DHCPv6 */
+	uint16_t ra_router_lifetime_s;	/* 0: not a default router */
+	uint8_t has_ra_prefix;		/* advertise ra_prefix for autoconfiguration */
+	struct of_prefix ra_prefix;	/* IPv6, depth 64 */
+	uint8_t n_allowed;
+	struct of_prefix allowed[OF_GUEST_MAX_PREFIXES];
 };
 
 struct of_path_stats {

@@ -72,9 +72,8 @@ of_gateway_arp(uint8_t *frame, uint32_t len, uint32_t room, const uint8_t guest_
 	return OF_C_GATEWAY_ARP_REPLIES;
 }
 
-/* fe80::/64 with the modified EUI-64 of mac (RFC 4291 2.5.1, appendix A). */
-static void
-link_local_of(const uint8_t mac[6], uint8_t addr[16])
+void
+of_link_local_of(const uint8_t mac[6], uint8_t addr[16])
 {
 	memset(addr, 0, 16);
 	addr[0] = 0xfe;
@@ -115,7 +114,7 @@ of_gateway_ndp(uint8_t *frame, uint32_t len, uint32_t room, uint32_t l4,
 	if (target[0] == 0xff || memcmp(target, unspecified, sizeof(target)) == 0)
 		return OF_C_GATEWAY_NDP_IGNORED;	/* not multicast (RFC 4861 7.1.1), not :: */
 	/* a probe from :: is for an address its sender wants: only the gateway's own is defended */
-	link_local_of(gw_mac, gw_ll);
+	of_link_local_of(gw_mac, gw_ll);
 	if (memcmp(&ip6->src_addr, unspecified, sizeof(unspecified)) == 0 &&
 	    memcmp(target, gw_ll, sizeof(gw_ll)) != 0)
 		return OF_C_GATEWAY_NDP_IGNORED;

@@ -60,4 +60,7 @@ int of_gateway_arp(uint8_t *frame, uint32_t len, uint32_t room, const uint8_t gu
 int of_gateway_ndp(uint8_t *frame, uint32_t len, uint32_t room, uint32_t l4,
 		   const uint8_t guest_mac[6], const uint8_t gw_mac[6], uint32_t *reply_len);
 
+/* fe80::/64 with the modified EUI-64 of mac (RFC 4291 2.5.1, appendix A): the gateway's own. */
+void of_link_local_of(const uint8_t mac[6], uint8_t addr[16]);
+
 #endif

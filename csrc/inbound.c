@@ -12,6 +12,7 @@
 #include <rte_mbuf.h>
 #include <rte_prefetch.h>
 
+#include "bfd_io.h"
 #include "dp.h"
 #include "hash_bulk.h"
 #include "inbound.h"
@@ -31,6 +32,8 @@ exception(struct of_dp *dp, struct of_lcore *lc, uint16_t port, struct rte_mbuf 
 	uint8_t *data = rte_pktmbuf_mtod(m, uint8_t *);
 	uint32_t len = rte_pktmbuf_data_len(m);
 
+	if (of_bfd_input(dp, lc, port, m))
+		return;
 	if (rte_pktmbuf_is_contiguous(m) && of_ndp_is_solicit_for(data, len, dp->cfg.underlay_addr)) {
 		uint32_t room = len + rte_pktmbuf_tailroom(m);
 		uint32_t reply_len = of_ndp_build_advert(data, len, room, uplink->mac.addr_bytes,

@@ -76,6 +76,8 @@ of_dp_port_stats(const struct of_dp *dp, uint16_t port, struct of_port_stats *ou
 	out->port_id = p->port_id;
 	out->role = p->role;
 	memcpy(out->mac, p->mac.addr_bytes, 6);
+	if (rte_eth_dev_get_name_by_port(p->port_id, out->ethdev) != 0)
+		out->ethdev[0] = '\0';
 	if (rte_eth_stats_get(p->port_id, &st) == 0) {
 		out->ipackets = st.ipackets;
 		out->opackets = st.opackets;
@@ -162,16 +164,16 @@ of_dp_flow_count(const struct of_dp *dp)
  * is done, so a concurrent commit waits for it before freeing that snapshot.
  * Readers are rare and short, so they share one thread id, one at a time.
  */
-static const struct of_tables *
-tables_read_begin(struct of_dp *dp)
+const struct of_tables *
+of_tables_read_begin(struct of_dp *dp)
 {
 	pthread_mutex_lock(&dp->reader_lock);
 	rte_rcu_qsbr_thread_online(dp->qsbr, dp->reader_thread);
 	return __atomic_load_n(&dp->tables, __ATOMIC_ACQUIRE);
 }
 
-static void
-tables_read_end(struct of_dp *dp)
+void
+of_tables_read_end(struct of_dp *dp)
 {
 	rte_rcu_qsbr_thread_offline(dp->qsbr, dp->reader_thread);
 	pthread_mutex_unlock(&dp->reader_lock);
@@ -202,9 +204,9 @@ copy_buckets(const struct of_tables *t, int kind, uint16_t group, uint16_t *out,
 int
 of_dp_buckets(struct of_dp *dp, int kind, uint16_t group, uint16_t *out, uint32_t max)
 {
-	int rc = copy_buckets(tables_read_begin(dp), kind, group, out, max);
+	int rc = copy_buckets(of_tables_read_begin(dp), kind, group, out, max);
 
-	tables_read_end(dp);
+	of_tables_read_end(dp);
 	return rc;
 }
 

@@ -19,6 +19,7 @@ void of_dp_counters(const struct of_dp *dp, uint64_t *out);
 
 struct of_port_stats {
 	char name[32];
+	char ethdev[64];		/* the ethdev's name, as dpdk-dumpcap -i and dpdk-proc-info know it */
 	uint16_t port_id;
 	uint8_t role;
 	uint8_t mac[6];
@@ -48,5 +49,23 @@ uint64_t of_dp_flow_count(const struct of_dp *dp);
 /* Current bucket table of a TEP set (kind 0) or nexthop group (kind 1): member id per bucket. */
 int of_dp_buckets(struct of_dp *dp, int kind, uint16_t group, uint16_t *out, uint32_t max);
 uint64_t of_dp_table_swaps(const struct of_dp *dp);
+
+/* Per worker, in worker order (workers.c): the busy share is busy_polls / polls. */
+struct of_worker_stats {
+	uint32_t lcore;
+	uint32_t worker;
+	uint64_t polls;			/* loop iterations */
+	uint64_t busy_polls;		/* iterations that received frames or were handed some */
+	uint64_t rx_packets;		/* frames it received from its queues */
+	uint64_t flows;			/* active in its flow table */
+};
+/* Up to max workers; returns the count (0 when the data plane is not running). */
+unsigned of_dp_workers(const struct of_dp *dp, struct of_worker_stats *out, unsigned max);
+
+/* Reading the current tables outside the workers (telemetry, dumps): between these two calls
+ * the snapshot returned stays allocated, whatever commits meanwhile. One reader at a time. */
+struct of_tables;
+const struct of_tables *of_tables_read_begin(struct of_dp *dp);
+void of_tables_read_end(struct of_dp *dp);
 
 #endif

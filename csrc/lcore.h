@@ -34,6 +34,8 @@ struct of_lcore {
 	uint32_t sweep_pos;		/* next flow entry the expiry sweep checks */
 	uint64_t sweep_tsc;		/* the time the sweep has caught up to */
 	uint64_t now;			/* TSC at the start of the current burst */
+	uint64_t polls;			/* loop iterations */
+	uint64_t busy_polls;		/* iterations that received or were handed frames */
 	uint64_t counters[OF_N_COUNTERS];
 	struct of_path_stats tep[OF_MAX_TEPS];
 	struct of_path_stats nh[OF_MAX_NEXTHOPS];

@@ -7,6 +7,7 @@
 #include <rte_ethdev.h>
 #include <rte_rcu_qsbr.h>
 
+#include "bfd_io.h"
 #include "dp.h"
 #include "flow.h"
 #include "inbound.h"
@@ -30,16 +31,19 @@ of_worker_main(void *arg)
 	while (__atomic_load_n(&dp->running, __ATOMIC_RELAXED)) {
 		const struct of_tables *t = __atomic_load_n(&dp->tables, __ATOMIC_ACQUIRE);
 
+		unsigned got = 0;
+
 		lc->now = rte_rdtsc();
 		/* Frames other workers passed on first: they arrived before this iteration's bursts. */
 		if (dp->handoff != NULL)
-			of_outbound_handed_off(dp, lc, t);
+			got = of_outbound_handed_off(dp, lc, t);
 		for (uint16_t i = 0; i < lc->n_rx; i++) {
 			uint16_t port = lc->rx[i].port;
 			uint16_t n = rte_eth_rx_burst(dp->ports[port].port_id, lc->rx[i].queue, pkts, burst);
 
 			if (n == 0)
 				continue;
+			got += n;
 			switch (dp->ports[port].role) {
 			case OF_ROLE_GUEST:
 				of_outbound_burst(dp, lc, t, port, pkts, n);
@@ -52,6 +56,11 @@ of_worker_main(void *arg)
 				break;
 			}
 		}
+		/* The busy share: iterations that found work, over all (own lines, summed on read). */
+		lc->polls++;
+		lc->busy_polls += got != 0;
+		if (unlikely(of_bfd_worker_sends(dp, lc)))
+			of_bfd_worker_tx(dp, lc);
 		of_tx_flush_all(dp, lc);
 		of_flow_sweep(lc, &dp->timeouts);
 		rte_rcu_qsbr_quiescent(dp->qsbr, lc->lcore_id);

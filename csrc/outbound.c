@@ -25,12 +25,15 @@
 #include "compat.h"
 #include "dp.h"
 #include "flow.h"
-#include "gateway.h"
+#include "guest.h"
+#include "mtu.h"
+#include "outbound_mtu.h"
 #include "handoff.h"
 #include "lcore.h"
 #include "outbound.h"
 #include "parse.h"
 #include "tables.h"
+#include "trace.h"
 #include "tx.h"
 #include "wire.h"
 
@@ -54,13 +57,6 @@ udp6_checksum(const struct rte_mbuf *m, const struct rte_ipv6_hdr *ip6, uint32_t
 	sum = (~sum) & 0xFFFF;
 	/* RFC 768/8200: a computed zero goes out as all ones. */
 	return sum == 0 ? 0xFFFF : (uint16_t)sum;
-}
-
-/* The nexthop bucket is chosen from the same hash, rotated, so that TEP and nexthop choices are independent. */
-static inline uint32_t
-nexthop_hash(uint32_t hash)
-{
-	return (hash << 16) | (hash >> 16);
 }
 
 static inline uint16_t
@@ -184,7 +180,7 @@ resolve_path(const struct of_dp *dp, const struct of_tables *t, const struct of_
 		return OF_C_NO_ROUTE;
 	p->nh = keep != NULL ? live_nexthop_of(t, t->nh_groups[target], keep) : OF_NO_ID;
 	if (p->nh == OF_NO_ID)
-		p->nh = of_resilient_pick(t->nh_groups[target], nexthop_hash(hash));
+		p->nh = of_resilient_pick(t->nh_groups[target], of_nexthop_hash(hash));
 	if (p->nh == OF_NO_ID)
 		return OF_C_NO_LIVE_NEXTHOP;
 	p->nh_gen = t->nhs[p->nh].gen;
@@ -281,6 +277,7 @@ encap_and_send(struct of_dp *dp, struct of_lcore *lc, const struct of_path *p, s
 	uint8_t *hdr = (uint8_t *)rte_pktmbuf_prepend(m, OF_OUTER_HDR_LEN);
 	struct rte_ipv6_hdr *ip6;
 	struct rte_udp_hdr *udp;
+	/* inner_len + 56 <= the underlay MTU <= OF_UNDERLAY_MTU_MAX: checked in outbound_burst */
 	uint16_t udp_len = (uint16_t)(inner_len + sizeof(*udp) + sizeof(struct of_geneve_hdr));
 
 	if (unlikely(hdr == NULL)) {
@@ -303,10 +300,10 @@ encap_and_send(struct of_dp *dp, struct of_lcore *lc, const struct of_path *p, s
 }
 
 /*
- * What the guest's gateway made of a frame, rc from of_gateway_arp or
- * of_gateway_ndp: its answer goes back out the guest port, a frame it keeps
+ * What the guest's gateway made of a frame, rc from of_guest_arp or
+ * of_guest_service: its answer goes back out the guest port, a frame it keeps
  * without an answer is dropped. 1 if the gateway consumed the frame (either
- * way), 0 if the frame is none of its business (not ARP, not neighbor discovery).
+ * way), 0 if the frame is none of its business (not ARP, not its IP services).
  */
 static int
 gateway_consumed(struct of_dp *dp, struct of_lcore *lc, uint16_t port, struct rte_mbuf *m,
@@ -314,7 +311,7 @@ gateway_consumed(struct of_dp *dp, struct of_lcore *lc, uint16_t port, struct rt
 {
 	if (rc == OF_OK || rc == OF_C_NOT_IP)
 		return 0;
-	if (rc != OF_C_GATEWAY_ARP_REPLIES && rc != OF_C_GATEWAY_NDP_REPLIES) {
+	if (!of_guest_answered(rc)) {
 		of_drop(lc, (enum of_counter)rc, m);
 		return 1;
 	}
@@ -332,13 +329,25 @@ gateway_room(const struct rte_mbuf *m)
 	return rte_pktmbuf_is_contiguous(m) ? rte_pktmbuf_data_len(m) + rte_pktmbuf_tailroom(m) : 0;
 }
 
+/* What refresh_path did to a flow's path, read from the counters it moved (traced copy only). */
+static inline enum of_trace_why
+refresh_why(const struct of_lcore *lc, const uint64_t before[3])
+{
+	if (lc->counters[OF_C_FLOWS_MIGRATED] != before[0])
+		return OF_TRACE_MIGRATED;
+	if (lc->counters[OF_C_FLOWS_REBALANCED] != before[1])
+		return OF_TRACE_REBALANCED;
+	return lc->counters[OF_C_FLOWS_REROUTED] != before[2] ? OF_TRACE_REROUTED : OF_TRACE_PINNED;
+}
+
 /*
- * handed_off: frames another worker received, counted and hashed (handoff.h). One copy for both
- * callers, not one inlined into each: two copies would leave refresh_path a call per packet.
+ * handed_off: frames another worker received, counted and hashed (handoff.h). traced: a
+ * constant, so the plain copy has no trace code at all (trace.h). Inlined only into those two
+ * copies, which both callers share: one copy per caller would leave refresh_path a call per packet.
  */
-static __rte_noinline void
+static __rte_always_inline void
 outbound_burst(struct of_dp *dp, struct of_lcore *lc, const struct of_tables *t,
-	       uint16_t port, struct rte_mbuf **pkts, uint16_t n, int handed_off)
+	       uint16_t port, struct rte_mbuf **pkts, uint16_t n, int handed_off, const int traced)
 {
 	const struct of_guest *guest = &t->guests[port];
 	struct of_inner_meta meta[OF_MAX_BURST];
@@ -362,29 +371,45 @@ outbound_burst(struct of_dp *dp, struct of_lcore *lc, const struct of_tables *t,
 	for (uint16_t i = 0; i < n; i++) {
 		struct rte_mbuf *m = pkts[i];
 		struct of_inner_meta *mt = &meta[n_ok];
+		uint8_t *data = rte_pktmbuf_mtod(m, uint8_t *);
+		uint32_t len = rte_pktmbuf_data_len(m);
 		uint32_t reply_len = 0;
 		int rc;
 
 		if (i + PREFETCH_OFFSET < n)
 			rte_prefetch0(rte_pktmbuf_mtod(pkts[i + PREFETCH_OFFSET], void *));
-		rc = of_parse_inner_fast(rte_pktmbuf_mtod(m, const uint8_t *), rte_pktmbuf_data_len(m), mt);
-		/* The gateway looks only at frames the parse found not IP (ARP) or ICMPv6 (neighbor
-		 * discovery); every other IP frame pays one compare on a byte the parse just wrote. */
+		/* Anti-spoofing (guest.h) before anything else: no flow, no answer for another's MAC. */
+		if (unlikely(len < RTE_ETHER_HDR_LEN || !of_guest_mac_ok(guest, data))) {
+			of_drop(lc, len < RTE_ETHER_HDR_LEN ? OF_C_PARSE_TRUNCATED : OF_C_SPOOF_SRC_MAC, m);
+			continue;
+		}
+		rc = of_parse_inner_fast(data, len, mt);
+		/* The gateway looks only at frames the parse found not IP (ARP), ICMPv6 (neighbor
+		 * discovery) or UDP to a DHCP server port; every other IP frame pays two compares
+		 * on bytes the parse just wrote. */
 		if (unlikely(rc != OF_OK)) {
 			if (rc == OF_C_NOT_IP) {
-				rc = of_gateway_arp(rte_pktmbuf_mtod(m, uint8_t *), rte_pktmbuf_data_len(m),
-						    gateway_room(m), guest->mac, guest->gw_mac, &reply_len);
+				rc = of_guest_arp(data, len, gateway_room(m), guest, &reply_len);
 				if (gateway_consumed(dp, lc, port, m, rc, reply_len))
 					continue;
 			}
 			of_drop(lc, (enum of_counter)rc, m);
 			continue;
 		}
-		if (unlikely(mt->key.proto == IPPROTO_ICMPV6)) {
-			rc = of_gateway_ndp(rte_pktmbuf_mtod(m, uint8_t *), rte_pktmbuf_data_len(m), gateway_room(m),
-					    mt->l2_len + mt->l3_len, guest->mac, guest->gw_mac, &reply_len);
+		if (unlikely(of_guest_maybe_service(mt))) {
+			rc = of_guest_service(data, len, gateway_room(m), mt, guest, &reply_len);
 			if (gateway_consumed(dp, lc, port, m, rc, reply_len))
 				continue;
+		}
+		if (unlikely(!of_guest_src_ok(&guest->net, mt))) {
+			of_drop(lc, OF_C_SPOOF_SRC_IP, m);
+			continue;
+		}
+		/* Too big once encapsulated: an ICMP error back to the guest, or a drop (mtu.h). This
+		 * also bounds every length encap_and_send writes into 16-bit fields. */
+		if (unlikely(rte_pktmbuf_pkt_len(m) + OF_ENCAP_IP_OVERHEAD > dp->cfg.underlay_mtu)) {
+			of_outbound_too_big(dp, lc, port, m, mt, guest);
+			continue;
 		}
 		mt->key.vni = guest->vni;
 		keys[n_ok] = &mt->key;
@@ -433,6 +458,10 @@ outbound_burst(struct of_dp *dp, struct of_lcore *lc, const struct of_tables *t,
 		if (unlikely(e == NULL)) {
 			/* Table full: the bucket tables still give every packet of the flow the same path. */
 			rc = resolve_path(dp, t, keys[i], hashes[i], NULL, &stateless);
+			if (traced)
+				of_trace_decision(dp, lc, t, keys[i], hashes[i], OF_TRACE_TABLE_FULL,
+						  rc == OF_OK ? OF_TRACE_STATELESS : OF_TRACE_DROPPED, rc,
+						  rc == OF_OK ? &stateless : NULL, NULL);
 			if (rc != OF_OK) {
 				of_drop(lc, (enum of_counter)rc, m);
 				continue;
@@ -443,6 +472,10 @@ outbound_burst(struct of_dp *dp, struct of_lcore *lc, const struct of_tables *t,
 		}
 		if (created) {
 			rc = resolve_path(dp, t, keys[i], hashes[i], NULL, &e->path);
+			if (traced)
+				of_trace_decision(dp, lc, t, keys[i], hashes[i], OF_TRACE_MISS,
+						  rc == OF_OK ? OF_TRACE_NEW : OF_TRACE_DROPPED, rc,
+						  rc == OF_OK ? &e->path : NULL, NULL);
 			if (rc == OF_OK) {
 				of_count_path_flows(lc, &e->path, 1);
 				of_count(lc, OF_C_FLOWS_CREATED);
@@ -451,7 +484,22 @@ outbound_burst(struct of_dp *dp, struct of_lcore *lc, const struct of_tables *t,
 				removed = 1;
 			}
 		} else {
+			struct of_path before;
+			uint64_t moves[3];
+
+			if (traced) {
+				before = e->path;
+				moves[0] = lc->counters[OF_C_FLOWS_MIGRATED];
+				moves[1] = lc->counters[OF_C_FLOWS_REBALANCED];
+				moves[2] = lc->counters[OF_C_FLOWS_REROUTED];
+			}
 			rc = refresh_path(dp, lc, t, e);
+			if (traced) {
+				enum of_trace_why why = rc != OF_OK ? OF_TRACE_DROPPED : refresh_why(lc, moves);
+
+				of_trace_decision(dp, lc, t, keys[i], hashes[i], OF_TRACE_HIT, why, rc,
+						  rc == OF_OK ? &e->path : NULL, why == OF_TRACE_PINNED ? NULL : &before);
+			}
 			if (rc != OF_OK) {
 				of_count_path_flows(lc, &e->path, -1);
 				of_flow_remove(lc->flows, e);
@@ -472,14 +520,39 @@ outbound_burst(struct of_dp *dp, struct of_lcore *lc, const struct of_tables *t,
 	}
 }
 
+static __rte_noinline void
+outbound_plain(struct of_dp *dp, struct of_lcore *lc, const struct of_tables *t,
+	       uint16_t port, struct rte_mbuf **pkts, uint16_t n, int handed_off)
+{
+	outbound_burst(dp, lc, t, port, pkts, n, handed_off, 0);
+}
+
+static __rte_noinline void
+outbound_traced(struct of_dp *dp, struct of_lcore *lc, const struct of_tables *t,
+		uint16_t port, struct rte_mbuf **pkts, uint16_t n, int handed_off)
+{
+	outbound_burst(dp, lc, t, port, pkts, n, handed_off, 1);
+}
+
+/* The one branch a burst pays for tracing. */
+static inline void
+outbound(struct of_dp *dp, struct of_lcore *lc, const struct of_tables *t,
+	 uint16_t port, struct rte_mbuf **pkts, uint16_t n, int handed_off)
+{
+	if (unlikely(__atomic_load_n(&dp->trace_armed, __ATOMIC_ACQUIRE)))
+		outbound_traced(dp, lc, t, port, pkts, n, handed_off);
+	else
+		outbound_plain(dp, lc, t, port, pkts, n, handed_off);
+}
+
 void
 of_outbound_burst(struct of_dp *dp, struct of_lcore *lc, const struct of_tables *t,
 		  uint16_t port, struct rte_mbuf **pkts, uint16_t n)
 {
-	outbound_burst(dp, lc, t, port, pkts, n, 0);
+	outbound(dp, lc, t, port, pkts, n, 0);
 }
 
-void
+unsigned
 of_outbound_handed_off(struct of_dp *dp, struct of_lcore *lc, const struct of_tables *t)
 {
 	struct rte_mbuf *pkts[OF_MAX_BURST];
@@ -491,6 +564,7 @@ of_outbound_handed_off(struct of_dp *dp, struct of_lcore *lc, const struct of_ta
 
 		for (end = start + 1; end < n && pkts[end]->port == ethdev; end++)
 			;
-		outbound_burst(dp, lc, t, dp->handoff->port_of_ethdev[ethdev], &pkts[start], (uint16_t)(end - start), 1);
+		outbound(dp, lc, t, dp->handoff->port_of_ethdev[ethdev], &pkts[start], (uint16_t)(end - start), 1);
 	}
+	return n;
 }

@@ -13,7 +13,8 @@
 /* A burst received on guest port `port`. */
 void of_outbound_burst(struct of_dp *dp, struct of_lcore *lc, const struct of_tables *t,
 		       uint16_t port, struct rte_mbuf **pkts, uint16_t n);
-/* Several workers, once per loop iteration: the frames other workers passed to this one (handoff.h). */
-void of_outbound_handed_off(struct of_dp *dp, struct of_lcore *lc, const struct of_tables *t);
+/* Several workers, once per loop iteration: the frames other workers passed to this one (handoff.h);
+ * their count. */
+unsigned of_outbound_handed_off(struct of_dp *dp, struct of_lcore *lc, const struct of_tables *t);
 
 #endif

@@ -178,6 +178,11 @@ port_start(struct of_dp *dp, struct of_port *p)
 			     p->name, info.max_tx_queues);
 		return -EINVAL;
 	}
+	/* One more for the BFD thread on an uplink whose PMD has it (bfd_io.c): no queue shared with a worker.
+	 * net_tap refuses fewer RX than TX queues, and an RX queue nobody polls would strand the frames the
+	 * kernel spreads onto it: there worker 0 sends BFD's frames. */
+	p->bfd_txq = p->role == OF_ROLE_UPLINK && info.max_tx_queues > n_txq && strcmp(info.driver_name, "net_tap") != 0;
+	n_txq += p->bfd_txq;
 	p->link_watched = p->role != OF_ROLE_EXCEPTION;
 	p->link_lsc = p->link_watched && info.dev_flags != NULL && (*info.dev_flags & RTE_ETH_DEV_INTR_LSC);
 	p->link_word = 0;

@@ -23,6 +23,7 @@
 #include "compat.h"
 #include "dp.h"
 #include "error.h"
+#include "guest_net.h"
 #include "tables.h"
 
 struct of_member_list {
@@ -136,6 +137,21 @@ of_builder_guest(struct of_builder *b, uint16_t port, uint32_t vni, const uint8_
 	b->guests[port].vni = vni;
 	memcpy(b->guests[port].mac, mac, 6);
 	memcpy(b->guests[port].gw_mac, gw_mac, 6);
+	of_guest_net_default(&b->guests[port].net);
+	return 0;
+}
+
+int
+of_builder_guest_net(struct of_builder *b, uint16_t port, const struct of_guest_net *net)
+{
+	const char *why;
+
+	if (port >= b->dp->n_ports || !b->guests[port].valid)
+		return builder_fail(b, -EINVAL, "guest network names a port with no guest entry");
+	why = of_guest_net_problem(net);
+	if (why != NULL)
+		return builder_fail(b, -EINVAL, why);
+	b->guests[port].net = *net;
 	return 0;
 }
 
@@ -310,10 +326,11 @@ prefix_table_build(const char *kind, uint32_t id, const struct of_prefix_rule *r
 		   int v4_barrier_needed)
 {
 	char name[RTE_LPM6_NAMESIZE];
-	/* An IPv4 /32 seen v4-mapped is a /128: up to 13 tbl8 groups a rule. */
+	/* An IPv4 /32 seen v4-mapped is a /128: up to 13 tbl8 groups a rule. One rule more
+	 * than given: the IPv4 barrier. */
 	struct rte_lpm6_config config = {
-		.max_rules = RTE_MAX(n, 16u),
-		.number_tbl8s = RTE_MAX(n, 16u) * 14,
+		.max_rules = RTE_MAX(n + 1, 16u),
+		.number_tbl8s = RTE_MAX(n + 1, 16u) * 14,
 	};
 	struct of_prefix_table *pt = rte_zmalloc("of_prefixes", sizeof(*pt) + n * sizeof(*rules), 0);
 

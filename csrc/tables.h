@@ -41,6 +41,7 @@ struct of_guest {
 	uint8_t valid;
 	uint8_t mac[6];
 	uint8_t gw_mac[6];
+	struct of_guest_net net;	/* addresses and what DHCP and RA hand out (guest.h) */
 };
 
 struct of_v2p {
@@ -115,6 +116,13 @@ struct of_guest_key {
 };
 
 void of_tables_free(struct of_tables *t);
+
+/* The nexthop bucket is chosen from the flow hash rotated, so that TEP and nexthop choices are independent. */
+static inline uint32_t
+of_nexthop_hash(uint32_t hash)
+{
+	return (hash << 16) | (hash >> 16);
+}
 
 /* Longest prefix match with the /0 entry as the fallback; 0 on a match. */
 static inline int

@@ -10,7 +10,7 @@ import click
 from .api.ctl import ctl
 from .config.flags import run_options
 from .config.loader import Config
-from .controlplane import eal_output
+from .controlplane import eal_output, events
 from .tools.bench import bench
 from .tools.demo import demo
 from .tools.pmds import pmds
@@ -40,7 +40,7 @@ def dataplane_options(config: Config):
         udp_idle_ms=o.udp_idle_timeout_s * 1000, icmp_idle_ms=o.icmp_idle_timeout_s * 1000,
         rebalance_idle_ms=None if o.rebalance == "never" else o.rebalance_idle_ms, hop_limit=o.hop_limit,
         flow_label=o.flow_label, udp_checksum=o.udp_checksum, verify_udp_checksum=o.verify_udp_checksum,
-        udp_sport_min=o.udp_sport_range[0], udp_sport_max=o.udp_sport_range[1])
+        udp_sport_min=o.udp_sport_range[0], udp_sport_max=o.udp_sport_range[1], underlay_mtu=o.underlay_mtu_bytes)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 110})
@@ -58,6 +58,7 @@ def run(config: Config) -> None:
     from .controlplane.daemon import STOP_TIMEOUT_S, handle_signals
     from .controlplane.instance import PrefixInUse, claim_file_prefix, release_file_prefix
 
+    events.configure(config.options.log_level, config.options.log_format)
     prefix = config.options.file_prefix or f"opte-fast-{os.getpid()}"
 
     def force() -> None:
@@ -110,19 +111,21 @@ def _start(config: Config, prefix: str):
     """EAL, ports and the first tables, then the workers: a started Dataplane, or StartFailed
     with everything it had started undone."""
     from .controlplane import taps
-    from .controlplane.dataplane import Dataplane, DataplaneError, eal_args, eal_cleanup, eal_init
+    from .controlplane.dataplane import Dataplane, DataplaneError, capture_init, eal_args, eal_cleanup, eal_init
     from .controlplane.routesync import RouteSyncError
 
     o = config.options
     workers = parse_lcores(o.lcores)
     pci = any(looks_like_pci(p.devargs) for p in config.ports)
+    # The shared config stays, so DPDK's own tools attach to a running instance (README: Operations).
     try:
         eal_init(eal_args(workers, file_prefix=prefix, hugepages=o.hugepages, memory_mb=o.memory_mb, pci=pci,
-                          extra=o.eal_args))
+                          shared_config=True, extra=o.eal_args))
     except DataplaneError as e:
         raise StartFailed(str(e), "; EAL arguments come from --lcores, --memory-mb and --eal-arg") from None
     dp = None
     try:
+        capture_init()
         dp = Dataplane(dataplane_options(config), state_dir=o.state_dir)
         for port in config.ports:
             dp.add_port(port.name, port.devargs, port.role)

@@ -8,6 +8,7 @@ cimport numpy as cnp
 import numpy as np
 
 from copte_fast cimport *
+from cbfd_api cimport *
 
 cnp.import_array()
 
@@ -17,7 +18,10 @@ ROLE_EXCEPTION = OF_ROLE_EXCEPTION
 MAX_TEPS = OF_MAX_TEPS
 MAX_NEXTHOPS = OF_MAX_NEXTHOPS
 MAX_GROUPS = OF_MAX_GROUPS
+MAX_BFD_SESSIONS = OF_BFD_MAX_SESSIONS
 NEVER = OF_NEVER
+TRACE_MAX = OF_TRACE_MAX
+TRACE_NONE = OF_TRACE_NONE
 
 
 class DataplaneError(RuntimeError):
@@ -28,6 +32,54 @@ cdef int check(int rc) except -1:
     if rc < 0:
         raise DataplaneError(of_last_error().decode())
     return rc
+
+
+cdef void copy_bytes(uint8_t *dst, bytes src, Py_ssize_t size) except *:
+    if len(src) != size:
+        raise ValueError(f"expected {size} bytes, got {len(src)}")
+    for i in range(size):
+        dst[i] = src[i]
+
+
+cdef void guest_net(of_guest_net *n, dict net) except *:
+    """Fill n from net: addresses as packed bytes, prefixes as (16 bytes, depth), the rest numbers."""
+    memset(n, 0, sizeof(of_guest_net))
+    if len(net["dns4"]) > OF_GUEST_MAX_DNS or len(net["dns6"]) > OF_GUEST_MAX_DNS:
+        raise ValueError(f"at most {OF_GUEST_MAX_DNS} DNS servers per address family")
+    if len(net["allowed"]) > OF_GUEST_MAX_PREFIXES:
+        raise ValueError(f"at most {OF_GUEST_MAX_PREFIXES} allowed source prefixes")
+    domain = net["domain"].encode()
+    if len(domain) >= OF_GUEST_DOMAIN_LEN:
+        raise ValueError(f"domain name longer than {OF_GUEST_DOMAIN_LEN - 1} bytes")
+    if net["ipv4"] is not None:
+        n.has_ipv4 = 1
+        copy_bytes(n.ipv4, net["ipv4"], 4)
+        copy_bytes(n.ipv4_gateway, net["ipv4_gateway"], 4)
+        n.ipv4_prefix_len = net["ipv4_prefix_len"]
+    if net["ipv6"] is not None:
+        n.has_ipv6 = 1
+        copy_bytes(n.ipv6, net["ipv6"], 16)
+    for i, a in enumerate(net["dns4"]):
+        copy_bytes(n.dns4[i], a, 4)
+    n.n_dns4 = len(net["dns4"])
+    for i, a in enumerate(net["dns6"]):
+        copy_bytes(n.dns6[i], a, 16)
+    n.n_dns6 = len(net["dns6"])
+    for i, c in enumerate(domain):
+        n.domain[i] = c
+    n.lease_s = net["lease_s"]
+    n.mtu = net["mtu"]
+    n.ra_managed = net["ra_managed"]
+    n.ra_other = net["ra_other"]
+    n.ra_router_lifetime_s = net["ra_router_lifetime_s"]
+    if net["ra_prefix"] is not None:
+        n.has_ra_prefix = 1
+        copy_bytes(n.ra_prefix.addr, net["ra_prefix"][0], 16)
+        n.ra_prefix.depth = net["ra_prefix"][1]
+    for i, (addr, depth) in enumerate(net["allowed"]):
+        copy_bytes(n.allowed[i].addr, addr, 16)
+        n.allowed[i].depth = depth
+    n.n_allowed = len(net["allowed"])
 
 
 def eal_init(args) -> None:
@@ -51,8 +103,17 @@ def eal_cleanup() -> None:
     of_eal_cleanup()
 
 
+def capture_init() -> None:
+    """Serve dpdk-dumpcap (rte_pdump) on every port; the EAL must keep its shared config."""
+    check(of_capture_init())
+
+
 def tsc_hz() -> int:
     return of_tsc_hz()
+
+
+def eal_heap_bytes() -> int:
+    return of_eal_heap_bytes()
 
 
 def counter_names() -> list:
@@ -85,7 +146,7 @@ cdef class Core:
                   hash_seed=0, tcp_idle_ms=600000, tcp_closed_ms=2000, udp_idle_ms=60000,
                   icmp_idle_ms=10000, rebalance_idle_ms=10000, hop_limit=128, flow_label=True,
                   udp_checksum=False, verify_udp_checksum=False, udp_sport_min=49152,
-                  udp_sport_max=65535):
+                  udp_sport_max=65535, underlay_mtu=1500):
         cdef of_dp_config cfg
         memset(&cfg, 0, sizeof(cfg))
         if len(underlay_addr) != 16:
@@ -112,6 +173,7 @@ cdef class Core:
         cfg.verify_udp_checksum = verify_udp_checksum
         cfg.udp_sport_min = udp_sport_min
         cfg.udp_sport_max = udp_sport_max
+        cfg.underlay_mtu = underlay_mtu
         self.dp = of_dp_create(&cfg)
         if self.dp == NULL:
             raise DataplaneError(of_last_error().decode())
@@ -191,7 +253,8 @@ cdef class Core:
 
     def commit(self, guests=(), v2p=(), teps=(), tep_sets=(), v2b=(), nexthops=(), nh_groups=(), routes=(),
                tep_set_restores=(), nh_group_restores=()) -> None:
-        """Install a complete table set. Tuples: guests (port, vni, mac, gw_mac); v2p (vni, ip16, underlay16, mac);
+        """Install a complete table set. Tuples: guests (port, vni, mac, gw_mac, net: a dict of
+        of_guest_net's fields, or None: no address); v2p (vni, ip16, underlay16, mac);
         teps (id, addr16, vni, up); tep_sets (set, [ids]); v2b (prefix16, depth, set);
         nexthops (id, uplink_port, mac, up); nh_groups (group, [ids]); routes (prefix16, depth, group);
         tep_set_restores / nh_group_restores (set or group, uint16 member id per bucket): tables saved
@@ -200,12 +263,16 @@ cdef class Core:
         cdef of_builder *b = of_builder_new(dp)
         cdef uint16_t ids[64]
         cdef const uint16_t[::1] saved
+        cdef of_guest_net gnet
         cdef int rc
         if b == NULL:
             raise DataplaneError(of_last_error().decode())
         try:
-            for port, vni, mac, gw_mac in guests:
+            for port, vni, mac, gw_mac, net in guests:
                 check(of_builder_guest(b, port, vni, mac, gw_mac))
+                if net is not None:
+                    guest_net(&gnet, net)
+                    check(of_builder_guest_net(b, port, &gnet))
             for vni, ip, underlay, mac in v2p:
                 check(of_builder_v2p(b, vni, ip, underlay, mac))
             for ident, addr, vni, up in teps:
@@ -246,7 +313,7 @@ cdef class Core:
         cdef of_port_stats st
         check(of_dp_port_stats(self.live(), port, &st))
         return {
-            "name": st.name.decode(), "port_id": st.port_id, "role": st.role,
+            "name": st.name.decode(), "ethdev": st.ethdev.decode(), "port_id": st.port_id, "role": st.role,
             "mac": ":".join(f"{st.mac[i]:02x}" for i in range(6)),
             "rx_packets": st.ipackets, "tx_packets": st.opackets, "rx_bytes": st.ibytes,
             "tx_bytes": st.obytes, "rx_missed": st.imissed, "rx_errors": st.ierrors, "tx_errors": st.oerrors,
@@ -285,6 +352,51 @@ cdef class Core:
     def flow_count(self) -> int:
         return of_dp_flow_count(self.live())
 
+    def workers(self) -> list:
+        """Per worker lcore: polls, busy polls (those that found frames), packets received, flows."""
+        cdef of_worker_stats w[128]
+        cdef unsigned n = of_dp_workers(self.live(), w, 128)
+        return [{"lcore": w[i].lcore, "worker": w[i].worker, "polls": w[i].polls, "busy_polls": w[i].busy_polls,
+                 "rx_packets": w[i].rx_packets, "flows": w[i].flows} for i in range(n)]
+
+    def trace_arm(self, dst: bytes, proto: int, dst_port: int, count: int) -> None:
+        """Trace the next `count` guest frames to `dst` (16 bytes, IPv4 v4-mapped); proto, dst_port 0: any."""
+        cdef of_trace_match m
+        memset(&m, 0, sizeof(m))
+        m.dst[:16] = dst
+        m.proto = proto
+        m.dst_port = dst_port
+        check(of_dp_trace_arm(self.live(), &m, count))
+
+    def trace_disarm(self) -> None:
+        of_dp_trace_disarm(self.live())
+
+    def trace_read(self):
+        """(records, armed): the records waiting, as dicts of raw ids, and whether frames remain to trace."""
+        cdef of_trace_record *r = <of_trace_record *>malloc(OF_TRACE_MAX * sizeof(of_trace_record))
+        cdef int armed = 0
+        cdef int n
+        if r == NULL:
+            raise MemoryError()
+        try:
+            n = of_dp_trace_read(self.live(), r, OF_TRACE_MAX, &armed)
+            return [{
+                "tsc": r[i].tsc, "lcore": r[i].lcore, "hash": r[i].hash, "vni": r[i].vni, "proto": r[i].proto,
+                "flow": r[i].flow, "table": r[i].table, "why": r[i].why, "src": bytes(r[i].src[:16]),
+                "dst": bytes(r[i].dst[:16]), "src_port": r[i].src_port, "dst_port": r[i].dst_port,
+                "drop": r[i].drop, "tep_set": r[i].tep_set, "tep_bucket": r[i].tep_bucket,
+                "nh_group": r[i].nh_group, "nh_bucket": r[i].nh_bucket, "bucket_tep": r[i].bucket_tep,
+                "bucket_nexthop": r[i].bucket_nexthop, "tep": r[i].tep, "nexthop": r[i].nexthop,
+                "uplink": r[i].uplink, "from_tep": r[i].from_tep, "from_nexthop": r[i].from_nexthop,
+                "outer_dst": bytes(r[i].outer_dst[:16]),
+            } for i in range(n)], bool(armed)
+        finally:
+            free(r)
+
+    def name_member(self, kind: int, ident: int, prefix: str, gateway: str = "") -> None:
+        """What TEP (kind 0) or nexthop (kind 1) `ident` stands for, for the telemetry endpoints."""
+        check(of_dp_name_member(self.live(), kind, ident, prefix.encode(), gateway.encode()))
+
     def link(self, port: int) -> dict:
         """A port's link as its PMD last reported it (see of_dp_link)."""
         cdef of_link_info li
@@ -316,3 +428,64 @@ cdef class Core:
 
     def table_swaps(self) -> int:
         return of_dp_table_swaps(self.live())
+
+    # -- BFD (csrc/bfd_api.h) --------------------------------------------------------------
+    def bfd_set(self, peers: list) -> None:
+        """Replace the BFD sessions: (multihop, peer 16 bytes, uplink index, dst MAC 6 bytes, desired min TX us,
+        required min RX us, detect multiplier) each."""
+        cdef of_dp *dp = self.live()
+        cdef unsigned n = len(peers)
+        cdef of_bfd_peer *p = <of_bfd_peer *>malloc((n or 1) * sizeof(of_bfd_peer))
+        cdef int rc
+        try:
+            for i, (multihop, peer, uplink, mac, tx_us, rx_us, mult) in enumerate(peers):
+                if len(peer) != 16 or len(mac) != 6:
+                    raise ValueError("a BFD peer takes a 16-byte address and a 6-byte MAC")
+                memset(&p[i], 0, sizeof(of_bfd_peer))
+                p[i].multihop = bool(multihop)
+                p[i].peer = peer
+                p[i].uplink = uplink
+                p[i].dst_mac = mac
+                p[i].desired_min_tx_us = tx_us
+                p[i].required_min_rx_us = rx_us
+                p[i].detect_mult = mult
+            with nogil:
+                rc = of_dp_bfd_set(dp, p, n)
+            check(rc)
+        finally:
+            free(p)
+
+    def bfd_sessions(self) -> list:
+        """Every session, in the order bfd_set gave them (see of_bfd_info)."""
+        cdef of_bfd_info *out = <of_bfd_info *>malloc(OF_BFD_MAX_SESSIONS * sizeof(of_bfd_info))
+        cdef of_dp *dp = self.live()
+        cdef unsigned n
+        try:
+            with nogil:
+                n = of_dp_bfd_sessions(dp, out, OF_BFD_MAX_SESSIONS)
+            return [{"multihop": bool(out[i].multihop), "peer": bytes(out[i].peer[:16]),
+                     "local": bytes(out[i].local[:16]), "uplink": out[i].uplink, "state": out[i].state,
+                     "remote_state": out[i].remote_state, "diag": out[i].diag, "remote_diag": out[i].remote_diag,
+                     "been_up": bool(out[i].been_up), "poll": bool(out[i].poll),
+                     "detect_mult": out[i].detect_mult, "remote_mult": out[i].remote_mult,
+                     "local_disc": out[i].local_disc, "remote_disc": out[i].remote_disc,
+                     "desired_min_tx_us": out[i].desired_min_tx_us, "required_min_rx_us": out[i].required_min_rx_us,
+                     "remote_min_tx_us": out[i].remote_min_tx_us, "remote_min_rx_us": out[i].remote_min_rx_us,
+                     "tx_interval_us": out[i].tx_interval_us, "detect_us": out[i].detect_us,
+                     "changed_ns": out[i].changed_ns, "rx_packets": out[i].rx_packets,
+                     "tx_packets": out[i].tx_packets, "ups": out[i].ups, "downs": out[i].downs}
+                    for i in range(n)]
+        finally:
+            free(out)
+
+    def bfd_stats(self) -> dict:
+        cdef of_bfd_stats st
+        of_dp_bfd_stats(self.live(), &st)
+        return st
+
+    def bfd_event_fd(self) -> int:
+        """An eventfd, readable after any BFD session changed state; read 8 bytes from it to rearm."""
+        return of_dp_bfd_event_fd(self.live())
+
+    def bfd_port_ready(self, port: int) -> bool:
+        return bool(of_dp_bfd_port_ready(self.live(), port))

@@ -1,6 +1,6 @@
 # Mirrors the public headers of csrc/ one to one, a block per header: the shared types and
 # errors, opte_fast.h (the life cycle), then the other parts of the interface it includes.
-from libc.stdint cimport uint8_t, uint16_t, uint32_t, uint64_t
+from libc.stdint cimport int32_t, uint8_t, uint16_t, uint32_t, uint64_t
 
 cdef extern from "dp_types.h" nogil:
     enum:
@@ -38,6 +38,41 @@ cdef extern from "dp_types.h" nogil:
         uint8_t verify_udp_checksum
         uint16_t udp_sport_min
         uint16_t udp_sport_max
+        uint16_t underlay_mtu
+
+    enum:
+        OF_GUEST_MAX_DNS
+        OF_GUEST_MAX_PREFIXES
+        OF_GUEST_DOMAIN_LEN
+        OF_GUEST_MTU_MIN
+        OF_GUEST_MTU_MAX
+        OF_GUEST_MTU_DEFAULT
+
+    struct of_prefix:
+        uint8_t addr[16]
+        uint8_t depth
+
+    struct of_guest_net:
+        uint8_t has_ipv4
+        uint8_t has_ipv6
+        uint8_t ipv4[4]
+        uint8_t ipv4_prefix_len
+        uint8_t ipv4_gateway[4]
+        uint8_t ipv6[16]
+        uint8_t n_dns4
+        uint8_t n_dns6
+        uint8_t dns4[4][4]
+        uint8_t dns6[4][16]
+        char domain[254]
+        uint32_t lease_s
+        uint16_t mtu
+        uint8_t ra_managed
+        uint8_t ra_other
+        uint16_t ra_router_lifetime_s
+        uint8_t has_ra_prefix
+        of_prefix ra_prefix
+        uint8_t n_allowed
+        of_prefix allowed[8]
 
     struct of_path_stats:
         uint64_t flows
@@ -56,6 +91,7 @@ cdef extern from "opte_fast.h" nogil:
     int of_eal_init(int argc, char **argv)
     int of_eal_cleanup()
     uint64_t of_tsc_hz()
+    uint64_t of_eal_heap_bytes()
 
     of_dp *of_dp_create(const of_dp_config *cfg)
     void of_dp_destroy(of_dp *dp)
@@ -88,6 +124,7 @@ cdef extern from "builder.h" nogil:
     int of_builder_route(of_builder *b, const uint8_t *prefix, uint8_t depth, uint16_t group)
     int of_builder_tep_set_restore(of_builder *b, uint16_t set, const uint16_t *buckets, uint32_t n)
     int of_builder_nh_group_restore(of_builder *b, uint16_t group, const uint16_t *buckets, uint32_t n)
+    int of_builder_guest_net(of_builder *b, uint16_t port, const of_guest_net *net)
     int of_builder_commit(of_builder *b)
     void of_builder_free(of_builder *b)
 
@@ -100,6 +137,7 @@ cdef extern from "inspect.h" nogil:
 
     struct of_port_stats:
         char name[32]
+        char ethdev[64]
         uint16_t port_id
         uint8_t role
         uint8_t mac[6]
@@ -126,6 +164,15 @@ cdef extern from "inspect.h" nogil:
     int of_dp_buckets(of_dp *dp, int kind, uint16_t group, uint16_t *out, uint32_t max)
     uint64_t of_dp_table_swaps(const of_dp *dp)
 
+    struct of_worker_stats:
+        uint32_t lcore
+        uint32_t worker
+        uint64_t polls
+        uint64_t busy_polls
+        uint64_t rx_packets
+        uint64_t flows
+    unsigned of_dp_workers(const of_dp *dp, of_worker_stats *out, unsigned max)
+
 cdef extern from "link.h" nogil:
     struct of_link_info:
         uint8_t watched
@@ -138,3 +185,47 @@ cdef extern from "link.h" nogil:
     int of_dp_link(const of_dp *dp, uint16_t port, of_link_info *out)
     int of_dp_link_event_fd(const of_dp *dp)
     int of_dp_set_link(of_dp *dp, uint16_t port, int up)
+
+
+cdef extern from "telemetry.h" nogil:
+    int of_dp_name_member(of_dp *dp, int kind, uint16_t id, const char *prefix, const char *gateway)
+
+
+cdef extern from "capture.h" nogil:
+    int of_capture_init()
+    void of_capture_uninit()
+
+
+cdef extern from "trace.h" nogil:
+    enum:
+        OF_TRACE_MAX
+    uint32_t OF_TRACE_NONE
+    struct of_trace_match:
+        uint8_t dst[16]
+        uint8_t proto
+        uint8_t pad
+        uint16_t dst_port
+    struct of_trace_record:
+        uint64_t tsc
+        uint32_t lcore
+        uint32_t hash
+        uint32_t vni
+        uint8_t proto
+        uint8_t flow
+        uint8_t table
+        uint8_t why
+        uint8_t src[16]
+        uint8_t dst[16]
+        uint16_t src_port, dst_port
+        int32_t drop
+        uint32_t tep_set, tep_bucket
+        uint32_t nh_group, nh_bucket
+        uint16_t bucket_tep
+        uint16_t bucket_nexthop
+        uint16_t tep, nexthop, uplink
+        uint16_t from_tep, from_nexthop
+        uint8_t outer_dst[16]
+        uint16_t pad
+    int of_dp_trace_arm(of_dp *dp, const of_trace_match *match, uint32_t count)
+    void of_dp_trace_disarm(of_dp *dp)
+    int of_dp_trace_read(of_dp *dp, of_trace_record *out, unsigned max, int *armed)

@@ -115,6 +115,8 @@ BAD = [
     ("[eal]\nhugepages = \"yes\"\n", "eal.hugepages", "expected true or false, got string 'yes'"),
     ("[eal]\nlcores = \"1-\"\n", "eal.lcores", "expected an lcore list like 1 or 1-3 or 1,3, got string '1-'"),
     ("[underlay]\naddr = \"fd00:1::1\"\nhop_limit = 0\n", "underlay.hop_limit", "expected an integer from 1 to 255, got 0"),
+    ("[underlay]\naddr = \"fd00:1::1\"\nmtu_bytes = 1300\n", "underlay.mtu_bytes",
+     "expected an integer from 1350 to 9216, got 1300"),
     ("[underlay]\naddr = \"fd00:1::1\"\nudp_sport_range = \"60000-50000\"\n", "underlay.udp_sport_range", "expected a UDP port range"),
     ("[route_sync]\nsource = \"bgp\"\n", "route_sync.source", "expected one of 'netlink', 'static', 'none'"),
     ("[route_sync]\nnetns = \"no-such-ns-here\"\n", "route_sync.netns", "no network namespace 'no-such-ns-here'"),
@@ -289,3 +291,67 @@ def test_every_option_has_a_flag_with_its_unit_and_file_key():
         assert f"file: [{opt.table}] {opt.toml_key}" in help_text
     for flag in ("--tcp-idle-timeout-s", "--rebalance-idle-ms", "--memory-mb", "--duration-s", "--stats-interval-s"):
         assert flag in help_text
+
+
+# --- a guest's addresses and what its gateway hands out ----------------------------------
+
+GUEST1 = ('[[guest]]\nname = "guest1"\ndevargs = "net_null3"\nvni = 7\nmac = "a8:40:25:f0:00:02"\n'
+          'gateway_mac = "a8:40:25:ff:77:77"\n')
+
+GUEST_BAD = [
+    ('ipv4 = "10.0.0.5"\nmtu_bytes = 9216\n', "mtu_bytes", "expected an integer from 1280 to 9000, got 9216"),
+    ('ipv4 = "10.0.0.5"\nmtu_bytes = 1000\n', "mtu_bytes", "expected an integer from 1280 to 9000, got 1000"),
+    ('ipv4 = "10.0.0.5"\nipv4_prefix_len = 33\n', "ipv4_prefix_len", "expected an integer from 1 to 32, got 33"),
+    ('ipv4 = "10.0.0.5"\nipv4_gateway = "10.0.1.1"\n', "ipv4_gateway",
+     "expected an address inside the guest's subnet 10.0.0.0/24, got 10.0.1.1"),
+    ('ipv4 = "10.0.0.5"\nipv4_gateway = "10.0.0.5"\n', "ipv4_gateway",
+     "expected an address other than the guest's own (10.0.0.5)"),
+    ('ipv4 = "10.0.0.5"\nipv4_prefix_len = 32\n', "ipv4_gateway", "missing: 10.0.0.5/32 has no first address"),
+    ('ipv4_gateway = "10.0.0.1"\n', "ipv4_gateway", "given without ipv4 (the address it goes with)"),
+    ('dns_servers = ["10.0.0.53", "dns.example"]\n', "dns_servers", "expected an IPv4 or IPv6 address"),
+    ('dns_servers = "10.0.0.53"\n', "dns_servers", "expected an array of IP addresses, got string '10.0.0.53'"),
+    ('dns_servers = ["1.1.1.1", "1.0.0.1", "8.8.8.8", "8.8.4.4", "9.9.9.9"]\n', "dns_servers",
+     "expected at most 4 IPv4 DNS servers, got 5"),
+    ('domain = "vpc..example"\n', "domain", "expected a domain name like vpc.example"),
+    ('lease_time_s = 10\n', "lease_time_s", "expected an integer from 60 to 4294967295, got 10"),
+    ('ra_managed = "yes"\n', "ra_managed", "expected true or false, got string 'yes'"),
+    ('ra_router_lifetime_s = 70000\n', "ra_router_lifetime_s", "expected an integer from 0 to 65535, got 70000"),
+    ('ra_prefix = "fd77::/48"\n', "ra_prefix", "expected a /64 (autoconfiguration needs 64-bit interface identifiers)"),
+    ('ra_prefix = "10.0.0.0/24"\n', "ra_prefix", "expected an IPv6 prefix like fd00:99::/64"),
+    ('allowed_prefixes = ["192.168.0.1/16"]\n', "allowed_prefixes", "no host bits set (192.168.0.0/16)"),
+    ('allowed_prefixes = ["10.1.0.0/16", "10.2.0.0/16", "10.3.0.0/16", "10.4.0.0/16", "10.5.0.0/16", '
+     '"10.6.0.0/16", "10.7.0.0/16", "10.8.0.0/16", "10.9.0.0/16"]\n', "allowed_prefixes",
+     "expected at most 8 prefixes, got 9"),
+]
+
+
+@pytest.mark.parametrize("snippet,key,expected", GUEST_BAD, ids=[b[1] + ":" + b[2][:30] for b in GUEST_BAD])
+def test_a_bad_guest_network_value_is_one_line_naming_file_and_key(tmp_path, snippet, key, expected):
+    path = write(tmp_path, config_with(GUEST1 + snippet))
+    message = error_of(path)
+    assert message.startswith(f"{path}: guest[1].{key}: "), message
+    assert expected in message
+
+
+def test_a_guest_network_loads_every_key(tmp_path):
+    snippet = GUEST1 + textwrap.dedent("""\
+        ipv4 = "10.0.16.5"
+        ipv4_prefix_len = 20
+        ipv6 = "fd77::5"
+        dns_servers = ["10.0.16.53", "fd77::53"]
+        domain = "vpc.example"
+        lease_time_s = 3600
+        mtu_bytes = 9000
+        ra_managed = false
+        ra_other = false
+        ra_router_lifetime_s = 600
+        ra_prefix = "fd77::/64"
+        allowed_prefixes = ["192.168.0.0/16", "2001:db8:5::/48"]
+        """)
+    guest = load_config(write(tmp_path, config_with(snippet)), {}).guests[1]
+    assert guest == GuestPort("guest1", 7, "a8:40:25:f0:00:02", "a8:40:25:ff:77:77", A("10.0.16.5"), A("fd77::5"),
+                              ipv4_prefix_len=20, dns_servers=(A("10.0.16.53"), A("fd77::53")), domain="vpc.example",
+                              lease_time_s=3600, mtu_bytes=9000, ra_managed=False, ra_other=False,
+                              ra_router_lifetime_s=600, ra_prefix=N("fd77::/64"),
+                              allowed_prefixes=(N("192.168.0.0/16"), N("2001:db8:5::/48")))
+    assert guest.gateway_ipv4 == A("10.0.16.1")  # the first address of 10.0.16.0/20

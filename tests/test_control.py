@@ -22,7 +22,7 @@ from support.fake_dataplane import FakeDataplane
 from support.host_table import HostTable
 
 from opte_fast.api.client import ControlClient
-from opte_fast.api.ctl import HUMAN, ctl
+from opte_fast.api.ctl import COMPOSED, HUMAN, ctl
 from opte_fast.api.protocol import OPS, VERSION, ControlError
 from opte_fast.api.server import ControlAPI, ControlServer
 from opte_fast.config.loader import PortSpec, load_config
@@ -123,14 +123,15 @@ def test_a_file_that_is_not_a_socket_is_refused_and_left_alone(running, sockdir)
 def test_every_op_is_served():
     assert set(OPS) == {"stats", "flows", "routes", "nexthops", "teps", "buckets", "v2b.set", "v2b.clear", "v2b.dump",
                         "v2p.set", "v2p.clear", "v2p.dump", "tep.up", "tep.down", "port.list", "route.set",
-                        "route.clear"}
+                        "route.clear", "trace", "instance", "bfd"}
 
 
 def test_ctl_has_a_command_for_every_op_and_no_other():
     commands = {f"{name}.{sub}" if isinstance(cmd, click.Group) else name
                 for name, cmd in ctl.commands.items() for sub in getattr(cmd, "commands", {None: None})}
-    assert commands == set(OPS)
+    assert commands == set(OPS) | set(COMPOSED)  # and the commands made of several ops
     assert set(HUMAN) <= set(OPS)  # a renamed op would lose its human form silently
+    assert {op for ops in COMPOSED.values() for op in ops} <= set(OPS)
 
 
 # --- bad requests get an error reply and the connection keeps working -------------------------

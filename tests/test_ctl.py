@@ -7,8 +7,11 @@ import io
 import ipaddress
 import json
 import os
+import re
 import shutil
 import tempfile
+import threading
+import time
 
 import pytest
 from click.testing import CliRunner
@@ -17,6 +20,7 @@ from support.sled import GATEWAY_MAC, GUEST_IP4, GUEST_IP6, GUEST_MAC, GUEST_VNI
 from opte_fast.api.client import ControlClient
 from opte_fast.api.ctl import ctl
 from opte_fast.api.server import ControlAPI, ControlServer
+from opte_fast.controlplane import events
 from opte_fast.controlplane.controller import Controller
 from opte_fast.controlplane.links import Links
 from opte_fast.controlplane.routesync import NoRoutes
@@ -28,10 +32,13 @@ N = ipaddress.ip_network
 ROUTE = Route(N("fd00:99::/64"), (Nexthop("uplink0", A("fe80::1"), "a8:40:25:00:00:01"),
                                   Nexthop("uplink1", A("fe80::2"), "a8:40:25:00:00:02")))
 STATE = DesiredState(Underlay(A("fd00:1::1")),
-                     guests=(GuestPort("guest0", GUEST_VNI, GUEST_MAC, GATEWAY_MAC, GUEST_IP4, GUEST_IP6),),
+                     guests=(GuestPort("guest0", GUEST_VNI, GUEST_MAC, GATEWAY_MAC, GUEST_IP4, GUEST_IP6,
+                                       dns_servers=(A("10.0.0.53"), A("fd77::53")), domain="vpc.example",
+                                       mtu_bytes=9000),),
                      v2b=(V2B(N("0.0.0.0/0"), (Tep(A("fd00:99::1")), Tep(A("fd00:99::2")))),), routes=(ROUTE,))
 UPLINKS = ("uplink0", "uplink1")
-NOT_IP = b"\x00" * 20  # EtherType 0: the named drop not_ip
+# from the guest's MAC with EtherType 0: the named drop not_ip
+NOT_IP = b"\x00" * 6 + bytes.fromhex(GUEST_MAC.replace(":", "")) + b"\x00" * 8
 
 
 class Live:
@@ -41,7 +48,9 @@ class Live:
     def __init__(self, sled, path: str):
         self.sled = sled
         self.path = path
-        self.links = Links(sled.dp, UPLINKS, log=io.StringIO())
+        self.log = io.StringIO()  # the daemon's event lines, apart from ctl's output
+        events.configure(stream=self.log)
+        self.links = Links(sled.dp, UPLINKS, log=self.log)
         self.controller = Controller(self.links, STATE, UPLINKS)
         self.links.start()
         self.server = ControlServer(path, ControlAPI(self.controller, self.links, NoRoutes(), 1000))
@@ -50,6 +59,7 @@ class Live:
     def stop(self) -> None:
         self.server.stop()
         self.links.stop()
+        events.configure()
 
     def ctl(self, *args: str):
         return CliRunner().invoke(ctl, ["--socket", self.path, *args], catch_exceptions=False)
@@ -89,10 +99,17 @@ def test_stats(live):
                                   "flows_created          3\n"
                                   "not_ip                 2\n")
     ports = [line.split() for line in result.output.split("\n\n")[1].splitlines()]
-    assert ports[0][:3] == ["NAME", "PORT_ID", "ROLE"] and ports[0][-4:-2] == ["DEVARGS", "LINK"]
-    assert [p[:3] + p[-4:-2] for p in ports[1:]] == [["guest0", "0", "guest", "ring", "up"],
-                                                     ["uplink0", "1", "uplink", "ring", "up"],
-                                                     ["uplink1", "2", "uplink", "ring", "up"]]
+    assert ports[0][:4] == ["NAME", "ETHDEV", "PORT_ID", "ROLE"] and ports[0][-4:-2] == ["DEVARGS", "LINK"]
+    assert [p[:1] + p[2:4] + p[-4:-2] for p in ports[1:]] == [["guest0", "0", "guest", "ring", "up"],
+                                                              ["uplink0", "1", "uplink", "ring", "up"],
+                                                              ["uplink1", "2", "uplink", "ring", "up"]]
+    assert [p[1] for p in ports[1:]] == [p["ethdev"] for p in live.sled.dp.ports()]  # the ring ethdevs' names
+    # One worker, lcore 1, that received the 5 frames and holds the 3 flows: busy some of its polls.
+    workers = [line.split() for line in result.output.split("\n\n")[2].splitlines()]
+    assert workers[0] == ["LCORE", "BUSY", "POLLS", "BUSY_POLLS", "RX_PACKETS", "FLOWS"]
+    lcore, busy, polls, busy_polls, rx, flows = workers[1]
+    assert (lcore, rx, flows) == ("1", "5", "3/65536") and 1 <= int(busy_polls) < int(polls)
+    assert busy == f"{100 * int(busy_polls) / int(polls):.1f}%"
     data = live.json("stats")
     assert data["counters"]["rx_guest_packets"] == 5 and data["counters"]["rx_uplink_packets"] == 0
     assert [p["name"] for p in data["ports"]] == ["guest0", "uplink0", "uplink1"]
@@ -206,10 +223,20 @@ def test_tep_down_and_up(live):
 
 def test_port_list(live):
     out = live.ctl("port", "list").output.splitlines()
-    assert out[0].split() == ["NAME", "PORT_ID", "ROLE", "MAC", "RX_PACKETS", "TX_PACKETS", "RX_BYTES", "TX_BYTES",
-                              "RX_MISSED", "RX_ERRORS", "TX_ERRORS", "DEVARGS", "LINK", "LINK_CHANGES", "LINK_REACTION_US"]
-    assert out[2].split()[:3] == ["uplink0", "1", "uplink"] and out[2].split()[-4:] == ["ring", "up", "0", "-"]
-    assert [p["role"] for p in live.json("port", "list")] == ["guest", "uplink", "uplink"]
+    assert out[0].split() == ["NAME", "ETHDEV", "PORT_ID", "ROLE", "MAC", "RX_PACKETS", "TX_PACKETS", "RX_BYTES",
+                              "TX_BYTES", "RX_MISSED", "RX_ERRORS", "TX_ERRORS", "DEVARGS", "LINK", "LINK_CHANGES",
+                              "LINK_REACTION_US", "IPV4", "ROUTER", "IPV6", "RA_PREFIX", "DNS", "DOMAIN", "LEASE_S", "MTU"]
+    assert out[1].split()[-8:] == ["10.0.0.2/24", "10.0.0.1", "fd77::2", "-", "10.0.0.53,fd77::53", "vpc.example",
+                                   "86400", "9000"]
+    assert out[2].split()[:4] == ["uplink0", live.sled.dp.ports()[1]["ethdev"], "1", "uplink"]
+    assert out[2].split()[-12:-8] == ["ring", "up", "0", "-"]
+    ports = live.json("port", "list")
+    assert [p["role"] for p in ports] == ["guest", "uplink", "uplink"]
+    # what the guest port hands out by DHCP and router advertisements; an uplink hands out nothing
+    assert ports[0]["hands_out"] == {"ipv4": "10.0.0.2/24", "router": "10.0.0.1", "ipv6": "fd77::2", "ra_prefix": None,
+                                     "dns": ["10.0.0.53", "fd77::53"], "domain": "vpc.example", "lease_s": 86400,
+                                     "mtu": 9000}
+    assert "hands_out" not in ports[1]
 
 
 def test_route_set_and_clear_by_hand(live):
@@ -221,3 +248,79 @@ def test_route_set_and_clear_by_hand(live):
     assert live.ctl("route", "clear", "fd00:98::/64").output == "changed\n"
     assert live.controller.state.routes == (ROUTE,)
     assert [n["prefix"] for n in live.json("nexthops")] == ["fd00:99::/64", "fd00:99::/64"]
+
+
+class Sender:
+    """Sends `frames` to guest0 every 50 ms until stopped: traffic for a command that waits for it."""
+
+    def __init__(self, live, frames: list[bytes]):
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self._run, args=(live, frames), daemon=True)
+
+    def _run(self, live, frames: list[bytes]) -> None:
+        while not self.stop.wait(0.05):
+            live.sled.send("guest0", frames)
+
+    def __enter__(self) -> Sender:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.stop.set()
+        self.thread.join()
+
+
+def test_trace_a_pinned_flow_and_a_dropped_destination(live):
+    live.sled.send("guest0", [guest_frame(0)])  # the flow exists: every traced frame of it is a hit
+    flow = live.json("flows")[0]
+    h, hop = flow["hash"], f"{flow['nexthop']['gateway']} dev {flow['uplink']}"
+    with Sender(live, [guest_frame(0)]):
+        out = live.ctl("trace", "--match", "dst=198.18.0.1,proto=udp,port=443", "--count", "2").output
+    line = (f"lcore 1  udp 10.0.0.2:32768 > 198.18.0.1:443 vni 7  flow hit  v2b 0.0.0.0/0 bucket {h & 4095} -> "
+            f"{flow['tep']}  route fd00:99::/64 bucket "
+            f"{((h << 16 | h >> 16) & 0xFFFFFFFF) & 4095} -> {hop}  => pinned: tep {flow['tep']} via {hop}")
+    assert out == f"{line}\n{line}\n"
+    # No V2B entry covers an IPv6 destination here: each frame is a miss, dropped for that reason.
+    v6 = bytes.fromhex(GATEWAY_MAC.replace(":", "")) + bytes.fromhex(GUEST_MAC.replace(":", "")) + b"\x86\xdd" + \
+        bytes.fromhex("6000000000081140") + GUEST_IP6.packed + ipaddress.IPv6Address("2001:db8::1").packed + \
+        bytes.fromhex("0400003500080000")
+    with Sender(live, [v6]):
+        got = live.json("trace", "--match", "dst=2001:db8::1", "--count", "1")
+    assert got["complete"] and [(r["flow_table"], r["matched"], r["decision"], r["drop"]) for r in got["records"]] == [
+        ("miss", "none", "dropped", "no_v2b_match")]
+    short = live.ctl("trace", "--match", "dst=192.0.2.99", "--count", "1", "--timeout-s", "0.2")
+    assert short.exit_code == 0 and short.output == "(0 frames matched before the trace timed out)\n"
+    first = threading.Thread(target=live.ctl, args=("trace", "--match", "dst=192.0.2.99", "--timeout-s", "2"))
+    first.start()
+    time.sleep(0.5)  # the first has armed its trace
+    second = live.ctl("trace", "--match", "dst=192.0.2.98")
+    first.join()
+    assert (second.exit_code, second.output) == (2, "opte-fast ctl: a trace is running already (one at a time)\n")
+    bad = live.ctl("trace", "--match", "dst=192.0.2.99,colour=red")
+    assert (bad.exit_code, bad.output) == (2, "opte-fast ctl: --match: expected dst=IP[,proto=P,port=N], "
+                                              "got 'dst=192.0.2.99,colour=red'\n")
+
+
+def test_top_shows_rates_busy_share_drops_and_fill(live):
+    with Sender(live, [guest_frame(i) for i in range(4)] + [NOT_IP]):
+        out = live.ctl("top", "--iterations", "2", "--interval-s", "0.5").output
+    views = out.split("\n---\n")  # not a terminal: each view follows the last, after a line of dashes
+    assert len(views) == 2
+    for v in views:
+        head, workers, ports, hops, moves, drops = v.split("\n\n")
+        assert re.fullmatch(r"up \d+ s, every 0\.\d s; flows 4 of 65,536 \(0\.0% full\)", head), head
+        assert workers.splitlines()[0].split() == ["LCORE", "BUSY", "RX_PPS", "FLOWS", "CAPACITY"]
+        assert ports.splitlines()[0].split() == ["PORT", "ROLE", "RX_PPS", "TX_PPS", "RX_MBPS", "TX_MBPS", "MISSED_PS"]
+        assert [line.split()[:2] for line in ports.splitlines()[1:]] == [["guest0", "guest"], ["uplink0", "uplink"],
+                                                                         ["uplink1", "uplink"]]
+        assert [line.split()[0] for line in hops.splitlines()[1:]] == ["fd00:99::/64"] * 2
+        assert moves == "flows moved: 0/s migrated, 0/s rebalanced, 0/s rerouted"
+        assert drops.splitlines()[0].split() == ["DROP", "PER_S", "TOTAL"] and drops.splitlines()[1].split()[0] == "not_ip"
+
+
+def test_capture_needs_an_instance_on_hugepages(live):
+    assert live.json("instance") == {"pid": os.getpid(), "file_prefix": None, "hugepages": False, "capturable": False}
+    out = live.ctl("capture", "--port", "uplink0", "-w", "/tmp/never.pcapng")
+    assert (out.exit_code, out.output) == (2, "opte-fast ctl: capture: the instance runs without hugepages, and "
+                                              "DPDK's secondary processes (dpdk-dumpcap) cannot attach to such a "
+                                              "process; restart it with --hugepages\n")

@@ -21,6 +21,10 @@ from opte_fast.tools.demo import (
     INNER_LEN,
     OUTER_LEN,
     Collector,
+    DemoArgs,
+    Verdict,
+    claims,
+    data_plane_drop_names,
     guest_frame,
     switch_mac,
 )
@@ -184,3 +188,22 @@ def test_frames_to_the_wrong_switch_are_not_counted_as_ours() -> None:
     col._account(1, [encapsulated(1, 3, 0), encapsulated(1, 3, 1, mac=switch_mac(0)), b"\0" * 60])
     v = col.verdict(N_OLD, WITHDRAWN)
     assert (v.received, v.foreign) == (1, 2)
+
+
+def drop_claim(**counts: int) -> tuple[bool, str, str]:
+    """The "dropped by the data plane" claim after a clean run in which the data plane counted `counts`."""
+    args = DemoArgs(duration_s=6, flows=8, nexthops=4, rate_pps=1000, lcore=0)
+    v = Verdict(received=1000, carried=2, carried_moved=2, others=6, new_seen=0)
+    counters = {name: 0 for name in data_plane_drop_names()}
+    counters.update({"rx_no_mbuf": 0, "flows_migrated": 2, "flows_rebalanced": 0} | counts)
+    return next(c for c in claims(args, v, counters, data_plane_drop_names(), 1000, 2) if "dropped" in c[1])
+
+
+def test_frames_the_guest_offers_again_for_want_of_mbufs_are_not_drops() -> None:
+    assert drop_claim() == (True, "0 dropped by the data plane, 0 lost", "1,000 sent, 1,000 received")
+    assert drop_claim(rx_no_mbuf=47) == (
+        True, "0 dropped by the data plane, 0 lost", "1,000 sent, 1,000 received; 47 offered again for want of mbufs")
+
+
+def test_a_frame_the_data_plane_drops_breaks_the_claim_and_is_named() -> None:
+    assert drop_claim(tx_full=3) == (False, "3 dropped by the data plane, 0 lost", "1,000 sent, 1,000 received; tx_full 3")

@@ -64,9 +64,11 @@ GATEWAY_IP = "10.0.0.1"
 GUEST = Guest()
 GUEST_GW_MAC = "a8:40:25:00:00:01"  # the virtual gateway the guest sees
 HTTP_PORT = 8080
-FILE_SIZE = 4 << 20
+FILE_SIZE = 8 << 20
 CONNECTIONS = 8
-RATE = "1000k"  # per connection: each transfer lasts ~4 s, so failure and restore land mid-transfer
+# per connection: each transfer lasts ~8 s, so failure and restore land mid-transfer even when a
+# failed flow stalled in RTO backoff takes seconds to send again (and so to move)
+RATE = "1000k"
 NEW_CONNECTIONS = 16
 SMALL_SIZE = 256 << 10
 SMALL_RATE = "500k"  # ~0.5 s each: the new flows are in the table while the flows are sampled

@@ -187,8 +187,8 @@ def test_frame_on_an_unconfigured_guest_port_is_dropped(eal):
 ETH = Ether(src=GUEST_MAC, dst=GATEWAY_MAC)
 OUTBOUND_DROPS = {
     "not-ip": (raw(Ether(src=GUEST_MAC, dst="01:80:c2:00:00:0e", type=0x88CC) / Raw(b"\0" * 46)), "not_ip", None),
-    "arp-not-from-the-guest": (raw(ETH / ARP(hwsrc="02:00:00:00:00:99", psrc=str(GUEST_IP4), pdst="10.0.0.1")),
-                               "gateway_arp_ignored", None),
+    "arp-for-another-mac": (raw(ETH / ARP(hwsrc="02:00:00:00:00:99", psrc=str(GUEST_IP4), pdst="10.0.0.1")),
+                               "spoof_arp_sender", None),
     "ipv4-fragment-first": (raw(ETH / IP(src=str(GUEST_IP4), dst="1.1.1.1", flags="MF") / UDP() / Raw(b"x" * 16)),
                             "ip_fragment", None),
     "ipv4-fragment-later": (raw(ETH / IP(src=str(GUEST_IP4), dst="1.1.1.1", frag=2, proto=17) / Raw(b"x" * 16)),

@@ -23,7 +23,7 @@ from opte_fast.controlplane.controller import Controller
 from opte_fast.controlplane.metrics import DataplaneCollector, MetricsServer
 from opte_fast.controlplane.routesync import NoRoutes
 from opte_fast.tools.demo import guest_frame
-from opte_fast.tools.sample import TEP, anycast_state
+from opte_fast.tools.sample import GUEST_MAC, TEP, anycast_state
 
 FLOWS = 64
 
@@ -59,7 +59,8 @@ def test_counters_ports_paths_and_flows_move_with_traffic(served):
     assert before[("opte_fast_flow_table_capacity", ())] == 65536
 
     sled.send("guest0", [guest_frame(i) for i in range(FLOWS)] * 2)
-    sled.send("guest0", [b"\x00" * 20])  # EtherType 0, not IP: one named drop
+    # from the guest's MAC with EtherType 0, not IP: one named drop
+    sled.send("guest0", [b"\x00" * 6 + bytes.fromhex(GUEST_MAC.replace(":", "")) + b"\x00" * 8])
     out = [len(sled.recv(f"uplink{i}")) for i in range(2)]
     after = scrape(server.port)
 
@@ -78,6 +79,14 @@ def test_counters_ports_paths_and_flows_move_with_traffic(served):
         assert after[("opte_fast_nexthop_flows", labels)] == out[i] // 2
     assert after[("opte_fast_tep_flows", (("addr", str(TEP)), ("prefix", "0.0.0.0/0")))] == FLOWS
     assert after[("opte_fast_commits_total", ())] == 1 and after[("opte_fast_commits_refused_total", ())] == 0
+    # The one worker (lcore 1): it polled all along, found frames at least once per burst sent, took them all.
+    lcore = (("lcore", "1"),)
+    polls, busy = after[("opte_fast_worker_polls_total", lcore)], after[("opte_fast_worker_busy_polls_total", lcore)]
+    assert 2 <= busy - before[("opte_fast_worker_busy_polls_total", lcore)] <= 2 * FLOWS + 1
+    assert polls - before[("opte_fast_worker_polls_total", lcore)] > busy - before[(
+        "opte_fast_worker_busy_polls_total", lcore)]
+    assert after[("opte_fast_worker_rx_packets_total", lcore)] == 2 * FLOWS + 1
+    assert after[("opte_fast_worker_flows", lcore)] == FLOWS
 
     controller.set_routes(anycast_state(2, without=1).routes)  # a switch goes away
     sled.send("guest0", [guest_frame(i) for i in range(FLOWS)])

@@ -12,7 +12,7 @@ from scapy.all import ICMP, IP, TCP, UDP, Ether, ICMPv6EchoRequest, IPv6, Raw, r
 from scapy.contrib.geneve import GENEVE
 
 from opte_fast.controlplane.dataplane import default_hash_seed
-from opte_fast.controlplane.state import V2P
+from opte_fast.controlplane.state import V2B, V2P, Tep
 from tests.support.sled import (
     GATEWAY_MAC,
     GUEST_IP4,
@@ -122,6 +122,18 @@ def test_guest_to_guest_on_another_sled_uses_v2p(eal):
         out = sled.recv(chosen)
         assert out == [expected_frame(inner, h, SWITCH_MACS[int(chosen[-1])], uplink_mac, peer_sled, GUEST_VNI,
                                       peer_mac)]
+
+
+def test_sixty_ipv4_v2b_prefixes_commit_and_each_is_matched(eal):
+    """The IPv4 barrier takes a rule of the table's own: 16 or more IPv4 prefixes once did not fit."""
+    tep_of = {i: ipaddress.IPv6Address(f"fd00:99::{i + 1:x}") for i in range(60)}
+    state = default_state(1).replace(v2b=tuple(
+        V2B(ipaddress.ip_network(f"198.51.{i}.0/24"), (Tep(tep_of[i]),)) for i in range(60)))
+    frames = [raw(Ether(src=GUEST_MAC, dst=GATEWAY_MAC) / IP(src=str(GUEST_IP4), dst=f"198.51.{i}.7")
+                  / UDP(sport=1, dport=2)) for i in range(60)]
+    with ring_sled(state, n_uplinks=1) as sled:
+        sled.send("guest0", frames)
+        assert [IPv6(f[14:]).dst for f in sled.recv("uplink0")] == [str(tep_of[i]) for i in range(60)]
 
 
 def test_output_decodes_in_scapy_and_tshark(eal, tmp_path):

@@ -1,11 +1,14 @@
 /*
- * libFuzzer entry for the packet parsers and the NDP and gateway responders:
+ * libFuzzer entry for the packet parsers, the NDP, gateway, DHCP, router
+ * advertisement and ICMP too-big responders, and BFD's receive path (classify,
+ * parse, a session taking the packet):
  * any input gets a result without a read or write past its end, and
  * whatever a parser reports lies inside the input.
  *
  *   clang -std=gnu11 -g -O1 -fsanitize=fuzzer,address,undefined \
  *	$(pkg-config --cflags libdpdk) -Icsrc csrc/fuzz/fuzz_parse.c \
- *	csrc/parse.c csrc/ndp.c csrc/gateway.c csrc/counters.c -o /tmp/fuzz_parse
+ *	csrc/parse.c csrc/ndp.c csrc/gateway.c csrc/guest.c csrc/guest_net.c csrc/dhcp.c \
+ *	csrc/ra.c csrc/mtu.c csrc/counters.c csrc/bfd.c -o /tmp/fuzz_parse
  *   /tmp/fuzz_parse -max_total_time=30 [corpus dir]
  */
 #include <stddef.h>
@@ -13,7 +16,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "bfd.h"
 #include "gateway.h"
+#include "guest.h"
+#include "mtu.h"
 #include "ndp.h"
 #include "parse.h"
 
@@ -101,6 +107,88 @@ fuzz_gateway(const uint8_t *frame, uint32_t len)
 	free(buf);
 }
 
+/*
+ * A guest port's checks and services, its MAC the input's source so they are reached, with room
+ * for an answer longer than the request (DHCP): an answer must fit in room, anything else leaves
+ * the frame as it was.
+ */
+static void
+fuzz_guest(const uint8_t *frame, uint32_t len)
+{
+	static const uint8_t ipv6[16] = { 0xfd, 0x77, [15] = 0x02 };
+	static const uint8_t dns6[16] = { 0xfd, 0x77, [14] = 0x00, [15] = 0x53 };
+	struct of_guest g = { .vni = 7, .valid = 1 };
+	struct of_inner_meta m;
+	const uint32_t room = len + 1024;
+	uint8_t *buf;
+	uint32_t n = 0;
+	int rc;
+
+	if (len < 14)
+		return;
+	of_guest_net_default(&g.net);
+	memcpy(g.mac, frame + 6, 6);
+	memcpy(g.gw_mac, GATEWAY_MAC, 6);
+	g.net.has_ipv4 = g.net.has_ipv6 = 1;
+	memcpy(g.net.ipv4, (const uint8_t[]){ 10, 0, 0, 2 }, 4);
+	memcpy(g.net.ipv4_gateway, (const uint8_t[]){ 10, 0, 0, 1 }, 4);
+	g.net.ipv4_prefix_len = 24;
+	memcpy(g.net.ipv6, ipv6, 16);
+	g.net.n_dns4 = 1;
+	memcpy(g.net.dns4[0], (const uint8_t[]){ 10, 0, 0, 53 }, 4);
+	g.net.n_dns6 = 1;
+	memcpy(g.net.dns6[0], dns6, 16);
+	strcpy(g.net.domain, "vpc.example");
+	g.net.lease_s = 3600;
+	g.net.ra_managed = 1;
+	g.net.ra_router_lifetime_s = 1800;
+	g.net.has_ra_prefix = 1;
+	memcpy(g.net.ra_prefix.addr, ipv6, 8);
+	g.net.ra_prefix.depth = 64;
+	g.net.n_allowed = 1;
+	memcpy(g.net.allowed[0].addr, (const uint8_t[]){ [10] = 0xff, [11] = 0xff, 192, 168 }, 16);
+	g.net.allowed[0].depth = 96 + 16;
+
+	buf = malloc(room);
+	memcpy(buf, frame, len);
+	rc = of_guest_arp(buf, len, room, &g, &n);
+	EXPECT(of_guest_answered(rc) ? n > 0 && n <= room : memcmp(buf, frame, len) == 0);
+	if (of_parse_inner(frame, len, &m) == OF_OK) {
+		(void)of_guest_src_ok(&g.net, &m);
+		memcpy(buf, frame, len);
+		n = of_icmp_too_big(buf, len, &m, &g, 1430);
+		EXPECT(n <= len);
+		if (of_guest_maybe_service(&m)) {
+			memcpy(buf, frame, len);
+			rc = of_guest_service(buf, len, room, &m, &g, &n);
+			EXPECT(of_guest_answered(rc) ? n > 0 && n <= room : memcmp(buf, frame, len) == 0);
+		}
+	}
+	free(buf);
+}
+
+/* Whatever parses goes into a session, which then still builds a frame of the fixed length. */
+static void
+fuzz_bfd(const uint8_t *frame, uint32_t len)
+{
+	struct of_bfd_session s = { .cfg_tx_us = 10000, .cfg_rx_us = 10000, .cfg_mult = 3 };
+	struct of_bfd_rx rx;
+	uint8_t out[OF_BFD_FRAME_LEN];
+
+	if (len >= IP6_DST_OFF + 16)
+		(void)of_bfd_classify(frame, len, frame + IP6_DST_OFF, SLED);
+	(void)of_bfd_classify(frame, len, NULL, SLED);
+	if (of_bfd_parse(frame, len, &rx) != OF_BFD_RX_OK)
+		return;
+	EXPECT(rx.detect_mult != 0 && rx.my_disc != 0 && rx.kind != OF_BFD_NOT_BFD);
+	of_bfd_session_init(&s, 1, 0);
+	of_bfd_session_rx(&s, &rx, 1000);
+	of_bfd_session_expire(&s, UINT64_MAX);
+	EXPECT(s.state <= OF_BFD_UP);
+	EXPECT(of_bfd_build(&s, out, sizeof(out), 1) == OF_BFD_FRAME_LEN);
+	of_bfd_session_sent(&s, 0, UINT32_MAX);
+}
+
 int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
@@ -110,6 +198,8 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		return 0;
 	fuzz_inner(data, len);
 	fuzz_gateway(data, len);
+	fuzz_guest(data, len);
+	fuzz_bfd(data, len);
 
 	/* the sled's address, and the input's own destination and target, so
 	 * the paths past the address checks are reached without guessing it */

@@ -270,7 +270,7 @@ sled_init(int outbound)
 		.burst = SLED_BURST, .rx_desc = 64, .tx_desc = 64, .flow_capacity = SLED_FLOW_CAPACITY,
 		.n_buckets = 64, .hash_seed = 0x5eed, .tcp_idle_ms = 4000, .tcp_closed_ms = 500,
 		.udp_idle_ms = 2000, .icmp_idle_ms = 1000, .rebalance_idle_ms = 1500, .hop_limit = 128,
-		.flow_label = 1, .udp_checksum = 1, .verify_udp_checksum = 1,
+		.flow_label = 1, .udp_checksum = 1, .verify_udp_checksum = 1, .underlay_mtu = 1500,
 		.udp_sport_min = 49152, .udp_sport_max = 65535,
 	};
 	int rc;

@@ -7,12 +7,17 @@ argument a click argument or flag as its Arg says. Aligned tables for people by 
 from __future__ import annotations
 
 import json
+import shutil
+import subprocess
+import sys
+import time
 from typing import Any
 
 import click
 
 from .client import ControlClient
 from .protocol import DEFAULT_SOCKET, OPS, REQUIRED, Arg, ControlError, Op, flatten
+from .top import Sample, view
 
 EXIT_ERROR = 2
 
@@ -112,17 +117,78 @@ def ctl(ctx: click.Context, socket_path: str, as_json: bool) -> None:
     ctx.obj = {"socket": socket_path, "json": as_json}
 
 
+def worker_rows(workers: list[dict]) -> list[dict]:
+    """Per worker since the start: the busy share is the polls that found frames over all polls."""
+    return [{"lcore": w["lcore"], "busy": f"{100 * w['busy_polls'] / max(w['polls'], 1):.1f}%",
+             "polls": w["polls"], "busy_polls": w["busy_polls"], "rx_packets": w["rx_packets"],
+             "flows": f"{w['flows']}/{w['flow_capacity']}"} for w in workers]
+
+
 def _stats(r: dict) -> str:
     counters = [{"counter": k, "value": v} for k, v in r["counters"].items() if v]
     sync = ", ".join(f"{k} {v}" for k, v in flatten(r["route_sync"]).items())
     tables = ", ".join(f"{v} {k}" for k, v in r["tables"].items())
     return "\n\n".join([f"up {r['uptime_s']:.0f} s; tables: {tables}; route sync: {sync}",
-                        table(r["ports"]), table(counters) if counters else "(all counters zero)"])
+                        table(r["ports"]), table(worker_rows(r["workers"])),
+                        table(counters) if counters else "(all counters zero)"])
+
+
+PROTO_NAMES = {1: "icmp", 6: "tcp", 17: "udp", 58: "icmpv6"}
+
+
+def trace_line(r: dict) -> str:
+    """One traced frame: the flow, what the tables answered, the decision and the path taken."""
+    f = r["flow"]
+    proto = PROTO_NAMES.get(f["proto"], str(f["proto"]))
+    parts = [f"lcore {r['lcore']}  {proto} {f['src']}:{f['src_port']} > {f['dst']}:{f['dst_port']} vni {f['vni']}",
+             f"flow {r['flow_table']}"]
+    if r["matched"] == "v2p":
+        parts.append(f"v2p -> sled {r['to']}")
+    elif r["v2b"]:
+        parts.append(f"v2b {r['v2b']['prefix']} bucket {r['v2b']['bucket']} -> {r['v2b']['bucket_tep'] or 'none live'}")
+    else:
+        parts.append("no v2p or v2b match")
+    if r["route"]:
+        parts.append(f"route {r['route']['prefix']} bucket {r['route']['bucket']} -> "
+                     f"{r['route']['bucket_nexthop'] or 'none live'}")
+    if r["drop"]:
+        return "  ".join(parts) + f"  => dropped: {r['drop']}"
+    why = r["decision"]
+    if r["from"]:
+        why += f" from {r['from']['tep'] + ' via ' if r['from']['tep'] else ''}{r['from']['nexthop']}"
+    where = f"tep {r['tep']} via {r['nexthop']}" if r["tep"] else f"sled {r['to']} via {r['nexthop']}"
+    return "  ".join(parts) + f"  => {why}: {where}"
+
+
+def _trace(result: dict) -> str:
+    lines = [trace_line(r) for r in result["records"]]
+    if not result["complete"]:
+        lines.append(f"({len(result['records'])} frames matched before the trace timed out)")
+    return "\n".join(lines)
+
+
+def _instance(r: dict) -> str:
+    attach = "DPDK's tools can attach" if r["capturable"] else "DPDK's tools cannot attach (no hugepages)"
+    return f"pid {r['pid']}, file prefix {r['file_prefix']}, {'hugepages' if r['hugepages'] else 'no hugepages'}: " \
+           f"{attach}"
 
 
 def _tep_result(r: dict) -> str:
     where = f"in {r['entries']} V2B entries" if r["entries"] else "in no V2B entry yet (kept for later entries)"
     return f"{r['addr']} {'up' if r['up'] else 'down'} {where}"
+
+
+def _bfd(r: dict) -> str:
+    columns = ["kind", "uplink", "peer", "state", "remote_state", "member_up", "local_disc", "remote_disc",
+               "tx_interval_ms", "detect_ms", "last_change_s_ago", "diag", "rx_packets", "tx_packets"]
+    t = r["thread"]
+    thread = "BFD thread: not running" if not t else (
+        f"BFD thread: {'SCHED_FIFO' if t['realtime'] else 'SCHED_OTHER'}, latest wake-up "
+        f"{t['late_max_ns'] / 1e6:.2f} ms late, {t['late_over_1ms']} over 1 ms; rx {t['rx_packets']} "
+        f"(no session {t['rx_no_session']}, malformed {t['rx_malformed']}, bad checksum {t['rx_bad_checksum']}, "
+        f"bad hop limit {t['rx_bad_hop_limit']}, invalid {t['rx_invalid']}, authenticated {t['rx_auth']}), "
+        f"tx {t['tx_packets']} (failed {t['tx_failed']})")
+    return "\n\n".join([table(r["sessions"], columns), thread])
 
 
 # How each operation's result reads for people; the rest are tables.
@@ -132,6 +198,7 @@ HUMAN = {
     "v2p.set": _changed, "v2p.clear": _changed, "v2p.dump": lambda rows: table(rows, ["vni", "ip", "underlay", "mac"]),
     "tep.up": _tep_result, "tep.down": _tep_result,
     "route.set": _changed, "route.clear": _changed,
+    "trace": _trace, "instance": _instance, "bfd": _bfd,
 }
 GROUPS = {
     "v2b": "Boundary services: prefix -> TEP set.",
@@ -169,3 +236,66 @@ for _op in OPS.values():
     if _group and _group not in ctl.commands:
         ctl.add_command(click.Group(_group, help=GROUPS[_group]))
     (ctl.commands[_group] if _group else ctl).add_command(_command(_op))
+
+
+# --- commands made of several operations ----------------------------------------------------------
+
+COMPOSED = {"top": ("stats", "nexthops"), "capture": ("instance", "port.list")}  # command -> the ops it calls
+
+
+@ctl.command()
+@click.option("--interval-s", type=click.FloatRange(0.1, 3600), default=1.0, show_default=True,
+              help="seconds between refreshes")
+@click.option("--iterations", type=click.IntRange(0), default=0, show_default=True,
+              help="views to show, then stop (0: until interrupted)")
+def top(interval_s: float, iterations: int) -> None:
+    """A refreshing view: each worker's busy share, rates per port and per nexthop, drops per
+    second by reason, flows moved, flow-table fill. On a terminal the screen is redrawn; otherwise
+    each view follows the last, after a line of dashes."""
+    tty = sys.stdout.isatty()
+
+    def sample() -> Sample:
+        return Sample(time.monotonic(), _call("stats"), _call("nexthops"))
+    before, shown = sample(), 0
+    try:
+        while iterations == 0 or shown < iterations:
+            time.sleep(interval_s)
+            now = sample()
+            text = view(before, now, table)
+            click.echo(("\x1b[H\x1b[2J" if tty else ("---\n" if shown else "")) + text)
+            before, shown = now, shown + 1
+    except KeyboardInterrupt:
+        pass
+
+
+@ctl.command()
+@click.option("--port", "port_name", required=True, metavar="NAME", help="the port to capture (ctl port list)")
+@click.option("-w", "--write", "path", required=True, metavar="FILE.pcapng", help="where dpdk-dumpcap writes")
+@click.option("--count", type=click.IntRange(1), default=None, help="stop after this many frames")
+@click.option("--duration-s", type=click.IntRange(1), default=None, help="stop after this many seconds")
+@click.option("--filter", "bpf", default=None, metavar="EXPR", help="a pcap filter expression, as tcpdump takes")
+def capture(port_name: str, path: str, count: int | None, duration_s: int | None, bpf: str | None) -> None:
+    """Capture a port of the running instance, both directions, with dpdk-dumpcap (a DPDK secondary
+    process run here with the instance's file prefix). The instance must run on hugepages."""
+    ctx = click.get_current_context()
+
+    def fail(message: str) -> None:
+        click.echo(f"opte-fast ctl: capture: {message}", err=True)
+        ctx.exit(EXIT_ERROR)
+    inst = _call("instance")
+    if not inst["capturable"]:
+        fail("the instance runs without hugepages, and DPDK's secondary processes (dpdk-dumpcap) cannot "
+             "attach to such a process; restart it with --hugepages")
+    ports = {p["name"]: p["ethdev"] for p in _call("port.list")}
+    if port_name not in ports:
+        fail(f"no port {port_name!r} (ports: {', '.join(ports)})")
+    dumpcap = shutil.which("dpdk-dumpcap")
+    if dumpcap is None:
+        fail("dpdk-dumpcap not found; install it with: apt-get install dpdk-dev")
+    argv = [dumpcap, "--file-prefix", inst["file_prefix"], "-i", ports[port_name], "-w", path]
+    argv += ["-c", str(count)] if count else []
+    argv += ["-a", f"duration:{duration_s}"] if duration_s else []
+    argv += ["-f", bpf] if bpf else []
+    rc = subprocess.call(argv)
+    if rc != 0:
+        fail(f"dpdk-dumpcap exited {rc}")

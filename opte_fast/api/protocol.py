@@ -67,6 +67,33 @@ def _nexthop_list(value: Any) -> tuple[Nexthop, ...]:
     return tuple(out)
 
 
+PROTOCOLS = {"icmp": 1, "tcp": 6, "udp": 17, "icmpv6": 58}
+TRACE_COUNT = cfg.Int(1, 1024)  # the data plane's trace ring: OF_TRACE_MAX
+TRACE_TIMEOUT = cfg.Number(0.1, 20)  # below the client's 30 s
+
+
+def _trace_match(value: Any) -> dict[str, Any]:
+    """{"dst": IP, "proto": name or number, "port": destination port}: dst required."""
+    if not isinstance(value, dict) or "dst" not in value or set(value) - {"dst", "proto", "port"}:
+        raise cfg.BadValue("expected dst=IP with optional proto= (tcp, udp, icmp, icmpv6 or a number) and port=")
+    proto = value.get("proto", 0)
+    if isinstance(proto, str):
+        proto = PROTOCOLS.get(proto.lower(), proto)
+    return {"dst": cfg.ip_value(str(value["dst"])), "proto": cfg.Int(0, 255).parse(proto, True),
+            "port": cfg.Int(0, 65535).parse(value.get("port", 0), True)}
+
+
+def _trace_match_from_words(text: str) -> dict[str, str]:
+    """ctl's `--match dst=IP[,proto=P,port=N]` as the "match" object."""
+    match = {}
+    for word in text.split(","):
+        field, eq, value = word.partition("=")
+        if not eq or field not in ("dst", "proto", "port"):
+            raise ValueError(f"expected dst=IP[,proto=P,port=N], got {text!r}")
+        match[field] = value
+    return match
+
+
 def _match_from_words(words: tuple[str, ...]) -> dict[str, str]:
     """ctl's `--match FIELD=VALUE ...` as the "match" object."""
     match = {}
@@ -160,11 +187,20 @@ OPS: dict[str, Op] = {op.name: op for op in (
     Op("tep.up", "New flows may use ADDR again; idle flows rebalance onto it.", (ADDR,)),
     Op("tep.down", "Move every flow off ADDR.", (ADDR,)),
     Op("port.list", "Ports with role, devargs, counters and link state (up/down, changes, reaction time)."),
+    Op("bfd", "BFD sessions: peer, state, discriminators, intervals, detect time, last change and why."),
     Op("route.set", "Reach PREFIX through every --nexthop.", (
         ROUTE_PREFIX,
         Arg("nexthops", _nexthop_list, flag="--nexthop", many=True, cli_type=(str, str, str),
             metavar="UPLINK GATEWAY MAC", help="a path (repeatable)", from_cli=_nexthops_from_words))),
     Op("route.clear", "Remove the route for PREFIX.", (ROUTE_PREFIX,)),
+    Op("trace", "What the data plane decides for the next COUNT guest frames that match, and why.", (
+        Arg("match", _trace_match, flag="--match", metavar="dst=IP[,proto=P,port=N]", from_cli=_trace_match_from_words,
+            help="the frames to trace: inner destination, and optionally protocol and destination port"),
+        Arg("count", lambda v: TRACE_COUNT.parse(v, False), 10, flag="--count", help="frames to trace",
+            cli_type=click.IntRange(TRACE_COUNT.lo, TRACE_COUNT.hi)),
+        Arg("timeout_s", lambda v: TRACE_TIMEOUT.parse(v, False), 10.0, flag="--timeout-s",
+            help="stop waiting for frames after this many seconds", cli_type=click.FloatRange(0.1, 20)))),
+    Op("instance", "This instance: pid, EAL file prefix, hugepages, whether DPDK's tools can attach."),
 )}
 
 

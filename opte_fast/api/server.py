@@ -23,7 +23,7 @@ from typing import Any
 
 from ..controlplane.controller import Controller
 from ..controlplane.pollthread import PollThread
-from ..controlplane.state import DataplaneAPI
+from ..controlplane.state import DataplaneAPI, GuestPort
 from .protocol import MAX_REQUEST_BYTES, OPS, VERSION, ControlError, flatten, to_json
 
 
@@ -37,18 +37,24 @@ def _same(actual: Any, wanted: str) -> bool:
 class ControlAPI:
     """The operations of OPS, on a controller, a data plane and a route source."""
 
-    def __init__(self, controller: Controller, dataplane: DataplaneAPI, route_source: Any, flow_scan_limit: int):
+    TRACE_POLL_S = 0.02
+
+    def __init__(self, controller: Controller, dataplane: DataplaneAPI, route_source: Any, flow_scan_limit: int,
+                 file_prefix: str | None = None, hugepages: bool = False):
         self.controller = controller
         self.dataplane = dataplane
         self.route_source = route_source
         self.flow_scan_limit = flow_scan_limit
+        self.file_prefix = file_prefix
+        self.hugepages = hugepages
         self.started = time.monotonic()
 
     def stats(self) -> dict:
         s = self.controller.state
         return {"uptime_s": round(time.monotonic() - self.started, 3),
-                "counters": self.dataplane.counters(), "ports": self.dataplane.ports(),
-                "route_sync": self.route_source.stats(),
+                "counters": self.dataplane.counters(), "drops": sorted(self.dataplane.drop_counters),
+                "ports": self.dataplane.ports(),
+                "workers": self.dataplane.workers(), "route_sync": self.route_source.stats(),
                 "tables": {"guests": len(s.guests), "v2p": len(s.v2p), "v2b": len(s.v2b), "routes": len(s.routes)}}
 
     def flows(self, limit: int, match: dict[str, str]) -> list[dict]:
@@ -104,7 +110,16 @@ class ControlAPI:
         return _tep_result(addr, False, self.controller.tep_set_state(addr, False))
 
     def port_list(self) -> list:
-        return self.dataplane.ports()
+        guests = {g.port: g for g in self.controller.state.guests}
+        ports = self.dataplane.ports()
+        for p in ports:
+            if p["name"] in guests:
+                p["hands_out"] = hands_out(guests[p["name"]])
+        return ports
+
+    def bfd(self) -> dict:
+        report = getattr(self.dataplane, "bfd", None)  # controlplane/bfd.py's Bfd, when it is in the stack
+        return report() if callable(report) else {"sessions": [], "thread": None}
 
     def route_set(self, prefix, nexthops) -> dict:
         return {"changed": self.controller.route_set(prefix, nexthops)}
@@ -112,6 +127,39 @@ class ControlAPI:
     def route_clear(self, prefix) -> dict:
         return {"changed": self.controller.route_clear(prefix)}
 
+    def trace(self, match: dict, count: int, timeout_s: float) -> dict:
+        """Arm a trace, gather its records until `count` came or `timeout_s` passed, disarm."""
+        self.dataplane.trace_start(match["dst"], match["proto"], match["port"], count)
+        records: list[dict] = []
+        deadline = time.monotonic() + timeout_s
+        try:
+            while True:
+                got, armed = self.dataplane.trace_records()
+                records += got
+                if not armed or len(records) >= count or time.monotonic() >= deadline:
+                    break
+                time.sleep(self.TRACE_POLL_S)
+        finally:
+            self.dataplane.trace_stop()
+        return {"records": records, "complete": len(records) >= count}
+
+    def instance(self) -> dict:
+        return {"pid": os.getpid(), "file_prefix": self.file_prefix, "hugepages": self.hugepages,
+                "capturable": self.file_prefix is not None and self.hugepages}
+
+
+def hands_out(g: GuestPort) -> dict:
+    """What a guest port's gateway hands out by DHCPv4, DHCPv6 and router advertisements."""
+    return {
+        "ipv4": f"{g.ipv4}/{g.ipv4_prefix_len}" if g.ipv4 is not None else None,
+        "router": g.gateway_ipv4,
+        "ipv6": g.ipv6,
+        "ra_prefix": g.ra_prefix,
+        "dns": list(g.dns_servers),
+        "domain": g.domain or None,
+        "lease_s": g.lease_time_s,
+        "mtu": g.mtu_bytes,
+    }
 
 
 def _tep_result(addr: ipaddress.IPv6Address, up: bool, entries: int) -> dict:

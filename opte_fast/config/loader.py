@@ -21,8 +21,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from ..controlplane.bfd import BfdConfig, bfd_config
 from ..controlplane.state import (
     BOUNDARY_SERVICES_VNI,
+    GUEST_MTU_MAX,
+    GUEST_MTU_MIN,
     V2B,
     V2P,
     DesiredState,
@@ -36,13 +39,19 @@ from .options import OPTION_BY_NAME, OPTIONS, TABLES, Options
 from .values import (
     NAME,
     BadValue,
+    Bool,
+    Int,
     Text,
+    allowed_prefixes_value,
     describe,
+    dns_servers_value,
+    domain_value,
     gateway_value,
     ip_value,
     mac_value,
     need,
     prefix_value,
+    ra_prefix_value,
     unicast_v6_value,
     vni_value,
 )
@@ -66,10 +75,13 @@ class PortSpec:
 
 ARRAYS = {
     "uplink": {"name", "devargs"},
-    "guest": {"name", "devargs", "vni", "mac", "gateway_mac", "ipv4", "ipv6"},
+    "guest": {"name", "devargs", "vni", "mac", "gateway_mac", "ipv4", "ipv6", "ipv4_prefix_len", "ipv4_gateway",
+              "dns_servers", "domain", "lease_time_s", "mtu_bytes", "ra_managed", "ra_other",
+              "ra_router_lifetime_s", "ra_prefix", "allowed_prefixes"},
     "v2p": {"vni", "ip", "underlay", "mac"},
     "v2b": {"prefix", "teps", "vni"},
     "route": {"prefix", "nexthops"},
+    "bfd_uplink": {"name", "mode", "desired_min_tx_ms", "required_min_rx_ms", "detect_multiplier"},
 }
 NEXTHOP_KEYS = {"uplink", "gateway", "mac"}
 
@@ -84,6 +96,7 @@ class Config:
     v2p: tuple[V2P, ...]
     v2b: tuple[V2B, ...]
     static_routes: tuple[Route, ...]
+    bfd: BfdConfig = BfdConfig()
 
     @property
     def uplinks(self) -> tuple[str, ...]:
@@ -205,8 +218,9 @@ def load_config(path: str | os.PathLike | None, flag_overrides: dict[str, Any]) 
     v2p = _v2p(doc, r)
     v2b = _v2b(doc, r)
     routes = _routes(doc, r, [p.name for p in ports if p.role == "uplink"])
+    bfd = bfd_config(options, r.array(doc, "bfd_uplink"), [p.name for p in ports if p.role == "uplink"], r.fail)
     return Config(source=source, options=options, ports=ports, guests=guests, v2p=v2p, v2b=v2b,
-                  static_routes=routes)
+                  static_routes=routes, bfd=bfd)
 
 
 def _read_toml(source: str) -> dict:
@@ -300,9 +314,39 @@ def _guests(doc: dict, r: _Reader) -> tuple[GuestPort, ...]:
         seen[vni, mac] = key
         ipv4 = r.get(e, key, "ipv4", lambda v: need(v, ipaddress.IPv4Address, "an IPv4 address"))
         ipv6 = r.get(e, key, "ipv6", lambda v: need(v, ipaddress.IPv6Address, "an IPv6 address"))
-        guests.append(GuestPort(port=e["name"], vni=vni, mac=mac, gateway_mac=r.get(e, key, "gateway_mac", mac_value),
-                                ipv4=ipv4, ipv6=ipv6))
+        guest = GuestPort(
+            port=e["name"], vni=vni, mac=mac, gateway_mac=r.get(e, key, "gateway_mac", mac_value), ipv4=ipv4, ipv6=ipv6,
+            ipv4_prefix_len=r.get(e, key, "ipv4_prefix_len", lambda v: Int(1, 32).parse(v, False), 24),
+            ipv4_gateway=r.get(e, key, "ipv4_gateway", lambda v: need(v, ipaddress.IPv4Address, "an IPv4 address")),
+            dns_servers=r.get(e, key, "dns_servers", dns_servers_value, ()),
+            domain=r.get(e, key, "domain", domain_value, ""),
+            lease_time_s=r.get(e, key, "lease_time_s", lambda v: Int(60, 0xFFFFFFFF).parse(v, False), 86400),
+            mtu_bytes=r.get(e, key, "mtu_bytes", lambda v: Int(GUEST_MTU_MIN, GUEST_MTU_MAX).parse(v, False), 1500),
+            ra_managed=r.get(e, key, "ra_managed", lambda v: Bool().parse(v, False), True),
+            ra_other=r.get(e, key, "ra_other", lambda v: Bool().parse(v, False), True),
+            ra_router_lifetime_s=r.get(e, key, "ra_router_lifetime_s", lambda v: Int(0, 65535).parse(v, False), 9000),
+            ra_prefix=r.get(e, key, "ra_prefix", ra_prefix_value),
+            allowed_prefixes=r.get(e, key, "allowed_prefixes", allowed_prefixes_value, ()))
+        _check_guest_addresses(guest, key, r)
+        guests.append(guest)
     return tuple(guests)
+
+
+def _check_guest_addresses(g: GuestPort, key: str, r: _Reader) -> None:
+    """The guest's IPv4 subnet must hold it and its gateway; the subnet's keys need an address."""
+    if g.ipv4 is None:
+        for field in ("ipv4_gateway", "ipv4_prefix_len"):
+            if getattr(g, field) != GuestPort.__dataclass_fields__[field].default:
+                raise r.fail(f"{key}.{field}", "given without ipv4 (the address it goes with)")
+        return
+    subnet = ipaddress.ip_network(f"{g.ipv4}/{g.ipv4_prefix_len}", strict=False)
+    gateway = g.gateway_ipv4
+    if gateway is None:
+        raise r.fail(f"{key}.ipv4_gateway", f"missing: {subnet} has no first address to default to")
+    if gateway == g.ipv4:
+        raise r.fail(f"{key}.ipv4_gateway", f"expected an address other than the guest's own ({g.ipv4})")
+    if gateway not in subnet:
+        raise r.fail(f"{key}.ipv4_gateway", f"expected an address inside the guest's subnet {subnet}, got {gateway}")
 
 
 def _v2p(doc: dict, r: _Reader) -> tuple[V2P, ...]:

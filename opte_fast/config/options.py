@@ -43,7 +43,8 @@ OPTIONS: tuple[Option, ...] = (
     Option("lcores", "eal", Text("an lcore list like 1 or 1-3 or 1,3", LCORE_LIST, "LIST"), "1",
            "worker lcores (the main lcore runs the control plane)", pytype=str),
     Option("hugepages", "eal", Bool(), False,
-           "use hugepages; without them EAL runs with --no-huge -m MEMORY_MB", pytype=bool),
+           "use hugepages from a mounted hugetlbfs (then dpdk-dumpcap and dpdk-proc-info can attach); without "
+           "them EAL runs with --no-huge -m MEMORY_MB", pytype=bool),
     Option("memory_mb", "eal", Int(64, 1 << 20), 2048,
            "EAL memory in MiB (a million-flow table per worker needs about 600)", pytype=int),
     Option("file_prefix", "eal", Text("a file prefix of letters, digits, '-', '_', '.'", r"[A-Za-z0-9_.-]+", "PREFIX"),
@@ -83,6 +84,9 @@ OPTIONS: tuple[Option, ...] = (
     Option("underlay_addr", "underlay", UnicastV6(), None, "this sled's underlay IPv6 address (required)",
            key="addr", pytype=ipaddress.IPv6Address),
     Option("hop_limit", "underlay", Int(1, 255), 128, "outer IPv6 hop limit", pytype=int),
+    Option("underlay_mtu_bytes", "underlay", Int(1350, 9216), 1500,
+           "the underlay's IP MTU: a guest packet longer than this less 70 bytes gets an ICMP error back",
+           key="mtu_bytes", pytype=int),
     Option("flow_label", "underlay", Bool(), True, "outer flow label from the flow hash (else 0)", pytype=bool),
     Option("udp_sport_range", "underlay", PortRange(), (49152, 65535),
            "outer UDP source ports (flow entropy), LOW-HIGH", pytype=tuple),
@@ -101,11 +105,27 @@ OPTIONS: tuple[Option, ...] = (
            "/run/opte-fast/opte-fast.sock", "unix control socket path", key="socket", pytype=str),
     Option("metrics_listen", "control", ListenAddress(), None,
            "serve Prometheus metrics over HTTP at this address (off when not given)", pytype=tuple),
+    # [bfd]: fast failure detection (controlplane/bfd.py); per uplink in [[bfd_uplink]]
+    Option("bfd", "bfd", Choice(("off", "on", "require")), "off",
+           "BFD on every uplink's nexthops and to every TEP: off; on (a session that was up and failed marks its "
+           "nexthop or TEP down); require (only an up session lets its nexthop or TEP be used)", key="mode",
+           pytype=str),
+    Option("bfd_tx_ms", "bfd", Int(10, 60_000), 50, "BFD desired min TX interval, milliseconds",
+           key="desired_min_tx_ms", pytype=int),
+    Option("bfd_rx_ms", "bfd", Int(10, 60_000), 50, "BFD required min RX interval, milliseconds",
+           key="required_min_rx_ms", pytype=int),
+    Option("bfd_multiplier", "bfd", Int(1, 255), 3, "BFD detect multiplier", key="detect_multiplier", pytype=int),
+    Option("bfd_multihop", "bfd", Bool(), True, "multi-hop BFD (RFC 5883) to every TEP a V2B entry names",
+           key="multihop", pytype=bool),
     # [run]
     Option("duration_s", "run", Number(0, 1e9), 0.0, "stop after this many seconds (0: until signalled)",
            pytype=float),
     Option("stats_interval_s", "run", Number(0, 86400), 0.0, "print stats every this many seconds (0: never)",
            pytype=float),
+    Option("log_level", "run", Choice(("debug", "info", "warning", "error")), "info",
+           "the least severe event logged on stderr", pytype=str),
+    Option("log_format", "run", Choice(("text", "json")), "text",
+           "event lines on stderr: text (opte-fast: ...) or one JSON object each", pytype=str),
 )
 
 OPTION_BY_NAME = {o.name: o for o in OPTIONS}

@@ -9,7 +9,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from ..controlplane.state import parse_mac
+from ..controlplane.state import GUEST_MAX_DNS, GUEST_MAX_PREFIXES, parse_mac
 
 NAME = r"[A-Za-z0-9][A-Za-z0-9_.:-]*"
 
@@ -215,3 +215,37 @@ def gateway_value(value: Any) -> ipaddress.IPv6Address:
 def unicast_v6_value(value: Any) -> ipaddress.IPv6Address:
     return UnicastV6().parse(value, False)
 
+
+
+def dns_servers_value(value: Any) -> tuple[ipaddress.IPv4Address | ipaddress.IPv6Address, ...]:
+    if not isinstance(value, list):
+        raise BadValue(f"expected an array of IP addresses, got {describe(value)}")
+    servers = tuple(ip_value(v) for v in value)
+    for version in (4, 6):
+        n = sum(a.version == version for a in servers)
+        if n > GUEST_MAX_DNS:
+            raise BadValue(f"expected at most {GUEST_MAX_DNS} IPv{version} DNS servers, got {n}")
+    return servers
+
+
+def domain_value(value: Any) -> str:
+    label = r"(?!-)[A-Za-z0-9-]{1,63}(?<!-)"
+    if not isinstance(value, str) or len(value) > 253 or not re.fullmatch(rf"{label}(\.{label})*", value):
+        raise BadValue(f"expected a domain name like vpc.example (labels of letters, digits and '-', at most 253 "
+                       f"bytes), got {describe(value)}")
+    return value
+
+
+def ra_prefix_value(value: Any) -> ipaddress.IPv6Network:
+    net = prefix_value(value, v6_only=True)
+    if net.prefixlen != 64:
+        raise BadValue(f"expected a /64 (autoconfiguration needs 64-bit interface identifiers), got {value!r}")
+    return net
+
+
+def allowed_prefixes_value(value: Any) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
+    if not isinstance(value, list):
+        raise BadValue(f"expected an array of IP prefixes, got {describe(value)}")
+    if len(value) > GUEST_MAX_PREFIXES:
+        raise BadValue(f"expected at most {GUEST_MAX_PREFIXES} prefixes, got {len(value)}")
+    return tuple(prefix_value(v) for v in value)

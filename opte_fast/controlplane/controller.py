@@ -18,11 +18,13 @@ from __future__ import annotations
 
 import dataclasses
 import ipaddress
+import logging
 import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
 from typing import Protocol
 
+from . import events
 from .state import (
     BOUNDARY_SERVICES_VNI,
     V2B,
@@ -78,6 +80,7 @@ class Controller:
         self._host_routes: HostRoutes | None = None
         self._commits = {"commits": 0, "refused": 0, "seconds": 0.0, "seconds_max": 0.0}
         self._state = None
+        self._refused: str | None = None  # the cause of the last refusal, until a commit applies
         self._commit(initial)
 
     # --- reads ---------------------------------------------------------------------------
@@ -214,15 +217,54 @@ class Controller:
         t0 = time.perf_counter()
         try:
             self._dataplane.commit(new)
-        except Exception:
+        except Exception as e:
             self._commits["refused"] += 1
+            if self._state is not None and str(e) != self._refused:  # once a cause; the first commit's, the caller
+                self._refused = str(e)
+                events.event("commit_refused", f"commit refused: {e}", logging.WARNING, cause=str(e))
             raise
         took = time.perf_counter() - t0
         self._commits["commits"] += 1
         self._commits["seconds"] += took
         self._commits["seconds_max"] = max(self._commits["seconds_max"], took)
+        if self._state is not None:
+            log_changes(self._state, new, took)
+        if self._refused is not None:
+            events.event("commit_applied", f"commit applied after a refusal ({self._refused})", cause=self._refused)
+            self._refused = None
         self._state = new
         return True
+
+
+def _hop(n: Nexthop) -> str:
+    return f"{n.gateway} dev {n.uplink}" + ("" if n.up else " (down)")
+
+
+def log_changes(old: DesiredState, new: DesiredState, took_s: float) -> None:
+    """One event per route or V2B entry whose members changed, and per member gone down or up."""
+    ms = round(took_s * 1000, 3)
+    for kind, member, key, describe in (
+            ("route", "nexthop", lambda n: (n.uplink, n.gateway), _hop),
+            ("v2b", "tep", lambda t: t.addr, lambda t: str(t.addr) + ("" if t.up else " (down)"))):
+        before = {e.prefix: e for e in (old.routes if kind == "route" else old.v2b)}
+        after = {e.prefix: e for e in (new.routes if kind == "route" else new.v2b)}
+        for prefix in sorted(before.keys() | after.keys(), key=lambda p: (p.version, p)):
+            a, b = before.get(prefix), after.get(prefix)
+            if a == b:
+                continue
+            was = {key(m): m for m in (a.nexthops if kind == "route" else a.teps)} if a else {}
+            now = {key(m): m for m in (b.nexthops if kind == "route" else b.teps)} if b else {}
+            if was.keys() != now.keys():
+                change = "added" if a is None else "withdrawn" if b is None else "changed"
+                members = [describe(m) for m in now.values()]
+                events.event(f"{kind}_applied", f"{kind} {prefix} {change}: {', '.join(members) or 'no members'}",
+                             prefix=str(prefix), change=change, members=members, commit_ms=ms)
+            for k in was.keys() & now.keys():
+                if was[k].up != now[k].up:
+                    state = "up" if now[k].up else "down"
+                    name = f"{now[k].gateway} dev {now[k].uplink}" if kind == "route" else str(k)
+                    events.event(f"{member}_{state}", f"{member} {name} of {prefix} {state}", prefix=str(prefix),
+                                 member=name, commit_ms=ms)
 
 
 def withdrawals_only(current: Sequence[Route],

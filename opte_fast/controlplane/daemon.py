@@ -8,6 +8,7 @@ everything it started down again in reverse order.
 """
 from __future__ import annotations
 
+import logging
 import signal
 import sys
 import threading
@@ -17,7 +18,10 @@ from typing import TextIO
 
 from ..api.server import ControlAPI, ControlServer
 from ..config.loader import Config
+from . import events
+from .bfd import Bfd
 from .controller import Controller
+from .events import FlowMoves
 from .links import Links
 from .metrics import DataplaneCollector, MetricsServer
 from .routesync import make_route_source
@@ -37,17 +41,24 @@ def serve(config: Config, dataplane: DataplaneAPI, stop: threading.Event | None 
     try:
         # Every commit passes through `links`: a nexthop is up only while its uplink's link is.
         taps = {u: u for u in config.uplinks} if o.exception_path else None
-        links = Links(dataplane, config.uplinks, taps, o.netns, follow=o.follow_link)
+        # ... and through `bfd`: a nexthop or TEP is up only while its BFD session has not failed.
+        bfd = Bfd(dataplane, config.bfd)
+        links = Links(bfd, config.uplinks, taps, o.netns, follow=o.follow_link)
         controller = Controller(links, config.initial_state(), config.uplinks)
         links.start()
         started.append(links.stop)
+        bfd.start()
+        started.append(bfd.stop)
         source = make_route_source(config, controller)
         source.start()
         started.append(source.stop)
-        api = ControlAPI(controller, links, source, o.flow_capacity)
+        api = ControlAPI(controller, links, source, o.flow_capacity, o.file_prefix, o.hugepages)
         server = ControlServer(o.control_socket, api)
         server.start()
         started.append(server.stop)
+        moves = FlowMoves(dataplane.counters)
+        moves.start()
+        started.append(moves.stop)
         if o.metrics_listen:
             metrics = MetricsServer(o.metrics_listen, DataplaneCollector(
                 api, dataplane.counter_help, dataplane.drop_counters, o.flow_capacity))
@@ -55,7 +66,7 @@ def serve(config: Config, dataplane: DataplaneAPI, stop: threading.Event | None 
         _wait(stop, o.duration_s, o.stats_interval_s, dataplane, out)
         return EXIT_OK
     except (RuntimeError, ValueError) as e:  # route sync, control socket, a refused commit
-        print(f"opte-fast: {e}", file=sys.stderr)
+        events.event("failed", str(e), logging.ERROR)
         return EXIT_FAILED
     finally:
         for undo in reversed(started):

@@ -19,12 +19,12 @@ from dataclasses import dataclass
 import numpy as np
 
 from .. import _dataplane
-from .._dataplane import DataplaneError, eal_cleanup, eal_init
+from .._dataplane import DataplaneError, capture_init, eal_cleanup, eal_init
 from .bucketstore import NO_MEMBER, BucketStore, SavedTable, TableKey
-from .state import DesiredState, IPAddress, IPNetwork, StableIds
+from .state import DesiredState, GuestPort, IPAddress, IPNetwork, StableIds
 
-__all__ = ["Dataplane", "DataplaneError", "DataplaneOptions", "default_hash_seed", "eal_args", "eal_cleanup",
-           "eal_init"]
+__all__ = ["Dataplane", "DataplaneError", "DataplaneOptions", "capture_init", "default_hash_seed", "eal_args",
+           "eal_cleanup", "eal_init"]
 
 ROLES = {"guest": _dataplane.ROLE_GUEST, "uplink": _dataplane.ROLE_UPLINK, "exception": _dataplane.ROLE_EXCEPTION}
 _NEVER = _dataplane.NEVER
@@ -54,6 +54,7 @@ class DataplaneOptions:
     verify_udp_checksum: bool = False
     udp_sport_min: int = 49152
     udp_sport_max: int = 65535
+    underlay_mtu: int = 1500  # the underlay's IP MTU: encapsulated packets are never longer
 
 
 def default_hash_seed(underlay: ipaddress.IPv6Address) -> int:
@@ -62,13 +63,18 @@ def default_hash_seed(underlay: ipaddress.IPv6Address) -> int:
 
 
 def eal_args(workers: list[int], *, file_prefix: str, hugepages: bool = False, memory_mb: int = 512,
-             pci: bool = False, extra: tuple[str, ...] = ()) -> list[str]:
+             pci: bool = False, shared_config: bool = False, extra: tuple[str, ...] = ()) -> list[str]:
     """EAL arguments for worker lcores `workers`: each pinned to its own CPU, the main
     (control) thread free to run on every CPU so Python threads are never starved.
 
     Worker lcore w runs on CPU w. The main lcore floats, so the CPU its id would name is free:
     the worker one past the last CPU runs there (`1-2` on a two-CPU machine: lcore 2 on CPU 0).
-    Any other lcore without its CPU is left for the EAL to refuse."""
+    Any other lcore without its CPU is left for the EAL to refuse.
+
+    `shared_config` keeps the EAL's runtime directory and shared config, so secondary processes
+    (dpdk-dumpcap, dpdk-proc-info) can attach; they can only to a primary on hugepages, which
+    then live in a mounted hugetlbfs. Without it, hugepages come from memory files
+    (--in-memory) and plain memory runs with --no-shconf: nothing attaches."""
     cpus = sorted(os.sched_getaffinity(0))
     main = next(i for i in range(128) if i not in workers)
     spare = cpus[0] if cpus[0] not in workers else None
@@ -76,10 +82,10 @@ def eal_args(workers: list[int], *, file_prefix: str, hugepages: bool = False, m
     lcores = [f"{main}@({','.join(map(str, cpus))})"] + [f"{w}@{placed[w]}" for w in workers]
     args = ["opte-fast", f"--lcores={','.join(lcores)}", f"--main-lcore={main}",
             f"--file-prefix={file_prefix}", "--log-level=lib.eal:error"]
-    if hugepages:
-        args += ["--in-memory"]
-    else:
-        args += ["--no-huge", "-m", str(memory_mb), "--no-shconf"]
+    if not hugepages:
+        args += ["--no-huge", "-m", str(memory_mb)]
+    if not shared_config:
+        args += ["--in-memory"] if hugepages else ["--no-shconf"]
     if not pci:
         args.append("--no-pci")
     return args + list(extra)
@@ -102,6 +108,30 @@ def mac_bytes(mac: str) -> bytes:
     return bytes.fromhex(mac.replace(":", ""))
 
 
+def guest_net(g: GuestPort) -> dict:
+    """A guest's addresses and what its gateway hands out, as the C side's of_guest_net takes them."""
+    gateway = g.gateway_ipv4
+    if g.ipv4 is not None and gateway is None:
+        raise DataplaneError(f"guest {g.port}: {g.ipv4}/{g.ipv4_prefix_len} has no first address to use as "
+                             "its gateway; give ipv4_gateway")
+    return {
+        "ipv4": g.ipv4.packed if g.ipv4 is not None else None,
+        "ipv4_prefix_len": g.ipv4_prefix_len,
+        "ipv4_gateway": gateway.packed if gateway is not None else None,
+        "ipv6": g.ipv6.packed if g.ipv6 is not None else None,
+        "dns4": [a.packed for a in g.dns_servers if a.version == 4],
+        "dns6": [a.packed for a in g.dns_servers if a.version == 6],
+        "domain": g.domain,
+        "lease_s": g.lease_time_s,
+        "mtu": g.mtu_bytes,
+        "ra_managed": g.ra_managed,
+        "ra_other": g.ra_other,
+        "ra_router_lifetime_s": g.ra_router_lifetime_s,
+        "ra_prefix": mapped_prefix(g.ra_prefix) if g.ra_prefix is not None else None,
+        "allowed": [mapped_prefix(p) for p in g.allowed_prefixes],
+    }
+
+
 def unmapped(raw: bytes) -> IPAddress:
     ip = ipaddress.IPv6Address(raw)
     return ip.ipv4_mapped or ip
@@ -121,6 +151,10 @@ Group = tuple[int, IPNetwork, int, list[int], tuple]
 KINDS = ("tep", "nexthop")
 NO_ID = 0xFFFF
 ID_LIMIT = max(_dataplane.MAX_TEPS, _dataplane.MAX_NEXTHOPS)
+# A traced frame (of_trace_record): its flow-table lookup, what its destination matched, the decision.
+TRACE_FLOW = ("hit", "miss", "table full")
+TRACE_TABLE = ("none", "v2p", "v2b")
+TRACE_WHY = ("new", "pinned", "migrated", "rebalanced", "rerouted", "stateless", "dropped")
 
 
 def member_key(kind: int, member) -> str:
@@ -169,7 +203,7 @@ class Dataplane:
             rebalance_idle_ms=_NEVER if options.rebalance_idle_ms is None else options.rebalance_idle_ms,
             hop_limit=options.hop_limit, flow_label=options.flow_label, udp_checksum=options.udp_checksum,
             verify_udp_checksum=options.verify_udp_checksum, udp_sport_min=options.udp_sport_min,
-            udp_sport_max=options.udp_sport_max)
+            udp_sport_max=options.udp_sport_max, underlay_mtu=options.underlay_mtu)
         self._ports: list[PortInfo] = []
         self._tep_ids = StableIds(1, _dataplane.MAX_TEPS)
         self._nh_ids = StableIds(1, _dataplane.MAX_NEXTHOPS)
@@ -177,6 +211,9 @@ class Dataplane:
         self._group_ids = StableIds(0, _dataplane.MAX_GROUPS)
         self._ids: dict = {"teps": {}, "nexthops": {}, "sets": {}, "groups": {}}
         self._members: dict = {"teps": {}, "nexthops": {}}  # key -> Tep / Nexthop of the last commit
+        self._named: dict[tuple[int, int], tuple[str, str]] = {}  # (kind, id) -> names told to C
+        # (kind, id) -> what it last stood for, kept after it went: a trace names the member a flow left
+        self._labels: dict[tuple[int, int], str] = {}
         self._commit_lock = threading.Lock()
         self.counter_names = _dataplane.counter_names()
         self.counter_help = dict(zip(self.counter_names, _dataplane.counter_descriptions()))
@@ -240,7 +277,7 @@ class Dataplane:
         set_ids = self._set_ids.propose(e.prefix for e in state.v2b)
         group_ids = self._group_ids.propose(r.prefix for r in state.routes)
 
-        guests = [(self.port_index(g.port), g.vni, mac_bytes(g.mac), mac_bytes(g.gateway_mac))
+        guests = [(self.port_index(g.port), g.vni, mac_bytes(g.mac), mac_bytes(g.gateway_mac), guest_net(g))
                   for g in state.guests]
         v2p = [(e.vni, mapped(e.ip), e.underlay.packed, mac_bytes(e.mac)) for e in state.v2p]
         teps = [(tep_ids[k], t.addr.packed, t.vni, t.up) for k, t in tep_keys.items()]
@@ -263,10 +300,24 @@ class Dataplane:
             table.keep(ids)
         self._ids = {"teps": tep_ids, "nexthops": nh_ids, "sets": set_ids, "groups": group_ids}
         self._members = {"teps": tep_keys, "nexthops": nh_keys}
+        self._name_members(tep_ids, nh_ids)
         for _, _, _, key in restores:
             del self._restorable[key]
         if self._store is not None:
             self._save(groups)
+
+    def _name_members(self, tep_ids: dict, nh_ids: dict) -> None:
+        """Tell the C side what each id stands for (the telemetry endpoints show it); only changes."""
+        names = {(0, i): (str(k[0]), "") for k, i in tep_ids.items()}
+        names.update({(1, i): (str(k[0]), str(k[2])) for k, i in nh_ids.items()})
+        self._labels.update({(0, i): str(k[1]) for k, i in tep_ids.items()})
+        self._labels.update({(1, i): f"{k[2]} dev {k[1]}" for k, i in nh_ids.items()})
+        for kind, ident in self._named.keys() - names.keys():
+            self._core.name_member(kind, ident, "")
+        for (kind, ident), (prefix, gateway) in names.items():
+            if self._named.get((kind, ident)) != (prefix, gateway):
+                self._core.name_member(kind, ident, prefix, gateway)
+        self._named = names
 
     def _restores(self, groups: list[Group]) -> list[tuple[int, int, np.ndarray, TableKey]]:
         """(kind, id, buckets, key) of each set or group that first appears and was saved before the
@@ -336,6 +387,22 @@ class Dataplane:
         """Take a started port's link down or up (rte_eth_dev_set_link_down/up), as a pulled cable would."""
         self._core.set_link(self.port_index(port), up)
 
+    # -- BFD: the sessions run in C (csrc/bfd_io.c); which ones, and what they mean, is bfd.py's --
+    def bfd_set(self, peers: list[tuple]) -> None:
+        """Replace the BFD sessions: (multihop, peer address bytes, uplink index, nexthop MAC bytes,
+        desired min TX us, required min RX us, detect multiplier) each; a kept session keeps its state."""
+        self._core.bfd_set(peers)
+
+    def bfd_sessions(self) -> list[dict]:
+        return self._core.bfd_sessions()
+
+    def bfd_stats(self) -> dict:
+        return self._core.bfd_stats()
+
+    def bfd_event_fd(self) -> int:
+        """An eventfd that becomes readable after any BFD session changed state; read 8 bytes to rearm it."""
+        return self._core.bfd_event_fd()
+
     def flows(self, limit: int) -> list[dict]:
         tep_addr = {i: k[1] for k, i in self._ids["teps"].items()}
         nh_desc = {i: k for k, i in self._ids["nexthops"].items()}
@@ -356,6 +423,11 @@ class Dataplane:
 
     def flow_count(self) -> int:
         return self._core.flow_count()
+
+    def workers(self) -> list[dict]:
+        """Per worker lcore: polls (loop iterations), busy_polls (those that found frames), rx_packets, flows
+        and flow_capacity (its table's entries); empty while the data plane is stopped."""
+        return [{**w, "flow_capacity": self.options.flow_capacity} for w in self._core.workers()]
 
     def paths(self) -> dict:
         with self._commit_lock:  # ids and members of one commit, never half of the next
@@ -402,6 +474,56 @@ class Dataplane:
                                  "buckets": int(c)} for m, c in zip(ids_, counts) if int(m) in names],
                 })
         return out
+
+    # -- tracing -------------------------------------------------------------------------
+    def trace_start(self, dst: IPAddress, proto: int = 0, dst_port: int = 0, count: int = 1) -> None:
+        """Record the outbound decision for the next `count` guest frames to `dst` (proto and dst_port
+        0: any); read them with trace_records. One trace at a time."""
+        self._core.trace_arm(mapped(dst), proto, dst_port, count)
+
+    def trace_stop(self) -> None:
+        self._core.trace_disarm()
+
+    def trace_records(self) -> tuple[list[dict], bool]:
+        """(records, armed): the decisions traced since the last call, explained by the names of the
+        current commit, and whether frames remain to be traced."""
+        raw, armed = self._core.trace_read()
+        with self._commit_lock:
+            ids, labels = self._ids, dict(self._labels)
+        sets = {i: p for p, i in ids["sets"].items()}
+        groups = {i: p for p, i in ids["groups"].items()}
+        ports = {p.index: p.name for p in self._ports}
+
+        def tep(i: int) -> str | None:
+            return labels.get((0, i))
+
+        def nexthop(i: int) -> str | None:
+            return labels.get((1, i))
+
+        out = []
+        for r in raw:
+            sent = r["drop"] < 0
+            out.append({
+                "lcore": r["lcore"], "hash": r["hash"],
+                "flow": {"vni": r["vni"], "proto": r["proto"], "src": str(unmapped(r["src"])),
+                         "dst": str(unmapped(r["dst"])), "src_port": r["src_port"], "dst_port": r["dst_port"]},
+                "flow_table": TRACE_FLOW[r["flow"]], "matched": TRACE_TABLE[r["table"]],
+                "v2b": None if r["tep_set"] == _dataplane.TRACE_NONE else {
+                    "prefix": str(sets.get(r["tep_set"])), "bucket": r["tep_bucket"],
+                    "bucket_tep": tep(r["bucket_tep"])},
+                "route": None if r["nh_group"] == _dataplane.TRACE_NONE else {
+                    "prefix": str(groups.get(r["nh_group"])), "bucket": r["nh_bucket"],
+                    "bucket_nexthop": nexthop(r["bucket_nexthop"])},
+                "decision": TRACE_WHY[r["why"]],
+                "to": str(ipaddress.IPv6Address(r["outer_dst"])) if any(r["outer_dst"]) else None,
+                "tep": tep(r["tep"]) if sent else None,
+                "nexthop": nexthop(r["nexthop"]) if sent else None,
+                "uplink": ports.get(r["uplink"]) if sent else None,
+                "from": None if r["from_nexthop"] == NO_ID else {"tep": tep(r["from_tep"]),
+                                                                 "nexthop": nexthop(r["from_nexthop"])},
+                "drop": None if sent else self.counter_names[r["drop"]],
+            })
+        return out, armed
 
     def table_swaps(self) -> int:
         return self._core.table_swaps()

@@ -1,14 +1,16 @@
 """What one running `opte-fast run` owns on the host besides its ports: its EAL file prefix.
 
-DPDK keeps a process's runtime files in /var/run/dpdk/<prefix>, and with --no-shconf nothing
-stops a second process from using the same prefix, then deleting the first one's directory (and
-its telemetry socket) when it exits. So an instance claims its prefix with a lock file held for
-its whole life, before the EAL starts, and a second claim is refused with the holder's pid.
+DPDK keeps a process's runtime files in /var/run/dpdk/<prefix>, and nothing stops a second
+process from using the same prefix, then deleting the first one's directory (and its telemetry
+socket) when it exits. So an instance claims its prefix with a lock file held for its whole life,
+before the EAL starts, and a second claim is refused with the holder's pid. On hugepages the EAL
+also leaves its page files (<hugetlbfs>/<prefix>map_N), which hold the pages until removed.
 """
 from __future__ import annotations
 
 import contextlib
 import fcntl
+import glob
 import os
 import shutil
 from collections.abc import Iterator
@@ -74,8 +76,17 @@ def sweep_dead_instances() -> None:
             os.close(fd)
 
 
+def hugetlbfs_mounts() -> list[Path]:
+    with open("/proc/mounts") as f:
+        return [Path(fields[1]) for fields in (line.split() for line in f) if fields[2] == "hugetlbfs"]
+
+
 def release_file_prefix(prefix: str) -> None:
     """Remove what the instance of `prefix` leaves on the host (also for a forced stop)."""
     shutil.rmtree(DPDK_RUN_DIR / prefix, ignore_errors=True)
+    for mount in hugetlbfs_mounts():
+        for page in mount.glob(f"{glob.escape(prefix)}map_*"):
+            with contextlib.suppress(FileNotFoundError):
+                page.unlink()
     with contextlib.suppress(FileNotFoundError):
         os.unlink(lock_path(prefix))

@@ -23,14 +23,14 @@ session needs to notice the same failure.
 from __future__ import annotations
 
 import dataclasses
+import logging
 import os
-import sys
 import threading
 import time
 from collections.abc import Iterable
 from typing import TextIO
 
-from . import taps
+from . import events, taps
 from .pollthread import PollThread
 from .routesync import CommitRetry, RouteSyncError
 from .state import DesiredState, Route
@@ -152,11 +152,11 @@ class Links:
         hops = sum(1 for r in (self._last.routes if self._last else ()) for n in r.nexthops if n.uplink == uplink)
         state = f"up ({link['speed_mbps']} Mbps)" if link["up"] else "down"
         how = "kept by LSC interrupt" if link["by_interrupt"] else "polled"
-        self._say(f"link {uplink} {state}: nexthops through it: {hops}, committed "
-                  f"{self._reaction_us[uplink]:.0f} us after the change was seen (link {how})")
-
-    def _say(self, line: str) -> None:
-        print(f"opte-fast: {line}", file=self._log or sys.stderr, flush=True)
+        events.say(self._log, "link_up" if link["up"] else "link_down",
+                   f"link {uplink} {state}: nexthops through it: {hops}, committed "
+                   f"{self._reaction_us[uplink]:.0f} us after the change was seen (link {how})",
+                   logging.INFO if link["up"] else logging.WARNING, uplink=uplink, nexthops=hops,
+                   reaction_us=round(self._reaction_us[uplink]), by_interrupt=link["by_interrupt"])
 
     def _follow_carriers(self) -> None:
         """Each uplink's kernel tap gets the uplink's link as its carrier."""

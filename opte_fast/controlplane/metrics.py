@@ -15,6 +15,8 @@ from prometheus_client import start_http_server
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector, CollectorRegistry
 
+from .bfd import bfd_metrics
+
 PREFIX = "opte_fast"
 
 
@@ -31,6 +33,7 @@ class DataplaneCollector(Collector):
         stats = self.api.stats()
         yield from self._counters(stats["counters"])
         yield from _ports(stats["ports"])
+        yield from _workers(stats["workers"])
         yield from _paths("nexthop", self.api.nexthops(), ("prefix", "uplink", "gateway"))
         yield from _paths("tep", self.api.teps(), ("prefix", "addr"))
         fill = GaugeMetricFamily(f"{PREFIX}_flow_table_flows", "active flows, summed over workers")
@@ -41,6 +44,7 @@ class DataplaneCollector(Collector):
         yield cap
         yield from _commits(self.api.controller.commit_stats())
         yield from _route_sync(stats["route_sync"])
+        yield from bfd_metrics(self.api.bfd(), PREFIX)
 
     def _counters(self, counters: dict[str, int]) -> Iterator[Metric]:
         drops = CounterMetricFamily(f"{PREFIX}_drops", "packets dropped, by reason (csrc/counters.def)",
@@ -73,6 +77,23 @@ def _ports(ports: list[dict]) -> Iterator[Metric]:
             families["errors"].add_metric([*key, d], p[f"{d}_errors"])
         families["missed"].add_metric(key, p["rx_missed"])
     yield from families.values()
+
+
+def _workers(workers: list[dict]) -> Iterator[Metric]:
+    """The busy share of a worker over an interval is rate(busy_polls) / rate(polls)."""
+    polls = CounterMetricFamily(f"{PREFIX}_worker_polls", "poll loop iterations of the worker", labels=["lcore"])
+    busy = CounterMetricFamily(f"{PREFIX}_worker_busy_polls", "poll loop iterations that found frames",
+                               labels=["lcore"])
+    packets = CounterMetricFamily(f"{PREFIX}_worker_rx_packets", "frames the worker received from its queues",
+                                  labels=["lcore"])
+    flows = GaugeMetricFamily(f"{PREFIX}_worker_flows", "active flows in the worker's flow table", labels=["lcore"])
+    for w in workers:
+        key = [str(w["lcore"])]
+        polls.add_metric(key, w["polls"])
+        busy.add_metric(key, w["busy_polls"])
+        packets.add_metric(key, w["rx_packets"])
+        flows.add_metric(key, w["flows"])
+    yield from (polls, busy, packets, flows)
 
 
 def _paths(kind: str, members: list[dict], labels: tuple[str, ...]) -> Iterator[Metric]:

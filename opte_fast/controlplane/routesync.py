@@ -48,6 +48,7 @@ import collections
 import ctypes
 import errno
 import ipaddress
+import logging
 import os
 import socket
 import struct
@@ -58,6 +59,7 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import NamedTuple, Protocol, TextIO
 
+from . import events
 from .controller import Controller
 from .pollthread import PollThread
 from .state import Nexthop, Route
@@ -537,16 +539,16 @@ class CommitRetry:
             self._logged.add(cause)
             withdrawn = " (the withdrawn paths were taken out alone)" if getattr(
                 error, "withdrawals_applied", False) else ""
-            self._say(f"{self.subject} not applied: {cause}{withdrawn}; trying again, at least every {self.MAX_S:g} s")
+            events.say(self._log, "retry_scheduled", f"{self.subject} not applied: {cause}{withdrawn}; trying again, "
+                       f"at least every {self.MAX_S:g} s", logging.WARNING, subject=self.subject, cause=cause)
 
     def succeeded(self) -> None:
         if self.due is not None:
-            self._say(f"{self.subject} applied after {self._failures} refused commits")
+            events.say(self._log, "retry_succeeded", f"{self.subject} applied after {self._failures} refused commits",
+                       subject=self.subject, refused=self._failures)
         self.due, self._delay_s, self._failures = None, 0.0, 0
         self._logged.clear()
 
-    def _say(self, line: str) -> None:
-        print(f"opte-fast: {line}", file=self._log or sys.stderr, flush=True)
 
 
 class NetlinkRouteSync:

@@ -38,15 +38,43 @@ def check_vni(vni: int) -> int:
     return vni
 
 
+GUEST_MTU_MIN, GUEST_MTU_MAX = 1280, 9000  # IPv6's minimum link MTU; jumbo
+GUEST_MAX_DNS = 4  # per address family
+GUEST_MAX_PREFIXES = 8  # allowed extra source prefixes
+
+
 @dataclass(frozen=True, order=True)
 class GuestPort:
-    """A guest NIC: frames from `port` carry `vni`; frames for (vni, mac) go to it."""
+    """A guest NIC: frames from `port` carry `vni`; frames for (vni, mac) go to it.
+
+    It may send from `mac` and from `ipv4`, `ipv6` and `allowed_prefixes` only (anything else is
+    dropped as spoofed). Its gateway hands those addresses out by DHCPv4, DHCPv6 and router
+    advertisements, with the subnet, gateway, DNS servers, domain, lease and MTU below."""
     port: str
     vni: int
     mac: str
     gateway_mac: str
     ipv4: ipaddress.IPv4Address | None = None
     ipv6: ipaddress.IPv6Address | None = None
+    ipv4_prefix_len: int = 24
+    ipv4_gateway: ipaddress.IPv4Address | None = None  # None: the first address of the subnet
+    dns_servers: tuple[IPAddress, ...] = ()
+    domain: str = ""
+    lease_time_s: int = 86400
+    mtu_bytes: int = 1500
+    ra_managed: bool = True  # M: addresses by DHCPv6
+    ra_other: bool = True  # O: DNS and domain by DHCPv6
+    ra_router_lifetime_s: int = 9000
+    ra_prefix: ipaddress.IPv6Network | None = None  # advertised for autoconfiguration
+    allowed_prefixes: tuple[IPNetwork, ...] = ()
+
+    @property
+    def gateway_ipv4(self) -> ipaddress.IPv4Address | None:
+        """The guest's IPv4 router and DHCP server: ipv4_gateway, or the first address of the subnet."""
+        if self.ipv4 is None or self.ipv4_gateway is not None:
+            return self.ipv4_gateway
+        subnet = ipaddress.ip_network(f"{self.ipv4}/{self.ipv4_prefix_len}", strict=False)
+        return subnet.network_address + 1 if subnet.num_addresses > 2 else None
 
 
 @dataclass(frozen=True, order=True)
@@ -169,15 +197,22 @@ class DataplaneAPI(Protocol):
     def commit(self, state: DesiredState) -> None:
         """Install `state`; returns once no worker can still use the previous tables."""
 
+    drop_counters: frozenset[str] | set[str]  # the counters that are drop reasons
+
     def counters(self) -> dict[str, int]:
         """Every named counter, summed over worker lcores."""
 
     def ports(self) -> list[dict]:
-        """One dict per port: name, port_id, role, mac, rx/tx packets and bytes, missed, errors, devargs."""
+        """One dict per port: name, ethdev, port_id, role, mac, rx/tx packets and bytes, missed, errors,
+        devargs."""
 
     def flows(self, limit: int) -> list[dict]:
         """Up to `limit` active flows, flat: vni, proto, src, dst, src_port, dst_port, tep, nexthop
         ({uplink, gateway}), uplink, udp_sport, hash, lcore, packets, bytes, idle_ms."""
+
+    def workers(self) -> list[dict]:
+        """Per worker lcore: lcore, worker, polls, busy_polls (polls that found frames), rx_packets, flows,
+        flow_capacity."""
 
     def paths(self) -> dict:
         """{"teps": [...], "nexthops": [...]}: id, prefix, address (or uplink, gateway, mac), up,
@@ -186,5 +221,14 @@ class DataplaneAPI(Protocol):
     def buckets(self) -> list[dict]:
         """Per TEP set (kind "tep") and nexthop group (kind "nexthop"): prefix, buckets, and the
         members holding buckets, each with id, member and its bucket count."""
+
+    def trace_start(self, dst: IPAddress, proto: int = 0, dst_port: int = 0, count: int = 1) -> None:
+        """Trace the outbound decision for the next `count` guest frames to dst (proto, dst_port 0: any)."""
+
+    def trace_records(self) -> tuple[list[dict], bool]:
+        """(the decisions traced since the last call, whether frames remain to be traced)."""
+
+    def trace_stop(self) -> None:
+        """End the trace."""
 
 

@@ -18,6 +18,7 @@ from opte_fast.controlplane.state import DesiredState
 
 COUNTERS_DEF = pathlib.Path(__file__).resolve().parents[2] / "csrc" / "counters.def"
 COUNTER_NAMES = tuple(re.findall(r'^OF_(?:COUNTER|DROP)\(\w+,\s*"(\w+)"', COUNTERS_DEF.read_text(), re.M))
+DROP_NAMES = frozenset(re.findall(r'^OF_DROP\(\w+,\s*"(\w+)"', COUNTERS_DEF.read_text(), re.M))
 
 
 class CommitRefused(ValueError):
@@ -28,6 +29,7 @@ class FakeDataplane:
     def __init__(self, ports: Sequence[PortSpec] = ()):
         self.port_specs = tuple(ports)
         self.commits: list[DesiredState] = []
+        self.drop_counters = DROP_NAMES
         self.refuse_commits = ""
         self.committed = threading.Event()  # set on every commit; tests clear it
         self.links_up: dict[str, bool] = {p.name: True for p in self.port_specs if p.role == "uplink"}
@@ -69,3 +71,7 @@ class FakeDataplane:
         self.links_up[port] = up
         self._link_changes[port] = (self._link_changes.get(port, (0, 0))[0] + 1, time.monotonic_ns())
         os.eventfd_write(self._link_event_fd, 1)
+
+    def workers(self) -> list[dict]:
+        return [{"lcore": 1, "worker": 0, "polls": 1000, "busy_polls": 250, "rx_packets": 4000, "flows": 0,
+                 "flow_capacity": 4096}]

@@ -1,0 +1,338 @@
+"""BFD's verdicts applied to the forwarding state, and BFD's settings.
+
+The protocol runs in C (csrc/bfd.c, csrc/bfd_io.c): one BFD thread, not a
+worker and not Python, sends and times every session and signals each state
+change on an eventfd. `Bfd` stands between the Controller and the data plane
+as `Links` does (links.py): every commit goes through it, and it
+
+- works out the sessions the state needs: single hop (RFC 5881) from each
+  uplink to each nexthop gateway a route uses, and multi-hop (RFC 5883) to
+  each TEP a V2B entry names, sent through the first live nexthop of the
+  TEP's route, which is where the data plane sends the TEP's traffic;
+- commits the state with every member whose session failed marked down: a
+  nexthop whose single-hop session, a TEP whose multi-hop session, was Up
+  and is no longer. A session that never came up (the peer runs no BFD) marks
+  nothing down, unless the uplink's mode is `require`; neither does a peer
+  that says AdminDown (RFC 5880 6.8.16: it stopped BFD, the path may be fine).
+
+Its thread waits on the eventfd and commits the last state again, which
+moves exactly the failed member's flows, as a withdrawn route or `ctl tep
+down` does; a session Up again brings its member back under the rebalance
+policy. Python is only in the reaction, never in the timing: a slow commit
+delays the move, not the detection, and cannot make a session flap.
+"""
+from __future__ import annotations
+
+import dataclasses
+import ipaddress
+import os
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+from typing import Any, TextIO
+
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+
+from .pollthread import PollThread
+from .routesync import CommitRetry
+from .state import DesiredState, IPv6Address, Route
+
+MODES = ("off", "on", "require")
+STATES = ("admin-down", "down", "init", "up")
+DIAGNOSTICS = {0: "none", 1: "control detection time expired", 2: "echo function failed",
+               3: "neighbor signaled session down", 4: "forwarding plane reset", 5: "path down",
+               6: "concatenated path down", 7: "administratively down", 8: "reverse concatenated path down"}
+UP, ADMIN_DOWN = 3, 0
+
+
+@dataclass(frozen=True)
+class BfdSettings:
+    """BFD on one uplink: `mode` off, on (a failed session marks down), or require (only an Up session
+    lets its member be used); intervals in milliseconds, 10 at least."""
+    mode: str = "off"
+    desired_min_tx_ms: int = 50
+    required_min_rx_ms: int = 50
+    detect_multiplier: int = 3
+
+    def __post_init__(self) -> None:
+        if self.mode not in MODES:
+            raise ValueError(f"BFD mode {self.mode!r}: expected one of {', '.join(MODES)}")
+        for name in ("desired_min_tx_ms", "required_min_rx_ms", "detect_multiplier"):
+            if not isinstance(getattr(self, name), int) or isinstance(getattr(self, name), bool):
+                raise ValueError(f"BFD {name} {getattr(self, name)!r}: expected an integer")
+        for name in ("desired_min_tx_ms", "required_min_rx_ms"):
+            if not 10 <= getattr(self, name) <= 60_000:
+                raise ValueError(f"BFD {name} {getattr(self, name)}: expected 10 to 60000")
+        if not 1 <= self.detect_multiplier <= 255:
+            raise ValueError(f"BFD detect_multiplier {self.detect_multiplier}: expected 1 to 255")
+
+    @property
+    def peer_args(self) -> tuple[int, int, int]:
+        return self.desired_min_tx_ms * 1000, self.required_min_rx_ms * 1000, self.detect_multiplier
+
+
+@dataclass(frozen=True)
+class BfdConfig:
+    """`default` for every uplink not in `uplinks`; multi-hop sessions to TEPs (with `default`'s settings)
+    when `multihop` and `default.mode` is not off."""
+    default: BfdSettings = BfdSettings()
+    uplinks: tuple[tuple[str, BfdSettings], ...] = ()
+    multihop: bool = True
+
+    def for_uplink(self, uplink: str) -> BfdSettings:
+        return dict(self.uplinks).get(uplink, self.default)
+
+    @property
+    def off(self) -> bool:
+        return self.default.mode == "off" and all(s.mode == "off" for _, s in self.uplinks)
+
+
+@dataclass(frozen=True)
+class Session:
+    """A session the state asks for: single hop on `uplink` to `peer` (a nexthop's gateway, at `mac`), or
+    multi-hop to `peer` (a TEP) through the nexthop (`uplink`, `mac`)."""
+    multihop: bool
+    peer: IPv6Address
+    uplink: str
+    mac: str
+    settings: BfdSettings
+
+    @property
+    def key(self) -> tuple:
+        return (self.multihop, self.peer) if self.multihop else (False, self.peer, self.uplink)
+
+
+def longest_match(routes: Iterable[Route], addr: IPv6Address) -> Route | None:
+    best = None
+    for r in routes:
+        if addr in r.prefix and (best is None or r.prefix.prefixlen > best.prefix.prefixlen):
+            best = r
+    return best
+
+
+def wanted_sessions(state: DesiredState, config: BfdConfig, down: frozenset = frozenset()) -> list[Session]:
+    """Every session `state` needs, each once: single hop per (uplink, gateway) of a route whose uplink runs
+    BFD, then multi-hop per TEP through its route's first nexthop that is up and not in `down` (keys of
+    failed single-hop sessions)."""
+    out: dict[tuple, Session] = {}
+    for route in state.routes:
+        for n in route.nexthops:
+            settings = config.for_uplink(n.uplink)
+            if settings.mode != "off":
+                s = Session(False, n.gateway, n.uplink, n.mac, settings)
+                out.setdefault(s.key, s)
+    if config.multihop and config.default.mode != "off":
+        for addr in sorted({t.addr for e in state.v2b for t in e.teps}):
+            route = longest_match(state.routes, addr)
+            live = [n for n in route.nexthops if n.up and (False, n.gateway, n.uplink) not in down] if route else []
+            if live:
+                s = Session(True, addr, live[0].uplink, live[0].mac, config.default)
+                out.setdefault(s.key, s)
+    return list(out.values())
+
+
+def failed(session: dict, settings: BfdSettings) -> bool:
+    """Whether a session's member must be down: it was Up and is not (the peer's AdminDown aside), or,
+    under `require`, it is not Up."""
+    if session["state"] == UP:
+        return False
+    if settings.mode == "require":
+        return True
+    return session["been_up"] and session["remote_state"] != ADMIN_DOWN
+
+
+def with_failures(state: DesiredState, failed_keys: frozenset) -> DesiredState:
+    """`state` with each nexthop and TEP whose session key is in `failed_keys` marked down."""
+    if not failed_keys:
+        return state
+    routes = tuple(Route(r.prefix, tuple(
+        dataclasses.replace(n, up=False) if n.up and (False, n.gateway, n.uplink) in failed_keys else n
+        for n in r.nexthops)) for r in state.routes)
+    state = state.replace(routes=routes)
+    for key in failed_keys:
+        if key[0]:
+            state = state.with_tep_state(key[1], False)
+    return state
+
+
+def bfd_config(options: Any, entries: list[tuple[str, dict]], uplinks: list[str],
+               fail: Callable[[str, str], Exception]) -> BfdConfig:
+    """The run's BFD: the [bfd] options for every uplink, and a [[bfd_uplink]] entry per uplink that differs
+    (its keys default to [bfd]'s). `fail(key, message)` makes the error to raise."""
+    default = BfdSettings(options.bfd, options.bfd_tx_ms, options.bfd_rx_ms, options.bfd_multiplier)
+    per_uplink: dict[str, BfdSettings] = {}
+    for key, e in entries:
+        name = e.get("name")
+        if name not in uplinks:
+            raise fail(f"{key}.name", f"no uplink {name!r} (expected one of {', '.join(uplinks) or 'none'})")
+        if name in per_uplink:
+            raise fail(f"{key}.name", f"uplink {name!r} has a [[bfd_uplink]] entry already")
+        try:
+            per_uplink[name] = dataclasses.replace(default, **{k: v for k, v in e.items() if k != "name"})
+        except (TypeError, ValueError) as err:
+            raise fail(key, str(err)) from None
+    return BfdConfig(default, tuple(per_uplink.items()), options.bfd_multihop)
+
+
+def bfd_metrics(report: dict, prefix: str) -> Iterator[Metric]:
+    """Prometheus families of a `Bfd.bfd()` report: per session its state and state changes, and the
+    BFD thread's counters."""
+    labels = ["kind", "uplink", "peer"]
+    up = GaugeMetricFamily(f"{prefix}_bfd_session_up", "1 while the BFD session is Up", labels=labels)
+    state = GaugeMetricFamily(f"{prefix}_bfd_session_state",
+                              "BFD session state: 0 AdminDown, 1 Down, 2 Init, 3 Up", labels=labels)
+    member = GaugeMetricFamily(f"{prefix}_bfd_member_down", "1 while BFD holds the session's nexthop or TEP down",
+                               labels=labels)
+    downs = CounterMetricFamily(f"{prefix}_bfd_session_downs", "times the session left Up", labels=labels)
+    ups = CounterMetricFamily(f"{prefix}_bfd_session_ups", "times the session came Up", labels=labels)
+    for s in report["sessions"]:
+        key = [s["kind"], s["uplink"], s["peer"]]
+        up.add_metric(key, 1 if s["state"] == "up" else 0)
+        state.add_metric(key, STATES.index(s["state"]))
+        member.add_metric(key, 0 if s["member_up"] else 1)
+        downs.add_metric(key, s["downs"])
+        ups.add_metric(key, s["ups"])
+    yield from (up, state, member, downs, ups)
+    thread = report["thread"] or {}
+    for name in ("rx_packets", "rx_no_session", "rx_malformed", "rx_bad_checksum", "rx_bad_hop_limit",
+                 "rx_invalid", "rx_auth", "tx_packets", "tx_failed", "state_changes", "late_over_1ms"):
+        if name in thread:
+            yield CounterMetricFamily(f"{prefix}_bfd_{name}", f"BFD thread: {name.replace('_', ' ')}",
+                                      value=thread[name])
+    if "late_max_ns" in thread:
+        yield GaugeMetricFamily(f"{prefix}_bfd_late_max_seconds", "BFD thread: the latest wake-up, seconds late",
+                                value=thread["late_max_ns"] / 1e9)
+
+
+class Bfd:
+    """The data plane, as the Controller (or Links) sees it, with BFD's verdicts applied.
+
+    Every other attribute is the data plane's. Changes are logged to `log` (None: stderr).
+    """
+
+    def __init__(self, dataplane: Any, config: BfdConfig, log: TextIO | None = None):
+        self._dataplane = dataplane
+        self._config = config
+        self._log = log
+        self._lock = threading.Lock()
+        self._last: DesiredState | None = None
+        self._sessions: list[Session] = []
+        self._failed: frozenset = frozenset()        # as committed
+        self._states: dict[tuple, int] = {}           # as last logged
+        self._reaction_us: dict[tuple, float] = {}
+        self._poll: PollThread | None = None
+        self._retry = CommitRetry("bfd: the session change", log)
+
+    def __getattr__(self, name: str):
+        return getattr(self._dataplane, name)
+
+    # --- the Controller's side -----------------------------------------------------------
+
+    def commit(self, state: DesiredState) -> None:
+        with self._lock:
+            if not self._config.off:
+                self._set_sessions(state)
+            self._dataplane.commit(with_failures(state, self._failed))
+            self._last = state
+
+    def bfd(self) -> dict:
+        """Every session, as `opte-fast ctl bfd` shows it, and the BFD thread's counters."""
+        with self._lock:
+            sessions = list(self._sessions)
+        now_ns = time.monotonic_ns()
+        rows = []
+        for want, s in zip(sessions, self._dataplane.bfd_sessions()):
+            rows.append({
+                "kind": "multihop" if s["multihop"] else "single-hop", "uplink": want.uplink,
+                "peer": str(want.peer), "local": str(ipaddress.IPv6Address(s["local"])),
+                "member": f"tep {want.peer}" if want.multihop else f"nexthop {want.peer} dev {want.uplink}",
+                "state": STATES[s["state"]], "remote_state": STATES[s["remote_state"]],
+                "member_up": want.key not in self._failed, "mode": want.settings.mode,
+                "local_disc": s["local_disc"], "remote_disc": s["remote_disc"],
+                "tx_interval_ms": s["tx_interval_us"] / 1000, "detect_ms": s["detect_us"] / 1000,
+                "desired_min_tx_ms": s["desired_min_tx_us"] / 1000,
+                "required_min_rx_ms": s["required_min_rx_us"] / 1000,
+                "remote_min_tx_ms": s["remote_min_tx_us"] / 1000, "remote_min_rx_ms": s["remote_min_rx_us"] / 1000,
+                "detect_mult": s["detect_mult"], "remote_mult": s["remote_mult"],
+                "last_change_s_ago": round((now_ns - s["changed_ns"]) / 1e9, 3),
+                "diag": DIAGNOSTICS.get(s["diag"], str(s["diag"])),
+                "remote_diag": DIAGNOSTICS.get(s["remote_diag"], str(s["remote_diag"])),
+                "ups": s["ups"], "downs": s["downs"], "rx_packets": s["rx_packets"], "tx_packets": s["tx_packets"],
+                "reaction_us": self._reaction_us.get(want.key),
+            })
+        stats = dict(self._dataplane.bfd_stats())
+        stats["realtime"], stats["running"] = bool(stats["realtime"]), bool(stats["running"])
+        return {"sessions": rows, "thread": stats}
+
+    # --- following the sessions ----------------------------------------------------------
+
+    def start(self) -> None:
+        if self._config.off:
+            return
+        self._poll = PollThread("bfd", self._run)
+        self._poll.start()
+
+    def stop(self) -> None:
+        if self._poll is not None:
+            self._poll.stop()
+
+    def _run(self) -> None:
+        event_fd = self._dataplane.bfd_event_fd()
+        poller = self._poll.poller(event_fd)
+        while True:
+            poller.poll(self._retry.wait_ms())
+            if self._poll.stopping.is_set():
+                return
+            try:
+                os.read(event_fd, 8)
+            except BlockingIOError:
+                pass
+            try:
+                self._apply()
+            except (OSError, ValueError, RuntimeError) as e:  # a refused commit
+                self._retry.failed(e)
+            else:
+                self._retry.succeeded()
+
+    def _apply(self) -> None:
+        with self._lock:
+            sessions, current = self._sessions, self._dataplane.bfd_sessions()
+            failed_now = frozenset(w.key for w, s in zip(sessions, current) if failed(s, w.settings))
+            if failed_now != self._failed:
+                if self._last is not None:
+                    self._dataplane.commit(with_failures(self._last, failed_now))
+                self._failed = failed_now
+                if self._last is not None:  # a multi-hop session may take another nexthop now
+                    self._set_sessions(self._last)
+            applied_ns = time.monotonic_ns()
+            for w, s in zip(sessions, current):
+                if self._states.get(w.key) != s["state"]:
+                    self._reaction_us[w.key] = (applied_ns - s["changed_ns"]) / 1000
+                    self._log_change(w, s, w.key in failed_now)
+                    self._states[w.key] = s["state"]
+
+    def _set_sessions(self, state: DesiredState) -> None:
+        sessions = wanted_sessions(state, self._config, self._failed)
+        if sessions == self._sessions:
+            return
+        self._dataplane.bfd_set([
+            (s.multihop, s.peer.packed, self._dataplane.port_index(s.uplink), bytes.fromhex(s.mac.replace(":", "")),
+             *s.settings.peer_args) for s in sessions])
+        self._sessions = sessions
+        # sessions gone take their verdicts with them
+        self._failed = frozenset(k for k in self._failed if k in {s.key for s in sessions})
+
+    def _log_change(self, want: Session, s: dict, member_down: bool) -> None:
+        what = f"tep {want.peer} (multihop via {want.uplink})" if want.multihop else \
+            f"nexthop {want.peer} dev {want.uplink}"
+        effect = "member down" if member_down else "member up" if s["state"] == UP else "member unchanged"
+        why = f" ({DIAGNOSTICS.get(s['diag'], s['diag'])})" if s["diag"] else ""
+        self._say(f"bfd {what}: {STATES[s['state']]}{why}; {effect}, committed "
+                  f"{self._reaction_us[want.key]:.0f} us after the change")
+
+    def _say(self, line: str) -> None:
+        print(f"opte-fast: {line}", file=self._log or sys.stderr, flush=True)
+
+

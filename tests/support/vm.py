@@ -1,0 +1,142 @@
+"""A real virtual machine on a vhost-user socket, as ../shared/notes/vm-guest.md describes: QEMU
+under TCG (KVM guests hang at boot on these machines), Debian's cloud kernel with its virtio
+modules, and an initramfs made here of the static busybox and an /init script. QEMU is the
+vhost-user client; the `net_vhost` port of a running opte-fast is the server and must exist first.
+"""
+from __future__ import annotations
+
+import glob
+import lzma
+import shutil
+import stat
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+
+# ci/install.sh downloads the kernel package here (apt-get download: nothing is installed).
+KERNEL_CACHE = "/var/cache/opte-fast/vm"
+KERNEL_GLOBS = [f"{KERNEL_CACHE}/linux-image-*-cloud-amd64_*.deb",
+                "/var/cache/apt/archives/linux-image-*-cloud-amd64_*.deb"]
+# virtio-net's modules in load order (modinfo -F depends): the cloud kernel builds them as modules.
+MODULES = ["virtio_ring", "virtio", "virtio_pci_legacy_dev", "virtio_pci_modern_dev", "virtio_pci",
+           "failover", "net_failover", "virtio_net"]
+BUSYBOX = "/bin/busybox"  # busybox-static's
+
+
+def kernel_package() -> str | None:
+    found = sorted(p for g in KERNEL_GLOBS for p in glob.glob(g) if "-unsigned" not in p and "-dbg" not in p)
+    return found[-1] if found else None
+
+
+class GuestKernel:
+    """vmlinuz and the virtio modules, unpacked from the cloud kernel package into a directory.
+    `modules` maps each module built as one to its bytes, uncompressed, in load order; a module
+    the kernel has built in is left out."""
+
+    def __init__(self, deb: str, into: Path):
+        # only what the VM needs out of the package's 100 MB of modules
+        wanted = ["./boot/vmlinuz-*", "./lib/modules/*/modules.builtin",
+                  *(f"./lib/modules/*/{name}.ko*" for name in MODULES)]
+        tar = subprocess.Popen(["dpkg-deb", "--fsys-tarfile", deb], stdout=subprocess.PIPE)
+        subprocess.run(["tar", "-x", "-C", str(into), "--wildcards", *wanted], stdin=tar.stdout, check=True)
+        tar.stdout.close()
+        assert tar.wait() == 0, f"dpkg-deb could not read {deb}"
+        self.vmlinuz = next(into.glob("boot/vmlinuz-*"))
+        builtin = {Path(line).name.split(".ko")[0]
+                   for f in into.glob("lib/modules/*/modules.builtin") for line in f.read_text().split()}
+        self.modules: dict[str, bytes] = {}
+        for name in MODULES:
+            hits = list(into.glob(f"lib/modules/*/kernel/**/{name}.ko*"))
+            if not hits and name in builtin:
+                continue
+            assert len(hits) == 1, f"module {name} in {deb}: {hits}"
+            self.modules[name] = _uncompressed(hits[0])
+
+
+def _uncompressed(module: Path) -> bytes:
+    """A module's bytes as insmod takes them: Debian 13 ships them xz-compressed, Debian 12 not."""
+    if module.suffix == ".xz":
+        return lzma.decompress(module.read_bytes())
+    if module.suffix == ".zst":
+        return subprocess.run(["zstd", "-dc", str(module)], check=True, capture_output=True).stdout
+    return module.read_bytes()
+
+
+def _cpio_newc(entries: list[tuple[str, int, bytes]]) -> bytes:
+    """An initramfs archive (cpio "newc", uncompressed, which the kernel takes as is)."""
+    out = bytearray()
+    for ino, (name, mode, data) in enumerate([*entries, ("TRAILER!!!", 0, b"")], start=1):
+        raw_name = name.encode() + b"\0"
+        fields = [ino, mode, 0, 0, 1, 0, len(data), 0, 0, 0, 0, len(raw_name), 0]
+        out += b"070701" + b"".join(f"{f:08x}".encode() for f in fields) + raw_name
+        out += b"\0" * (-len(out) % 4) + data
+        out += b"\0" * (-len(out) % 4)
+    return bytes(out)
+
+
+def initramfs(path: Path, kernel: GuestKernel, init: str, files: dict[str, str]) -> None:
+    """/init (a busybox sh script), /bin/busybox, the modules in /lib with their load order in
+    /lib/load-order, and `files` (path -> script)."""
+    directory, executable = stat.S_IFDIR | 0o755, stat.S_IFREG | 0o755
+    entries = [(d, directory, b"") for d in ("bin", "dev", "etc", "lib", "proc", "sys", "tmp")]
+    entries.append(("bin/busybox", executable, Path(BUSYBOX).read_bytes()))
+    entries += [(f"lib/{name}.ko", stat.S_IFREG | 0o644, data) for name, data in kernel.modules.items()]
+    entries.append(("lib/load-order", stat.S_IFREG | 0o644, " ".join(kernel.modules).encode()))
+    entries.append(("init", executable, init.encode()))
+    entries += [(name.lstrip("/"), executable, text.encode()) for name, text in files.items()]
+    path.write_bytes(_cpio_newc(entries))
+
+
+class VM:
+    """One QEMU process whose virtio-net NIC (with `mac`) is on vhost-user socket `sock`."""
+
+    def __init__(self, workdir: Path, kernel: GuestKernel, initrd: Path, sock: str, mac: str):
+        self.console = workdir / "console.log"
+        self.proc = subprocess.Popen(
+            ["qemu-system-x86_64", "-accel", "tcg", "-m", "256M", "-nodefaults", "-display", "none",
+             "-object", "memory-backend-memfd,id=mem,size=256M,share=on", "-machine", "memory-backend=mem",
+             "-kernel", str(kernel.vmlinuz), "-initrd", str(initrd),
+             "-append", "console=ttyS0 quiet panic=-1", "-serial", f"file:{self.console}", "-no-reboot",
+             "-chardev", f"socket,id=c0,path={sock}", "-netdev", "vhost-user,id=n0,chardev=c0",
+             # no MSI-X: QEMU 7.2 crashes in msix_set_vector_notifiers when vhost-user starts under TCG
+             "-device", f"virtio-net-pci,netdev=n0,mac={mac},vectors=0"],
+            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+
+    def wait_for(self, marker: str, timeout_s: float) -> str:
+        """The console up to the line holding `marker` (the VM is then still running)."""
+        deadline = time.monotonic() + timeout_s
+        while True:
+            text = self.console.read_text(errors="replace") if self.console.exists() else ""
+            if marker in text:
+                return text
+            if self.proc.poll() is not None:
+                raise AssertionError(f"the VM stopped before {marker!r}: {self.proc.stderr.read().decode()}\n{text}")
+            if time.monotonic() > deadline:
+                raise AssertionError(f"no {marker!r} on the VM's console after {timeout_s} s:\n{text}")
+            time.sleep(0.2)
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.proc.stderr.close()
+
+
+def unpacked_kernel() -> tuple[GuestKernel, Path]:
+    """The cloud kernel unpacked in a new temporary directory (the caller removes it)."""
+    deb = kernel_package()
+    assert deb, f"no linux-image-*-cloud-amd64 package in {KERNEL_CACHE}: run bash ci/install.sh"
+    into = Path(tempfile.mkdtemp(prefix="oft-vm-kernel-"))
+    try:
+        return GuestKernel(deb, into), into
+    except BaseException:
+        shutil.rmtree(into, ignore_errors=True)
+        raise
+
+
+__all__ = ["GuestKernel", "VM", "initramfs", "kernel_package", "unpacked_kernel"]
