@@ -225,8 +225,8 @@ path_repin(struct of_lcore *lc, struct of_flow_entry *e, const struct of_path *f
  * the one it replaces (and inherit its buckets), and a member that went down and came back
  * before the flow's next packet may take the flow again. OF_OK or a drop reason.
  */
-static int
-refresh_path(struct of_dp *dp, struct of_lcore *lc, const struct of_tables *t, struct of_flow_entry *e)
+static __rte_noinline int
+repin_path(struct of_dp *dp, struct of_lcore *lc, const struct of_tables *t, struct of_flow_entry *e)
 {
 	int live = path_is_live(t, &e->path);
 	int route_changed = e->path.route_epoch != t->route_epoch;
@@ -234,8 +234,6 @@ refresh_path(struct of_dp *dp, struct of_lcore *lc, const struct of_tables *t, s
 	struct of_path fresh;
 	int rc;
 
-	if (likely(live && !route_changed && !idle))
-		return OF_OK;
 	if (live && route_changed) {
 		rc = resolve_path(dp, t, &e->key, e->hash, &e->path, &fresh);
 		if (rc != OF_OK)
@@ -256,6 +254,16 @@ refresh_path(struct of_dp *dp, struct of_lcore *lc, const struct of_tables *t, s
 		of_count(lc, live ? OF_C_FLOWS_REBALANCED : OF_C_FLOWS_MIGRATED);
 	path_repin(lc, e, &fresh);
 	return OF_OK;
+}
+
+/* The check every packet of a known flow pays, inlined; repin_path only when the path must change. */
+static __rte_always_inline int
+refresh_path(struct of_dp *dp, struct of_lcore *lc, const struct of_tables *t, struct of_flow_entry *e)
+{
+	if (likely(path_is_live(t, &e->path) && e->path.route_epoch == t->route_epoch &&
+		   lc->now - e->last_tsc <= dp->rebalance_tsc))
+		return OF_OK;
+	return repin_path(dp, lc, t, e);
 }
 
 /* The lines of a flow entry after the first, which the lookup read: the path, its outer header and the
@@ -343,7 +351,7 @@ refresh_why(const struct of_lcore *lc, const uint64_t before[3])
 /*
  * handed_off: frames another worker received, counted and hashed (handoff.h). traced: a
  * constant, so the plain copy has no trace code at all (trace.h). Inlined only into those two
- * copies, which both callers share: one copy per caller would leave refresh_path a call per packet.
+ * copies, which both callers share.
  */
 static __rte_always_inline void
 outbound_burst(struct of_dp *dp, struct of_lcore *lc, const struct of_tables *t,
