@@ -13,26 +13,36 @@
 #include <rte_common.h>
 
 #include "flow_key.h"
-#include "wire.h"
 
 struct of_lcore;
 
-/* Where a flow is pinned, and the headers that take it there. */
+/*
+ * Where a flow is pinned: the members, and what of its outer headers is the
+ * flow's own. The rest is its uplink's template (struct of_port's outer),
+ * so a path and the flow's counts fill one cache line.
+ */
 struct of_path {
 	uint16_t tep;			/* TEP id, 0 for V2P */
 	uint16_t nh;			/* nexthop id */
 	uint32_t tep_gen;		/* generations when pinned: a mismatch */
 	uint32_t nh_gen;		/* means the member went down or changed */
 	uint32_t route_epoch;		/* the tables' route epoch when resolved */
+	uint8_t dst[16];		/* outer IPv6 destination: the TEP, or the peer sled (V2P) */
 	uint16_t uplink;		/* port index */
-	uint8_t inner_dst_mac[6];
-	uint8_t outer[OF_OUTER_HDR_LEN];	/* lengths and checksum filled per packet */
+	uint8_t nh_mac[6];		/* outer Ethernet destination */
+	uint16_t udp_sport;		/* outer UDP source port, from the flow hash */
+	union {
+		uint8_t inner_dst_mac[6];	/* V2P: the peer guest's MAC; the VNI is the flow's */
+		uint8_t vni[4];			/* to a TEP: its VNI and Geneve's reserved 0, as sent; the inner
+						 * destination is boundary services */
+	};
 };
 
 /*
  * Laid out for the packet path: the first cache line holds what a lookup
  * compares (the key) and what every packet writes (last_tsc), so a hit
- * that finds the key has fetched it; the path and its outer header follow.
+ * that finds the key has fetched it; the path and the flow's counts fill
+ * the second.
  */
 struct of_flow_entry {
 	struct of_flow_key key;
@@ -46,8 +56,8 @@ struct of_flow_entry {
 } __rte_cache_aligned;
 
 _Static_assert(offsetof(struct of_flow_entry, path) == RTE_CACHE_LINE_SIZE &&
-	       sizeof(struct of_flow_entry) == 3 * RTE_CACHE_LINE_SIZE,
-	       "a flow entry's key and state fill its first cache line, its path the next two");
+	       sizeof(struct of_flow_entry) == 2 * RTE_CACHE_LINE_SIZE,
+	       "a flow entry's key and state fill its first cache line, its path and counts the second");
 
 /*
  * The index over entries[]: buckets of one cache line, eight slots each,

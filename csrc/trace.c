@@ -42,9 +42,6 @@ matches(const struct of_trace_match *m, const struct of_flow_key *key)
 	       (m->dst_port == 0 || m->dst_port == key->dst_port);
 }
 
-/* Where the outer header sends a frame: its IPv6 destination. */
-#define OUTER_DST_OFF (sizeof(struct rte_ether_hdr) + offsetof(struct rte_ipv6_hdr, dst_addr))
-
 int
 of_dp_trace_arm(struct of_dp *dp, const struct of_trace_match *match, uint32_t count)
 {
@@ -167,7 +164,7 @@ of_trace_decision(struct of_dp *dp, struct of_lcore *lc, const struct of_tables 
 		r.tep = path->tep;
 		r.nexthop = path->nh;
 		r.uplink = path->uplink;
-		outer_dst = path->outer + OUTER_DST_OFF;	/* where it went, pinned or not */
+		outer_dst = path->dst;	/* where it went, pinned or not */
 	}
 	if (outer_dst != NULL) {
 		memcpy(r.outer_dst, outer_dst, 16);
