@@ -173,6 +173,20 @@ def test_a_bad_request_gets_an_error_and_the_next_request_is_answered(running, l
         assert c.request({"v": 1, "op": "routes"})["ok"] is True  # same connection
 
 
+@pytest.mark.parametrize("op,args,error", [
+    ("stats", {"all": True}, "stats: unknown argument 'all' (expected no arguments)"),
+    ("v2b.clear", {}, "v2b.clear: missing argument 'prefix'"),
+    ("tep.down", {"addr": "10.0.0.1"},
+     "tep.down: bad argument 'addr': expected a unicast IPv6 address like fd00:1::1, got string '10.0.0.1'"),
+])
+def test_the_client_refuses_a_bad_argument_in_the_servers_words_without_sending_it(sockdir, op, args, error):
+    # Nothing listens at this path: had the client sent the request, it would say so instead.
+    with ControlClient(os.path.join(sockdir, "nobody.sock")) as c, pytest.raises(ControlError) as e:
+        c.call(op, **args)
+    assert str(e.value) == error
+
+
+
 def test_a_failed_commit_is_an_error_and_leaves_the_state(running):
     running.dataplane.refuse_commits = "tables full"
     with pytest.raises(ControlError, match="tables full"):

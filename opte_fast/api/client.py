@@ -30,10 +30,18 @@ class ControlClient:
             self._sock = None
 
     def call(self, op: str, **args: Any) -> Any:
-        """Run `op`; its result, or ControlError with the server's message."""
+        """Run `op`; its result, or ControlError with the server's message.
+
+        The arguments are checked against OPS first, as the server will check them, so a
+        misspelt or bad argument fails here with the server's words and nothing is sent."""
         if op not in OPS:
             raise ControlError(f"unknown op {op!r}")
-        reply = self.request({"v": VERSION, "op": op, "args": to_json(args)})
+        wire = to_json(args)
+        try:
+            OPS[op].check(wire)
+        except ValueError as e:
+            raise ControlError(str(e)) from None
+        reply = self.request({"v": VERSION, "op": op, "args": wire})
         if not reply.get("ok"):
             raise ControlError(reply.get("error", "error reply without a message"))
         return reply.get("result")
