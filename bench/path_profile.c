@@ -234,12 +234,15 @@ main(int argc, char **argv)
 	struct of_dp_config cfg = {
 		.n_mbufs = 4096, .mbuf_cache = 256, .mbuf_data_room = RTE_MBUF_DEFAULT_BUF_SIZE,
 		.burst = BURST, .rx_desc = 1024, .tx_desc = 1024,
-		.flow_capacity = n_flows, .n_buckets = 4096, .hash_seed = 0x5eed,
+		.flow_capacity = n_flows, .n_buckets = 4096, .prefix_capacity = 16,
 		.tcp_idle_ms = OF_NEVER, .tcp_closed_ms = OF_NEVER, .udp_idle_ms = OF_NEVER, .icmp_idle_ms = OF_NEVER,
 		.rebalance_idle_ms = OF_NEVER, .hop_limit = 64, .flow_label = 1,
 		.udp_sport_min = 49152, .udp_sport_max = 65535, .underlay_mtu = 1500,
 	};
 	memcpy(cfg.underlay_addr, underlay, 16);
+	/* A fixed flow hash key, so that every run takes the same buckets and paths. */
+	for (unsigned i = 0; i < OF_HASH_KEY_LEN; i++)
+		cfg.hash_key[i] = (uint8_t)(0x5e + i);
 	struct of_dp *dp = of_dp_create(&cfg);
 	if (dp == NULL)
 		die("data plane");

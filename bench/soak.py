@@ -209,7 +209,7 @@ def soak(args: argparse.Namespace, workdir: str) -> dict:
             dp.add_ring_port(uplink, "uplink", ring_size=65536)
         dp.start([1])
         controller = Controller(dp, anycast_state(2, teps=TEPS), ["uplink0", "uplink1"])
-        server = ControlServer(os.path.join(workdir, "ctl.sock"), ControlAPI(controller, dp, NoRoutes(), 100))
+        server = ControlServer(os.path.join(workdir, "ctl.sock"), ControlAPI(controller, dp, NoRoutes()))
         server.start()
         collector, feeder = Collector(dp), Feeder(dp, args.flows, args.rate_pps)
         ctl = CtlReader(os.path.join(workdir, "ctl.sock"), args.ctl_read_ms / 1000)

@@ -21,7 +21,8 @@ from pathlib import Path
 # The worker's side is found, not listed: the worker's loop and every file it calls, directly or not.
 WORKER_LOOP = "loop.c"
 # The control thread's side, and the life cycle (opte_fast.h) above it.
-CONTROL_HEADERS = {"opte_fast.h", "port.h", "link.h", "builder.h", "inspect.h", "ring_io.h", "telemetry.h"}
+CONTROL_HEADERS = {"opte_fast.h", "port.h", "link.h", "builder.h", "inspect.h", "ring_io.h", "telemetry.h",
+                   "memory.h"}
 
 
 def compile_one(src: Path, out: Path, cflags: list[str]) -> tuple[str, set[str], set[str], set[str]]:

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# The C units (parse, NDP, gateway, guest services, resilient tables, BFD, the flow table) built
-# with AddressSanitizer and UndefinedBehaviorSanitizer and run; any finding aborts the run.
+# The C units (parse, NDP, gateway, guest services, resilient tables, BFD, the flow hash and
+# table) built with AddressSanitizer and UndefinedBehaviorSanitizer and run; any finding aborts the run.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 

@@ -17,11 +17,15 @@ for target in parse outbound inbound; do
         corpus+=("csrc/fuzz/corpus/$target")
     fi
     echo "== fuzz_$target ($minutes min)"
-    if ! build/fuzz/fuzz_$target -max_total_time=$((minutes * 60)) -print_final_stats=1 \
+    rm -f "build/fuzz/$target.counters"
+    if ! OF_FUZZ_COUNTERS="build/fuzz/$target.counters" build/fuzz/fuzz_$target -max_total_time=$((minutes * 60)) -print_final_stats=1 \
             -artifact_prefix=build/fuzz/ "${corpus[@]}" > "build/fuzz/$target.log" 2>&1; then
         status=1
         grep -m1 -B2 -A20 -E "ERROR|runtime error|EXPECT" "build/fuzz/$target.log" || tail -30 "build/fuzz/$target.log"
     fi
     grep -E "^(Done|stat::number_of_executed_units|stat::peak_rss_mb)" "build/fuzz/$target.log" || true
+    if [ -s "build/fuzz/$target.counters" ]; then   # the whole-path targets: where the frames went
+        echo "counters: $(sort -k2 -nr "build/fuzz/$target.counters" | head -12 | tr '\n' ' ')"
+    fi
 done
 exit $status

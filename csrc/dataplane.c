@@ -25,8 +25,10 @@
 #include "dp.h"
 #include "flow.h"
 #include "handoff.h"
+#include "heap.h"
 #include "lcore.h"
 #include "loop.h"
+#include "memory.h"
 #include "opte_fast.h"
 #include "tables.h"
 #include "telemetry.h"
@@ -64,18 +66,6 @@ of_tsc_hz(void)
 	return rte_get_tsc_hz();
 }
 
-uint64_t
-of_eal_heap_bytes(void)
-{
-	struct rte_malloc_socket_stats stats;
-	uint64_t bytes = 0;
-
-	for (unsigned i = 0; i < rte_socket_count(); i++)
-		if (rte_malloc_get_socket_stats(rte_socket_id_by_idx(i), &stats) == 0)
-			bytes += stats.heap_allocsz_bytes;
-	return bytes;
-}
-
 static uint64_t
 ms_to_tsc(uint32_t ms)
 {
@@ -104,13 +94,26 @@ check_config(const struct of_dp_config *cfg)
 	return -EINVAL;
 }
 
+/* Measure a V2P table at two sizes, for the cost of any (memory.h). */
+static int
+probe_v2p(struct of_dp *dp)
+{
+	dp->v2p_small_bytes = of_v2p_table_probe(dp->instance, OF_V2P_PROBE_SMALL);
+	dp->v2p_large_bytes = of_v2p_table_probe(dp->instance, OF_V2P_PROBE_LARGE);
+	if (dp->v2p_small_bytes == 0 || dp->v2p_large_bytes <= dp->v2p_small_bytes) {
+		of_set_error("out of EAL memory for a V2P table of %u entries (raise --memory-mb)", OF_V2P_PROBE_LARGE);
+		return -ENOMEM;
+	}
+	return 0;
+}
+
 struct of_dp *
 of_dp_create(const struct of_dp_config *cfg)
 {
 	char name[RTE_MEMPOOL_NAMESIZE];
 	struct of_flow_timeouts *to;
 	struct of_dp *dp;
-	size_t qsbr_size;
+	size_t qsbr_size, heap_before;
 
 	if (check_config(cfg) != 0)
 		return NULL;
@@ -120,6 +123,7 @@ of_dp_create(const struct of_dp_config *cfg)
 		return NULL;
 	}
 	dp->cfg = *cfg;
+	of_hash_key_words(cfg->hash_key, dp->hash_key);
 	dp->instance = ++instances;
 	to = &dp->timeouts;
 	rte_spinlock_init(&dp->link_lock);
@@ -140,6 +144,7 @@ of_dp_create(const struct of_dp_config *cfg)
 	dp->rebalance_tsc = ms_to_tsc(cfg->rebalance_idle_ms);
 
 	snprintf(name, sizeof(name), "of_pool_%u", dp->instance);
+	heap_before = of_heap_used();
 	dp->pool = rte_pktmbuf_pool_create(name, cfg->n_mbufs, cfg->mbuf_cache, 0, cfg->mbuf_data_room,
 					   (int)rte_socket_id());
 	if (dp->pool == NULL) {
@@ -147,6 +152,11 @@ of_dp_create(const struct of_dp_config *cfg)
 			     cfg->n_mbufs, rte_strerror(rte_errno));
 		goto fail;
 	}
+	dp->mbuf_bytes = of_heap_used() - heap_before;
+	if (of_prefix_bank_init(&dp->v2b_bank, "V2B", dp->instance, cfg->prefix_capacity) != 0 ||
+	    of_prefix_bank_init(&dp->route_bank, "route", dp->instance, cfg->prefix_capacity) != 0 ||
+	    probe_v2p(dp) != 0)
+		goto fail;
 	qsbr_size = rte_rcu_qsbr_get_memsize(RTE_MAX_LCORE);
 	dp->qsbr = rte_zmalloc("of_qsbr", qsbr_size, RTE_CACHE_LINE_SIZE);
 	if (dp->qsbr == NULL || rte_rcu_qsbr_init(dp->qsbr, RTE_MAX_LCORE) != 0) {
@@ -158,9 +168,11 @@ of_dp_create(const struct of_dp_config *cfg)
 	rte_rcu_qsbr_thread_register(dp->qsbr, dp->reader_thread);
 	if (of_bfd_create(dp) != 0)
 		goto fail;
-	/* Empty tables, so workers never see NULL. */
+	/* Empty tables, so workers never see NULL. What they take is what every commit takes. */
+	heap_before = of_heap_used();
 	if (of_builder_commit(of_builder_new(dp)) != 0)
 		goto fail;
+	dp->snapshot_bytes = of_heap_used() - heap_before;
 	of_telemetry_attach(dp);
 	return dp;
 fail:
@@ -190,6 +202,8 @@ of_dp_destroy(struct of_dp *dp)
 	free_lcores(dp);
 	of_bfd_destroy(dp);
 	of_tables_free(dp->tables);
+	of_prefix_bank_free(&dp->v2b_bank);
+	of_prefix_bank_free(&dp->route_bank);
 	rte_free(dp->qsbr);
 	if (dp->link_event_fd >= 0)
 		close(dp->link_event_fd);
@@ -202,6 +216,7 @@ static int
 setup_lcores(struct of_dp *dp, const unsigned *lcores, unsigned n)
 {
 	char name[RTE_HASH_NAMESIZE];
+	size_t heap_before;
 
 	free_lcores(dp);
 	dp->lcores = rte_zmalloc("of_lcores", n * sizeof(*dp->lcores), RTE_CACHE_LINE_SIZE);
@@ -210,6 +225,7 @@ setup_lcores(struct of_dp *dp, const unsigned *lcores, unsigned n)
 		return -ENOMEM;
 	}
 	dp->n_workers = n;
+	heap_before = of_heap_used();
 	for (unsigned w = 0; w < n; w++) {
 		struct of_lcore *lc = &dp->lcores[w];
 
@@ -229,6 +245,7 @@ setup_lcores(struct of_dp *dp, const unsigned *lcores, unsigned n)
 			return -ENOMEM;
 		}
 	}
+	dp->flow_bytes = of_heap_used() - heap_before;
 	return 0;
 }
 

@@ -15,6 +15,8 @@
 
 #include "dp_types.h"
 #include "flow.h"
+#include "flow_hash.h"
+#include "prefix.h"
 #include "wire.h"
 
 struct of_bfd;
@@ -56,6 +58,7 @@ struct of_port {
 
 struct of_dp {
 	struct of_dp_config cfg;
+	uint64_t hash_key[OF_HASH_KEY_WORDS];	/* cfg.hash_key as the hash reads it */
 	uint32_t instance;		/* makes DPDK object names unique */
 	struct rte_mempool *pool;
 	uint16_t n_ports;
@@ -66,6 +69,12 @@ struct of_dp {
 	struct rte_rcu_qsbr *qsbr;
 	uint64_t table_swaps;
 	uint32_t member_gen;		/* last generation handed to a TEP or nexthop */
+	struct of_prefix_bank v2b_bank, route_bank;	/* the prefix tables (prefix.h) */
+
+	/* EAL heap bytes, measured as allocated (memory.h). */
+	uint64_t mbuf_bytes, flow_bytes;
+	uint64_t snapshot_bytes;	/* an empty commit's: the snapshot and its smallest tables */
+	uint64_t v2p_small_bytes, v2p_large_bytes;	/* V2P tables of OF_V2P_PROBE_SMALL and _LARGE entries */
 
 	/* In TSC ticks, derived from cfg at create. */
 	struct of_flow_timeouts timeouts;

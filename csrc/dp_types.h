@@ -15,6 +15,7 @@
 #define OF_MAX_GROUPS 1024	/* TEP sets and nexthop groups, each 0..1023 */
 #define OF_MAX_BURST 512
 #define OF_NEVER UINT32_MAX
+#define OF_HASH_KEY_LEN 64	/* bytes of the flow hash's secret key (flow_hash.h) */
 /* An id that names nothing: no port, no TEP or nexthop, no TEP set or nexthop group, no worker.
  * Never a valid id of any of them. */
 #define OF_NO_ID 0xFFFF
@@ -34,20 +35,22 @@ struct of_dp_config {
 	uint16_t tx_desc;
 	uint32_t flow_capacity;		/* per worker lcore */
 	uint32_t n_buckets;		/* resilient tables, power of two */
-	uint32_t hash_seed;
 	uint32_t tcp_idle_ms;
 	uint32_t tcp_closed_ms;		/* after FIN or RST */
 	uint32_t udp_idle_ms;
 	uint32_t icmp_idle_ms;
 	uint32_t rebalance_idle_ms;	/* OF_NEVER: never move a live flow */
 	uint8_t underlay_addr[16];
+	uint8_t hash_key[OF_HASH_KEY_LEN];	/* the flow hash's secret: random, kept across restarts */
 	uint8_t hop_limit;
 	uint8_t flow_label;		/* 0: flow label 0 */
 	uint8_t udp_checksum;		/* outbound: full UDP checksum */
 	uint8_t verify_udp_checksum;	/* inbound: verify non-zero checksums */
+	uint8_t strict_underlay;	/* inbound: only from TEPs, and from sleds for their V2P guests */
 	uint16_t udp_sport_min;
 	uint16_t udp_sport_max;
 	uint16_t underlay_mtu;		/* IP MTU of the underlay: OF_UNDERLAY_MTU_MIN to OF_UNDERLAY_MTU_MAX */
+	uint32_t prefix_capacity;	/* prefixes in the V2B table and in the route table, each */
 };
 
 /* An inner IP MTU of at least IPv6's 1280 under the 70 bytes of outer headers; jumbo at most. */

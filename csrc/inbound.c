@@ -5,10 +5,12 @@
  * (exception path); neighbor solicitations for the underlay address are
  * answered here so switches can resolve the sled without a kernel.
  */
+#include <stddef.h>
 #include <string.h>
 
 #include <rte_ether.h>
 #include <rte_hash.h>
+#include <rte_ip.h>
 #include <rte_mbuf.h>
 #include <rte_prefetch.h>
 
@@ -19,6 +21,7 @@
 #include "lcore.h"
 #include "ndp.h"
 #include "parse.h"
+#include "strict.h"
 #include "tables.h"
 #include "tx.h"
 
@@ -86,6 +89,12 @@ of_inbound_burst(struct of_dp *dp, struct of_lcore *lc, const struct of_tables *
 			rc = of_parse_inner_inbound(data + gm.outer_len, gm.inner_len, &im);
 		if (unlikely(rc != OF_OK)) {
 			of_drop(lc, (enum of_counter)rc, m);
+			continue;
+		}
+		if (dp->cfg.strict_underlay &&
+		    !of_underlay_source_ok(t, data + gm.ip6_off + offsetof(struct rte_ipv6_hdr, src_addr), gm.vni,
+					   im.key.src)) {
+			of_drop(lc, OF_C_UNDERLAY_SOURCE_UNKNOWN, m);
 			continue;
 		}
 		/* Keep the inner frame only: no outer headers, no trailing padding. The parse read the

@@ -111,16 +111,21 @@ of_dp_path_stats(const struct of_dp *dp, struct of_path_stats *teps, struct of_p
 	}
 }
 
+/* A cursor is the worker in the high 32 bits and the entry in its table in the low 32. */
 unsigned
-of_dp_flows(const struct of_dp *dp, struct of_flow_info *out, unsigned max)
+of_dp_flows(const struct of_dp *dp, uint64_t *cursor, struct of_flow_info *out, unsigned max)
 {
 	uint64_t now = rte_rdtsc(), hz = rte_get_tsc_hz();
+	unsigned w = (unsigned)(*cursor >> 32);
+	uint32_t i = (uint32_t)*cursor;
 	unsigned n = 0;
 
-	for (unsigned w = 0; w < dp->n_workers && n < max; w++) {
+	if (*cursor == OF_FLOWS_DONE)
+		return 0;
+	for (; w < dp->n_workers; w++, i = 0) {
 		const struct of_flow_table *ft = dp->lcores[w].flows;
 
-		for (uint32_t i = 0; i < ft->n_entries && n < max; i++) {
+		for (; i < ft->n_entries; i++) {
 			const struct of_flow_entry *e = &ft->entries[i];
 			struct of_flow_info *f = &out[n];
 			uint64_t last = e->last_tsc;
@@ -142,9 +147,13 @@ of_dp_flows(const struct of_dp *dp, struct of_flow_info *out, unsigned max)
 			f->packets = e->packets;
 			f->bytes = e->bytes;
 			f->idle_ms = now > last ? (now - last) * 1000 / hz : 0;
-			n++;
+			if (++n == max) {
+				*cursor = ((uint64_t)w << 32) | (i + 1);
+				return n;
+			}
 		}
 	}
+	*cursor = OF_FLOWS_DONE;
 	return n;
 }
 

@@ -42,8 +42,13 @@ struct of_flow_info {
 	uint64_t packets, bytes;
 	uint64_t idle_ms;
 };
-/* Up to max active flows; returns the count. Racy by design: a snapshot for humans. */
-unsigned of_dp_flows(const struct of_dp *dp, struct of_flow_info *out, unsigned max);
+/*
+ * Up to max active flows, from *cursor on (0: the first); returns the count and leaves in
+ * *cursor where the next call resumes, OF_FLOWS_DONE once every table is scanned. Touches no
+ * Python and takes no lock: call it without the GIL. Racy by design: a snapshot for humans.
+ */
+#define OF_FLOWS_DONE UINT64_MAX
+unsigned of_dp_flows(const struct of_dp *dp, uint64_t *cursor, struct of_flow_info *out, unsigned max);
 uint64_t of_dp_flow_count(const struct of_dp *dp);
 
 /* Current bucket table of a TEP set (kind 0) or nexthop group (kind 1): member id per bucket. */

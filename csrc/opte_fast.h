@@ -20,6 +20,7 @@
 #include "error.h"
 #include "inspect.h"
 #include "link.h"
+#include "memory.h"
 #include "port.h"
 #include "ring_io.h"
 #include "telemetry.h"
@@ -29,8 +30,6 @@
 int of_eal_init(int argc, char **argv);
 int of_eal_cleanup(void);
 uint64_t of_tsc_hz(void);
-/* Bytes allocated from the EAL's heaps, all sockets (a bench reads it around of_dp_start to size the flow tables). */
-uint64_t of_eal_heap_bytes(void);
 
 struct of_dp *of_dp_create(const struct of_dp_config *cfg);
 void of_dp_destroy(struct of_dp *dp);	/* stops, closes ports, frees */

@@ -13,9 +13,7 @@
 
 #include <rte_byteorder.h>
 #include <rte_hash.h>
-#include <rte_hash_crc.h>
 #include <rte_ip.h>
-#include <rte_lpm6.h>
 #include <rte_mbuf.h>
 #include <rte_memcpy.h>
 #include <rte_prefetch.h>
@@ -140,7 +138,7 @@ resolve_path(const struct of_dp *dp, const struct of_tables *t, const struct of_
 		p->tep = 0;
 		memcpy(p->inner_dst_mac, t->v2p->vals[pos].mac, 6);
 	} else {
-		if (of_tables_match(t->v2b, key->dst, &target) != 0)
+		if (of_prefix_match(t->v2b, key->dst, &target) != 0)
 			return OF_C_NO_V2B_MATCH;
 		p->tep = keep != NULL && keep->tep != 0 ? live_tep_of(t, t->tep_sets[target], keep) : OF_NO_ID;
 		if (p->tep == OF_NO_ID)
@@ -154,7 +152,7 @@ resolve_path(const struct of_dp *dp, const struct of_tables *t, const struct of_
 	}
 	p->tep_gen = t->teps[p->tep].gen;
 
-	if (of_tables_match(t->routes, dst, &target) != 0)
+	if (of_prefix_match(t->routes, dst, &target) != 0)
 		return OF_C_NO_ROUTE;
 	p->nh = keep != NULL ? live_nexthop_of(t, t->nh_groups[target], keep) : OF_NO_ID;
 	if (p->nh == OF_NO_ID)
@@ -426,12 +424,12 @@ outbound_burst(struct of_dp *dp, struct of_lcore *lc, const struct of_tables *t,
 		return;
 	/*
 	 * Hashing in a loop of its own: right after the parse, the key's bytes are still in
-	 * the store buffer in pieces, and the CRC's 8-byte loads would stall on forwarding.
+	 * the store buffer in pieces, and the hash's 8-byte loads would stall on forwarding.
 	 */
 	for (uint16_t i = 0; i < n_ok; i++) {
 		const uint8_t *data = rte_pktmbuf_mtod(ok[i], const uint8_t *);
 
-		hashes[i] = handed_off ? ok[i]->hash.rss : rte_hash_crc(keys[i], sizeof(*keys[i]), dp->cfg.hash_seed);
+		hashes[i] = handed_off ? ok[i]->hash.rss : of_flow_hash(keys[i], dp->hash_key);
 		/* The outer header goes into headroom no one has touched yet: fetch it for writing
 		 * (rte_prefetch0_write is still experimental in 22.11). */
 		__builtin_prefetch(data - OF_OUTER_HDR_LEN, 1, 3);

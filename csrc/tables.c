@@ -15,15 +15,15 @@
 #include <rte_errno.h>
 #include <rte_hash.h>
 #include <rte_hash_crc.h>
-#include <rte_lpm6.h>
 #include <rte_malloc.h>
 #include <rte_rcu_qsbr.h>
 
 #include "builder.h"
-#include "compat.h"
 #include "dp.h"
 #include "error.h"
 #include "guest_net.h"
+#include "heap.h"
+#include "memory.h"
 #include "tables.h"
 
 struct of_member_list {
@@ -70,7 +70,6 @@ copy_bytes(void *dst, const void *src, size_t n)
 		memcpy(dst, src, n);
 }
 
-static void prefix_table_put(struct of_prefix_table *pt);
 static void v2p_table_put(struct of_v2p_table *vt);
 static void guest_table_put(struct of_guest_table *gt);
 
@@ -289,8 +288,6 @@ of_tables_free(struct of_tables *t)
 {
 	if (t == NULL)
 		return;
-	prefix_table_put(t->v2b);
-	prefix_table_put(t->routes);
 	v2p_table_put(t->v2p);
 	guest_table_put(t->guest_index);
 	for (unsigned i = 0; i < OF_MAX_GROUPS; i++) {
@@ -298,88 +295,6 @@ of_tables_free(struct of_tables *t)
 		of_resilient_free(t->nh_groups[i]);
 	}
 	rte_free(t);
-}
-
-static void
-prefix_table_put(struct of_prefix_table *pt)
-{
-	if (pt == NULL || --pt->refs > 0)
-		return;
-	rte_lpm6_free(pt->lpm);
-	rte_free(pt);
-}
-
-/*
- * V2B holds IPv4 prefixes v4-mapped beside IPv6 ones: without a barrier an
- * IPv6 prefix shorter than /96 (::/0 above all) would catch IPv4 traffic.
- * ::ffff:0:0/96 -> "no match" keeps the families apart; IPv4 prefixes are
- * longer, so they still win, and an IPv4 0.0.0.0/0 replaces the barrier.
- */
-static const struct of_prefix_rule v4_barrier = {
-	.prefix = { 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff },
-	.depth = 96,
-	.target = OF_NO_ID,
-};
-
-static struct of_prefix_table *
-prefix_table_build(const char *kind, uint32_t id, const struct of_prefix_rule *rules, uint32_t n,
-		   int v4_barrier_needed)
-{
-	char name[RTE_LPM6_NAMESIZE];
-	/* An IPv4 /32 seen v4-mapped is a /128: up to 13 tbl8 groups a rule. One rule more
-	 * than given: the IPv4 barrier. */
-	struct rte_lpm6_config config = {
-		.max_rules = RTE_MAX(n + 1, 16u),
-		.number_tbl8s = RTE_MAX(n + 1, 16u) * 14,
-	};
-	struct of_prefix_table *pt = rte_zmalloc("of_prefixes", sizeof(*pt) + n * sizeof(*rules), 0);
-
-	if (pt == NULL) {
-		of_set_error("out of memory for the %s table", kind);
-		return NULL;
-	}
-	pt->refs = 1;
-	pt->n_rules = n;
-	copy_bytes(pt->rules, rules, n * sizeof(*rules));
-	pt->default_target = OF_NO_ID;
-	snprintf(name, sizeof(name), "of%s%u", kind, id);
-	pt->lpm = rte_lpm6_create(name, SOCKET_ID_ANY, &config);
-	if (pt->lpm == NULL) {
-		of_set_error("cannot create the %s table: %s (raise --memory-mb)", kind, rte_strerror(rte_errno));
-		goto fail;
-	}
-	if (v4_barrier_needed && of_lpm6_add(pt->lpm, v4_barrier.prefix, v4_barrier.depth, v4_barrier.target) < 0) {
-		of_set_error("cannot add the IPv4 barrier to the %s table", kind);
-		goto fail;
-	}
-	/* A rule added after the barrier with the same prefix and depth replaces it. */
-	for (uint32_t i = 0; i < n; i++) {
-		/* rte_lpm6 has no /0: the default entry is kept beside the table. */
-		if (rules[i].depth == 0) {
-			pt->default_target = rules[i].target;
-			continue;
-		}
-		if (of_lpm6_add(pt->lpm, rules[i].prefix, rules[i].depth, rules[i].target) < 0) {
-			of_set_error("cannot add a prefix to the %s table", kind);
-			goto fail;
-		}
-	}
-	return pt;
-fail:
-	prefix_table_put(pt);
-	return NULL;
-}
-
-/* The previous table, shared, when its rules are the same; else a new one. */
-static struct of_prefix_table *
-prefix_table_get(const char *kind, uint32_t id, const struct of_prefix_rule *rules, uint32_t n,
-		 struct of_prefix_table *prev, int v4_barrier_needed)
-{
-	if (prev != NULL && prev->n_rules == n && same_bytes(prev->rules, rules, n * sizeof(*rules))) {
-		prev->refs++;
-		return prev;
-	}
-	return prefix_table_build(kind, id, rules, n, v4_barrier_needed);
 }
 
 static struct rte_hash *
@@ -413,6 +328,39 @@ v2p_table_put(struct of_v2p_table *vt)
 	rte_free(vt);
 }
 
+/* An empty V2P table for n entries: every allocation a table of that size makes. */
+static struct of_v2p_table *
+v2p_table_alloc(const char *kind, uint32_t id, uint32_t n)
+{
+	struct of_v2p_table *vt = rte_zmalloc("of_v2p", sizeof(*vt) + n * sizeof(vt->entries[0]), 0);
+
+	if (vt == NULL)
+		return NULL;
+	vt->refs = 1;
+	vt->n = n;
+	vt->hash = build_hash(kind, id, sizeof(struct of_v2p_key), n);
+	if (vt->hash != NULL)
+		vt->vals = rte_zmalloc("of_v2p", ((size_t)rte_hash_max_key_id(vt->hash) + 1) * sizeof(*vt->vals), 0);
+	if (vt->vals == NULL) {
+		v2p_table_put(vt);
+		return NULL;
+	}
+	return vt;
+}
+
+uint64_t
+of_v2p_table_probe(uint32_t id, uint32_t n)
+{
+	size_t before = of_heap_used();
+	struct of_v2p_table *vt = v2p_table_alloc("v2pprobe", id, n);
+	uint64_t bytes = of_heap_used() - before;
+
+	if (vt == NULL)
+		return 0;
+	v2p_table_put(vt);
+	return bytes;
+}
+
 static struct of_v2p_table *
 v2p_table_get(struct of_builder *b, uint32_t id, struct of_v2p_table *prev)
 {
@@ -423,21 +371,12 @@ v2p_table_get(struct of_builder *b, uint32_t id, struct of_v2p_table *prev)
 		prev->refs++;
 		return prev;
 	}
-	vt = rte_zmalloc("of_v2p", sizeof(*vt) + input, 0);
+	vt = v2p_table_alloc("v2p", id, b->n_v2p);
 	if (vt == NULL) {
-		builder_fail(b, -ENOMEM, "out of memory for V2P entries");
+		builder_fail(b, -ENOMEM, "out of EAL memory for the V2P entries (raise --memory-mb)");
 		return NULL;
 	}
-	vt->refs = 1;
-	vt->n = b->n_v2p;
 	copy_bytes(vt->entries, b->v2p, input);
-	vt->hash = build_hash("v2p", id, sizeof(struct of_v2p_key), b->n_v2p);
-	if (vt->hash != NULL)
-		vt->vals = rte_zmalloc("of_v2p", ((size_t)rte_hash_max_key_id(vt->hash) + 1) * sizeof(*vt->vals), 0);
-	if (vt->vals == NULL) {
-		builder_fail(b, -ENOMEM, "out of memory for V2P entries");
-		goto fail;
-	}
 	for (uint32_t i = 0; i < b->n_v2p; i++) {
 		int32_t pos = rte_hash_add_key(vt->hash, &b->v2p[i].key);
 
@@ -575,6 +514,29 @@ build_group(struct of_builder *b, const struct of_member_list *list,
 	return r;
 }
 
+static int
+addr_cmp(const void *a, const void *b)
+{
+	return memcmp(a, b, 16);
+}
+
+/* Strict underlay's sources: the address of every TEP, up or down (a switch taken out of use
+ * still answers its flows' last packets), sorted and each once, for a binary search. */
+static void
+build_tep_addrs(const struct of_builder *b, struct of_tables *t)
+{
+	uint16_t n = 0, kept = 0;
+
+	for (unsigned id = 1; id < OF_MAX_TEPS; id++)
+		if (b->teps[id].defined)
+			memcpy(t->tep_addrs[n++], b->teps[id].tep.addr, 16);
+	qsort(t->tep_addrs, n, 16, addr_cmp);
+	for (uint16_t i = 0; i < n; i++)
+		if (kept == 0 || memcmp(t->tep_addrs[kept - 1], t->tep_addrs[i], 16) != 0)
+			memmove(t->tep_addrs[kept++], t->tep_addrs[i], 16);
+	t->n_tep_addrs = kept;
+}
+
 static struct of_tables *
 build_tables(struct of_builder *b, const struct of_tables *prev)
 {
@@ -587,6 +549,7 @@ build_tables(struct of_builder *b, const struct of_tables *prev)
 	t->id = ++tables_ids;
 	memcpy(t->guests, b->guests, sizeof(t->guests));
 	build_members(b, t, prev);
+	build_tep_addrs(b, t);
 
 	for (unsigned g = 0; g < OF_MAX_GROUPS; g++) {
 		if (b->tep_sets[g].defined) {
@@ -611,8 +574,9 @@ build_tables(struct of_builder *b, const struct of_tables *prev)
 			goto fail;
 		}
 
-	t->v2b = prefix_table_get("v2b", t->id, b->v2b, b->n_v2b, prev ? prev->v2b : NULL, 1);
-	t->routes = prefix_table_get("rt", t->id, b->routes, b->n_routes, prev ? prev->routes : NULL, 0);
+	t->v2b = of_prefix_bank_get(&b->dp->v2b_bank, "V2B", prev ? prev->v2b : NULL, b->v2b, b->n_v2b, 1);
+	t->routes = of_prefix_bank_get(&b->dp->route_bank, "route", prev ? prev->routes : NULL, b->routes,
+				       b->n_routes, 0);
 	t->v2p = v2p_table_get(b, t->id, prev ? prev->v2p : NULL);
 	t->guest_index = guest_table_get(b, t->id, prev ? prev->guest_index : NULL);
 	if (t->v2b == NULL || t->routes == NULL || t->v2p == NULL || t->guest_index == NULL) {
@@ -636,6 +600,38 @@ fail:
 	return NULL;
 }
 
+/*
+ * Refuse, before anything is built, a commit that cannot fit: more prefixes than the
+ * prefix tables hold, or more EAL memory than is free for the snapshot and a new V2P
+ * table (the old one is freed only after the new one is published).
+ */
+static int
+check_room(struct of_builder *b, const struct of_tables *prev)
+{
+	struct of_dp *dp = b->dp;
+	int v2p_changed = prev == NULL || prev->v2p->n != b->n_v2p ||
+			  !same_bytes(prev->v2p->entries, b->v2p, b->n_v2p * sizeof(*b->v2p));
+	uint64_t need = dp->snapshot_bytes + (v2p_changed ? of_memory_v2p_bytes(dp, b->n_v2p) : 0);
+	uint64_t free_bytes = of_heap_free();
+
+	if (b->n_v2b > dp->v2b_bank.capacity || b->n_routes > dp->route_bank.capacity) {
+		int v2b = b->n_v2b > dp->v2b_bank.capacity;
+
+		of_set_error("%u %s prefixes, more than --prefix-capacity %u holds", v2b ? b->n_v2b : b->n_routes,
+			     v2b ? "V2B" : "route", dp->v2b_bank.capacity);
+		b->error = -ENOSPC;
+		return b->error;
+	}
+	/* The first commit is measured to learn snapshot_bytes: it cannot be judged by it. */
+	if (dp->snapshot_bytes == 0 || need <= free_bytes)
+		return 0;
+	of_set_error("the tables need %.1f MB of EAL memory and %.1f MB are free: %u V2P entries would fit, "
+		     "this commit has %u (raise --memory-mb)", (double)need / 1048576, (double)free_bytes / 1048576,
+		     of_memory_v2p_fit(dp), b->n_v2p);
+	b->error = -ENOSPC;
+	return b->error;
+}
+
 int
 of_builder_commit(struct of_builder *b)
 {
@@ -644,6 +640,8 @@ of_builder_commit(struct of_builder *b)
 	struct of_tables *t = NULL;
 	int rc = b->error;
 
+	if (rc == 0)
+		rc = check_room(b, old);
 	if (rc == 0)
 		t = build_tables(b, old);
 	if (t == NULL) {

@@ -17,12 +17,11 @@
 
 #include <stdint.h>
 
-#include "compat.h"
 #include "dp_types.h"
+#include "prefix.h"
 #include "resilient.h"
 
 struct rte_hash;
-struct rte_lpm6;
 
 struct of_tep {
 	uint8_t addr[16];
@@ -49,12 +48,6 @@ struct of_v2p {
 	uint8_t mac[6];
 };
 
-struct of_prefix_rule {
-	uint8_t prefix[16];
-	uint8_t depth;
-	uint16_t target;		/* TEP set or nexthop group; OF_NO_ID: no match */
-};
-
 struct of_v2p_key {
 	uint32_t vni;
 	uint8_t ip[16];
@@ -66,20 +59,13 @@ struct of_v2p_entry {
 };
 
 /*
- * The lookup structures of a snapshot are costly to create (an rte_lpm6
- * takes tens of MB, an rte_hash a memzone), so consecutive snapshots share
- * one while its input is unchanged: a member going up or down rebuilds only
- * the bucket tables. refs counts the snapshots holding it (control thread
- * only); each keeps its input to compare with the next commit's.
+ * The lookup structures of a snapshot are costly to create (an rte_hash takes
+ * a memzone), so consecutive snapshots share one while its input is
+ * unchanged: a member going up or down rebuilds only the bucket tables. refs
+ * counts the snapshots holding it (control thread only); each keeps its input
+ * to compare with the next commit's. The prefix tables are the data plane's
+ * own (prefix.h), used in turn.
  */
-struct of_prefix_table {
-	uint32_t refs;
-	struct rte_lpm6 *lpm;
-	uint16_t default_target;	/* ::/0, which rte_lpm6 cannot hold; or OF_NO_ID */
-	uint32_t n_rules;
-	struct of_prefix_rule rules[];
-};
-
 struct of_v2p_table {
 	uint32_t refs;
 	struct rte_hash *hash;		/* (vni, inner ip) -> index into vals */
@@ -106,6 +92,8 @@ struct of_tables {
 	struct of_resilient *nh_groups[OF_MAX_GROUPS];
 	struct of_tep teps[OF_MAX_TEPS];
 	struct of_nexthop nhs[OF_MAX_NEXTHOPS];
+	uint16_t n_tep_addrs;		/* strict underlay: every TEP's address, sorted, once */
+	uint8_t tep_addrs[OF_MAX_TEPS][16];
 	uint32_t id;			/* names of the DPDK objects */
 };
 
@@ -116,24 +104,14 @@ struct of_guest_key {
 };
 
 void of_tables_free(struct of_tables *t);
+/* The EAL heap bytes an empty V2P table for n entries takes (allocated, measured, freed); 0 if it does not fit. */
+uint64_t of_v2p_table_probe(uint32_t id, uint32_t n);
 
 /* The nexthop bucket is chosen from the flow hash rotated, so that TEP and nexthop choices are independent. */
 static inline uint32_t
 of_nexthop_hash(uint32_t hash)
 {
 	return (hash << 16) | (hash >> 16);
-}
-
-/* Longest prefix match with the /0 entry as the fallback; 0 on a match. */
-static inline int
-of_tables_match(const struct of_prefix_table *pt, const uint8_t addr[16], uint32_t *target)
-{
-	if (of_lpm6_lookup(pt->lpm, addr, target) == 0)
-		return *target == OF_NO_ID ? -1 : 0;
-	if (pt->default_target == OF_NO_ID)
-		return -1;
-	*target = pt->default_target;
-	return 0;
 }
 
 #endif

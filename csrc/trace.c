@@ -153,7 +153,7 @@ of_trace_decision(struct of_dp *dp, struct of_lcore *lc, const struct of_tables 
 	if (pos >= 0) {
 		r.table = OF_TRACE_V2P;
 		outer_dst = t->v2p->vals[pos].underlay;
-	} else if (of_tables_match(t->v2b, key->dst, &target) == 0) {
+	} else if (of_prefix_match(t->v2b, key->dst, &target) == 0) {
 		r.table = OF_TRACE_V2B;
 		r.tep_set = target;
 		bucket_of(t->tep_sets[target], hash, &r.tep_bucket, &r.bucket_tep);
@@ -168,7 +168,7 @@ of_trace_decision(struct of_dp *dp, struct of_lcore *lc, const struct of_tables 
 	}
 	if (outer_dst != NULL) {
 		memcpy(r.outer_dst, outer_dst, 16);
-		if (of_tables_match(t->routes, outer_dst, &target) == 0) {
+		if (of_prefix_match(t->routes, outer_dst, &target) == 0) {
 			r.nh_group = target;
 			bucket_of(t->nh_groups[target], of_nexthop_hash(hash), &r.nh_bucket, &r.bucket_nexthop);
 		}

@@ -18,10 +18,14 @@ ROLE_EXCEPTION = OF_ROLE_EXCEPTION
 MAX_TEPS = OF_MAX_TEPS
 MAX_NEXTHOPS = OF_MAX_NEXTHOPS
 MAX_GROUPS = OF_MAX_GROUPS
+HASH_KEY_LEN = OF_HASH_KEY_LEN
 MAX_BFD_SESSIONS = OF_BFD_MAX_SESSIONS
 NEVER = OF_NEVER
 TRACE_MAX = OF_TRACE_MAX
 TRACE_NONE = OF_TRACE_NONE
+# Flow dicts built per hold of the GIL in Core.flows (about a millisecond's worth).
+cdef enum:
+    FLOW_DICTS_PER_HOLD = 1024
 
 
 class DataplaneError(RuntimeError):
@@ -112,10 +116,6 @@ def tsc_hz() -> int:
     return of_tsc_hz()
 
 
-def eal_heap_bytes() -> int:
-    return of_eal_heap_bytes()
-
-
 def counter_names() -> list:
     return [of_counter_name(i).decode() for i in range(of_counter_count())]
 
@@ -143,14 +143,16 @@ cdef class Core:
 
     def __cinit__(self, *, underlay_addr: bytes, n_mbufs=16383, mbuf_cache=256, mbuf_data_room=2176,
                   burst=32, rx_desc=1024, tx_desc=1024, flow_capacity=1 << 20, n_buckets=4096,
-                  hash_seed=0, tcp_idle_ms=600000, tcp_closed_ms=2000, udp_idle_ms=60000,
+                  hash_key: bytes, tcp_idle_ms=600000, tcp_closed_ms=2000, udp_idle_ms=60000,
                   icmp_idle_ms=10000, rebalance_idle_ms=10000, hop_limit=128, flow_label=True,
-                  udp_checksum=False, verify_udp_checksum=False, udp_sport_min=49152,
-                  udp_sport_max=65535, underlay_mtu=1500):
+                  udp_checksum=False, verify_udp_checksum=False, strict_underlay=False, udp_sport_min=49152,
+                  udp_sport_max=65535, underlay_mtu=1500, prefix_capacity=1024):
         cdef of_dp_config cfg
         memset(&cfg, 0, sizeof(cfg))
         if len(underlay_addr) != 16:
             raise ValueError("underlay_addr must be 16 bytes")
+        if len(hash_key) != OF_HASH_KEY_LEN:
+            raise ValueError(f"hash_key must be {OF_HASH_KEY_LEN} bytes")
         cfg.n_mbufs = n_mbufs
         cfg.mbuf_cache = mbuf_cache
         cfg.mbuf_data_room = mbuf_data_room
@@ -159,7 +161,6 @@ cdef class Core:
         cfg.tx_desc = tx_desc
         cfg.flow_capacity = flow_capacity
         cfg.n_buckets = n_buckets
-        cfg.hash_seed = hash_seed
         cfg.tcp_idle_ms = tcp_idle_ms
         cfg.tcp_closed_ms = tcp_closed_ms
         cfg.udp_idle_ms = udp_idle_ms
@@ -167,13 +168,17 @@ cdef class Core:
         cfg.rebalance_idle_ms = rebalance_idle_ms
         for i in range(16):
             cfg.underlay_addr[i] = underlay_addr[i]
+        for i in range(OF_HASH_KEY_LEN):
+            cfg.hash_key[i] = hash_key[i]
         cfg.hop_limit = hop_limit
         cfg.flow_label = flow_label
         cfg.udp_checksum = udp_checksum
         cfg.verify_udp_checksum = verify_udp_checksum
+        cfg.strict_underlay = strict_underlay
         cfg.udp_sport_min = udp_sport_min
         cfg.udp_sport_max = udp_sport_max
         cfg.underlay_mtu = underlay_mtu
+        cfg.prefix_capacity = prefix_capacity
         self.dp = of_dp_create(&cfg)
         if self.dp == NULL:
             raise DataplaneError(of_last_error().decode())
@@ -328,26 +333,48 @@ cdef class Core:
         of_dp_path_stats(self.live(), <of_path_stats *>&t[0, 0], <of_path_stats *>&n[0, 0])
         return teps, nhs
 
-    def flows(self, limit: int) -> list:
-        cdef unsigned cap = max(0, limit)
+    def flows(self, max_flows: int, cursor: int = 0) -> tuple:
+        """Up to max_flows active flows from `cursor` on (0: the first), and the cursor the next
+        call resumes at (None once every table is scanned). The scan runs without the GIL, and
+        the GIL is let go between every FLOW_DICTS_PER_HOLD dicts, so route sync keeps running."""
+        cdef of_dp *dp = self.live()
+        cdef unsigned cap = max(0, max_flows)
+        cdef uint64_t cur = cursor
+        cdef unsigned n = 0
+        cdef unsigned start, end
         if cap == 0:
-            return []
+            return [], cursor
         cdef of_flow_info *info = <of_flow_info *>malloc(cap * sizeof(of_flow_info))
-        cdef unsigned n
         if info == NULL:
             raise MemoryError()
+        out = []
         try:
-            n = of_dp_flows(self.live(), info, cap)
-            return [{
-                "vni": info[i].vni, "proto": info[i].proto,
-                "src": bytes(info[i].src[:16]), "dst": bytes(info[i].dst[:16]),
-                "src_port": info[i].src_port, "dst_port": info[i].dst_port,
-                "tep": info[i].tep, "nexthop": info[i].nexthop, "uplink": info[i].uplink,
-                "udp_sport": info[i].udp_sport, "hash": info[i].hash, "lcore": info[i].lcore,
-                "packets": info[i].packets, "bytes": info[i].bytes, "idle_ms": info[i].idle_ms,
-            } for i in range(n)]
+            with nogil:
+                n = of_dp_flows(dp, &cur, info, cap)
+            for start in range(0, n, FLOW_DICTS_PER_HOLD):
+                end = min(n, start + FLOW_DICTS_PER_HOLD)
+                out.extend([{
+                    "vni": info[i].vni, "proto": info[i].proto,
+                    "src": bytes(info[i].src[:16]), "dst": bytes(info[i].dst[:16]),
+                    "src_port": info[i].src_port, "dst_port": info[i].dst_port,
+                    "tep": info[i].tep, "nexthop": info[i].nexthop, "uplink": info[i].uplink,
+                    "udp_sport": info[i].udp_sport, "hash": info[i].hash, "lcore": info[i].lcore,
+                    "packets": info[i].packets, "bytes": info[i].bytes, "idle_ms": info[i].idle_ms,
+                } for i in range(start, end)])
+                with nogil:  # compiled code never yields the GIL by itself: let a waiting thread in
+                    pass
         finally:
             free(info)
+        return out, None if cur == OF_FLOWS_DONE else cur
+
+    def memory(self) -> dict:
+        """Where the EAL's memory went, and what it holds (see of_dp_memory)."""
+        cdef of_memory_info m
+        check(of_dp_memory(self.live(), &m))
+        return {"heap_bytes": m.heap_bytes, "free_bytes": m.free_bytes, "mbuf_bytes": m.mbuf_bytes,
+                "flow_bytes": m.flow_bytes, "prefix_bytes": m.prefix_bytes, "snapshot_bytes": m.snapshot_bytes,
+                "v2p_bytes_per_1024": m.v2p_bytes_per_1024, "flow_capacity": m.flow_capacity,
+                "prefix_capacity": m.prefix_capacity, "v2p_fit": m.v2p_fit}
 
     def flow_count(self) -> int:
         return of_dp_flow_count(self.live())

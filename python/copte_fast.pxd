@@ -9,6 +9,7 @@ cdef extern from "dp_types.h" nogil:
         OF_MAX_NEXTHOPS
         OF_MAX_GROUPS
         OF_MAX_BURST
+        OF_HASH_KEY_LEN
     uint32_t OF_NEVER
 
     enum of_port_role:
@@ -25,20 +26,22 @@ cdef extern from "dp_types.h" nogil:
         uint16_t tx_desc
         uint32_t flow_capacity
         uint32_t n_buckets
-        uint32_t hash_seed
         uint32_t tcp_idle_ms
         uint32_t tcp_closed_ms
         uint32_t udp_idle_ms
         uint32_t icmp_idle_ms
         uint32_t rebalance_idle_ms
         uint8_t underlay_addr[16]
+        uint8_t hash_key[OF_HASH_KEY_LEN]
         uint8_t hop_limit
         uint8_t flow_label
         uint8_t udp_checksum
         uint8_t verify_udp_checksum
+        uint8_t strict_underlay
         uint16_t udp_sport_min
         uint16_t udp_sport_max
         uint16_t underlay_mtu
+        uint32_t prefix_capacity
 
     enum:
         OF_GUEST_MAX_DNS
@@ -91,7 +94,6 @@ cdef extern from "opte_fast.h" nogil:
     int of_eal_init(int argc, char **argv)
     int of_eal_cleanup()
     uint64_t of_tsc_hz()
-    uint64_t of_eal_heap_bytes()
 
     of_dp *of_dp_create(const of_dp_config *cfg)
     void of_dp_destroy(of_dp *dp)
@@ -158,7 +160,8 @@ cdef extern from "inspect.h" nogil:
         uint32_t lcore
         uint64_t packets, bytes
         uint64_t idle_ms
-    unsigned of_dp_flows(const of_dp *dp, of_flow_info *out, unsigned max)
+    uint64_t OF_FLOWS_DONE
+    unsigned of_dp_flows(const of_dp *dp, uint64_t *cursor, of_flow_info *out, unsigned max)
     uint64_t of_dp_flow_count(const of_dp *dp)
 
     int of_dp_buckets(of_dp *dp, int kind, uint16_t group, uint16_t *out, uint32_t max)
@@ -185,6 +188,21 @@ cdef extern from "link.h" nogil:
     int of_dp_link(const of_dp *dp, uint16_t port, of_link_info *out)
     int of_dp_link_event_fd(const of_dp *dp)
     int of_dp_set_link(of_dp *dp, uint16_t port, int up)
+
+
+cdef extern from "memory.h" nogil:
+    struct of_memory_info:
+        uint64_t heap_bytes
+        uint64_t free_bytes
+        uint64_t mbuf_bytes
+        uint64_t flow_bytes
+        uint64_t prefix_bytes
+        uint64_t snapshot_bytes
+        uint64_t v2p_bytes_per_1024
+        uint32_t flow_capacity
+        uint32_t prefix_capacity
+        uint32_t v2p_fit
+    int of_dp_memory(const of_dp *dp, of_memory_info *out)
 
 
 cdef extern from "telemetry.h" nogil:

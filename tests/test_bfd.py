@@ -186,7 +186,7 @@ def test_a_session_speaks_from_the_uplinks_link_local_address_comes_up_and_a_sil
 
 def show_through_ctl_and_metrics(bfd: Bfd, tmp_path, local_disc: int) -> None:
     """`opte-fast ctl bfd`, its --json, and the Prometheus families, for the sessions of the test above."""
-    server = ControlServer(str(tmp_path / "ctl.sock"), ControlAPI(None, bfd, None, 1000))
+    server = ControlServer(str(tmp_path / "ctl.sock"), ControlAPI(None, bfd, None))
     server.start()
     try:
         runner = CliRunner()

@@ -4,7 +4,6 @@ from __future__ import annotations
 import ipaddress
 import pathlib
 import textwrap
-import zlib
 
 import click
 import pytest
@@ -98,7 +97,6 @@ def test_defaults_fill_what_the_file_leaves_out(tmp_path):
     assert (o.burst, o.buckets, o.flow_capacity, o.rebalance, o.route_source) == (32, 4096, 1 << 20, "idle", "netlink")
     assert o.control_socket == "/run/opte-fast/opte-fast.sock"
     assert o.file_prefix.startswith("opte-fast-")
-    assert o.hash_seed == zlib.crc32(A("fd00:1::1").packed)
 
 
 # --- one line naming file and key for every kind of mistake -----------------------------
@@ -243,23 +241,23 @@ def test_file_may_leave_devargs_to_the_flags(tmp_path):
 @run_options
 def show(config) -> None:
     o = config.options
-    click.echo(f"burst={o.burst} hugepages={o.hugepages} flow_label={o.flow_label} seed={o.hash_seed} "
+    click.echo(f"burst={o.burst} hugepages={o.hugepages} flow_label={o.flow_label} "
                f"range={o.udp_sport_range} duration={o.duration_s} eal={list(o.eal_args)} "
                f"uplinks={','.join(config.uplinks)}")
 
 
 def test_flags_override_the_file(tmp_path):
-    path = write(tmp_path, config_with("[dataplane]\nburst = 64\nhash_seed = 5\n[eal]\nhugepages = true\n"))
+    path = write(tmp_path, config_with("[dataplane]\nburst = 64\n[eal]\nhugepages = true\n"))
     runner = CliRunner()
     plain = runner.invoke(show, ["--config", path])
     assert plain.exit_code == 0, plain.output
-    assert "burst=64 hugepages=True flow_label=True seed=5 range=(49152, 65535)" in plain.output
+    assert "burst=64 hugepages=True flow_label=True range=(49152, 65535)" in plain.output
     flagged = runner.invoke(show, ["--config", path, "--burst", "128", "--no-hugepages", "--no-flow-label",
-                                   "--hash-seed", "0x10", "--udp-sport-range", "50000-50999", "--duration-s", "1.5",
+                                   "--udp-sport-range", "50000-50999", "--duration-s", "1.5",
                                    "--eal-arg", "--log-level=lib.eal:error", "--eal-arg", "--no-pci",
                                    "--uplink", "up9=net_null9"])
     assert flagged.exit_code == 0, flagged.output
-    assert flagged.output.strip() == ("burst=128 hugepages=False flow_label=False seed=16 range=(50000, 50999) "
+    assert flagged.output.strip() == ("burst=128 hugepages=False flow_label=False range=(50000, 50999) "
                                       "duration=1.5 eal=['--log-level=lib.eal:error', '--no-pci'] "
                                       "uplinks=uplink0,uplink1,up9")
 

@@ -61,7 +61,7 @@ class Running:
         self.controller = Controller(self.dataplane, initial, ("uplink0", "uplink1"))
         if route_source == "netlink":  # routes follow a host table, here one in memory
             self.controller.follow_host_routes(HostTable(ROUTE))
-        self.server = ControlServer(path, ControlAPI(self.controller, self.dataplane, NoRoutes(), 1000))
+        self.server = ControlServer(path, ControlAPI(self.controller, self.dataplane, NoRoutes()))
         self.server.start()
 
     def ctl(self, *args: str) -> CliRunner.Result:
@@ -152,7 +152,9 @@ def test_ctl_has_a_command_for_every_op_and_no_other():
     (b'{"v": 1, "op": "v2b.set", "args": {"prefix": "10.0.0.0/8", "teps": ["fd00:99::1"], "vni": -1}}',
      "v2b.set: bad argument 'vni': expected an integer from 0 to 16777215, got -1"),
     (b'{"v": 1, "op": "flows", "args": {"limit": 0}}',
-     "flows: bad argument 'limit': expected an integer from 1 to 16777216, got 0"),
+     "flows: bad argument 'limit': expected an integer from 1 to 65536, got 0"),
+    (b'{"v": 1, "op": "flows", "args": {"limit": 65537}}',
+     "flows: bad argument 'limit': expected an integer from 1 to 65536, got 65537"),
     (b'{"v": 1, "op": "tep.down", "args": {"addr": "10.0.0.1"}}',
      "tep.down: bad argument 'addr': expected a unicast IPv6 address like fd00:1::1, got string '10.0.0.1'"),
     (b'{"v": 1, "op": "v2p.clear", "args": {"vni": 7, "ip": "10.0.0.9"}}', "no V2P entry for 10.0.0.9 in VNI 7"),
@@ -333,7 +335,9 @@ def test_other_users_are_kept_out_by_mode_and_by_credentials(running, sockdir):
 
 @pytest.mark.parametrize("args, line", [
     (["flows", "--limit", "-1"],
-     "opte-fast ctl: Invalid value for '--limit': -1 is not in the range 1<=x<=16777216. (see ctl flows --help)"),
+     "opte-fast ctl: Invalid value for '--limit': -1 is not in the range 1<=x<=65536. (see ctl flows --help)"),
+    (["flows", "--limit", str(1 << 24)],
+     "opte-fast ctl: Invalid value for '--limit': 16777216 is not in the range 1<=x<=65536. (see ctl flows --help)"),
     (["route", "set", "fd00:98::/64"], "opte-fast ctl: Missing option '--nexthop'. (see ctl route set --help)"),
     (["tep", "sideways", "fd00:99::1"], "opte-fast ctl: No such command 'sideways'. (see ctl tep --help)"),
 ])

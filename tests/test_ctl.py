@@ -53,7 +53,7 @@ class Live:
         self.links = Links(sled.dp, UPLINKS, log=self.log)
         self.controller = Controller(self.links, STATE, UPLINKS)
         self.links.start()
-        self.server = ControlServer(path, ControlAPI(self.controller, self.links, NoRoutes(), 1000))
+        self.server = ControlServer(path, ControlAPI(self.controller, self.links, NoRoutes()))
         self.server.start()
 
     def stop(self) -> None:
@@ -248,6 +248,36 @@ def test_route_set_and_clear_by_hand(live):
     assert live.ctl("route", "clear", "fd00:98::/64").output == "changed\n"
     assert live.controller.state.routes == (ROUTE,)
     assert [n["prefix"] for n in live.json("nexthops")] == ["fd00:99::/64", "fd00:99::/64"]
+
+
+def test_stats_say_what_the_memory_holds(live):
+    line = live.ctl("stats").output.splitlines()[1]
+    assert line.startswith("memory holds: 65,536 flows per worker, 1,024 V2B and 1,024 route prefixes, ")
+    memory = live.json("stats")["memory"]
+    assert memory["capacity"]["flows_per_worker"] == 65536
+    assert f"{memory['capacity']['v2p_entries']:,} V2P entries" in line
+    assert memory["bytes"]["prefix"] > 128 << 20 and memory["bytes"]["free"] < memory["bytes"]["heap"]
+
+
+def test_a_v2b_prefix_past_the_capacity_is_refused_and_nothing_changes(eal):
+    sockdir = tempfile.mkdtemp(prefix="of-ctl-")
+    try:
+        with ring_sled(STATE, prefix_capacity=16) as sled:
+            r = Live(sled, os.path.join(sockdir, "opte-fast.sock"))
+            try:
+                for i in range(15):  # STATE has one: the table is full after these
+                    assert r.ctl("v2b", "set", f"198.51.{i}.0/24", "fd00:99::3").exit_code == 0
+                refused = r.ctl("v2b", "set", "198.51.99.0/24", "fd00:99::3")
+                assert (refused.exit_code, refused.output) == (
+                    2, "opte-fast ctl: 17 V2B prefixes, more than --prefix-capacity 16 holds\n")
+                assert len(r.controller.state.v2b) == 16
+                assert "198.51.99.0/24" not in r.ctl("v2b", "dump").output
+                sled.send("guest0", [guest_frame(1)])
+                assert len(sled.recv("uplink0") + sled.recv("uplink1")) == 1
+            finally:
+                r.stop()
+    finally:
+        shutil.rmtree(sockdir, ignore_errors=True)
 
 
 class Sender:

@@ -22,6 +22,7 @@ import ipaddress
 import json
 import os
 import secrets
+import signal
 import socket
 import subprocess
 import time
@@ -237,7 +238,7 @@ def test_run_creates_a_kernel_interface_per_uplink_only_with_the_exception_path(
                                      static_routes=True))
             sock, prefix = tmp_path / f"{tag}.sock", f"oft-exc-{tag}"
             p = ns.popen(*OPTE_FAST, "run", "--config", str(cfg), "--route-source", "static", flag,
-                         "--duration-s", "3", "--memory-mb", "1024", "--file-prefix", prefix,
+                         "--duration-s", "60", "--memory-mb", "1024", "--file-prefix", prefix,
                          "--control-socket", str(sock), stdout=-1, stderr=-1, cwd=ROOT)
             runs[flag] = (p, names, sock, prefix)
         try:
@@ -262,6 +263,7 @@ def test_run_creates_a_kernel_interface_per_uplink_only_with_the_exception_path(
                 else:
                     assert present == set(), (flag, links(ns))
             for flag, (p, names, _, prefix) in runs.items():
+                p.send_signal(signal.SIGTERM)  # checked: stop now, however long the checks took
                 out, err = p.communicate(timeout=15)
                 assert p.returncode == 0, f"{flag}: exited {p.returncode}: {err.decode()}"
                 assert links(ns) & set(names) == set(), (flag, links(ns))
@@ -287,7 +289,7 @@ def test_run_with_netns_puts_the_kernel_interfaces_in_that_namespace_on_every_st
         for start in ("first", "restart"):
             sock, prefix = tmp_path / f"{start}.sock", f"oft-excns-{tag}-{start}"
             p = home.popen(*OPTE_FAST, "run", "--config", str(cfg), "--route-source", "netlink",
-                           "--netns", daemon.name, "--exception-path", "--duration-s", "3", "--memory-mb", "1024",
+                           "--netns", daemon.name, "--exception-path", "--duration-s", "60", "--memory-mb", "1024",
                            "--file-prefix", prefix, "--control-socket", str(sock), stdout=-1, stderr=-1, cwd=ROOT)
             try:
                 deadline = time.monotonic() + 10
@@ -307,6 +309,7 @@ def test_run_with_netns_puts_the_kernel_interfaces_in_that_namespace_on_every_st
                     (link,) = json.loads(daemon.ip("-j", "link", "show", name))
                     assert "UP" in link["flags"] and link["address"] == uplink_macs[name], (start, name, link)
                     assert "NO-CARRIER" not in link["flags"], (start, name, link)
+                p.send_signal(signal.SIGTERM)  # checked: stop now, however long the checks took
                 out, err = p.communicate(timeout=15)
             finally:
                 if p.poll() is None:

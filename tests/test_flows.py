@@ -10,6 +10,7 @@ import pytest
 from scapy.all import ARP, GRE, ICMP, IP, TCP, UDP, Ether, IPv6, Raw, raw
 
 from opte_fast.controlplane.state import V2B, Tep
+from tests.support.flowhash import flow_hash
 from tests.support.sled import (
     GATEWAY_MAC,
     GUEST_IP4,
@@ -23,7 +24,7 @@ from tests.support.sled import (
     uplink,
 )
 from tests.test_inbound import DROP_COUNTERS, INNER_OTHER_MAC, encap
-from tests.test_outbound import GUEST_VNI, flow_hash
+from tests.test_outbound import GUEST_VNI
 
 ROUTE = ipaddress.ip_network("fd00:99::/64")
 

@@ -57,9 +57,9 @@ def option(cls: int, type_: int, body: bytes = b"") -> bytes:
 
 
 def outer(payload: bytes, *, dst=UNDERLAY, dport: int = 6081, checksum: str = "zero",
-          hop_by_hop: bool = False) -> bytes:
+          hop_by_hop: bool = False, src=PEER) -> bytes:
     """Ethernet / IPv6 [/ Hop-by-Hop] / UDP around a Geneve payload. checksum: zero, valid or wrong."""
-    ip6 = IPv6(src=PEER, dst=str(dst), hlim=64)
+    ip6 = IPv6(src=str(src), dst=str(dst), hlim=64)
     if hop_by_hop:
         ip6 = ip6 / IPv6ExtHdrHopByHop()
     pkt = Ether(src=SWITCH_MACS[0], dst="02:00:00:00:ff:00") / ip6 / UDP(

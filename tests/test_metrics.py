@@ -43,7 +43,7 @@ def served(eal):
     state = anycast_state(2)
     with ring_sled(state) as sled:
         controller = Controller(sled.dp, state, ("uplink0", "uplink1"))
-        api = ControlAPI(controller, sled.dp, NoRoutes(), 65536)
+        api = ControlAPI(controller, sled.dp, NoRoutes())
         server = MetricsServer(("127.0.0.1", 0), DataplaneCollector(api, sled.dp.counter_help,
                                                                     sled.dp.drop_counters, 65536))
         try:

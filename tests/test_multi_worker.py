@@ -23,10 +23,11 @@ import pytest
 from scapy.all import IP, UDP, Ether, Raw, rdpcap, wrpcap
 from scapy.contrib.geneve import GENEVE
 
+from opte_fast.controlplane import hashkey
 from tests.support.cli import OPTE_FAST, sled_toml
+from tests.support.flowhash import flow_hash
 from tests.support.sled import GUEST_VNI, SWITCH_MACS, default_state, gateway, ring_sled, uplink
 from tests.test_affinity import DROP_COUNTERS, drain, flow_key, make_flows, nexthop_bucket, with_nexthop_up
-from tests.test_outbound import flow_hash
 
 WORKERS = (1, 2)
 N_UPLINKS = 4
@@ -275,8 +276,10 @@ def test_run_with_two_workers_forwards_each_flow_from_its_owner(tmp_path, short_
     for q in (0, 1):
         wrpcap(str(rx[q]), frames[q])
     cfg = tmp_path / "c.toml"
+    state_dir = tmp_path / "state"
     cfg.write_text(sled_toml(f"net_pcap0,rx_pcap={rx[0]},rx_pcap={rx[1]}",
-                             {"uplink0": f"net_pcap1,tx_pcap={tx[0]},tx_pcap={tx[1]}"}, static_routes=True))
+                             {"uplink0": f"net_pcap1,tx_pcap={tx[0]},tx_pcap={tx[1]}"}, static_routes=True,
+                             state_dir=str(state_dir)))
     prefix = f"oft-two-workers-{os.getpid()}"
     p = subprocess.run([*OPTE_FAST, "run", "--config", str(cfg), "--lcores", "1-2", "--file-prefix", prefix,
                         "--duration-s", "3", "--control-socket", str(tmp_path / "ctl.sock")],
@@ -292,7 +295,8 @@ def test_run_with_two_workers_forwards_each_flow_from_its_owner(tmp_path, short_
             left_by[i].add(q)
             seqs[(i, (i + seq) % 2)].append(seq)
     assert sum(len(s) for s in seqs.values()) == n_flows * per_flow
-    owners = {i: owner(flow_hash(GUEST_VNI, 17, "10.0.0.2", f"198.51.100.{i}", 1000 + i, 53))  # the sample sled's
+    key = (state_dir / hashkey.FILE_NAME).read_bytes()  # the run made it
+    owners = {i: owner(flow_hash(GUEST_VNI, 17, "10.0.0.2", f"198.51.100.{i}", 1000 + i, 53, key))
               for i in range(n_flows)}
     assert set(owners.values()) == {0, 1}
     for i in range(n_flows):

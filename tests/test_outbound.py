@@ -1,7 +1,8 @@
 """Outbound wire format: a guest frame in, the exact Geneve/IPv6 frame out.
 
 Expected bytes are written out field by field here (DESIGN.md, Wire format),
-with the flow hash computed independently (CRC32C over the 48-byte key).
+with the flow hash computed independently (tests/support/flowhash.py: the keyed hash of the
+48-byte key under the test key).
 """
 import ipaddress
 import struct
@@ -11,8 +12,8 @@ import pytest
 from scapy.all import ICMP, IP, TCP, UDP, Ether, ICMPv6EchoRequest, IPv6, Raw, raw
 from scapy.contrib.geneve import GENEVE
 
-from opte_fast.controlplane.dataplane import default_hash_seed
 from opte_fast.controlplane.state import V2B, V2P, Tep
+from tests.support.flowhash import flow_hash
 from tests.support.sled import (
     GATEWAY_MAC,
     GUEST_IP4,
@@ -27,35 +28,6 @@ from tests.support.sled import (
 )
 
 BOUNDARY_MAC = "a8:40:25:77:77:77"
-SEED = default_hash_seed(UNDERLAY)
-
-_CRC32C = []
-for n in range(256):
-    c = n
-    for _ in range(8):
-        c = (c >> 1) ^ 0x82F63B78 if c & 1 else c >> 1
-    _CRC32C.append(c)
-
-
-def crc32c(data: bytes, seed: int) -> int:
-    """CRC32C as rte_hash_crc computes it: reflected, initial value = seed, no final xor."""
-    crc = seed
-    for b in data:
-        crc = _CRC32C[(crc ^ b) & 0xFF] ^ (crc >> 8)
-    return crc
-
-
-def mapped(ip) -> bytes:
-    ip = ipaddress.ip_address(ip)
-    return (b"\0" * 10 + b"\xff\xff" + ip.packed) if ip.version == 4 else ip.packed
-
-
-def flow_hash(vni, proto, src, dst, sport, dport) -> int:
-    key = struct.pack("<IB3x16s16sHHI", vni, proto, mapped(src), mapped(dst), sport, dport, 0)
-    assert len(key) == 48
-    return crc32c(key, SEED)
-
-
 def mac(text: str) -> bytes:
     return bytes.fromhex(text.replace(":", ""))
 

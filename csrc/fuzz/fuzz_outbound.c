@@ -3,7 +3,8 @@
  * real tables (sled.h): guest frames in, and every frame sent must be a
  * well-formed Geneve/IPv6 encapsulation of one of them, to a live TEP or the
  * peer sled, through a live nexthop of the route that covers it, on that
- * nexthop's uplink; or the gateway's answer back to the guest.
+ * nexthop's uplink; or the gateway's answer back to the guest (guest 0 has
+ * addresses, sled.h: its frames pass the source checks and reach encap).
  * Built and run by ci/c-tests.sh (briefly) and ci/fuzz-long.sh.
  */
 #include "sled.h"
@@ -71,6 +72,24 @@ check_encap(struct sled *s, uint16_t port, const uint8_t *f, uint32_t len, const
 	EXPECT(sled_holds(in, f + 70, len - 70, 0, 1, 0, 6));
 }
 
+/* To the guest itself; or DHCPv4's broadcast (the client's flag asks for it), or a router
+ * advertisement to all nodes (a solicitation from ::), each only for that answer. */
+static int
+answer_dst_ok(const uint8_t *f, uint32_t len)
+{
+	static const uint8_t broadcast[6] = { 0xff, 0xff, 0xff, 0xff, 0xff, 0xff };
+	static const uint8_t all_nodes[6] = { 0x33, 0x33, 0, 0, 0, 0x01 };
+
+	if (memcmp(f, GUEST_MAC, 6) == 0)
+		return 1;
+	if (memcmp(f, broadcast, 6) == 0)
+		return len >= 14 + 20 + 8 && f[12] == 0x08 && f[13] == 0x00 && f[14] == 0x45 &&
+		       f[23] == IPPROTO_UDP && f[36] == 0 && f[37] == 68;
+	if (memcmp(f, all_nodes, 6) == 0)
+		return len >= 14 + 40 + 4 && f[12] == 0x86 && f[13] == 0xdd && f[20] == IPPROTO_ICMPV6 && f[54] == 134;
+	return 0;
+}
+
 static void
 check_sent(struct sled *s, uint16_t port, const uint8_t *f, uint32_t len, const struct sled_frame *in)
 {
@@ -78,10 +97,11 @@ check_sent(struct sled *s, uint16_t port, const uint8_t *f, uint32_t len, const 
 		check_encap(s, port, f, len, in);
 		return;
 	}
-	/* The gateway's ARP or neighbor advertisement, from the gateway to the guest that asked. */
+	/* The gateway's answer (ARP, NDP, DHCP, router advertisement, ICMP too big), from the gateway
+	 * to the guest that asked. */
 	EXPECT(port == s->guest[0] && s->port == s->guest[0]);
 	EXPECT(len >= RTE_ETHER_HDR_LEN);
-	EXPECT(memcmp(f, GUEST_MAC, 6) == 0 && memcmp(f + 6, GATEWAY_MAC, 6) == 0);
+	EXPECT(answer_dst_ok(f, len) && memcmp(f + 6, GATEWAY_MAC, 6) == 0);
 	EXPECT(in->len >= RTE_ETHER_HDR_LEN && memcmp(in->bytes + 6, GUEST_MAC, 6) == 0);
 }
 

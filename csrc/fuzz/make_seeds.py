@@ -10,7 +10,21 @@ import struct
 import sys
 from pathlib import Path
 
-from scapy.all import ARP, ICMP, IP, TCP, UDP, Dot1Q, Ether, ICMPv6EchoRequest, IPv6, IPv6ExtHdrFragment, Raw
+from scapy.all import (
+    ARP,
+    BOOTP,
+    DHCP,
+    ICMP,
+    IP,
+    TCP,
+    UDP,
+    Dot1Q,
+    Ether,
+    ICMPv6EchoRequest,
+    IPv6,
+    IPv6ExtHdrFragment,
+    Raw,
+)
 from scapy.contrib.geneve import GENEVE, GeneveOptions
 from scapy.layers.inet6 import ICMPv6ND_NS, ICMPv6ND_RS, ICMPv6NDOptSrcLLAddr
 
@@ -18,7 +32,7 @@ from scapy.layers.inet6 import ICMPv6ND_NS, ICMPv6ND_RS, ICMPv6NDOptSrcLLAddr
 UNDERLAY = "fd00:0:f7:101::1"
 GUEST_MAC, GATEWAY_MAC, UPLINK_MAC = "02:00:00:00:00:01", "a8:40:25:ff:00:01", "02:0f:00:00:01:02"
 GUEST_IP4, GUEST_IP6, GUEST_VNI = "10.0.0.2", "fd77::2", 7
-FRAME, BURST, TEP, NEXTHOP, ROUTE, TIME = range(6)
+FRAME, BURST, TEP, NEXTHOP, ROUTE, TIME, STRICT = range(7)
 TIME_1S = TIME | (4 << 3)
 TIME_3S = TIME | (12 << 3)
 
@@ -61,6 +75,10 @@ OUT = {
                    / ICMPv6ND_NS(tgt="fe80::1") / ICMPv6NDOptSrcLLAddr(lladdr=GUEST_MAC),
     "router-solicit": Ether(src=GUEST_MAC, dst="33:33:00:00:00:02") / IPv6(src="fe80::2", dst="ff02::2", hlim=255)
                       / ICMPv6ND_RS(),
+    "dhcp4-discover": Ether(src=GUEST_MAC, dst="ff:ff:ff:ff:ff:ff") / IP(src="0.0.0.0", dst="255.255.255.255")
+                      / UDP(sport=68, dport=67) / BOOTP(chaddr=bytes.fromhex("020000000001"), xid=0x1234, flags=0x8000)
+                      / DHCP(options=[("message-type", "discover"), "end"]),
+    "ipv4-too-big": guest(IP(src=GUEST_IP4, dst="1.1.1.1", flags="DF") / UDP(sport=1, dport=2) / Raw(b"x" * 1500)),
 }
 
 
@@ -72,6 +90,8 @@ def outbound_seeds() -> dict[str, bytes]:
     seeds = {name: script(frame(pkt)) for name, pkt in OUT.items()}
     every = b"".join(frame(pkt) for pkt in OUT.values())
     seeds["all-kinds-one-burst"] = script(every, BURST)
+    # a buffer with 1 KB of tailroom (layout 3): the offer is longer than the discover, answered in place
+    seeds["dhcp4-discover"] = script(frame(OUT["dhcp4-discover"], 3))
     seeds["unconfigured-guest"] = script(BURST | 8, frame(OUT["ipv4-udp"]))
     seeds["layouts"] = script(*(frame(OUT["ipv6-tcp"], layout) for layout in (0, 1, 2, 3, 8, 0x84, 0x45, 0xf6)))
     # two segments, the first ending at an odd byte of the UDP checksum's sum, the second all
@@ -89,8 +109,9 @@ def outbound_seeds() -> dict[str, bytes]:
     return seeds
 
 
-def geneve(inner, vni: int = GUEST_VNI, options=(), checksum: bool = False, dst: str = UNDERLAY, proto=0x6558):
-    return (Ether(src="02:aa:00:00:00:01", dst=UPLINK_MAC) / IPv6(src="fd00:99::1", dst=dst)
+def geneve(inner, vni: int = GUEST_VNI, options=(), checksum: bool = False, dst: str = UNDERLAY, proto=0x6558,
+           src: str = "fd00:99::1"):
+    return (Ether(src="02:aa:00:00:00:01", dst=UPLINK_MAC) / IPv6(src=src, dst=dst)
             / UDP(sport=49152, dport=6081, chksum=None if checksum else 0)
             / GENEVE(vni=vni, proto=proto, options=[GeneveOptions(classid=c, type=t, data=d) for c, t, d in options])
             / inner)
@@ -135,6 +156,16 @@ def inbound_seeds() -> dict[str, bytes]:
     # two segments: the frame and some padding in the first, more padding than the second holds after
     # it (delivered with its padding until this fuzzer found it)
     seeds["chain-padding"] = script(frame(bytes(IN["geneve-ipv4-tcp"]) + b"\0" * 123, 0xf4))
+    # strict underlay: from a TEP, and from the peer sled for its own guest, delivered; the peer
+    # sled for another source, and a host that is neither, dropped; then off again
+    peer_sled, stranger = "fd00:0:f7:102::1", "fd00:55::1"
+    seeds["strict-underlay"] = script(
+        STRICT, frame(IN["geneve-ipv4-tcp"]),
+        frame(geneve(to_guest(IP(src="10.0.0.3", dst=GUEST_IP4) / UDP(sport=7, dport=7)), src=peer_sled)),
+        frame(geneve(to_guest(IPv6(src="fd77::3", dst=GUEST_IP6) / UDP(sport=7, dport=7)), src=peer_sled)),
+        frame(geneve(to_guest(IP(src="1.1.1.1", dst=GUEST_IP4) / UDP(sport=7, dport=7)), src=peer_sled)),
+        frame(geneve(to_guest(IP(src="1.1.1.1", dst=GUEST_IP4) / UDP(sport=7, dport=7)), src=stranger)),
+        BURST, STRICT, frame(geneve(to_guest(IP(src="1.1.1.1", dst=GUEST_IP4) / UDP(sport=7, dport=7)), src=stranger)))
     return seeds
 
 

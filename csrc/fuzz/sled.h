@@ -13,7 +13,9 @@
  *             (2 to 4 only as bytes of that value: a commit costs milliseconds, a route
  *             change tens, so mutated bytes should rarely make one)
  *   5 TIME    the clock moves on (op >> 3) * 250 ms, and the expiry sweep catches up
- *   6, 7      nothing
+ *   6 STRICT  strict underlay (--strict-underlay) goes on or off for the bursts after it;
+ *             every input starts with it off
+ *   7         nothing
  * Frames left at the end go as one burst on port 0.
  *
  * Every frame lives in its own malloc'd buffer (attached to the mbuf as an
@@ -30,6 +32,7 @@
 #define _GNU_SOURCE		/* sched_getaffinity, nftw */
 
 #include <ftw.h>
+#include <inttypes.h>
 #include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -66,16 +69,24 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 	} \
 } while (0)
 
-enum { OP_FRAME, OP_BURST, OP_TEP, OP_NEXTHOP, OP_ROUTE, OP_TIME, OP_NOTHING };
+enum { OP_FRAME, OP_BURST, OP_TEP, OP_NEXTHOP, OP_ROUTE, OP_TIME, OP_STRICT, OP_NOTHING };
 
 #define SLED_BURST		64
 #define SLED_MAX_FRAME		2048	/* an mbuf's data room less its headroom, as on a real port */
-#define SLED_MAX_COMMITS	4	/* per input: a route change builds a new LPM table */
+#define SLED_MAX_COMMITS	4	/* per input: a route change refills a prefix trie */
 #define SLED_FLOW_CAPACITY	16	/* small, so a burst fills it */
 
 static const uint8_t UNDERLAY[16] = { 0xfd, 0x00, 0x00, 0x00, 0x00, 0xf7, 0x01, 0x01, [15] = 0x01 };
 static const uint8_t GUEST_MAC[6] = { 0x02, 0x00, 0x00, 0x00, 0x00, 0x01 };
 static const uint8_t GATEWAY_MAC[6] = { 0xa8, 0x40, 0x25, 0xff, 0x00, 0x01 };
+/* Guest 0's network (make_seeds.py sends from these): a source that is not its own is a spoof drop. */
+static const struct of_guest_net GUEST_NET = {
+	.has_ipv4 = 1, .ipv4 = { 10, 0, 0, 2 }, .ipv4_prefix_len = 24, .ipv4_gateway = { 10, 0, 0, 1 },
+	.has_ipv6 = 1, .ipv6 = { 0xfd, 0x77, [15] = 0x02 },
+	.n_dns4 = 1, .dns4 = { { 10, 0, 0, 1 } }, .n_dns6 = 1, .dns6 = { { 0xfd, 0x77, [15] = 0x01 } },
+	.domain = "sled.fuzz", .lease_s = 3600, .mtu = OF_GUEST_MTU_DEFAULT, .ra_other = 1,
+	.ra_router_lifetime_s = 1800, .has_ra_prefix = 1, .ra_prefix = { .addr = { 0xfd, 0x77 }, .depth = 64 },
+};
 static const uint8_t BOUNDARY_MAC[6] = OF_BOUNDARY_MAC_INIT;
 #define GUEST_VNI		7
 #define BOUNDARY_VNI		99
@@ -214,6 +225,7 @@ commit_tables(struct sled *s)
 
 	EXPECT(b != NULL);
 	rc |= of_builder_guest(b, s->guest[0], GUEST_VNI, GUEST_MAC, GATEWAY_MAC);
+	rc |= of_builder_guest_net(b, s->guest[0], &GUEST_NET);
 	rc |= of_builder_v2p(b, GUEST_VNI, PEER_IP4, PEER_SLED, PEER_MAC);
 	rc |= of_builder_v2p(b, GUEST_VNI, PEER_IP6, PEER_SLED, PEER_MAC);
 	for (uint16_t t = 1; t <= 4; t++)
@@ -244,7 +256,6 @@ commit_tables(struct sled *s)
 	}
 }
 
-/* Everything the runtime directory holds: the fuzzer's EAL leaves nothing behind. */
 static int
 remove_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
 {
@@ -252,10 +263,36 @@ remove_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
 	return remove(path);
 }
 
+/*
+ * The EAL makes its runtime directory even with --no-shconf, and nothing of this process uses it
+ * after init (no shared config, no IPC, no telemetry): remove it at once. An exit handler would
+ * not do: libFuzzer leaves by _Exit on a crash, a timeout or an interrupt.
+ */
 static void
 remove_runtime_dir(void)
 {
-	nftw(rte_eal_get_runtime_dir(), remove_entry, 8, FTW_DEPTH | FTW_PHYS);
+	const char *dir = rte_eal_get_runtime_dir();
+
+	if (nftw(dir, remove_entry, 8, FTW_DEPTH | FTW_PHYS) != 0) {
+		fprintf(stderr, "fuzz: cannot remove the EAL runtime directory %s\n", dir);
+		exit(1);
+	}
+}
+
+/* With OF_FUZZ_COUNTERS=FILE, every counter the run moved, "name value" a line, written at a
+ * normal exit (-runs, -max_total_time): where the fuzzed frames went. */
+static void
+write_counters(void)
+{
+	const char *path = getenv("OF_FUZZ_COUNTERS");
+	FILE *f = path != NULL ? fopen(path, "w") : NULL;
+
+	if (f == NULL)
+		return;
+	for (unsigned i = 0; i < OF_N_COUNTERS; i++)
+		if (sled.lc->counters[i] != 0)
+			fprintf(f, "%s %" PRIu64 "\n", of_counter_name(i), sled.lc->counters[i]);
+	fclose(f);
 }
 
 static void
@@ -268,10 +305,10 @@ sled_init(int outbound)
 	struct of_dp_config cfg = {
 		.n_mbufs = 1023, .mbuf_cache = 0, .mbuf_data_room = RTE_PKTMBUF_HEADROOM + SLED_MAX_FRAME,
 		.burst = SLED_BURST, .rx_desc = 64, .tx_desc = 64, .flow_capacity = SLED_FLOW_CAPACITY,
-		.n_buckets = 64, .hash_seed = 0x5eed, .tcp_idle_ms = 4000, .tcp_closed_ms = 500,
+		.n_buckets = 64, .tcp_idle_ms = 4000, .tcp_closed_ms = 500,
 		.udp_idle_ms = 2000, .icmp_idle_ms = 1000, .rebalance_idle_ms = 1500, .hop_limit = 128,
 		.flow_label = 1, .udp_checksum = 1, .verify_udp_checksum = 1, .underlay_mtu = 1500,
-		.udp_sport_min = 49152, .udp_sport_max = 65535,
+		.udp_sport_min = 49152, .udp_sport_max = 65535, .prefix_capacity = 16,
 	};
 	int rc;
 
@@ -290,8 +327,11 @@ sled_init(int outbound)
 		fprintf(stderr, "fuzz: EAL initialisation failed\n");
 		exit(1);
 	}
-	atexit(remove_runtime_dir);
+	remove_runtime_dir();
 	memcpy(cfg.underlay_addr, UNDERLAY, 16);
+	/* A fixed flow hash key, so that an input replays the same paths. */
+	for (unsigned i = 0; i < OF_HASH_KEY_LEN; i++)
+		cfg.hash_key[i] = (uint8_t)(0x5e + i);
 	s->dp = of_dp_create(&cfg);
 	EXPECT(s->dp != NULL);
 	rc = of_dp_add_ring_port(s->dp, "guest0", OF_ROLE_GUEST, 256, 1);
@@ -318,6 +358,8 @@ sled_init(int outbound)
 	s->outbound = (uint8_t)outbound;
 	s->start_tsc = rte_get_tsc_hz() * 3600;	/* an hour in: flows have a past to be idle in */
 	s->pool_in_use = rte_mempool_in_use_count(s->dp->pool);
+	if (getenv("OF_FUZZ_COUNTERS") != NULL)
+		atexit(write_counters);
 }
 
 /* The state every input starts from: base tables, an empty flow table, the clock at start. */
@@ -328,6 +370,7 @@ sled_reset(struct sled *s)
 	struct of_flow_table *ft = lc->flows;
 
 	s->commits = 0;
+	s->dp->cfg.strict_underlay = 0;
 	memset(ft->buckets, 0, ((size_t)ft->bucket_mask + 1) * sizeof(*ft->buckets));
 	memset(ft->entries, 0, (size_t)ft->n_entries * sizeof(*ft->entries));
 	for (uint32_t i = 0; i < ft->n_entries; i++)
@@ -478,6 +521,10 @@ sled_run(struct sled *s, const uint8_t *data, size_t size)
 			break;
 		case OP_ROUTE:
 			sled_commit(s, &s->route_flapped);
+			break;
+		case OP_STRICT:
+			sled_burst(s);
+			s->dp->cfg.strict_underlay ^= 1;
 			break;
 		case OP_TIME:
 			sled_burst(s);

@@ -128,7 +128,11 @@ def _stats(r: dict) -> str:
     counters = [{"counter": k, "value": v} for k, v in r["counters"].items() if v]
     sync = ", ".join(f"{k} {v}" for k, v in flatten(r["route_sync"]).items())
     tables = ", ".join(f"{v} {k}" for k, v in r["tables"].items())
-    return "\n\n".join([f"up {r['uptime_s']:.0f} s; tables: {tables}; route sync: {sync}",
+    cap, mem = r["memory"]["capacity"], r["memory"]["bytes"]
+    holds = (f"memory holds: {cap['flows_per_worker']:,} flows per worker, {cap['v2b_prefixes']:,} V2B and "
+             f"{cap['route_prefixes']:,} route prefixes, {cap['v2p_entries']:,} V2P entries "
+             f"({mem['free'] / 2**20:.0f} of {mem['heap'] / 2**20:.0f} MiB free)")
+    return "\n\n".join([f"up {r['uptime_s']:.0f} s; tables: {tables}; route sync: {sync}\n{holds}",
                         table(r["ports"]), table(worker_rows(r["workers"])),
                         table(counters) if counters else "(all counters zero)"])
 

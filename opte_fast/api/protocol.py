@@ -36,11 +36,13 @@ class ControlError(RuntimeError):
 # --- the operations ------------------------------------------------------------------------
 
 REQUIRED = object()
-COUNT = cfg.Int(1, 1 << 24)
+# The most flows one `flows` reply holds: about 25 MB of JSON, built in about a second.
+FLOWS_LIMIT_MAX = 65536
+FLOW_LIMIT = cfg.Int(1, FLOWS_LIMIT_MAX)
 
 
-def _count(value: Any) -> int:
-    return COUNT.parse(value, False)
+def _flow_limit(value: Any) -> int:
+    return FLOW_LIMIT.parse(value, False)
 
 
 def _tep_list(value: Any) -> tuple[ipaddress.IPv6Address, ...]:
@@ -166,8 +168,9 @@ ADDR = Arg("addr", cfg.unicast_v6_value)
 OPS: dict[str, Op] = {op.name: op for op in (
     Op("stats", "Counters, ports and route sync."),
     Op("flows", "Active flows and the path each is pinned to.", (
-        Arg("limit", _count, 100, flag="--limit", help="most flows to show",
-            cli_type=click.IntRange(COUNT.lo, COUNT.hi)),
+        Arg("limit", _flow_limit, 100, flag="--limit",
+            help=f"most flows to show, at most {FLOWS_LIMIT_MAX} (narrow the list with --match)",
+            cli_type=click.IntRange(FLOW_LIMIT.lo, FLOW_LIMIT.hi)),
         Arg("match", _match, {}, flag="--match", many=True, metavar="FIELD=VALUE", from_cli=_match_from_words,
             help="only flows whose FIELD equals VALUE (repeatable; addresses compare as addresses)"))),
     Op("routes", "Underlay routes, a line per nexthop."),

@@ -39,12 +39,11 @@ class ControlAPI:
 
     TRACE_POLL_S = 0.02
 
-    def __init__(self, controller: Controller, dataplane: DataplaneAPI, route_source: Any, flow_scan_limit: int,
+    def __init__(self, controller: Controller, dataplane: DataplaneAPI, route_source: Any,
                  file_prefix: str | None = None, hugepages: bool = False):
         self.controller = controller
         self.dataplane = dataplane
         self.route_source = route_source
-        self.flow_scan_limit = flow_scan_limit
         self.file_prefix = file_prefix
         self.hugepages = hugepages
         self.started = time.monotonic()
@@ -55,23 +54,21 @@ class ControlAPI:
                 "counters": self.dataplane.counters(), "drops": sorted(self.dataplane.drop_counters),
                 "ports": self.dataplane.ports(),
                 "workers": self.dataplane.workers(), "route_sync": self.route_source.stats(),
-                "tables": {"guests": len(s.guests), "v2p": len(s.v2p), "v2b": len(s.v2b), "routes": len(s.routes)}}
+                "tables": {"guests": len(s.guests), "v2p": len(s.v2p), "v2b": len(s.v2b), "routes": len(s.routes)},
+                "memory": self.dataplane.memory()}
 
     def flows(self, limit: int, match: dict[str, str]) -> list[dict]:
         if not match:
             return self.dataplane.flows(limit)
-        out = []
-        for flow in self.dataplane.flows(self.flow_scan_limit):
+
+        def matches(flow: dict) -> bool:
             flat = flatten(flow)
             by_name = {**{k.rsplit(".", 1)[-1]: v for k, v in flat.items()}, **flat}
             unknown = [k for k in match if k not in by_name]
             if unknown:
                 raise ValueError(f"flows: no flow field {unknown[0]!r} (expected one of {', '.join(sorted(by_name))})")
-            if all(_same(by_name[k], v) for k, v in match.items()):
-                out.append(flow)
-                if len(out) == limit:
-                    break
-        return out
+            return all(_same(by_name[k], v) for k, v in match.items())
+        return self.dataplane.flows(limit, matches)
 
     def routes(self) -> Any:
         return self.controller.state.routes

@@ -16,7 +16,6 @@ import ipaddress
 import os
 import re
 import tomllib
-import zlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -238,8 +237,6 @@ def _resolve(values: dict[str, Any], r: _Reader) -> Any:
     if values["underlay_addr"] is None:
         raise r.fail(OPTION_BY_NAME["underlay_addr"].where,
                      "missing (expected this sled's underlay IPv6 address, or give --underlay-addr)")
-    if values["hash_seed"] is None:
-        values["hash_seed"] = zlib.crc32(values["underlay_addr"].packed)
     if values["file_prefix"] is None:
         values["file_prefix"] = f"opte-fast-{os.getpid()}"
     if values["state_dir"] is None:

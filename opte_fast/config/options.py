@@ -8,6 +8,7 @@ import ipaddress
 from dataclasses import dataclass
 from typing import Any
 
+from ..controlplane import capacity
 from .values import NAME, Bool, Choice, Int, ListenAddress, Number, PortRange, Text, TextList, UnicastV6
 
 
@@ -46,7 +47,8 @@ OPTIONS: tuple[Option, ...] = (
            "use hugepages from a mounted hugetlbfs (then dpdk-dumpcap and dpdk-proc-info can attach); without "
            "them EAL runs with --no-huge -m MEMORY_MB", pytype=bool),
     Option("memory_mb", "eal", Int(64, 1 << 20), 2048,
-           "EAL memory in MiB (a million-flow table per worker needs about 600)", pytype=int),
+           capacity.memory_help({"memory_mb": 2048, "mbufs": 16383, "flow_capacity": 1 << 20,
+                                 "prefix_capacity": 1024}), pytype=int),
     Option("file_prefix", "eal", Text("a file prefix of letters, digits, '-', '_', '.'", r"[A-Za-z0-9_.-]+", "PREFIX"),
            None, "EAL --file-prefix [default: opte-fast-<pid>]", pytype=str),
     Option("eal_args", "eal", TextList("EAL arguments"), (), "extra EAL argument, passed through (repeatable)",
@@ -58,7 +60,13 @@ OPTIONS: tuple[Option, ...] = (
     Option("mbufs", "dataplane", Int(1023, 1 << 26), 16383, "mbufs in the packet pool", pytype=int),
     # DPDK wants cache * 1.5 <= mbufs: these two ranges guarantee it
     Option("mbuf_cache", "dataplane", Int(0, 512), 256, "per-lcore mbuf cache", pytype=int),
-    Option("flow_capacity", "dataplane", Int(64, 1 << 27), 1 << 20, "flow table entries", pytype=int),
+    Option("flow_capacity", "dataplane", Int(64, 1 << 27), 1 << 20,
+           f"flow table entries per worker ({capacity.FLOW_BYTES + capacity.FLOW_SLOT_BYTES} bytes each of EAL "
+           "memory, for a power of two)", pytype=int),
+    Option("prefix_capacity", "dataplane", Int(16, 2519), 1024,
+           "prefixes the V2B table and the underlay route table hold, each (two tries each, "
+           f"{capacity.PREFIX_TABLES_BYTES // 4 // (1 << 20)} MiB + {capacity.PREFIX_BYTES // 4} bytes a prefix)",
+           pytype=int),
     Option("buckets", "dataplane", Int(1, 65536, power_of_two=True), 4096,
            "buckets per TEP set and nexthop group", pytype=int),
     Option("tcp_idle_timeout_s", "dataplane", Int(1, 86400), 600, "idle TCP flow expiry, seconds", pytype=int),
@@ -70,15 +78,13 @@ OPTIONS: tuple[Option, ...] = (
            "move a flow to a member that came (back) up: once idle, or never", pytype=str),
     Option("rebalance_idle_ms", "dataplane", Int(0, 3_600_000), 10_000,
            "idle time before a flow may be rebalanced, milliseconds", pytype=int),
-    Option("hash_seed", "dataplane", Int(0, 0xFFFFFFFF), None,
-           "flow hash seed [default: zlib CRC-32 of the 16 underlay address bytes]", pytype=int),
     Option("exception_path", "dataplane", Bool(), True,
            "punt non-Geneve uplink frames to a kernel tap named after the uplink", pytype=bool),
     Option("follow_link", "dataplane", Bool(), True,
            "take an uplink's nexthops down while its DPDK link is down (a net_tap uplink moved to another "
            "namespace reads down: turn this off)", pytype=bool),
     Option("state_dir", "dataplane", Text("an absolute directory path", r"/.*", "DIR"), None,
-           "where the bucket tables are saved, so a restart keeps every flow on its path "
+           "bucket tables and flow hash key, kept so a restart keeps every flow on its path "
            "[default: /var/lib/opte-fast/<underlay addr>]", pytype=str),
     # [underlay]: this sled's tunnel end and the outer headers
     Option("underlay_addr", "underlay", UnicastV6(), None, "this sled's underlay IPv6 address (required)",
@@ -93,6 +99,9 @@ OPTIONS: tuple[Option, ...] = (
     Option("udp_checksum", "underlay", Bool(), False, "compute the outer UDP checksum (else 0)", pytype=bool),
     Option("verify_udp_checksum", "underlay", Bool(), False,
            "verify non-zero outer UDP checksums on receive", pytype=bool),
+    Option("strict_underlay", "underlay", Bool(), False,
+           "accept Geneve only from V2B TEPs, and from a V2P sled for its own guests' addresses; "
+           "drop the rest as underlay_source_unknown", pytype=bool),
     # [route_sync]: where underlay routes come from
     Option("route_source", "route_sync", Choice(("netlink", "static", "none")), "netlink",
            "netlink: follow the host routing table; static: [[route]] entries; none: control socket only",

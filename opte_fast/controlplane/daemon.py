@@ -52,7 +52,7 @@ def serve(config: Config, dataplane: DataplaneAPI, stop: threading.Event | None 
         source = make_route_source(config, controller)
         source.start()
         started.append(source.stop)
-        api = ControlAPI(controller, links, source, o.flow_capacity, o.file_prefix, o.hugepages)
+        api = ControlAPI(controller, links, source, o.file_prefix, o.hugepages)
         server = ControlServer(o.control_socket, api)
         server.start()
         started.append(server.stop)

@@ -13,18 +13,18 @@ import ipaddress
 import os
 import sys
 import threading
-import zlib
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
 
 from .. import _dataplane
 from .._dataplane import DataplaneError, capture_init, eal_cleanup, eal_init
+from . import hashkey
 from .bucketstore import NO_MEMBER, BucketStore, SavedTable, TableKey
 from .state import DesiredState, GuestPort, IPAddress, IPNetwork, StableIds
 
-__all__ = ["Dataplane", "DataplaneError", "DataplaneOptions", "capture_init", "default_hash_seed", "eal_args",
-           "eal_cleanup", "eal_init"]
+__all__ = ["Dataplane", "DataplaneError", "DataplaneOptions", "capture_init", "eal_args", "eal_cleanup", "eal_init"]
 
 ROLES = {"guest": _dataplane.ROLE_GUEST, "uplink": _dataplane.ROLE_UPLINK, "exception": _dataplane.ROLE_EXCEPTION}
 _NEVER = _dataplane.NEVER
@@ -42,7 +42,7 @@ class DataplaneOptions:
     tx_desc: int = 1024
     flow_capacity: int = 1 << 20
     n_buckets: int = 4096
-    hash_seed: int | None = None
+    hash_key: bytes | None = None  # None: the state directory's (made at its first use), or a new one
     tcp_idle_ms: int = 600_000
     tcp_closed_ms: int = 2_000
     udp_idle_ms: int = 60_000
@@ -52,14 +52,11 @@ class DataplaneOptions:
     flow_label: bool = True
     udp_checksum: bool = False
     verify_udp_checksum: bool = False
+    strict_underlay: bool = False
     udp_sport_min: int = 49152
     udp_sport_max: int = 65535
     underlay_mtu: int = 1500  # the underlay's IP MTU: encapsulated packets are never longer
-
-
-def default_hash_seed(underlay: ipaddress.IPv6Address) -> int:
-    """A seed every sled derives alike from its own address: stable across restarts, different across sleds."""
-    return zlib.crc32(underlay.packed)
+    prefix_capacity: int = 1024
 
 
 def eal_args(workers: list[int], *, file_prefix: str, hugepages: bool = False, memory_mb: int = 512,
@@ -151,6 +148,7 @@ Group = tuple[int, IPNetwork, int, list[int], tuple]
 KINDS = ("tep", "nexthop")
 NO_ID = 0xFFFF
 ID_LIMIT = max(_dataplane.MAX_TEPS, _dataplane.MAX_NEXTHOPS)
+FLOW_SCAN_CHUNK = 4096  # flows read per step of a scan (a buffer of about 400 KB)
 # A traced frame (of_trace_record): its flow-table lookup, what its destination matched, the decision.
 TRACE_FLOW = ("hit", "miss", "table full")
 TRACE_TABLE = ("none", "v2p", "v2b")
@@ -176,7 +174,8 @@ def restored_buckets(saved: SavedTable, group: Group) -> np.ndarray:
 class Dataplane:
     """One opte-fast data plane in this process (the EAL must be initialised first).
 
-    `state_dir`: where the bucket tables are saved across restarts (None: not saved)."""
+    `state_dir`: where the bucket tables and the flow hash key are kept across restarts (None: not
+    kept; without `options.hash_key` the flow hash then gets a new key)."""
 
     def __init__(self, options: DataplaneOptions, state_dir: str | None = None):
         self._store: BucketStore | None = None
@@ -192,18 +191,28 @@ class Dataplane:
                 self._restorable = self._store.load(options.n_buckets)
             except ValueError as e:
                 print(f"opte-fast: {e}; starting with fresh bucket tables", file=sys.stderr)
-        seed = options.hash_seed if options.hash_seed is not None else default_hash_seed(options.underlay_addr)
+        key = options.hash_key
+        if key is None and state_dir is not None:
+            try:
+                key = hashkey.load_or_create(state_dir)
+            except (OSError, ValueError) as e:
+                raise DataplaneError(str(e) if isinstance(e, ValueError) else
+                                     f"cannot keep the flow hash key in {state_dir}: {e.strerror}") from None
+        if key is None:
+            key = hashkey.new_key()
         self.options = options
         self._core = _dataplane.Core(
             underlay_addr=options.underlay_addr.packed, n_mbufs=options.n_mbufs, mbuf_cache=options.mbuf_cache,
             mbuf_data_room=options.mbuf_data_room, burst=options.burst, rx_desc=options.rx_desc,
             tx_desc=options.tx_desc, flow_capacity=options.flow_capacity, n_buckets=options.n_buckets,
-            hash_seed=seed, tcp_idle_ms=options.tcp_idle_ms, tcp_closed_ms=options.tcp_closed_ms,
+            hash_key=key, tcp_idle_ms=options.tcp_idle_ms, tcp_closed_ms=options.tcp_closed_ms,
             udp_idle_ms=options.udp_idle_ms, icmp_idle_ms=options.icmp_idle_ms,
             rebalance_idle_ms=_NEVER if options.rebalance_idle_ms is None else options.rebalance_idle_ms,
             hop_limit=options.hop_limit, flow_label=options.flow_label, udp_checksum=options.udp_checksum,
-            verify_udp_checksum=options.verify_udp_checksum, udp_sport_min=options.udp_sport_min,
-            udp_sport_max=options.udp_sport_max, underlay_mtu=options.underlay_mtu)
+            verify_udp_checksum=options.verify_udp_checksum,
+            strict_underlay=options.strict_underlay, udp_sport_min=options.udp_sport_min,
+            udp_sport_max=options.udp_sport_max, underlay_mtu=options.underlay_mtu,
+            prefix_capacity=options.prefix_capacity)
         self._ports: list[PortInfo] = []
         self._tep_ids = StableIds(1, _dataplane.MAX_TEPS)
         self._nh_ids = StableIds(1, _dataplane.MAX_NEXTHOPS)
@@ -403,26 +412,45 @@ class Dataplane:
         """An eventfd that becomes readable after any BFD session changed state; read 8 bytes to rearm it."""
         return self._core.bfd_event_fd()
 
-    def flows(self, limit: int) -> list[dict]:
+    def flows(self, limit: int, keep: Callable[[dict], bool] | None = None) -> list[dict]:
+        """Up to `limit` active flows, those `keep` accepts if given. The tables are scanned a
+        chunk at a time without the GIL, so a scan of every flow holds up no other thread."""
         tep_addr = {i: k[1] for k, i in self._ids["teps"].items()}
         nh_desc = {i: k for k, i in self._ids["nexthops"].items()}
         names = {p.index: p.name for p in self._ports}
-        out = []
-        for f in self._core.flows(limit):
-            nh = nh_desc.get(f["nexthop"])
-            out.append({
-                "vni": f["vni"], "proto": f["proto"],
-                "src": str(unmapped(f["src"])), "dst": str(unmapped(f["dst"])),
-                "src_port": f["src_port"], "dst_port": f["dst_port"],
-                "tep": str(tep_addr[f["tep"]]) if f["tep"] in tep_addr else None,
-                "nexthop": {"uplink": nh[1], "gateway": str(nh[2])} if nh else None,
-                "uplink": names.get(f["uplink"]), "udp_sport": f["udp_sport"], "hash": f["hash"],
-                "lcore": f["lcore"], "packets": f["packets"], "bytes": f["bytes"], "idle_ms": f["idle_ms"],
-            })
+        out: list[dict] = []
+        cursor: int | None = 0
+        while cursor is not None and len(out) < limit:
+            chunk, cursor = self._core.flows(FLOW_SCAN_CHUNK if keep else min(FLOW_SCAN_CHUNK, limit - len(out)),
+                                             cursor)
+            for f in chunk:
+                nh = nh_desc.get(f["nexthop"])
+                flow = {
+                    "vni": f["vni"], "proto": f["proto"],
+                    "src": str(unmapped(f["src"])), "dst": str(unmapped(f["dst"])),
+                    "src_port": f["src_port"], "dst_port": f["dst_port"],
+                    "tep": str(tep_addr[f["tep"]]) if f["tep"] in tep_addr else None,
+                    "nexthop": {"uplink": nh[1], "gateway": str(nh[2])} if nh else None,
+                    "uplink": names.get(f["uplink"]), "udp_sport": f["udp_sport"], "hash": f["hash"],
+                    "lcore": f["lcore"], "packets": f["packets"], "bytes": f["bytes"], "idle_ms": f["idle_ms"],
+                }
+                if keep is None or keep(flow):
+                    out.append(flow)
+                    if len(out) == limit:
+                        break
         return out
 
     def flow_count(self) -> int:
         return self._core.flow_count()
+
+    def memory(self) -> dict:
+        """Where the EAL's memory went (bytes, measured as allocated) and what it holds: flows per
+        worker, prefixes per table, and the V2P entries a commit can hold with what is free."""
+        m = self._core.memory()
+        return {"bytes": {k.removesuffix("_bytes"): v for k, v in m.items() if k.endswith("_bytes")},
+                "v2p_bytes_per_1024": m["v2p_bytes_per_1024"],
+                "capacity": {"flows_per_worker": m["flow_capacity"], "v2b_prefixes": m["prefix_capacity"],
+                             "route_prefixes": m["prefix_capacity"], "v2p_entries": m["v2p_fit"]}}
 
     def workers(self) -> list[dict]:
         """Per worker lcore: polls (loop iterations), busy_polls (those that found frames), rx_packets, flows

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import ipaddress
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -206,9 +206,14 @@ class DataplaneAPI(Protocol):
         """One dict per port: name, ethdev, port_id, role, mac, rx/tx packets and bytes, missed, errors,
         devargs."""
 
-    def flows(self, limit: int) -> list[dict]:
-        """Up to `limit` active flows, flat: vni, proto, src, dst, src_port, dst_port, tep, nexthop
-        ({uplink, gateway}), uplink, udp_sport, hash, lcore, packets, bytes, idle_ms."""
+    def flows(self, limit: int, keep: Callable[[dict], bool] | None = None) -> list[dict]:
+        """Up to `limit` active flows (those `keep` accepts), flat: vni, proto, src, dst, src_port,
+        dst_port, tep, nexthop ({uplink, gateway}), uplink, udp_sport, hash, lcore, packets, bytes,
+        idle_ms. The tables are read a chunk at a time without the GIL."""
+
+    def memory(self) -> dict:
+        """EAL memory by part ("bytes", measured as allocated) and what it holds ("capacity": flows
+        per worker, V2B and route prefixes, V2P entries a commit can hold with what is free)."""
 
     def workers(self) -> list[dict]:
         """Per worker lcore: lcore, worker, polls, busy_polls (polls that found frames), rx_packets, flows,

@@ -81,7 +81,7 @@ class Setup:
 
     @property
     def memory_mb(self) -> int:
-        """EAL memory: mbufs (about 2.5 KB each), the tables (an rte_lpm6 alone takes 64 MB), and
+        """EAL memory: mbufs (about 2.5 KB each), the tables (the prefix tries take 128 MB and more), and
         up to 640 bytes per flow-table entry per worker; the same for every side of a case."""
         mb = 384 + N_MBUFS * 5 // 2 // 1024 + self.flow_capacity * self.case.workers * 640 // (1 << 20)
         return -(-mb // 64) * 64
@@ -327,9 +327,8 @@ def _worker() -> None:
         dp.add_port(GUEST_PORT, cfg["source"] if outbound else cfg["sink"], "guest")
         dp.add_port(uplink_name(0), cfg["sink"] if outbound else cfg["source"], "uplink")
         dp.commit(anycast_state(1))
-        heap_before = _dataplane.eal_heap_bytes()
         dp.start(cfg["lcores"])
-        table_bytes = _dataplane.eal_heap_bytes() - heap_before
+        table_bytes = dp.memory()["bytes"]["flow"]     # the workers' flow tables, measured as allocated
         clock = ThreadClock()
         result = {"tsc_hz": _dataplane.tsc_hz(), "table_bytes": table_bytes, "flow_capacity": cfg["flow_capacity"]}
         if cfg["direction"] == "new-flows":

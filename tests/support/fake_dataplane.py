@@ -54,6 +54,14 @@ class FakeDataplane:
     def counters(self) -> dict[str, int]:
         return dict.fromkeys(COUNTER_NAMES, 0)
 
+    def memory(self) -> dict:
+        """A small instance's figures, in the shape of Dataplane.memory."""
+        return {"bytes": {"heap": 512 << 20, "free": 24 << 20, "mbuf": 68 << 20, "flow": 281 << 12,
+                          "prefix": 134 << 20, "snapshot": 85632},
+                "v2p_bytes_per_1024": 125952,
+                "capacity": {"flows_per_worker": 4096, "v2b_prefixes": 1024, "route_prefixes": 1024,
+                             "v2p_entries": 131072}}
+
     def ports(self) -> list[dict]:
         """Only what the control plane reads of a port (the real one has its counters too)."""
         return [{"name": p.name, "role": p.role, "devargs": p.devargs} for p in self.port_specs]

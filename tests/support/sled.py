@@ -20,6 +20,7 @@ from opte_fast.tools.sample import (
     switch_mac,
     uplink_name,
 )
+from tests.support.flowhash import TEST_HASH_KEY
 
 SWITCH_MACS = [switch_mac(i) for i in range(16)]
 gateway = switch_gateway
@@ -59,10 +60,12 @@ def ring_sled(state: DesiredState | None = None, n_uplinks: int = 2, workers: tu
               guest_rx_queues: int = 1, state_dir: str | None = None, **options):
     """A started data plane with ring ports guest0 (with `guest_rx_queues` RX queues), uplink0..n-1,
     tables from `state`, on worker lcores `workers` (conftest's EAL has lcores 1 and 2), bucket
-    tables saved in `state_dir` (if given)."""
+    tables saved in `state_dir` (if given). The flow hash has the key tests predict hashes with
+    (tests/support/flowhash.py); `hash_key=None` takes the state directory's instead."""
     state = state or default_state(n_uplinks)
+    options.setdefault("hash_key", TEST_HASH_KEY)
     opts = DataplaneOptions(underlay_addr=state.underlay.addr, flow_capacity=options.pop("flow_capacity", 65536),
-                            n_mbufs=8191, **options)
+                            n_mbufs=options.pop("n_mbufs", 8191), **options)
     dp = Dataplane(opts, state_dir=state_dir)
     try:
         dp.add_ring_port("guest0", "guest", rx_queues=guest_rx_queues)
