@@ -17,6 +17,7 @@
 #include "flow.h"
 #include "flow_hash.h"
 #include "prefix.h"
+#include "wire.h"
 
 struct of_bfd;
 struct of_handoff;
@@ -48,6 +49,11 @@ struct of_port {
 	uint64_t link_changes;
 	uint64_t link_changed_ns;	/* CLOCK_MONOTONIC */
 	uint8_t bfd_txq;		/* TX queue n_workers is the BFD thread's, else worker 0 sends for it (bfd_io.c) */
+	/* Uplinks: the outer headers every flow through this port shares (Ethernet source, IPv6
+	 * version, next header, hop limit and source, UDP and Geneve constants) and the inner
+	 * destination MAC of boundary services, built at start; the packet path writes the flow's
+	 * own fields over a copy (outbound.c). */
+	uint8_t outer[OF_OUTER_HDR_LEN + RTE_ETHER_ADDR_LEN] __rte_cache_aligned;
 };
 
 struct of_dp {

@@ -13,47 +13,79 @@
 #include <rte_common.h>
 
 #include "flow_key.h"
-#include "wire.h"
 
 struct of_lcore;
-struct rte_hash;
 
-/* Where a flow is pinned, and the headers that take it there. */
+/*
+ * Where a flow is pinned: the members, and what of its outer headers is the
+ * flow's own. The rest is its uplink's template (struct of_port's outer),
+ * so a path and the flow's counts fill one cache line.
+ */
 struct of_path {
 	uint16_t tep;			/* TEP id, 0 for V2P */
 	uint16_t nh;			/* nexthop id */
 	uint32_t tep_gen;		/* generations when pinned: a mismatch */
 	uint32_t nh_gen;		/* means the member went down or changed */
 	uint32_t route_epoch;		/* the tables' route epoch when resolved */
+	uint8_t dst[16];		/* outer IPv6 destination: the TEP, or the peer sled (V2P) */
 	uint16_t uplink;		/* port index */
-	uint8_t inner_dst_mac[6];
-	uint8_t outer[OF_OUTER_HDR_LEN];	/* lengths and checksum filled per packet */
+	uint8_t nh_mac[6];		/* outer Ethernet destination */
+	uint16_t udp_sport;		/* outer UDP source port, from the flow hash */
+	union {
+		uint8_t inner_dst_mac[6];	/* V2P: the peer guest's MAC; the VNI is the flow's */
+		uint8_t vni[4];			/* to a TEP: its VNI and Geneve's reserved 0, as sent; the inner
+						 * destination is boundary services */
+	};
 };
 
 /*
- * Laid out for the packet path: what every packet reads and writes (state,
- * path, outer header) fills the first two cache lines; the key, needed only
- * to remove or dump the flow, comes after.
+ * Laid out for the packet path: the first cache line holds what a lookup
+ * compares (the key) and what every packet writes (last_tsc), so a hit
+ * that finds the key has fetched it; the path and the flow's counts fill
+ * the second.
  */
 struct of_flow_entry {
+	struct of_flow_key key;
 	uint64_t last_tsc;
-	uint64_t packets;
-	uint64_t bytes;
 	uint32_t hash;
 	uint8_t in_use;
 	uint8_t closing;		/* TCP FIN or RST seen: short timeout */
 	struct of_path path;
-	struct of_flow_key key;
+	uint64_t packets;
+	uint64_t bytes;
 } __rte_cache_aligned;
 
-_Static_assert(offsetof(struct of_flow_entry, key) <= 2 * RTE_CACHE_LINE_SIZE,
-	       "the per-packet part of a flow entry fits two cache lines");
+_Static_assert(offsetof(struct of_flow_entry, path) == RTE_CACHE_LINE_SIZE &&
+	       sizeof(struct of_flow_entry) == 2 * RTE_CACHE_LINE_SIZE,
+	       "a flow entry's key and state fill its first cache line, its path and counts the second");
 
+/*
+ * The index over entries[]: buckets of one cache line, eight slots each,
+ * a slot a 16-bit signature of the flow hash and an entry number. A flow
+ * lives in the bucket its hash names, or, when that one is full, in one of
+ * the buckets after it; `overflow` counts the flows that went past a bucket,
+ * so a lookup stops at the first bucket none went past. There are twice as
+ * many slots as entries: a lookup reads one bucket almost always.
+ */
+#define OF_FLOW_BUCKET_SLOTS 8
+
+struct of_flow_bucket {
+	uint16_t sig[OF_FLOW_BUCKET_SLOTS];	/* 0: slot free */
+	uint32_t entry[OF_FLOW_BUCKET_SLOTS];
+	uint32_t overflow;
+} __rte_cache_aligned;
+
+/* Only the owning worker reads or writes the index; the control thread reads entries[] alone. */
 struct of_flow_table {
-	struct rte_hash *hash;
-	uint32_t n_entries;		/* size of entries[] */
+	struct of_flow_bucket *buckets;
+	uint32_t bucket_mask;		/* number of buckets - 1 */
+	uint32_t n_entries;		/* size of entries[]: the capacity */
 	uint64_t n_active;
-	struct of_flow_entry *entries;	/* indexed by rte_hash key position */
+	struct of_flow_entry *entries;
+	/* Free entry numbers, first freed first reused: a FIFO of n_entries. */
+	uint32_t *free;
+	uint32_t free_head;		/* next to reuse */
+	uint32_t n_free;
 };
 
 struct of_flow_table *of_flow_table_create(const char *name, uint32_t capacity, int socket);

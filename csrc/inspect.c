@@ -141,7 +141,7 @@ of_dp_flows(const struct of_dp *dp, uint64_t *cursor, struct of_flow_info *out, 
 			f->tep = e->path.tep;
 			f->nexthop = e->path.nh;
 			f->uplink = e->path.uplink;
-			f->udp_sport = (uint16_t)((e->path.outer[54] << 8) | e->path.outer[55]);
+			f->udp_sport = e->path.udp_sport;
 			f->hash = e->hash;
 			f->lcore = dp->lcores[w].lcore_id;
 			f->packets = e->packets;

@@ -19,7 +19,7 @@ struct of_memory_info {
 	uint64_t prefix_bytes;		/* the V2B and route tables, two each */
 	uint64_t snapshot_bytes;	/* what every commit allocates, V2P aside */
 	uint64_t v2p_bytes_per_1024;	/* a V2P table's bytes per 1,024 entries */
-	uint32_t flow_capacity;		/* flows per worker (as rte_hash rounds --flow-capacity) */
+	uint32_t flow_capacity;		/* flows per worker (--flow-capacity) */
 	uint32_t prefix_capacity;	/* V2B prefixes, and underlay route prefixes */
 	uint32_t v2p_fit;		/* V2P entries a commit can hold with what is free now */
 };

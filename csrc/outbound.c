@@ -5,7 +5,8 @@
  * per packet a check of the pinned path (the two members' generations and
  * the route epoch: three loads), a path resolution only on a miss, a dead
  * member, a routing change or an idle rebalance, and an encap that copies
- * the flow's pre-built 70-byte header.
+ * its uplink's 70-byte header template and writes the flow's own fields
+ * over it (nexthop MAC, destination, flow label, source port, VNI).
  */
 #include <stddef.h>
 #include <string.h>
@@ -38,8 +39,6 @@
 #define PREFETCH_OFFSET 4		/* packets ahead whose data is prefetched */
 #define ENTRY_PREFETCH_OFFSET 16		/* flow entries ahead: a table miss costs more than a packet */
 
-static const uint8_t boundary_services_mac[6] = OF_BOUNDARY_MAC_INIT;
-
 /* Full UDP checksum over the pseudo-header and the whole datagram, segments included. */
 static inline uint16_t
 udp6_checksum(const struct rte_mbuf *m, const struct rte_ipv6_hdr *ip6, uint32_t l4_off)
@@ -66,46 +65,24 @@ udp_source_port(const struct of_dp_config *cfg, uint32_t hash)
 	return (uint16_t)(cfg->udp_sport_min + (((uint64_t)hash * range) >> 32));
 }
 
+/* The path's own part of the outer headers; the rest is its uplink's template (port.c). */
 static void
-build_outer(const struct of_dp *dp, const struct of_tables *t, struct of_path *p,
-	    const uint8_t dst[16], uint32_t vni, uint32_t hash, uint16_t sport)
+set_outer(const struct of_dp *dp, const struct of_tables *t, struct of_path *p,
+	  const uint8_t dst[16], uint32_t hash)
 {
-	const struct of_dp_config *cfg = &dp->cfg;
 	const struct of_nexthop *nh = &t->nhs[p->nh];
-	struct rte_ether_hdr *eth = (struct rte_ether_hdr *)p->outer;
-	struct rte_ipv6_hdr *ip6 = (struct rte_ipv6_hdr *)(eth + 1);
-	struct rte_udp_hdr *udp = (struct rte_udp_hdr *)(ip6 + 1);
-	struct of_geneve_hdr *gnv = (struct of_geneve_hdr *)(udp + 1);
-	uint32_t label = cfg->flow_label ? (hash & 0xFFFFF) : 0;
 
-	memset(p->outer, 0, sizeof(p->outer));
-	memcpy(&eth->dst_addr, nh->mac, 6);
-	eth->src_addr = dp->ports[nh->uplink].mac;
-	eth->ether_type = rte_cpu_to_be_16(RTE_ETHER_TYPE_IPV6);
-	ip6->vtc_flow = rte_cpu_to_be_32((6u << 28) | label);
-	ip6->proto = IPPROTO_UDP;
-	ip6->hop_limits = cfg->hop_limit;
-	memcpy(&ip6->src_addr, cfg->underlay_addr, 16);
-	memcpy(&ip6->dst_addr, dst, 16);
-	udp->src_port = rte_cpu_to_be_16(sport);
-	udp->dst_port = rte_cpu_to_be_16(OF_GENEVE_PORT);
-	gnv->protocol = rte_cpu_to_be_16(OF_GENEVE_PROTO_ETHER);
-	gnv->vni[0] = (uint8_t)(vni >> 16);
-	gnv->vni[1] = (uint8_t)(vni >> 8);
-	gnv->vni[2] = (uint8_t)vni;
+	memcpy(p->dst, dst, 16);
 	p->uplink = nh->uplink;
+	memcpy(p->nh_mac, nh->mac, 6);
+	p->udp_sport = udp_source_port(&dp->cfg, hash);
 }
 
-/* Where a built outer header sends the packet: the IPv6 destination and the Geneve VNI. */
-#define OUTER_DST_OFF (sizeof(struct rte_ether_hdr) + offsetof(struct rte_ipv6_hdr, dst_addr))
-#define OUTER_VNI_OFF (OF_OUTER_HDR_LEN - sizeof(struct of_geneve_hdr) + offsetof(struct of_geneve_hdr, vni))
-
-static uint32_t
-outer_vni(const struct of_path *p)
+/* A TEP path's VNI (the union's other side is a V2P path's inner destination MAC). */
+static inline uint32_t
+path_vni(const struct of_path *p)
 {
-	const uint8_t *v = p->outer + OUTER_VNI_OFF;
-
-	return (uint32_t)v[0] << 16 | (uint32_t)v[1] << 8 | v[2];
+	return (uint32_t)p->vni[0] << 16 | (uint32_t)p->vni[1] << 8 | p->vni[2];
 }
 
 /* The live TEP of set r that `keep` is sent to (same address and VNI), or OF_NO_ID. */
@@ -115,7 +92,7 @@ live_tep_of(const struct of_tables *t, const struct of_resilient *r, const struc
 	for (uint16_t i = 0; i < r->n_members; i++) {
 		const struct of_tep *tep = &t->teps[r->members[i]];
 
-		if (tep->vni == outer_vni(keep) && memcmp(tep->addr, keep->outer + OUTER_DST_OFF, 16) == 0)
+		if (tep->vni == path_vni(keep) && memcmp(tep->addr, keep->dst, 16) == 0)
 			return r->members[i];
 	}
 	return OF_NO_ID;
@@ -128,7 +105,7 @@ live_nexthop_of(const struct of_tables *t, const struct of_resilient *r, const s
 	for (uint16_t i = 0; i < r->n_members; i++) {
 		const struct of_nexthop *nh = &t->nhs[r->members[i]];
 
-		if (nh->uplink == keep->uplink && memcmp(nh->mac, keep->outer, RTE_ETHER_ADDR_LEN) == 0)
+		if (nh->uplink == keep->uplink && memcmp(nh->mac, keep->nh_mac, RTE_ETHER_ADDR_LEN) == 0)
 			return r->members[i];
 	}
 	return OF_NO_ID;
@@ -149,15 +126,15 @@ resolve_path(const struct of_dp *dp, const struct of_tables *t, const struct of_
 {
 	struct of_v2p_key vk = { .vni = key->vni };
 	const uint8_t *dst;
-	uint32_t vni, target;
+	uint32_t target;
 	int32_t pos;
 
+	memset(p, 0, sizeof(*p));	/* path_moved compares the union's unused bytes too */
 	memcpy(vk.ip, key->dst, 16);
 	pos = rte_hash_lookup(t->v2p->hash, &vk);
 	if (pos >= 0) {
 		/* A guest on another sled: straight to that sled, in the VPC's VNI. */
 		dst = t->v2p->vals[pos].underlay;
-		vni = key->vni;
 		p->tep = 0;
 		memcpy(p->inner_dst_mac, t->v2p->vals[pos].mac, 6);
 	} else {
@@ -169,8 +146,9 @@ resolve_path(const struct of_dp *dp, const struct of_tables *t, const struct of_
 		if (p->tep == OF_NO_ID)
 			return OF_C_NO_LIVE_TEP;
 		dst = t->teps[p->tep].addr;
-		vni = t->teps[p->tep].vni;
-		memcpy(p->inner_dst_mac, boundary_services_mac, 6);
+		p->vni[0] = (uint8_t)(t->teps[p->tep].vni >> 16);
+		p->vni[1] = (uint8_t)(t->teps[p->tep].vni >> 8);
+		p->vni[2] = (uint8_t)t->teps[p->tep].vni;
 	}
 	p->tep_gen = t->teps[p->tep].gen;
 
@@ -183,7 +161,7 @@ resolve_path(const struct of_dp *dp, const struct of_tables *t, const struct of_
 		return OF_C_NO_LIVE_NEXTHOP;
 	p->nh_gen = t->nhs[p->nh].gen;
 	p->route_epoch = t->route_epoch;
-	build_outer(dp, t, p, dst, vni, hash, udp_source_port(&dp->cfg, hash));
+	set_outer(dp, t, p, dst, hash);
 	return OF_OK;
 }
 
@@ -198,8 +176,9 @@ path_is_live(const struct of_tables *t, const struct of_path *p)
 static inline int
 path_moved(const struct of_path *a, const struct of_path *b)
 {
-	return a->uplink != b->uplink || memcmp(a->outer, b->outer, OF_OUTER_HDR_LEN) != 0 ||
-	       memcmp(a->inner_dst_mac, b->inner_dst_mac, RTE_ETHER_ADDR_LEN) != 0;
+	return a->uplink != b->uplink || (a->tep == 0) != (b->tep == 0) ||
+	       memcmp(a->nh_mac, b->nh_mac, RTE_ETHER_ADDR_LEN) != 0 || memcmp(a->dst, b->dst, 16) != 0 ||
+	       a->udp_sport != b->udp_sport || memcmp(a->inner_dst_mac, b->inner_dst_mac, RTE_ETHER_ADDR_LEN) != 0;
 }
 
 /* The flow takes `fresh`, and the per-member flow counts follow it. */
@@ -223,8 +202,8 @@ path_repin(struct of_lcore *lc, struct of_flow_entry *e, const struct of_path *f
  * the one it replaces (and inherit its buckets), and a member that went down and came back
  * before the flow's next packet may take the flow again. OF_OK or a drop reason.
  */
-static int
-refresh_path(struct of_dp *dp, struct of_lcore *lc, const struct of_tables *t, struct of_flow_entry *e)
+static __rte_noinline int
+repin_path(struct of_dp *dp, struct of_lcore *lc, const struct of_tables *t, struct of_flow_entry *e)
 {
 	int live = path_is_live(t, &e->path);
 	int route_changed = e->path.route_epoch != t->route_epoch;
@@ -232,8 +211,6 @@ refresh_path(struct of_dp *dp, struct of_lcore *lc, const struct of_tables *t, s
 	struct of_path fresh;
 	int rc;
 
-	if (likely(live && !route_changed && !idle))
-		return OF_OK;
 	if (live && route_changed) {
 		rc = resolve_path(dp, t, &e->key, e->hash, &e->path, &fresh);
 		if (rc != OF_OK)
@@ -256,23 +233,40 @@ refresh_path(struct of_dp *dp, struct of_lcore *lc, const struct of_tables *t, s
 	return OF_OK;
 }
 
-/* The two cache lines of a flow entry that every packet touches (see flow.h). */
+/* The check every packet of a known flow pays, inlined; repin_path only when the path must change. */
+static __rte_always_inline int
+refresh_path(struct of_dp *dp, struct of_lcore *lc, const struct of_tables *t, struct of_flow_entry *e)
+{
+	if (likely(path_is_live(t, &e->path) && e->path.route_epoch == t->route_epoch &&
+		   lc->now - e->last_tsc <= dp->rebalance_tsc))
+		return OF_OK;
+	return repin_path(dp, lc, t, e);
+}
+
+/* The line of a flow entry after the first, which the lookup read: the path and the flow's packet and
+ * byte counts (see flow.h). */
 static inline void
 prefetch_entry(const struct of_flow_entry *e)
 {
 	if (e == NULL)
 		return;
-	rte_prefetch0(e);
 	rte_prefetch0((const uint8_t *)e + RTE_CACHE_LINE_SIZE);
 }
 
-static inline void
-encap_and_send(struct of_dp *dp, struct of_lcore *lc, const struct of_path *p, struct rte_mbuf *m)
+/*
+ * Inlined into both callers: out of line, its register saves cost a fifth of it. hash: the flow's
+ * (the flow label); vni: the flow's, which a V2P path keeps.
+ */
+static __rte_always_inline void
+encap_and_send(struct of_dp *dp, struct of_lcore *lc, const struct of_path *p, uint32_t hash, uint32_t vni,
+	       struct rte_mbuf *m)
 {
 	uint32_t inner_len = rte_pktmbuf_pkt_len(m);
 	uint8_t *hdr = (uint8_t *)rte_pktmbuf_prepend(m, OF_OUTER_HDR_LEN);
+	struct rte_ether_hdr *eth;
 	struct rte_ipv6_hdr *ip6;
 	struct rte_udp_hdr *udp;
+	struct of_geneve_hdr *gnv;
 	/* inner_len + 56 <= the underlay MTU <= OF_UNDERLAY_MTU_MAX: checked in outbound_burst */
 	uint16_t udp_len = (uint16_t)(inner_len + sizeof(*udp) + sizeof(struct of_geneve_hdr));
 
@@ -280,10 +274,25 @@ encap_and_send(struct of_dp *dp, struct of_lcore *lc, const struct of_path *p, s
 		of_drop(lc, OF_C_NO_HEADROOM, m);
 		return;
 	}
-	rte_memcpy(hdr, p->outer, OF_OUTER_HDR_LEN);
-	memcpy(hdr + OF_OUTER_HDR_LEN, p->inner_dst_mac, 6);
-	ip6 = (struct rte_ipv6_hdr *)(hdr + sizeof(struct rte_ether_hdr));
+	rte_memcpy(hdr, dp->ports[p->uplink].outer, sizeof(dp->ports[p->uplink].outer));
+	eth = (struct rte_ether_hdr *)hdr;
+	ip6 = (struct rte_ipv6_hdr *)(eth + 1);
 	udp = (struct rte_udp_hdr *)(ip6 + 1);
+	gnv = (struct of_geneve_hdr *)(udp + 1);
+	memcpy(&eth->dst_addr, p->nh_mac, RTE_ETHER_ADDR_LEN);
+	if (dp->cfg.flow_label)
+		ip6->vtc_flow |= rte_cpu_to_be_32(hash & 0xFFFFF);
+	memcpy(&ip6->dst_addr, p->dst, 16);
+	udp->src_port = rte_cpu_to_be_16(p->udp_sport);
+	if (p->tep == 0) {
+		gnv->vni[0] = (uint8_t)(vni >> 16);
+		gnv->vni[1] = (uint8_t)(vni >> 8);
+		gnv->vni[2] = (uint8_t)vni;
+		memcpy(hdr + OF_OUTER_HDR_LEN, p->inner_dst_mac, RTE_ETHER_ADDR_LEN);
+	} else {
+		/* The header's last four bytes: VNI and reserved. The template holds boundary services' MAC. */
+		memcpy(hdr + OF_OUTER_HDR_LEN - sizeof(p->vni), p->vni, sizeof(p->vni));
+	}
 	ip6->payload_len = rte_cpu_to_be_16(udp_len);
 	udp->dgram_len = ip6->payload_len;
 	if (dp->cfg.udp_checksum)
@@ -339,7 +348,7 @@ refresh_why(const struct of_lcore *lc, const uint64_t before[3])
 /*
  * handed_off: frames another worker received, counted and hashed (handoff.h). traced: a
  * constant, so the plain copy has no trace code at all (trace.h). Inlined only into those two
- * copies, which both callers share: one copy per caller would leave refresh_path a call per packet.
+ * copies, which both callers share.
  */
 static __rte_always_inline void
 outbound_burst(struct of_dp *dp, struct of_lcore *lc, const struct of_tables *t,
@@ -379,7 +388,7 @@ outbound_burst(struct of_dp *dp, struct of_lcore *lc, const struct of_tables *t,
 			of_drop(lc, len < RTE_ETHER_HDR_LEN ? OF_C_PARSE_TRUNCATED : OF_C_SPOOF_SRC_MAC, m);
 			continue;
 		}
-		rc = of_parse_inner(data, len, mt);
+		rc = of_parse_inner_fast(data, len, mt);
 		/* The gateway looks only at frames the parse found not IP (ARP), ICMPv6 (neighbor
 		 * discovery) or UDP to a DHCP server port; every other IP frame pays two compares
 		 * on bytes the parse just wrote. */
@@ -465,7 +474,7 @@ outbound_burst(struct of_dp *dp, struct of_lcore *lc, const struct of_tables *t,
 				continue;
 			}
 			of_count(lc, OF_C_FLOW_TABLE_FULL);
-			encap_and_send(dp, lc, &stateless, m);
+			encap_and_send(dp, lc, &stateless, hashes[i], keys[i]->vni, m);
 			continue;
 		}
 		if (created) {
@@ -514,7 +523,7 @@ outbound_burst(struct of_dp *dp, struct of_lcore *lc, const struct of_tables *t,
 		if (keys[i]->proto == IPPROTO_TCP)
 			e->closing = (meta[i].tcp_flags & (RTE_TCP_FIN_FLAG | RTE_TCP_RST_FLAG)) ? 1 :
 				     (meta[i].tcp_flags & RTE_TCP_SYN_FLAG) ? 0 : e->closing;
-		encap_and_send(dp, lc, &e->path, m);
+		encap_and_send(dp, lc, &e->path, hashes[i], keys[i]->vni, m);
 	}
 }
 

@@ -8,11 +8,15 @@
 #include <stdio.h>
 #include <string.h>
 
+#include <netinet/in.h>
+
 #include <rte_bus.h>
 #include <rte_dev.h>
 #include <rte_eth_ring.h>
 #include <rte_ethdev.h>
+#include <rte_ip.h>
 #include <rte_ring.h>
+#include <rte_udp.h>
 
 #include "dp.h"
 #include "error.h"
@@ -159,6 +163,31 @@ of_dp_n_ports(const struct of_dp *dp)
 	return dp->n_ports;
 }
 
+static const uint8_t boundary_services_mac[RTE_ETHER_ADDR_LEN] = OF_BOUNDARY_MAC_INIT;
+
+/* The outer headers' part that is the port's and the sled's, not a flow's (lengths, checksum,
+ * flow label, destinations, source port and VNI left zero for the packet path to write), then
+ * the inner destination MAC of boundary services. */
+static void
+build_outer_template(const struct of_dp *dp, struct of_port *p)
+{
+	struct rte_ether_hdr *eth = (struct rte_ether_hdr *)p->outer;
+	struct rte_ipv6_hdr *ip6 = (struct rte_ipv6_hdr *)(eth + 1);
+	struct rte_udp_hdr *udp = (struct rte_udp_hdr *)(ip6 + 1);
+	struct of_geneve_hdr *gnv = (struct of_geneve_hdr *)(udp + 1);
+
+	memset(p->outer, 0, sizeof(p->outer));
+	eth->src_addr = p->mac;
+	eth->ether_type = rte_cpu_to_be_16(RTE_ETHER_TYPE_IPV6);
+	ip6->vtc_flow = rte_cpu_to_be_32(6u << 28);
+	ip6->proto = IPPROTO_UDP;
+	ip6->hop_limits = dp->cfg.hop_limit;
+	memcpy(&ip6->src_addr, dp->cfg.underlay_addr, 16);
+	udp->dst_port = rte_cpu_to_be_16(OF_GENEVE_PORT);
+	gnv->protocol = rte_cpu_to_be_16(OF_GENEVE_PROTO_ETHER);
+	memcpy(p->outer + OF_OUTER_HDR_LEN, boundary_services_mac, RTE_ETHER_ADDR_LEN);
+}
+
 static int
 port_start(struct of_dp *dp, struct of_port *p)
 {
@@ -212,6 +241,7 @@ port_start(struct of_dp *dp, struct of_port *p)
 	rte_eth_promiscuous_enable(p->port_id);
 	if (p->ring_tx == NULL)
 		rte_eth_macaddr_get(p->port_id, &p->mac);
+	build_outer_template(dp, p);
 	return 0;
 }
 

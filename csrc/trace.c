@@ -28,8 +28,6 @@
 
 _Static_assert(sizeof(struct of_trace_record) % 4 == 0, "ring elements are a multiple of 4 bytes");
 
-/* Where the outer header sends a frame: its IPv6 destination. */
-#define OUTER_DST_OFF (sizeof(struct rte_ether_hdr) + offsetof(struct rte_ipv6_hdr, dst_addr))
 
 int
 of_dp_trace_arm(struct of_dp *dp, const struct of_trace_match *match, uint32_t count)
@@ -170,7 +168,7 @@ of_trace_outbound(struct of_dp *dp, struct of_lcore *lc, const struct of_tables 
 		r.tep = path->tep;
 		r.nexthop = path->nh;
 		r.uplink = path->uplink;
-		outer_dst = path->outer + OUTER_DST_OFF;	/* where it went, pinned or not */
+		outer_dst = path->dst;	/* where it went, pinned or not */
 	}
 	if (outer_dst != NULL) {
 		memcpy(r.underlay, outer_dst, 16);

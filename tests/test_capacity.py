@@ -91,7 +91,7 @@ def test_v2p_fills_to_the_stated_capacity_and_one_more_is_refused_with_the_old_t
     # A pool of mbufs that leaves a few MiB of this process's EAL memory free, so the capacity is small.
     with ring_sled(state, n_uplinks=1, prefix_capacity=16) as sled:
         m = sled.dp.memory()["bytes"]
-    mbufs = (m["free"] + m["mbuf"] - capacity.MBUF_POOL_BYTES - (6 << 20)) // capacity.MBUF_BYTES
+    mbufs = (m["free"] + m["mbuf"] - capacity.MBUF_POOL_BYTES - (12 << 20)) // capacity.MBUF_BYTES
     with ring_sled(state, n_uplinks=1, prefix_capacity=16, n_mbufs=mbufs) as sled:
         fit = sled.dp.memory()["capacity"]["v2p_entries"]
         assert 1 << 12 <= fit <= 1 << 17

@@ -11,7 +11,9 @@ import pytest
 from scapy.all import (
     ARP,
     IP,
+    TCP,
     UDP,
+    Dot1Q,
     Ether,
     ICMPv6EchoRequest,
     ICMPv6MLDMultAddrRec,
@@ -59,6 +61,11 @@ SPOOFED = {
     "ipv6-source-mac": (udp6(eth_src=OTHER_MAC), "spoof_src_mac"),
     "arp-ethernet-source": (arp_request("10.0.0.1", eth_src=OTHER_MAC, hwsrc=OTHER_MAC), "spoof_src_mac"),
     "ipv4-source-address": (udp4(src=OTHER_IP4), "spoof_src_ip"),
+    "ipv4-tcp-source-address": (raw(Ether(src=GUEST_MAC, dst=GATEWAY_MAC) / IP(src=OTHER_IP4, dst="198.51.100.7")
+                                    / TCP(sport=1000, dport=443, flags="S")), "spoof_src_ip"),
+    "ipv4-tagged-source-address": (raw(Ether(src=GUEST_MAC, dst=GATEWAY_MAC) / Dot1Q(vlan=5)
+                                       / IP(src=OTHER_IP4, dst="198.51.100.7") / UDP(sport=1000, dport=53)),
+                                   "spoof_src_ip"),
     "ipv4-unspecified-not-dhcp": (udp4(src="0.0.0.0"), "spoof_src_ip"),
     "ipv6-source-address": (udp6(src=OTHER_IP6), "spoof_src_ip"),
     "ipv6-v4-mapped-own-address": (udp6(src=f"::ffff:{GUEST_IP4}"), "spoof_src_ip"),

@@ -39,10 +39,16 @@ static void fuzz_bfd(const uint8_t *frame, uint32_t len);
 static void
 fuzz_inner(const uint8_t *frame, uint32_t len)
 {
-	struct of_inner_meta m;
+	struct of_inner_meta m, fast;
+	int rc = of_parse_inner(frame, len, &m);
 
-	if (of_parse_inner(frame, len, &m) == OF_OK)
+	if (rc == OF_OK)
 		EXPECT(m.l2_len + m.l3_len <= len && m.key.vni == 0);
+	/* The inlined parse of the packet path gives the same answer, key for key. */
+	EXPECT(of_parse_inner_fast(frame, len, &fast) == rc);
+	if (rc == OF_OK)
+		EXPECT(memcmp(&fast.key, &m.key, sizeof(m.key)) == 0 && fast.l2_len == m.l2_len &&
+		       fast.l3_len == m.l3_len && fast.is_ipv6 == m.is_ipv6 && fast.tcp_flags == m.tcp_flags);
 	if (of_parse_inner_inbound(frame, len, &m) == OF_OK)
 		EXPECT(m.l2_len + m.l3_len <= len);
 }
@@ -115,7 +121,7 @@ fuzz_guest(const uint8_t *frame, uint32_t len)
 	static const uint8_t ipv6[16] = { 0xfd, 0x77, [15] = 0x02 };
 	static const uint8_t dns6[16] = { 0xfd, 0x77, [14] = 0x00, [15] = 0x53 };
 	struct of_guest g = { .vni = 7, .valid = 1 };
-	struct of_inner_meta m;
+	struct of_inner_meta m, slow;
 	const uint32_t room = len + 1024;
 	uint8_t *buf;
 	uint32_t n = 0;
@@ -150,8 +156,13 @@ fuzz_guest(const uint8_t *frame, uint32_t len)
 	memcpy(buf, frame, len);
 	rc = of_guest_arp(buf, len, room, &g, &n);
 	EXPECT(of_guest_answered(rc) ? n > 0 && n <= room : memcmp(buf, frame, len) == 0);
-	if (of_parse_inner(frame, len, &m) == OF_OK) {
-		(void)of_guest_src_ok(&g.net, &m);
+	/* The packet path parses with the inlined parse: its anti-spoofing and service verdicts are the
+	 * full parse's, frame for frame. */
+	rc = of_parse_inner_fast(frame, len, &m);
+	EXPECT(rc == of_parse_inner(frame, len, &slow));
+	if (rc == OF_OK) {
+		EXPECT(of_guest_src_ok(&g.net, &m) == of_guest_src_ok(&g.net, &slow));
+		EXPECT(of_guest_maybe_service(&m) == of_guest_maybe_service(&slow));
 		memcpy(buf, frame, len);
 		n = of_icmp_too_big(buf, len, &m, &g, 1430);
 		EXPECT(n <= len);

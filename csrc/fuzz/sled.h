@@ -373,8 +373,12 @@ sled_reset(struct sled *s)
 
 	s->commits = 0;
 	s->dp->cfg.strict_underlay = 0;
-	rte_hash_reset(ft->hash);
+	memset(ft->buckets, 0, ((size_t)ft->bucket_mask + 1) * sizeof(*ft->buckets));
 	memset(ft->entries, 0, (size_t)ft->n_entries * sizeof(*ft->entries));
+	for (uint32_t i = 0; i < ft->n_entries; i++)
+		ft->free[i] = i;
+	ft->free_head = 0;
+	ft->n_free = ft->n_entries;
 	ft->n_active = 0;
 	memset(lc->tep, 0, sizeof(lc->tep));
 	memset(lc->nh, 0, sizeof(lc->nh));

@@ -11,8 +11,8 @@ from __future__ import annotations
 MIB = 1 << 20
 MBUF_BYTES = 4104               # one mbuf of the default 2176-byte data room
 MBUF_POOL_BYTES = 1_059_016     # the pool itself: header and per-lcore caches
-FLOW_BYTES = 264                # one flow in a worker's flow table: the entry and its rte_hash key slot
-FLOW_SLOT_BYTES = 17            # rte_hash's buckets, per flow of the capacity rounded up to a power of two
+FLOW_BYTES = 132                # one flow in a worker's flow table: its 128-byte entry and free-list slot
+FLOW_SLOT_BYTES = 16            # the index's buckets (two 8-byte slots), per flow of the capacity to a power of two
 PREFIX_TABLES_BYTES = 134_262_121  # the four tries (V2B and routes, two each): 4 x 32 MiB of tbl24
 PREFIX_BYTES = 28_537           # one prefix of --prefix-capacity, in the four tries together
 V2P_BYTES = 123                 # one V2P entry; a table holds a power of two of them
