@@ -492,7 +492,7 @@ outbound_burst(struct of_dp *dp, struct of_lcore *lc, const struct of_tables *t,
 			}
 		} else {
 			struct of_path before;
-			uint64_t moves[3];
+			uint64_t moves[3] = { 0 };
 
 			if (want) {
 				before = e->path;
