@@ -11,8 +11,17 @@ import dataclasses
 import pytest
 from scapy.all import ICMP, IP, TCP, UDP, Ether, IPv6, IPv6ExtHdrDestOpt, PadN, Raw, raw
 
-from tests.support.sled import GATEWAY_MAC, GUEST_IP4, GUEST_IP6, GUEST_MAC, GUEST_VNI, SWITCH_MACS, TEP, \
-    default_state, ring_sled
+from tests.support.sled import (
+    GATEWAY_MAC,
+    GUEST_IP4,
+    GUEST_IP6,
+    GUEST_MAC,
+    GUEST_VNI,
+    SWITCH_MACS,
+    TEP,
+    default_state,
+    ring_sled,
+)
 from tests.test_gateway import drops
 from tests.test_inbound import delivered, encap
 from tests.test_outbound import BOUNDARY_MAC, expected_frame, flow_hash
