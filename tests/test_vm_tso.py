@@ -1,15 +1,19 @@
-"""A VM's TCP through the data plane with its offloads on, at MTU 1500 and 9000, checked by sha256.
+"""A VM's TCP through the data plane with its offloads on, both ways, checked by sha256.
 
 QEMU (TCG) runs Debian's cloud kernel on a `net_vhost` guest port, which opte-fast offers TSO and
 checksum offload (`tso=1`): the VM's virtio-net sends 64 KB TSO frames with partial checksums, which
 the data plane cuts into segments and completes before encapsulating them. The far end is a second
-guest on the same sled, a `net_tap` port whose kernel in its own namespace serves the files: the two
-are V2P peers, so every frame between them is encapsulated in Geneve, leaves on uplink0 and comes
-back on uplink1 through a kernel bridge that plays the underlay switch (OVS under TCG would be the
-slow part; the Geneve frames themselves are checked against scapy and OVS elsewhere). The VM
-downloads 8 MB (jumbo Geneve frames decapsulated from segmented mbufs to it) and uploads 8 MB of its
-own (its TSO frames cut here), first at MTU 1500, then at 9000; both kernels check every checksum,
-and sha256 checks every byte.
+guest on the same sled, a `net_tap` port whose kernel in its own namespace serves a file: the two
+are V2P peers, so every frame between them is encapsulated in Geneve toward the sled's own
+underlay address and leaves on an uplink that is a `net_ring` loopback, whose frames come straight
+back in and are decapsulated (OVS under TCG would be the slow part; the Geneve frames themselves
+are checked against scapy and OVS elsewhere). The VM downloads 4 MB and uploads it back (its TSO
+frames cut here); both kernels check every checksum, and sha256 checks every byte.
+
+At MTU 1500 only: DPDK 22.11's net_tap reports 1,522-byte frames at most, so ethdev caps its MTU at
+1504 and its TX drops anything longer, and these machines have no /dev/vhost-net for a
+virtio_user kernel peer. Jumbo frames and TSO at MTU 9000 are checked byte for byte on ring ports
+(tests/test_jumbo_tso.py).
 """
 import hashlib
 import json
@@ -32,13 +36,13 @@ REPO = Path(__file__).resolve().parent.parent
 VM_MAC, SRV_MAC = "02:00:00:00:00:01", "02:00:00:00:00:03"
 VM_IP, SRV_IP = "10.0.0.2", "10.0.0.3"
 UNDERLAY = "fd00:0:f7:101::1"
-BLOB = os.urandom(8 << 20)
+BLOB = os.urandom(4 << 20)
 DOWN_PORT, UP_PORT = 8000, 8001
 
 CONFIG = """
 [underlay]
 addr = "{underlay}"
-mtu_bytes = 9216
+mtu_bytes = 1600
 [route_sync]
 source = "static"
 [dataplane]
@@ -57,7 +61,7 @@ vni = 7
 mac = "{vm_mac}"
 gateway_mac = "a8:40:25:ff:00:01"
 ipv4 = "{vm_ip}"
-mtu_bytes = 9000
+mtu_bytes = 1500
 
 [[guest]]
 name = "srv0"
@@ -66,15 +70,11 @@ vni = 7
 mac = "{srv_mac}"
 gateway_mac = "a8:40:25:ff:00:01"
 ipv4 = "{srv_ip}"
-mtu_bytes = 9000
+mtu_bytes = 1500
 
 [[uplink]]
 name = "uplink0"
-devargs = "net_tap_{up0},iface={up0}"
-
-[[uplink]]
-name = "uplink1"
-devargs = "net_tap_{up1},iface={up1}"
+devargs = "{up0}"
 
 [[v2p]]
 vni = 7
@@ -103,19 +103,18 @@ ip link set lo up
 ip link set eth0 up
 udhcpc -i eth0 -n -q -t 5 -T 2 -O mtu -s /bin/dhcp.sh || echo "DHCP-FAILED"
 echo "FEATURES $(cat /sys/class/net/eth0/device/features)"
-dd if=/dev/urandom of=/tmp/up bs=1M count=8 2>/dev/null
-for mtu in 1500 9000; do
-    ip link set eth0 mtu $mtu
-    echo "DOWN$mtu $(wget -q -O - http://{SRV_IP}:{DOWN_PORT}/blob | sha256sum | cut -d' ' -f1)"
-    echo "UP$mtu $(sha256sum /tmp/up | cut -d' ' -f1)"
-    nc {SRV_IP} {UP_PORT} < /tmp/up
-done
+ping -c 2 -W 2 {SRV_IP} >/dev/null && echo "PING-OK" || echo "PING-FAILED"
+wget -q -O /tmp/blob http://{SRV_IP}:{DOWN_PORT}/blob
+echo "DOWN $(sha256sum /tmp/blob | cut -d' ' -f1)"
+nc {SRV_IP} {UP_PORT} < /tmp/blob
+echo "UP sent"
 echo "VM-DONE"
 sleep 600
 """
 
 DHCP_SCRIPT = """#!/bin/sh
 [ "$1" = bound ] || exit 0
+ip link set "$interface" mtu "$mtu"
 ip addr add "$ip/$mask" dev "$interface"
 echo "DHCP4 ip=$ip mtu=$mtu"
 """
@@ -188,43 +187,38 @@ def wait_for_iface(name: str, proc: subprocess.Popen, sock: str) -> None:
 @needs_tools("qemu-system-x86_64", "dpkg-deb")
 @pytest.mark.skipif(kernel_package() is None, reason="no cloud kernel package: run bash ci/install.sh")
 @known_to_fail_on_debian_13("tar finds no kernel or virtio modules at the paths asked for in the cloud kernel package")
-def test_a_vms_tso_tcp_at_mtu_1500_and_9000_arrives_whole_both_ways(tmp_path):
+def test_a_vms_tso_tcp_arrives_whole_both_ways(tmp_path):
     kernel, unpacked = unpacked_kernel()
     tag = f"ts{os.getpid() % 10000}"
-    srv, up0, up1 = f"{tag}s", f"{tag}u0", f"{tag}u1"
+    srv, up0 = f"{tag}s", f"net_ring_{tag}"
     sock, vhost = str(tmp_path / "ctl.sock"), str(tmp_path / "vm0.sock")
     proc = vm = servers = None
-    with namespace("tso-sw") as sw, namespace("tso-srv") as srv_ns:
+    with namespace("tso-srv") as srv_ns:
         try:
             initrd = tmp_path / "initrd.cpio"
             initramfs(initrd, kernel, INIT, {"/bin/dhcp.sh": DHCP_SCRIPT})
             cfg = tmp_path / "tso.toml"
             cfg.write_text(CONFIG.format(underlay=UNDERLAY, state_dir=tmp_path / "state", socket=sock, vhost=vhost,
                                          vm_mac=VM_MAC, vm_ip=VM_IP, srv=srv, srv_mac=SRV_MAC, srv_ip=SRV_IP,
-                                         up0=up0, up1=up1))
+                                         up0=up0))
             proc = subprocess.Popen([*OPTE_FAST, "run", "--config", str(cfg), "--file-prefix", f"oft-tso-{tag}",
-                                     "--no-follow-link", "--duration-s", "300"], cwd=REPO,
+                                     "--no-follow-link", "--duration-s", "900"], cwd=REPO,
                                     stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-            for name in (srv, up0, up1):
-                wait_for_iface(name, proc, sock)
-            # the underlay switch: a bridge between the two uplinks, jumbo, no IPv6 of its own
-            for name in (up0, up1):
-                run(["ip", "link", "set", name, "netns", sw.name])
-            sw.sysctl(net__ipv6__conf__all__disable_ipv6=1, net__ipv6__conf__default__disable_ipv6=1)
-            sw.ip("link", "add", "br0", "mtu", "9216", "type", "bridge")
-            for name in (up0, up1):
-                sw.ip("link", "set", name, "mtu", "9216", "master", "br0")
-                sw.link_up(name)
-            sw.link_up("br0")
-            # the server: the second guest's kernel, with the port's MAC and jumbo frames
+            wait_for_iface(srv, proc, sock)
+            # the server: the second guest's kernel, with the port's MAC
             run(["ip", "link", "set", srv, "netns", srv_ns.name])
             srv_ns.sysctl(net__ipv6__conf__all__disable_ipv6=1)
-            srv_ns.ip("link", "set", srv, "address", SRV_MAC, "mtu", "9000")
+            srv_ns.ip("link", "set", srv, "address", SRV_MAC)
             srv_ns.add_address(srv, f"{SRV_IP}/24")
             srv_ns.link_up(srv)
             servers = Servers(srv_ns)
             vm = VM(tmp_path, kernel, initrd, vhost, VM_MAC)
-            console = vm.wait_for("VM-DONE", timeout_s=300)
+            try:
+                console = vm.wait_for("VM-DONE", timeout_s=300)
+            except AssertionError as e:
+                assert proc.poll() is None, f"opte-fast exited {proc.returncode}: {proc.stderr.read().decode()}\n{e}"
+                counters = ctl(sock, "stats")["counters"]
+                raise AssertionError(f"{e}\n{ {k: v for k, v in counters.items() if v} }\n{ctl(sock, 'port', 'list')}") from None
             counters = ctl(sock, "stats")["counters"]
         finally:
             if vm is not None:
@@ -237,10 +231,10 @@ def test_a_vms_tso_tcp_at_mtu_1500_and_9000_arrives_whole_both_ways(tmp_path):
                 proc.stderr.close()
             shutil.rmtree(unpacked, ignore_errors=True)
 
-    lines = dict(line.split(" ", 1) for line in console.splitlines() if line[:4] in ("DOWN", "UP15", "UP90"))
+    down = next((line.split()[1] for line in console.splitlines() if line.startswith("DOWN ")), None)
     want = hashlib.sha256(BLOB).hexdigest()
-    assert lines.get("DOWN1500") == want and lines.get("DOWN9000") == want, console
-    assert servers.uploads == [lines["UP1500"], lines["UP9000"]], (servers.uploads, console)
+    assert down == want, console
+    assert servers.uploads == [want], (servers.uploads, console)  # what the VM sent back
     features = next(line.split()[1] for line in console.splitlines() if line.startswith("FEATURES "))
     assert features[11] == "1" and features[0] == "1", features  # HOST_TSO4 and CSUM negotiated
     # the VM's TSO frames were cut here, and nothing was dropped for want of anything
@@ -248,6 +242,7 @@ def test_a_vms_tso_tcp_at_mtu_1500_and_9000_arrives_whole_both_ways(tmp_path):
     assert {k: v for k, v in counters.items() if v and k in DROPS} == {}, counters
 
 
+# (not spoof_src_mac: the server's kernel speaks up on its tap before the test gives it the port's MAC)
 DROPS = {"guest_over_mtu", "tso_not_tcp", "tso_no_mbuf", "headers_beyond_segment", "parse_truncated",
          "ip_bad_header", "udp_bad_checksum", "inner_truncated", "inner_bad_header", "vni_mac_unknown",
-         "no_headroom", "outer_truncated", "udp_bad_length", "spoof_src_mac", "spoof_src_ip"}
+         "no_headroom", "outer_truncated", "udp_bad_length", "spoof_src_ip", "tx_full"}
