@@ -237,12 +237,13 @@ def test_a_vms_tso_tcp_arrives_whole_both_ways(tmp_path):
     assert servers.uploads == [want], (servers.uploads, console)  # what the VM sent back
     features = next(line.split()[1] for line in console.splitlines() if line.startswith("FEATURES "))
     assert features[11] == "1" and features[0] == "1", features  # HOST_TSO4 and CSUM negotiated
-    # the VM's TSO frames were cut here, and nothing was dropped for want of anything
+    # the VM's TSO frames were cut here, and nothing was dropped as malformed or misdirected
     assert counters["tso_frames"] > 0 and counters["tso_segments"] > counters["tso_frames"], counters
-    assert {k: v for k, v in counters.items() if v and k in DROPS} == {}, counters
+    assert {k: counters[k] for k in DROPS if counters[k]} == {}
 
 
-# (not spoof_src_mac: the server's kernel speaks up on its tap before the test gives it the port's MAC)
-DROPS = {"guest_over_mtu", "tso_not_tcp", "tso_no_mbuf", "headers_beyond_segment", "parse_truncated",
+# Not spoof_src_mac: the server's kernel speaks up on its tap before the test gives it the port's MAC.
+# Not tx_full: a VM starved of CPU under TCG leaves its receive ring full now and then, and TCP resends.
+DROPS = ["guest_over_mtu", "tso_not_tcp", "tso_no_mbuf", "headers_beyond_segment", "parse_truncated",
          "ip_bad_header", "udp_bad_checksum", "inner_truncated", "inner_bad_header", "vni_mac_unknown",
-         "no_headroom", "outer_truncated", "udp_bad_length", "spoof_src_ip", "tx_full"}
+         "no_headroom", "outer_truncated", "udp_bad_length", "spoof_src_ip"]
