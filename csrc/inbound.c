@@ -15,6 +15,7 @@
 #include <rte_prefetch.h>
 
 #include "bfd_io.h"
+#include "chain.h"
 #include "dp.h"
 #include "hash_bulk.h"
 #include "inbound.h"
@@ -86,13 +87,18 @@ inbound_burst(struct of_dp *dp, struct of_lcore *lc, const struct of_tables *t,
 
 		if (i + PREFETCH_OFFSET < n)
 			rte_prefetch0(rte_pktmbuf_mtod(pkts[i + PREFETCH_OFFSET], void *));
-		rc = of_parse_geneve(data, len, dp->cfg.underlay_addr, dp->cfg.verify_udp_checksum, &gm);
+		if (likely(m->nb_segs == 1)) {
+			rc = of_parse_geneve(data, len, dp->cfg.underlay_addr, dp->cfg.verify_udp_checksum, &gm);
+			if (rc == OF_OK)
+				rc = of_parse_inner_inbound(data + gm.outer_len, gm.inner_len, &im);
+		} else {	/* a jumbo frame in segments: its headers pulled into the first (chain.h) */
+			rc = of_chain_parse_underlay(m, dp->cfg.underlay_addr, dp->cfg.verify_udp_checksum, &gm, &im);
+			data = rte_pktmbuf_mtod(m, const uint8_t *);
+		}
 		if (rc == OF_PARSE_EXCEPTION) {
 			exception(dp, lc, port, m);
 			continue;
 		}
-		if (rc == OF_OK)
-			rc = of_parse_inner_inbound(data + gm.outer_len, gm.inner_len, &im);
 		if (unlikely(rc != OF_OK)) {
 			of_drop(lc, (enum of_counter)rc, m);
 			continue;
@@ -114,16 +120,14 @@ inbound_burst(struct of_dp *dp, struct of_lcore *lc, const struct of_tables *t,
 			of_drop(lc, OF_C_UNDERLAY_SOURCE_UNKNOWN, m);
 			continue;
 		}
-		/* Keep the inner frame only: no outer headers, no trailing padding. The parse read the
-		 * first segment only, so the inner frame ends in it: later segments are padding. */
+		/* Keep the inner frame only: no outer headers, no trailing padding. */
 		rte_pktmbuf_adj(m, gm.outer_len);
-		if (unlikely(m->next != NULL)) {
-			rte_pktmbuf_free(m->next);
-			m->next = NULL;
-			m->nb_segs = 1;
+		if (likely(m->nb_segs == 1)) {
+			m->data_len = (uint16_t)gm.inner_len;
+			m->pkt_len = gm.inner_len;
+		} else {
+			of_chain_truncate(m, gm.inner_len);
 		}
-		m->data_len = (uint16_t)gm.inner_len;
-		m->pkt_len = gm.inner_len;
 		keys[n_ok].vni = gm.vni;
 		memcpy(keys[n_ok].mac, data + gm.outer_len, 6);
 		keys[n_ok].pad[0] = keys[n_ok].pad[1] = 0;

@@ -47,7 +47,7 @@ of_icmp_too_big(uint8_t *frame, uint32_t len, const struct of_inner_meta *m, con
 		hdr = sizeof(*ip) + ICMP_HDR_LEN;
 		ip_len = rte_be_to_cpu_16(ip->total_length);
 		quote = RTE_MIN(ip_len, (uint32_t)ICMP_ERROR_MAX - hdr);
-		if (ip_len > len - l3 || len - l3 - hdr < quote)
+		if (len - l3 < hdr || len - l3 - hdr < quote)
 			return 0;
 		memmove(frame + l3 + hdr, frame + l3, quote);
 		/* the quoted header, now at l3 + hdr, still names the guest as the source */
@@ -71,7 +71,7 @@ of_icmp_too_big(uint8_t *frame, uint32_t len, const struct of_inner_meta *m, con
 		hdr = sizeof(*ip6) + ICMP_HDR_LEN;
 		ip_len = sizeof(*ip6) + rte_be_to_cpu_16(ip6->payload_len);
 		quote = RTE_MIN(ip_len, (uint32_t)ICMP6_ERROR_MAX - hdr);
-		if (ip_len > len - l3 || len - l3 - hdr < quote)
+		if (len - l3 < hdr || len - l3 - hdr < quote)
 			return 0;
 		memmove(frame + l3 + hdr, frame + l3, quote);
 		memset(ip6, 0, hdr);

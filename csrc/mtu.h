@@ -26,8 +26,8 @@
 #define OF_ICMP_ERRORS_BURST	100
 
 /*
- * Turn the guest frame (len bytes, the parse's m) into the ICMP error for
- * it, in place, from the port's gateway to the guest, quoting as much of
+ * Turn the guest frame (len bytes at frame: all of it, or a chained frame's
+ * first segment; the parse's m) into the ICMP error for it, in place, from the port's gateway to the guest, quoting as much of
  * the packet as RFC 1812 4.3.2.3 (576 bytes in all) or RFC 4443 2.4 c (the
  * IPv6 minimum MTU) allow, for next-hop MTU mtu. Returns the error's
  * length, or 0 if the frame is too short to hold it in place. Pure: no mbuf.

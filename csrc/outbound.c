@@ -24,6 +24,7 @@
 #include "compat.h"
 #include "dp.h"
 #include "flow.h"
+#include "gso.h"
 #include "guest.h"
 #include "mtu.h"
 #include "outbound_mtu.h"
@@ -363,8 +364,6 @@ outbound_burst(struct of_dp *dp, struct of_lcore *lc, const struct of_tables *t,
 	uint16_t n_ok = 0;
 	int removed = 0;	/* a flow was removed in this burst: entries[] may be stale */
 
-	if (!handed_off)
-		lc->counters[OF_C_RX_GUEST] += n;
 	if (unlikely(!guest->valid)) {
 		for (uint16_t i = 0; i < n; i++)
 			of_drop(lc, OF_C_GUEST_UNCONFIGURED, pkts[i]);
@@ -388,7 +387,8 @@ outbound_burst(struct of_dp *dp, struct of_lcore *lc, const struct of_tables *t,
 			of_drop(lc, len < RTE_ETHER_HDR_LEN ? OF_C_PARSE_TRUNCATED : OF_C_SPOOF_SRC_MAC, m);
 			continue;
 		}
-		rc = of_parse_inner_fast(data, len, mt);
+		/* pkt_len: a chained frame's headers are in its first segment (of_guest_frame_prepare) */
+		rc = of_parse_inner_fast(data, rte_pktmbuf_pkt_len(m), mt);
 		/* The gateway looks only at frames the parse found not IP (ARP), ICMPv6 (neighbor
 		 * discovery) or UDP to a DHCP server port; every other IP frame pays two compares
 		 * on bytes the parse just wrote. */
@@ -552,11 +552,46 @@ outbound(struct of_dp *dp, struct of_lcore *lc, const struct of_tables *t,
 		outbound_plain(dp, lc, t, port, pkts, n, handed_off);
 }
 
+/* A TSO frame's segments (gso.h), as frames the guest sent, in order. */
+static __rte_noinline void
+outbound_segments(struct of_dp *dp, struct of_lcore *lc, const struct of_tables *t, uint16_t port,
+		  struct of_gso *gso)
+{
+	struct rte_mbuf *segs[OF_GSO_CHUNK];
+	unsigned n;
+
+	while ((n = of_gso_next(lc, gso, dp->pool, segs, OF_GSO_CHUNK)) != 0)
+		outbound(dp, lc, t, port, segs, (uint16_t)n, 0);
+}
+
 void
 of_outbound_burst(struct of_dp *dp, struct of_lcore *lc, const struct of_tables *t,
 		  uint16_t port, struct rte_mbuf **pkts, uint16_t n)
 {
-	outbound(dp, lc, t, port, pkts, n, 0);
+	const struct of_guest *guest = &t->guests[port];
+	const uint32_t frame_max = (uint32_t)guest->net.mtu + RTE_ETHER_HDR_LEN;
+	uint16_t start = 0;
+
+	lc->counters[OF_C_RX_GUEST] += n;
+	/* Chained frames, guest offloads and frames over the port's MTU (gso.h): one branch a frame.
+	 * A frame dropped or cut into segments splits the burst, so frames leave in their order. */
+	for (uint16_t i = 0; i < n; i++) {
+		enum of_guest_frame what;
+		struct of_gso gso;
+
+		if (likely(!of_guest_frame_special(pkts[i], frame_max)) || !guest->valid)
+			continue;
+		what = of_guest_frame_prepare(lc, guest, dp->cfg.underlay_mtu, pkts[i], &gso);
+		if (what == OF_FRAME_FORWARD)
+			continue;
+		if (i > start)
+			outbound(dp, lc, t, port, &pkts[start], (uint16_t)(i - start), 0);
+		start = (uint16_t)(i + 1);
+		if (what == OF_FRAME_SEGMENT)
+			outbound_segments(dp, lc, t, port, &gso);
+	}
+	if (start < n)
+		outbound(dp, lc, t, port, &pkts[start], (uint16_t)(n - start), 0);
 }
 
 unsigned

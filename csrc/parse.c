@@ -166,18 +166,24 @@ parse_l4(const uint8_t *l4, uint32_t room, uint8_t proto, struct of_inner_meta *
 	}
 }
 
+/*
+ * avail <= len: the bytes at frame that may be read. Only a chained frame has
+ * fewer than len, and then at least OF_CHAIN_HDR_WINDOW (or len), which holds
+ * Ethernet, the fixed IP header and any L4 header: only IPv6 extension headers
+ * can run past avail, and then the frame is HEADERS_BEYOND_SEGMENT.
+ */
 static inline int
-parse_inner(const uint8_t *frame, uint32_t len, struct of_inner_meta *m,
+parse_inner(const uint8_t *frame, uint32_t avail, uint32_t len, struct of_inner_meta *m,
 	    const struct inner_reasons *r)
 {
 	struct of_flow_key *key = &m->key;
-	uint32_t l3, l4, ip_len, end;
+	uint32_t l3, l4, ip_len, end, readable;
 	int past_frame, rc;
 	rte_be16_t type;
 	uint8_t proto;
 
 	memset(m, 0, sizeof(*m));
-	l3 = of_eth_l3_off(frame, len, &type);
+	l3 = of_eth_l3_off(frame, avail, &type);
 	if (l3 == 0)
 		return r->truncated;
 	if (is_vlan_tpid(type))
@@ -188,14 +194,14 @@ parse_inner(const uint8_t *frame, uint32_t len, struct of_inner_meta *m,
 		const struct rte_ipv4_hdr *ip4 = (const struct rte_ipv4_hdr *)(frame + l3);
 		uint32_t hdr_len;
 
-		if (len - l3 < sizeof(*ip4))
+		if (avail - l3 < sizeof(*ip4))
 			return r->truncated;
 		if ((ip4->version_ihl >> 4) != 4)
 			return r->bad_header;
 		hdr_len = rte_ipv4_hdr_len(ip4);
 		if (hdr_len < sizeof(*ip4))
 			return r->bad_header;
-		if (len - l3 < hdr_len)
+		if (avail - l3 < hdr_len)
 			return r->truncated;
 		ip_len = rte_be_to_cpu_16(ip4->total_length);
 		if (ip_len < hdr_len)
@@ -212,7 +218,7 @@ parse_inner(const uint8_t *frame, uint32_t len, struct of_inner_meta *m,
 	} else if (type == RTE_BE16(RTE_ETHER_TYPE_IPV6)) {
 		const struct rte_ipv6_hdr *ip6 = (const struct rte_ipv6_hdr *)(frame + l3);
 
-		if (len - l3 < sizeof(*ip6))
+		if (avail - l3 < sizeof(*ip6))
 			return r->truncated;
 		if ((frame[l3] >> 4) != 6)
 			return r->bad_header;
@@ -234,12 +240,13 @@ parse_inner(const uint8_t *frame, uint32_t len, struct of_inner_meta *m,
 	 */
 	past_frame = len - l3 < ip_len;
 	end = past_frame ? len : l3 + ip_len;
+	readable = RTE_MIN(end, avail);
 	if (m->is_ipv6) {
-		switch (ip6_skip_ext(frame, end, &proto, &l4)) {
+		switch (ip6_skip_ext(frame, readable, &proto, &l4)) {
 		case EXT_DONE:
 			break;
 		case EXT_TRUNCATED:
-			return r->truncated;
+			return readable < end ? OF_C_HEADERS_BEYOND_SEGMENT : r->truncated;
 		case EXT_FRAGMENT:
 			return r->fragment;
 		case EXT_UNWALKABLE:
@@ -248,7 +255,9 @@ parse_inner(const uint8_t *frame, uint32_t len, struct of_inner_meta *m,
 	}
 	m->l3_len = l4 - l3;
 
-	rc = parse_l4(frame + l4, end - l4, proto, m, r);
+	rc = parse_l4(frame + l4, readable - l4, proto, m, r);
+	if (rc == r->truncated && readable < end)
+		return OF_C_HEADERS_BEYOND_SEGMENT;
 	if (rc != OF_OK)
 		return rc;
 	return past_frame ? r->bad_header : OF_OK;
@@ -257,13 +266,21 @@ parse_inner(const uint8_t *frame, uint32_t len, struct of_inner_meta *m,
 int
 of_parse_inner(const uint8_t *frame, uint32_t len, struct of_inner_meta *m)
 {
-	return parse_inner(frame, len, m, &outbound_reasons);
+	return parse_inner(frame, len, len, m, &outbound_reasons);
 }
 
 int
 of_parse_inner_inbound(const uint8_t *frame, uint32_t len, struct of_inner_meta *m)
 {
-	return parse_inner(frame, len, m, &inbound_reasons);
+	return parse_inner(frame, len, len, m, &inbound_reasons);
+}
+
+int
+of_parse_inner_span(const uint8_t *frame, uint32_t avail, uint32_t len, int inbound, struct of_inner_meta *m)
+{
+	if (avail > len)
+		avail = len;
+	return parse_inner(frame, avail, len, m, inbound ? &inbound_reasons : &outbound_reasons);
 }
 
 /*
@@ -316,9 +333,10 @@ parse_geneve_options(const uint8_t *opt, uint32_t area, struct of_geneve_meta *m
 	return OF_OK;
 }
 
-int
-of_parse_geneve(const uint8_t *frame, uint32_t len, const uint8_t underlay_addr[16],
-		int verify_udp_csum, struct of_geneve_meta *m)
+/* avail <= len: the bytes at frame that may be read (see parse_inner); verify_udp_csum needs all of them. */
+static inline int
+parse_geneve(const uint8_t *frame, uint32_t avail, uint32_t len, const uint8_t underlay_addr[16],
+	     int verify_udp_csum, struct of_geneve_meta *m)
 {
 	const struct rte_ipv6_hdr *ip6;
 	const struct rte_udp_hdr *udp;
@@ -331,10 +349,10 @@ of_parse_geneve(const uint8_t *frame, uint32_t len, const uint8_t underlay_addr[
 	memset(m, 0, sizeof(*m));
 
 	/* Is it Geneve for this sled? Until that is known, it is the kernel's. */
-	l3 = of_eth_l3_off(frame, len, &type);
+	l3 = of_eth_l3_off(frame, avail, &type);
 	if (l3 == 0 || type != RTE_BE16(RTE_ETHER_TYPE_IPV6))
 		return OF_PARSE_EXCEPTION;
-	if (len - l3 < sizeof(*ip6))
+	if (avail - l3 < sizeof(*ip6))
 		return OF_PARSE_EXCEPTION;
 	ip6 = (const struct rte_ipv6_hdr *)(frame + l3);
 	if ((frame[l3] >> 4) != 6 ||
@@ -342,18 +360,21 @@ of_parse_geneve(const uint8_t *frame, uint32_t len, const uint8_t underlay_addr[
 		return OF_PARSE_EXCEPTION;
 	proto = ip6->proto;
 	off = l3 + sizeof(*ip6);
-	switch (ip6_skip_ext(frame, len, &proto, &off)) {
+	switch (ip6_skip_ext(frame, avail, &proto, &off)) {
 	case EXT_DONE:
 		break;
 	case EXT_FRAGMENT:
 		return OF_C_OUTER_IP_FRAGMENT;
 	case EXT_TRUNCATED:
+		return avail < len ? OF_C_HEADERS_BEYOND_SEGMENT : OF_PARSE_EXCEPTION;
 	case EXT_UNWALKABLE:
 		return OF_PARSE_EXCEPTION;
 	}
 	if (proto != IPPROTO_UDP)
 		return OF_PARSE_EXCEPTION;
 	udp = (const struct rte_udp_hdr *)(frame + off);
+	if (avail - off < sizeof(*udp) + sizeof(*gnv) && avail < len)
+		return OF_C_HEADERS_BEYOND_SEGMENT;
 	if (len - off < offsetof(struct rte_udp_hdr, dgram_len) ||
 	    udp->dst_port != RTE_BE16(OF_GENEVE_PORT))
 		return OF_PARSE_EXCEPTION;
@@ -386,6 +407,9 @@ of_parse_geneve(const uint8_t *frame, uint32_t len, const uint8_t underlay_addr[
 	opt_len = (gnv->ver_opt_len & OF_GENEVE_OPT_LEN_MASK) * 4u;
 	if (ip_end - off < opt_len)
 		return OF_C_GENEVE_OPTIONS_TRUNCATED;
+	/* the options and the inner Ethernet header, as far as the packet has them */
+	if (avail - off < RTE_MIN(opt_len + (uint32_t)sizeof(struct rte_ether_hdr), ip_end - off))
+		return OF_C_HEADERS_BEYOND_SEGMENT;
 	rc = parse_geneve_options(frame + off, opt_len, m);
 	if (rc != OF_OK)
 		return rc;
@@ -399,4 +423,20 @@ of_parse_geneve(const uint8_t *frame, uint32_t len, const uint8_t underlay_addr[
 	m->outer_len = off;
 	m->inner_len = ip_end - off;
 	return OF_OK;
+}
+
+int
+of_parse_geneve(const uint8_t *frame, uint32_t len, const uint8_t underlay_addr[16],
+		int verify_udp_csum, struct of_geneve_meta *m)
+{
+	return parse_geneve(frame, len, len, underlay_addr, verify_udp_csum, m);
+}
+
+int
+of_parse_geneve_span(const uint8_t *frame, uint32_t avail, uint32_t len, const uint8_t underlay_addr[16],
+		     struct of_geneve_meta *m)
+{
+	if (avail > len)
+		avail = len;
+	return parse_geneve(frame, avail, len, underlay_addr, 0, m);
 }

@@ -121,6 +121,16 @@ of_parse_inner_fast(const uint8_t *frame, uint32_t len, struct of_inner_meta *m)
  */
 int of_parse_inner_inbound(const uint8_t *frame, uint32_t len, struct of_inner_meta *m);
 
+/*
+ * The parse of a chained frame, whose len bytes are not all at frame: only
+ * the first avail are (the first segment, which chain.h fills with at least
+ * min(len, OF_CHAIN_HDR_WINDOW) bytes). The reasons are those above
+ * (inbound's when inbound), and HEADERS_BEYOND_SEGMENT when a header runs
+ * past avail while the frame goes on.
+ */
+int of_parse_inner_span(const uint8_t *frame, uint32_t avail, uint32_t len, int inbound,
+			struct of_inner_meta *m);
+
 struct of_geneve_meta {
 	uint32_t vni;
 	uint16_t outer_len;	/* bytes before the inner Ethernet frame */
@@ -171,6 +181,14 @@ struct of_geneve_meta {
  */
 int of_parse_geneve(const uint8_t *frame, uint32_t len, const uint8_t underlay_addr[16],
 		    int verify_udp_csum, struct of_geneve_meta *m);
+
+/*
+ * of_parse_geneve for a chained frame (see of_parse_inner_span). It never
+ * verifies the UDP checksum, whose bytes are not all at frame: the caller
+ * does, over the segments.
+ */
+int of_parse_geneve_span(const uint8_t *frame, uint32_t avail, uint32_t len, const uint8_t underlay_addr[16],
+			 struct of_geneve_meta *m);
 
 /*
  * Offset of the L3 header after Ethernet and at most one 802.1Q tag, with

@@ -188,6 +188,36 @@ build_outer_template(const struct of_dp *dp, struct of_port *p)
 	memcpy(p->outer + OF_OUTER_HDR_LEN, boundary_services_mac, RTE_ETHER_ADDR_LEN);
 }
 
+/*
+ * Frames as long as a port's role needs (guests: OF_GUEST_MTU_MAX, the guest's own MTU being
+ * enforced per frame; uplinks and their taps: the underlay MTU), in chained mbufs where longer
+ * than one (chain.h): the MTU, as far as the PMD goes, scatter RX where it has it (net_tap
+ * receives long frames only so, whatever MTU it reports), multi-segment TX where it has it (a
+ * NIC's simple TX path would send a chain's first segment only).
+ */
+static void
+port_frame_conf(const struct of_dp *dp, const struct of_port *p, const struct rte_eth_dev_info *info,
+		struct rte_eth_conf *conf)
+{
+	uint32_t want = p->role == OF_ROLE_GUEST ? OF_GUEST_MTU_MAX : dp->cfg.underlay_mtu;
+	uint32_t overhead = info->max_mtu != UINT16_MAX && info->max_rx_pktlen > info->max_mtu ?
+			    info->max_rx_pktlen - info->max_mtu : RTE_ETHER_HDR_LEN + RTE_ETHER_CRC_LEN;
+	uint32_t most = RTE_MIN((uint32_t)info->max_mtu, info->max_rx_pktlen - overhead);
+
+	if (want <= most)
+		conf->rxmode.mtu = (uint16_t)want;
+	else if (most > RTE_ETHER_MTU)
+		conf->rxmode.mtu = (uint16_t)most;
+	if (want + overhead > (uint32_t)dp->cfg.mbuf_data_room - RTE_PKTMBUF_HEADROOM)
+		conf->rxmode.offloads |= info->rx_offload_capa & RTE_ETH_RX_OFFLOAD_SCATTER;
+	conf->txmode.offloads |= info->tx_offload_capa & RTE_ETH_TX_OFFLOAD_MULTI_SEGS;
+	/* A virtio-net guest's partial checksums (gso.h): net_vhost would complete them itself, once
+	 * over a whole TSO frame, unless told its port takes them. */
+	if (p->role == OF_ROLE_GUEST && strcmp(info->driver_name, "net_vhost") == 0)
+		conf->rxmode.offloads |= info->rx_offload_capa & (RTE_ETH_RX_OFFLOAD_TCP_CKSUM |
+								 RTE_ETH_RX_OFFLOAD_UDP_CKSUM);
+}
+
 static int
 port_start(struct of_dp *dp, struct of_port *p)
 {
@@ -224,6 +254,7 @@ port_start(struct of_dp *dp, struct of_port *p)
 		conf.rx_adv_conf.rss_conf.rss_hf = (RTE_ETH_RSS_IP | RTE_ETH_RSS_TCP | RTE_ETH_RSS_UDP) &
 						   info.flow_type_rss_offloads;
 	}
+	port_frame_conf(dp, p, &info, &conf);
 	rc = rte_eth_dev_configure(p->port_id, p->n_rxq, n_txq, &conf);
 	if (rc == 0)
 		rc = rte_eth_dev_adjust_nb_rx_tx_desc(p->port_id, &n_rxd, &n_txd);

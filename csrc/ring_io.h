@@ -10,6 +10,10 @@
  * Returns how many were queued (fewer when the ring or the pool is full). */
 int of_dp_ring_inject(struct of_dp *dp, uint16_t port, uint16_t queue, const uint8_t *data, const uint32_t *lens,
 		      unsigned n);
+/* The same, each frame in a chain of segments of at most seg_bytes (0: as many as an mbuf holds), flagged as
+ * net_vhost flags a guest's offloads: tso_segsz (not 0) a TSO frame, csum_partial a partial L4 checksum. */
+int of_dp_ring_inject_chained(struct of_dp *dp, uint16_t port, uint16_t queue, const uint8_t *data,
+			      const uint32_t *lens, unsigned n, uint32_t seg_bytes, uint16_t tso_segsz, int csum_partial);
 /* Dequeue up to max frames into buf (room bytes); lens[i] per frame. Returns the count. */
 int of_dp_ring_collect(struct of_dp *dp, uint16_t port, uint8_t *buf, uint32_t room, uint32_t *lens, unsigned max);
 

@@ -238,13 +238,19 @@ cdef class Core:
         with nogil:
             of_dp_quiesce(dp)
 
-    def inject(self, port: int, frames, queue: int = 0) -> int:
-        """Put frames on the ring of a ring port's RX queue; returns how many fitted."""
+    def inject(self, port: int, frames, queue: int = 0, segment_bytes: int | None = None, tso_segsz: int = 0,
+               csum_partial: bool = False) -> int:
+        """Put frames on the ring of a ring port's RX queue; returns how many fitted. With segment_bytes
+        (0: as many as an mbuf holds) each frame is a chain of segments that long; tso_segsz and
+        csum_partial flag the frames as net_vhost flags a guest's TSO frames and partial checksums."""
         data = b"".join(frames)
         lens = np.fromiter((len(f) for f in frames), dtype=np.uint32, count=len(frames))
         cdef const uint8_t[::1] d = data if data else b"\0"
         cdef uint32_t[::1] l = lens if len(lens) else np.zeros(1, np.uint32)
-        return check(of_dp_ring_inject(self.live(), port, queue, &d[0], &l[0], len(frames)))
+        if segment_bytes is None and not tso_segsz and not csum_partial:
+            return check(of_dp_ring_inject(self.live(), port, queue, &d[0], &l[0], len(frames)))
+        return check(of_dp_ring_inject_chained(self.live(), port, queue, &d[0], &l[0], len(frames),
+                                               segment_bytes or 0, tso_segsz, 1 if csum_partial else 0))
 
     def collect(self, port: int, max_frames: int = 4096, frame_room: int = 16384) -> list:
         """Take every frame waiting on a ring port's TX ring (up to max_frames)."""

@@ -112,6 +112,9 @@ cdef extern from "port.h" nogil:
 cdef extern from "ring_io.h" nogil:
     int of_dp_ring_inject(of_dp *dp, uint16_t port, uint16_t queue, const uint8_t *data, const uint32_t *lens,
                           unsigned n)
+    int of_dp_ring_inject_chained(of_dp *dp, uint16_t port, uint16_t queue, const uint8_t *data,
+                                  const uint32_t *lens, unsigned n, uint32_t seg_bytes, uint16_t tso_segsz,
+                                  int csum_partial)
     int of_dp_ring_collect(of_dp *dp, uint16_t port, uint8_t *buf, uint32_t room, uint32_t *lens, unsigned max)
 
 cdef extern from "builder.h" nogil:

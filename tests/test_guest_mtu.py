@@ -5,12 +5,14 @@ sent: IPv4 with DF and IPv6 get ICMP fragmentation needed / ICMPv6 packet too bi
 gateway with MTU 1430 (1426 under a VLAN tag), IPv4 without DF is dropped and counted. Errors are
 decoded with scapy, their checksums recomputed by it, and no flow is created for such a packet.
 """
+import dataclasses
+
 import pytest
 from scapy.all import ICMP, IP, UDP, Dot1Q, Ether, ICMPv6PacketTooBig, IPerror, IPv6, Raw, raw
 from scapy.layers.inet6 import IPerror6
 
 from opte_fast.controlplane.dataplane import DataplaneError
-from tests.support.sled import GATEWAY_MAC, GUEST_IP4, GUEST_IP6, GUEST_MAC, ring_sled
+from tests.support.sled import GATEWAY_MAC, GUEST_IP4, GUEST_IP6, GUEST_MAC, default_state, ring_sled
 from tests.test_gateway import GATEWAY_LL, drops
 
 GATEWAY_IP4 = "10.0.0.1"
@@ -98,8 +100,13 @@ def test_ipv4_without_df_too_big_is_dropped_not_fragmented(eal):
     assert drops(c) == {"over_mtu_no_df": 2} and c["flows_created"] == 0
 
 
+def with_guest_mtu(mtu: int):
+    state = default_state(1)
+    return state.replace(guests=tuple(dataclasses.replace(g, mtu_bytes=mtu) for g in state.guests))
+
+
 def test_a_larger_underlay_mtu_carries_larger_packets(eal):
-    answers, out, c = run([udp4(2000), udp4(2001)], underlay_mtu=2070)
+    answers, out, c = run([udp4(2000), udp4(2001)], underlay_mtu=2070, state=with_guest_mtu(2001))
     assert [len(f) for f in out] == [14 + 2070]
     assert Ether(answers[0])[ICMP].nexthopmtu == 2000
 

@@ -69,6 +69,39 @@ fuzz_geneve(const uint8_t *frame, uint32_t len, const uint8_t addr[16])
 	}
 }
 
+/*
+ * A chained frame's parse, its first avail bytes readable (an exact heap copy), avail at least
+ * min(len, 200) as the caller's window (chain.h) guarantees: the whole frame's answer, or
+ * HEADERS_BEYOND_SEGMENT.
+ */
+static void
+fuzz_span(const uint8_t *frame, uint32_t len, const uint8_t addr[16])
+{
+	for (uint32_t k = 1; k <= 3; k++) {
+		uint32_t avail = RTE_MAX(len * k / 4, RTE_MIN(len, 200u));
+		uint8_t *copy = malloc(avail ? avail : 1);
+		struct of_geneve_meta ga, gb;
+		struct of_inner_meta a, b;
+
+		memcpy(copy, frame, avail);
+		for (int inbound = 0; inbound <= 1; inbound++) {
+			int rs = of_parse_inner_span(copy, avail, len, inbound, &a);
+			int rw = inbound ? of_parse_inner_inbound(frame, len, &b) : of_parse_inner(frame, len, &b);
+
+			EXPECT(rs == rw || rs == OF_C_HEADERS_BEYOND_SEGMENT);
+			EXPECT(rs != OF_OK || memcmp(&a, &b, sizeof(a)) == 0);
+		}
+		{
+			int rs = of_parse_geneve_span(copy, avail, len, addr, &ga);
+			int rw = of_parse_geneve(frame, len, addr, 0, &gb);
+
+			EXPECT(rs == rw || rs == OF_C_HEADERS_BEYOND_SEGMENT);
+			EXPECT(rs != OF_OK || (memcmp(&ga, &gb, sizeof(ga)) == 0 && ga.outer_len <= avail));
+		}
+		free(copy);
+	}
+}
+
 static void
 fuzz_ndp(const uint8_t *frame, uint32_t len, const uint8_t addr[16])
 {
@@ -213,8 +246,11 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	/* the sled's address, and the input's own destination and target, so
 	 * the paths past the address checks are reached without guessing it */
 	fuzz_geneve(data, len, SLED);
-	if (len >= IP6_DST_OFF + 16)
+	if (len >= IP6_DST_OFF + 16) {
 		fuzz_geneve(data, len, data + IP6_DST_OFF);
+		fuzz_span(data, len, data + IP6_DST_OFF);
+	}
+	fuzz_span(data, len, SLED);
 	fuzz_ndp(data, len, SLED);
 	if (len >= ND_TARGET_OFF + 16) {
 		uint8_t target[16];

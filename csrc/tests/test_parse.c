@@ -1032,7 +1032,63 @@ test_cksum_odd_length(void)
 	CHECK_EQ(rte_be_to_cpu_16(sum), 0xddf2);
 }
 
+/* A chained frame: only its first avail bytes readable (an exact heap copy, so ASan sees any read past them). */
+static int
+span_inner(const uint8_t *frame, uint32_t avail, uint32_t len, int inbound, struct of_inner_meta *m)
+{
+	uint8_t *copy = exact_copy(frame, avail);
+	int rc = of_parse_inner_span(copy, avail, len, inbound, m);
+
+	free(copy);
+	return rc;
+}
+
+static void
+test_inner_span(void)
+{
+	uint8_t f[sizeof(V6_UDP) + 8 * OF_IP6_MAX_EXT_HDRS];
+	struct of_inner_meta whole, part;
+	uint32_t len = v6_udp_with_dstopts(f, OF_IP6_MAX_EXT_HDRS);	/* UDP at 14 + 40 + 64 */
+
+	/* headers in the readable part: the answer of the whole frame */
+	CHECK_EQ(parse_inner_exact(of_parse_inner, V4_TCP, sizeof(V4_TCP), &whole), OF_OK);
+	CHECK_EQ(span_inner(V4_TCP, 14 + 20 + 24, sizeof(V4_TCP), 0, &part), OF_OK);
+	CHECK_MEM(&part, &whole, sizeof(whole));
+	CHECK_EQ(parse_inner_exact(of_parse_inner, f, len, &whole), OF_OK);
+	CHECK_EQ(span_inner(f, 14 + 40 + 64 + 8, len, 0, &part), OF_OK);
+	CHECK_MEM(&part, &whole, sizeof(whole));
+	/* an extension header, or the UDP header, past it while the frame goes on */
+	CHECK_EQ(span_inner(f, 14 + 40 + 60, len, 0, &part), OF_C_HEADERS_BEYOND_SEGMENT);
+	CHECK_EQ(span_inner(f, 14 + 40 + 64 + 4, len, 1, &part), OF_C_HEADERS_BEYOND_SEGMENT);
+	/* a frame that really ends there is truncated, as ever */
+	CHECK_EQ(span_inner(f, 14 + 40 + 60, 14 + 40 + 60, 0, &part), OF_C_PARSE_TRUNCATED);
+	/* an IP packet longer than the whole frame is a bad header, as ever */
+	CHECK_EQ(span_inner(f, 14 + 40 + 64 + 8, len - 1, 0, &part), OF_C_IP_BAD_HEADER);
+}
+
+static void
+test_geneve_span(void)
+{
+	struct of_geneve_meta whole, part;
+	uint8_t *copy;
+
+	CHECK_EQ(parse_geneve_exact(GNV_PLAIN, sizeof(GNV_PLAIN), 0, &whole), OF_OK);
+	for (uint32_t avail = OF_OUTER_HDR_LEN + 14; avail <= sizeof(GNV_PLAIN); avail++) {
+		copy = exact_copy(GNV_PLAIN, avail);
+		CHECK_EQ(of_parse_geneve_span(copy, avail, sizeof(GNV_PLAIN), SLED, &part), OF_OK);
+		CHECK_MEM(&part, &whole, sizeof(whole));
+		free(copy);
+	}
+	/* the inner Ethernet header past the readable part */
+	copy = exact_copy(GNV_PLAIN, OF_OUTER_HDR_LEN + 13);
+	CHECK_EQ(of_parse_geneve_span(copy, OF_OUTER_HDR_LEN + 13, sizeof(GNV_PLAIN), SLED, &part),
+		 OF_C_HEADERS_BEYOND_SEGMENT);
+	free(copy);
+}
+
 RUN_TESTS(
+	TEST_ENTRY(test_inner_span),
+	TEST_ENTRY(test_geneve_span),
 	TEST_ENTRY(test_inner_ipv4),
 	TEST_ENTRY(test_inner_ipv6),
 	TEST_ENTRY(test_inner_vlan),

@@ -129,6 +129,15 @@ def guest_net(g: GuestPort) -> dict:
     }
 
 
+def with_guest_offloads(devargs: str) -> str:
+    """A net_vhost guest port offers its guest TCP segmentation offload (`tso=1`; checksum offload it
+    offers anyway), which the data plane honours (csrc/gso.h); devargs that name `tso` keep theirs."""
+    driver, *args = devargs.split(",")
+    if not driver.startswith("net_vhost") or any(a.split("=", 1)[0] == "tso" for a in args):
+        return devargs
+    return f"{devargs},tso=1"
+
+
 def unmapped(raw: bytes) -> IPAddress:
     ip = ipaddress.IPv6Address(raw)
     return ip.ipv4_mapped or ip
@@ -232,6 +241,8 @@ class Dataplane:
 
     # -- ports and life cycle -------------------------------------------------------------
     def add_port(self, name: str, devargs: str, role: str) -> int:
+        if role == "guest":
+            devargs = with_guest_offloads(devargs)
         index = self._core.add_port(devargs, ROLES[role], name)
         self._ports.append(PortInfo(index, name, role, devargs))
         return index
@@ -263,8 +274,10 @@ class Dataplane:
     def quiesce(self) -> None:
         self._core.quiesce()
 
-    def inject(self, port: str, frames: list[bytes], queue: int = 0) -> int:
-        return self._core.inject(self.port_index(port), frames, queue)
+    def inject(self, port: str, frames: list[bytes], queue: int = 0, segment_bytes: int | None = None,
+               tso_segsz: int = 0, csum_partial: bool = False) -> int:
+        """Frames onto a ring port (see _dataplane.inject for chains and offload flags)."""
+        return self._core.inject(self.port_index(port), frames, queue, segment_bytes, tso_segsz, csum_partial)
 
     def collect(self, port: str, max_frames: int = 4096, frame_room: int | None = None) -> list[bytes]:
         """Up to `max_frames` frames waiting on a ring port's TX ring. `frame_room` bounds one

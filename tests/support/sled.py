@@ -35,12 +35,13 @@ class Sled:
     def counters(self) -> dict[str, int]:
         return self.dp.counters()
 
-    def send(self, port: str, frames: list[bytes], timeout_s: float = 5.0) -> None:
+    def send(self, port: str, frames: list[bytes], timeout_s: float = 5.0, **chained) -> None:
         """Inject frames and return once the workers have received and finished them. With one
         worker only: a frame handed to another worker may still wait on its ring (wait for what
-        leaves instead, as tests/test_multi_worker.py does)."""
+        leaves instead, as tests/test_multi_worker.py does). `chained`: segment_bytes, tso_segsz,
+        csum_partial (Dataplane.inject)."""
         before = self._received()
-        assert self.dp.inject(port, frames) == len(frames), "ring full"
+        assert self.dp.inject(port, frames, **chained) == len(frames), "ring full"
         deadline = time.monotonic() + timeout_s
         while self._received() < before + len(frames):
             assert time.monotonic() < deadline, f"data plane took {len(frames)} frames but processed {self._received() - before}"
