@@ -12,6 +12,7 @@
  * then --bursts bursts of known flows are measured. Under callgrind only the
  * measured bursts are collected (--collect-atstart=no).
  */
+#define _GNU_SOURCE	/* nftw (runtime_dir.h) */
 #include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -34,6 +35,7 @@
 #include "lcore.h"
 #include "opte_fast.h"
 #include "outbound.h"
+#include "runtime_dir.h"
 #include "tables.h"
 #include "tx.h"
 #include "wire.h"
@@ -230,6 +232,8 @@ main(int argc, char **argv)
 
 	if (of_eal_init((int)RTE_DIM(eal), eal) < 0)
 		die("EAL");
+	if (of_remove_eal_runtime_dir() != 0)
+		return 1;
 
 	struct of_dp_config cfg = {
 		.n_mbufs = 4096, .mbuf_cache = 256, .mbuf_data_room = RTE_MBUF_DEFAULT_BUF_SIZE,

@@ -30,9 +30,8 @@
 #ifndef OF_FUZZ_SLED_H
 #define OF_FUZZ_SLED_H
 
-#define _GNU_SOURCE		/* sched_getaffinity, nftw */
+#define _GNU_SOURCE		/* sched_getaffinity, nftw (runtime_dir.h) */
 
-#include <ftw.h>
 #include <inttypes.h>
 #include <sched.h>
 #include <stdio.h>
@@ -54,6 +53,7 @@
 #include "inbound.h"
 #include "lcore.h"
 #include "opte_fast.h"
+#include "runtime_dir.h"
 #include "outbound.h"
 #include "port.h"
 #include "tables.h"
@@ -258,29 +258,6 @@ commit_tables(struct sled *s)
 	}
 }
 
-static int
-remove_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-	(void)st, (void)flag, (void)ftw;
-	return remove(path);
-}
-
-/*
- * The EAL makes its runtime directory even with --no-shconf, and nothing of this process uses it
- * after init (no shared config, no IPC, no telemetry): remove it at once. An exit handler would
- * not do: libFuzzer leaves by _Exit on a crash, a timeout or an interrupt.
- */
-static void
-remove_runtime_dir(void)
-{
-	const char *dir = rte_eal_get_runtime_dir();
-
-	if (nftw(dir, remove_entry, 8, FTW_DEPTH | FTW_PHYS) != 0) {
-		fprintf(stderr, "fuzz: cannot remove the EAL runtime directory %s\n", dir);
-		exit(1);
-	}
-}
-
 /* With OF_FUZZ_COUNTERS=FILE, every counter the run moved, "name value" a line, written at a
  * normal exit (-runs, -max_total_time): where the fuzzed frames went. */
 static void
@@ -329,7 +306,8 @@ sled_init(int outbound)
 		fprintf(stderr, "fuzz: EAL initialisation failed\n");
 		exit(1);
 	}
-	remove_runtime_dir();
+	if (of_remove_eal_runtime_dir() != 0)
+		exit(1);
 	memcpy(cfg.underlay_addr, UNDERLAY, 16);
 	/* A fixed flow hash key, so that an input replays the same paths. */
 	for (unsigned i = 0; i < OF_HASH_KEY_LEN; i++)

@@ -4,6 +4,7 @@
  * such a run keeps every other flow findable; entries are reused first
  * freed first; a full table refuses a new flow and still finds the old.
  */
+#define _GNU_SOURCE	/* nftw (runtime_dir.h) */
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
@@ -12,6 +13,7 @@
 
 #include "check.h"
 #include "flow.h"
+#include "runtime_dir.h"
 
 #define CAPACITY 64	/* 32 buckets of 8 slots */
 
@@ -45,6 +47,7 @@ test_eal(void)
 			 "--log-level=error", prefix };
 
 	CHECK(rte_eal_init((int)(sizeof(argv) / sizeof(argv[0])), argv) >= 0);
+	CHECK(of_remove_eal_runtime_dir() == 0);
 }
 
 static struct of_flow_entry *
