@@ -10,7 +10,7 @@
  * interrupt thread; the control thread reads each link once at start.
  * Workers never touch link state.
  * Any change is stamped, counted and signalled on an eventfd, on which the
- * control plane waits and then reacts (opte_fast/links.py).
+ * control plane waits and then reacts (opte_fast/controlplane/links.py).
  */
 #include <errno.h>
 #include <stdint.h>

@@ -12,9 +12,11 @@
 from __future__ import annotations
 
 import dataclasses
+import io
 import ipaddress
 import json
 import os
+import re
 import threading
 import time
 
@@ -92,7 +94,8 @@ def test_a_session_speaks_from_the_uplinks_link_local_address_comes_up_and_a_sil
         dp = sled.dp
         mac0 = dp.ports()[1]["mac"]
         ll0 = link_local(mac0)
-        bfd = Bfd(dp, BfdConfig(FAST, multihop=False))
+        log = io.StringIO()
+        bfd = Bfd(dp, BfdConfig(FAST, multihop=False), log=log)
         bfd.commit(default_state(2))
         bfd.start()
         try:
@@ -169,6 +172,13 @@ def test_a_session_speaks_from_the_uplinks_link_local_address_comes_up_and_a_sil
                 [(str(switch_gateway(0)), "down", False), (str(switch_gateway(1)), "down", True)]
             assert report["sessions"][0]["diag"] == "control detection time expired"
             assert report["thread"]["rx_no_session"] == 0 and report["thread"]["tx_failed"] == 0
+            # one event line a change (bfd_state in --log-format json), uplink0's in order
+            lines = [line for line in log.getvalue().splitlines() if "dev uplink0:" in line]
+            changes = [re.sub(r"committed \d+ us", "committed N us", line) for line in lines]
+            assert changes == [
+                f"opte-fast: bfd nexthop {switch_gateway(0)} dev uplink0: {change}, committed N us after the change"
+                for change in ("init; member unchanged", "up; member up",
+                               "down (control detection time expired); member down")], lines
             show_through_ctl_and_metrics(bfd, tmp_path, ours)
         finally:
             bfd.stop()

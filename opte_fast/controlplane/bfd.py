@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import dataclasses
 import ipaddress
-import sys
+import logging
 import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
@@ -37,6 +37,7 @@ from typing import Any, TextIO
 
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 
+from . import events
 from .follower import MemberFollower
 from .state import DesiredState, IPv6Address, Route
 
@@ -310,10 +311,11 @@ class Bfd(MemberFollower):
             f"nexthop {want.peer} dev {want.uplink}"
         effect = "member down" if member_down else "member up" if s["state"] == UP else "member unchanged"
         why = f" ({DIAGNOSTICS.get(s['diag'], s['diag'])})" if s["diag"] else ""
-        self._say(f"bfd {what}: {STATES[s['state']]}{why}; {effect}, committed "
-                  f"{self._reaction_us[want.key]:.0f} us after the change")
-
-    def _say(self, line: str) -> None:
-        print(f"opte-fast: {line}", file=self._log or sys.stderr, flush=True)
+        events.say(self._log, "bfd_state",
+                   f"bfd {what}: {STATES[s['state']]}{why}; {effect}, committed "
+                   f"{self._reaction_us[want.key]:.0f} us after the change",
+                   logging.WARNING if member_down else logging.INFO, peer=str(want.peer), kind=want.kind,
+                   uplink=want.uplink, state=STATES[s["state"]], member_down=member_down,
+                   reaction_us=round(self._reaction_us[want.key]))
 
 
