@@ -9,6 +9,21 @@
 #include "error.h"
 #include "ring_io.h"
 
+/* A ring port and one of its RX queues, or an error set. */
+static int
+ring_rx_queue_ok(const struct of_dp *dp, uint16_t port, uint16_t queue)
+{
+	if (port >= dp->n_ports || dp->ports[port].ring_tx == NULL) {
+		of_set_error("port %u is not a ring port", port);
+		return 0;
+	}
+	if (queue >= dp->ports[port].n_ring_rx) {
+		of_set_error("ring port %u has no RX queue %u", port, queue);
+		return 0;
+	}
+	return 1;
+}
+
 int
 of_dp_ring_inject(struct of_dp *dp, uint16_t port, uint16_t queue, const uint8_t *data, const uint32_t *lens,
 		  unsigned n)
@@ -16,14 +31,8 @@ of_dp_ring_inject(struct of_dp *dp, uint16_t port, uint16_t queue, const uint8_t
 	struct rte_mbuf *m;
 	unsigned done = 0;
 
-	if (port >= dp->n_ports || dp->ports[port].ring_tx == NULL) {
-		of_set_error("port %u is not a ring port", port);
+	if (!ring_rx_queue_ok(dp, port, queue))
 		return -EINVAL;
-	}
-	if (queue >= dp->ports[port].n_ring_rx) {
-		of_set_error("ring port %u has no RX queue %u", port, queue);
-		return -EINVAL;
-	}
 	for (; done < n; data += lens[done], done++) {
 		if (lens[done] > (uint32_t)dp->cfg.mbuf_data_room - RTE_PKTMBUF_HEADROOM)
 			break;
@@ -80,14 +89,8 @@ of_dp_ring_inject_chained(struct of_dp *dp, uint16_t port, uint16_t queue, const
 {
 	unsigned done = 0;
 
-	if (port >= dp->n_ports || dp->ports[port].ring_tx == NULL) {
-		of_set_error("port %u is not a ring port", port);
+	if (!ring_rx_queue_ok(dp, port, queue))
 		return -EINVAL;
-	}
-	if (queue >= dp->ports[port].n_ring_rx) {
-		of_set_error("ring port %u has no RX queue %u", port, queue);
-		return -EINVAL;
-	}
 	for (; done < n; data += lens[done], done++) {
 		struct rte_mbuf *m = chained_frame(dp->pool, data, lens[done], seg_bytes);
 
