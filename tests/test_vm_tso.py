@@ -29,7 +29,7 @@ import pytest
 
 from tests.support.cli import OPTE_FAST
 from tests.support.netns import namespace, run
-from tests.support.tools import known_to_fail_on_debian_13, needs_tools
+from tests.support.tools import needs_tools
 from tests.support.vm import VM, initramfs, kernel_package, unpacked_kernel
 
 REPO = Path(__file__).resolve().parent.parent
@@ -186,7 +186,6 @@ def wait_for_iface(name: str, proc: subprocess.Popen, sock: str) -> None:
 
 @needs_tools("qemu-system-x86_64", "dpkg-deb")
 @pytest.mark.skipif(kernel_package() is None, reason="no cloud kernel package: run bash ci/install.sh")
-@known_to_fail_on_debian_13("tar finds no kernel or virtio modules at the paths asked for in the cloud kernel package")
 def test_a_vms_tso_tcp_arrives_whole_both_ways(tmp_path):
     kernel, unpacked = unpacked_kernel()
     tag = f"ts{os.getpid() % 10000}"
