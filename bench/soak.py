@@ -42,7 +42,14 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from opte_fast.api.client import ControlClient  # noqa: E402
 from opte_fast.api.server import ControlAPI, ControlServer  # noqa: E402
 from opte_fast.controlplane.controller import Controller  # noqa: E402
-from opte_fast.controlplane.dataplane import Dataplane, DataplaneOptions, eal_args, eal_cleanup, eal_init  # noqa: E402
+from opte_fast.controlplane.dataplane import (  # noqa: E402
+    Dataplane,
+    DataplaneOptions,
+    drops_of_injected_frames,
+    eal_args,
+    eal_cleanup,
+    eal_init,
+)
 from opte_fast.controlplane.routesync import NoRoutes  # noqa: E402
 from opte_fast.controlplane.state import Nexthop, Route  # noqa: E402
 from opte_fast.tools.sample import (  # noqa: E402
@@ -257,6 +264,7 @@ def soak(args: argparse.Namespace, workdir: str) -> dict:
         for t in (collector, ctl):
             t.join()
         delta = {k: after[k] - before[k] for k in after}
+        lost = set(drops_of_injected_frames())
         return {
             "duration_s": round(elapsed, 1), "flows": args.flows, "flow_count_end": dp.flow_count(),
             "packets_in": delta["rx_guest_packets"], "packets_out": delta["tx_uplink_packets"],
@@ -264,7 +272,7 @@ def soak(args: argparse.Namespace, workdir: str) -> dict:
             # offered again by the feeder, so not lost: refused for want of an mbuf, or of room in the ring
             "refused_no_mbuf": delta["rx_no_mbuf"],
             "refused_ring_full": feeder.refused - refused_before - delta["rx_no_mbuf"],
-            "dropped": {k: v for k, v in delta.items() if k in dp.drop_counters and v and k != "rx_no_mbuf"},
+            "dropped": {k: v for k, v in delta.items() if k in lost and v},
             "flows_migrated": delta["flows_migrated"], "flows_rerouted": delta["flows_rerouted"],
             "flows_rebalanced": delta["flows_rebalanced"],
             "route_flaps": flaps["route"], "tep_flips": flaps["tep"], "commits": len(commit_s),

@@ -13,6 +13,7 @@ from types import SimpleNamespace
 import pytest
 from scapy.all import IP, UDP, Ether
 
+from opte_fast.controlplane.dataplane import drops_of_injected_frames
 from opte_fast.tools.demo import (
     FRAME_LEN,
     GATEWAY_MAC,
@@ -24,7 +25,6 @@ from opte_fast.tools.demo import (
     DemoArgs,
     Verdict,
     claims,
-    data_plane_drop_names,
     guest_frame,
     switch_mac,
 )
@@ -194,9 +194,9 @@ def drop_claim(**counts: int) -> tuple[bool, str, str]:
     """The "dropped by the data plane" claim after a clean run in which the data plane counted `counts`."""
     args = DemoArgs(duration_s=6, flows=8, nexthops=4, rate_pps=1000, lcore=0)
     v = Verdict(received=1000, carried=2, carried_moved=2, others=6, new_seen=0)
-    counters = {name: 0 for name in data_plane_drop_names()}
+    counters = {name: 0 for name in drops_of_injected_frames()}
     counters.update({"rx_no_mbuf": 0, "flows_migrated": 2, "flows_rebalanced": 0} | counts)
-    return next(c for c in claims(args, v, counters, data_plane_drop_names(), 1000, 2) if "dropped" in c[1])
+    return next(c for c in claims(args, v, counters, drops_of_injected_frames(), 1000, 2) if "dropped" in c[1])
 
 
 def test_frames_the_guest_offers_again_for_want_of_mbufs_are_not_drops() -> None:

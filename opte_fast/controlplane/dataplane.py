@@ -59,6 +59,15 @@ class DataplaneOptions:
     prefix_capacity: int = 1024
 
 
+def drops_of_injected_frames() -> list[str]:
+    """The drop counters that lose frames injected on ring ports: every drop reason but rx_no_mbuf.
+
+    A NIC loses what its empty pool refuses; `Dataplane.inject` instead returns how many frames it
+    took, so an injector that offers the rest again (the demo, the soak) loses none of them.
+    """
+    return [n for n, drop in zip(_dataplane.counter_names(), _dataplane.counter_drops()) if drop and n != "rx_no_mbuf"]
+
+
 def eal_args(workers: list[int], *, file_prefix: str, hugepages: bool = False, memory_mb: int = 512,
              pci: bool = False, shared_config: bool = False, extra: tuple[str, ...] = ()) -> list[str]:
     """EAL arguments for worker lcores `workers`: each pinned to its own CPU, the main

@@ -523,7 +523,15 @@ def demo(duration_s: float, flows: int, nexthops: int, rate_pps: int, lcore: int
 
 
 def run_demo(args: DemoArgs, view: View) -> int:
-    from ..controlplane.dataplane import Dataplane, DataplaneError, DataplaneOptions, eal_args, eal_cleanup, eal_init
+    from ..controlplane.dataplane import (
+        Dataplane,
+        DataplaneError,
+        DataplaneOptions,
+        drops_of_injected_frames,
+        eal_args,
+        eal_cleanup,
+        eal_init,
+    )
 
     prefix = f"opte-fast-demo-{os.getpid()}"
     n_total = args.flows + args.new_flows
@@ -548,7 +556,7 @@ def run_demo(args: DemoArgs, view: View) -> int:
         except (DataplaneError, ValueError) as e:
             click.echo(f"opte-fast demo: {e}", err=True)
             return 2
-        drop_names = data_plane_drop_names()
+        drop_names = drops_of_injected_frames()
         view.header()
         gen = Generator(dp, n_total, args.flows, args.rate_pps)
         col = Collector(dp, args.nexthops, n_total)
@@ -598,17 +606,6 @@ def _stop_traffic(dp, gen: Generator | None, col: Collector | None) -> None:
     if col is not None and col.is_alive():
         col.drain.set()
         col.join(timeout=5)
-
-
-def data_plane_drop_names() -> list[str]:
-    """The drop counters the demo's "0 dropped" claim sums.
-
-    The generator offers a refused frame again, as a guest's virtio queue would wait: an empty pool
-    at injection (rx_no_mbuf) is back-pressure on the guest here, not a frame the data plane lost.
-    """
-    from .. import _dataplane
-
-    return [n for n, d in zip(_dataplane.counter_names(), _dataplane.counter_drops()) if d and n != "rx_no_mbuf"]
 
 
 def _timeline(args: DemoArgs, view: View, dp, gen: Generator, col: Collector, drop_names: list[str]):
