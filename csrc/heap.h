@@ -17,6 +17,7 @@ struct of_heap_bytes {
 	size_t total;		/* the heaps' size */
 	size_t used;		/* allocated */
 	size_t free;
+	size_t largest_free;	/* the largest free block of any socket: what one table can be given */
 };
 
 static inline void
@@ -30,6 +31,8 @@ of_heap_read(struct of_heap_bytes *out)
 			out->total += s.heap_totalsz_bytes;
 			out->used += s.heap_allocsz_bytes;
 			out->free += s.heap_freesz_bytes;
+			if (s.greatest_free_size > out->largest_free)
+				out->largest_free = s.greatest_free_size;
 		}
 }
 
@@ -42,13 +45,18 @@ of_heap_used(void)
 	return h.used;
 }
 
+/*
+ * The bytes a commit's new tables can count on: the largest free block, not all free bytes,
+ * since a table is one allocation or a few and a heap cut up by earlier allocations cannot
+ * give a large one. Conservative, so that a capacity stated from it is one that fits.
+ */
 static inline size_t
-of_heap_free(void)
+of_heap_room(void)
 {
 	struct of_heap_bytes h;
 
 	of_heap_read(&h);
-	return h.free;
+	return h.largest_free;
 }
 
 #endif

@@ -19,7 +19,7 @@ of_memory_v2p_bytes(const struct of_dp *dp, uint32_t n)
 uint32_t
 of_memory_v2p_fit(const struct of_dp *dp)
 {
-	uint64_t room = of_heap_free();
+	uint64_t room = of_heap_room();
 	uint32_t fit = 0;
 
 	for (uint64_t n = OF_V2P_PROBE_SMALL; n <= (1u << 30); n *= 2) {

@@ -602,8 +602,8 @@ fail:
 
 /*
  * Refuse, before anything is built, a commit that cannot fit: more prefixes than the
- * prefix tables hold, or more EAL memory than is free for the snapshot and a new V2P
- * table (the old one is freed only after the new one is published).
+ * prefix tables hold, or more EAL memory than the largest free block for the snapshot and
+ * a new V2P table (the old one is freed only after the new one is published).
  */
 static int
 check_room(struct of_builder *b, const struct of_tables *prev)
@@ -612,7 +612,7 @@ check_room(struct of_builder *b, const struct of_tables *prev)
 	int v2p_changed = prev == NULL || prev->v2p->n != b->n_v2p ||
 			  !same_bytes(prev->v2p->entries, b->v2p, b->n_v2p * sizeof(*b->v2p));
 	uint64_t need = dp->snapshot_bytes + (v2p_changed ? of_memory_v2p_bytes(dp, b->n_v2p) : 0);
-	uint64_t free_bytes = of_heap_free();
+	uint64_t room = of_heap_room();
 
 	if (b->n_v2b > dp->v2b_bank.capacity || b->n_routes > dp->route_bank.capacity) {
 		int v2b = b->n_v2b > dp->v2b_bank.capacity;
@@ -623,10 +623,10 @@ check_room(struct of_builder *b, const struct of_tables *prev)
 		return b->error;
 	}
 	/* The first commit is measured to learn snapshot_bytes: it cannot be judged by it. */
-	if (dp->snapshot_bytes == 0 || need <= free_bytes)
+	if (dp->snapshot_bytes == 0 || need <= room)
 		return 0;
-	of_set_error("the tables need %.1f MB of EAL memory and %.1f MB are free: %u V2P entries would fit, "
-		     "this commit has %u (raise --memory-mb)", (double)need / 1048576, (double)free_bytes / 1048576,
+	of_set_error("the tables need %.1f MB of EAL memory and the largest free block is %.1f MB: %u V2P entries "
+		     "would fit, this commit has %u (raise --memory-mb)", (double)need / 1048576, (double)room / 1048576,
 		     of_memory_v2p_fit(dp), b->n_v2p);
 	b->error = -ENOSPC;
 	return b->error;

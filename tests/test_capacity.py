@@ -87,17 +87,6 @@ def v2p_entries(n: int) -> tuple[V2P, ...]:
                  for i in range(n))
 
 
-def _debian_13() -> bool:
-    try:
-        return 'VERSION_ID="13"' in open("/etc/os-release").read()
-    except OSError:
-        return False
-
-
-# The stated capacity counts all the EAL heap's free bytes, not its largest free block: on Debian 13's
-# DPDK 24.11 the file's earlier tests leave the heap cut up, and the stated count then does not fit
-# (refused whole, nothing half-applied). To fix: state the capacity from the largest free block.
-@pytest.mark.xfail(_debian_13(), reason="Debian 13: the stated V2P capacity counts fragmented free memory")
 def test_v2p_fills_to_the_stated_capacity_and_one_more_is_refused_with_the_old_tables_forwarding(eal):
     state = default_state(1)
     # A pool of mbufs that leaves a few MiB of this process's EAL memory free, so the capacity is small.
