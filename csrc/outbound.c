@@ -20,7 +20,7 @@
 #include <rte_tcp.h>
 #include <rte_udp.h>
 
-#include "cksum.h"
+#include "chain.h"
 #include "compat.h"
 #include "dp.h"
 #include "flow.h"
@@ -39,23 +39,6 @@
 
 #define PREFETCH_OFFSET 4		/* packets ahead whose data is prefetched */
 #define ENTRY_PREFETCH_OFFSET 16		/* flow entries ahead: a table miss costs more than a packet */
-
-/* Full UDP checksum over the pseudo-header and the whole datagram, segments included. */
-static inline uint16_t
-udp6_checksum(const struct rte_mbuf *m, const struct rte_ipv6_hdr *ip6, uint32_t l4_off)
-{
-	uint32_t sum = rte_ipv6_phdr_cksum(ip6, 0);
-	uint16_t raw;
-
-	if (of_raw_cksum_mbuf(m, l4_off, rte_be_to_cpu_16(ip6->payload_len), &raw) != 0)
-		return 0;
-	sum += raw;
-	sum = (sum & 0xFFFF) + (sum >> 16);
-	sum = (sum & 0xFFFF) + (sum >> 16);
-	sum = (~sum) & 0xFFFF;
-	/* RFC 768/8200: a computed zero goes out as all ones. */
-	return sum == 0 ? 0xFFFF : (uint16_t)sum;
-}
 
 static inline uint16_t
 udp_source_port(const struct of_dp_config *cfg, uint32_t hash)
@@ -297,7 +280,7 @@ encap_and_send(struct of_dp *dp, struct of_lcore *lc, const struct of_path *p, u
 	ip6->payload_len = rte_cpu_to_be_16(udp_len);
 	udp->dgram_len = ip6->payload_len;
 	if (dp->cfg.udp_checksum)
-		udp->dgram_cksum = udp6_checksum(m, ip6, OF_OUTER_HDR_LEN - sizeof(struct of_geneve_hdr) - sizeof(*udp));
+		udp->dgram_cksum = of_chain_l4_cksum(m, sizeof(*eth), sizeof(*eth) + sizeof(*ip6), udp_len, 1, IPPROTO_UDP);
 	lc->tep[p->tep].packets++;
 	lc->tep[p->tep].bytes += inner_len;
 	lc->nh[p->nh].packets++;
