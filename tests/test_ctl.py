@@ -16,7 +16,7 @@ import time
 import pytest
 from click.testing import CliRunner
 from scapy.all import IP, UDP, Ether, raw
-from support.flowhash import nexthop_hash
+from support.flowhash import flow_hash, nexthop_hash
 from support.geneve import BOUNDARY_MAC, encapsulate
 from support.sled import GATEWAY_MAC, GUEST_IP4, GUEST_IP6, GUEST_MAC, GUEST_VNI, ring_sled
 
@@ -307,6 +307,7 @@ def test_trace_a_pinned_flow_and_a_dropped_destination(live):
     live.sled.send("guest0", [guest_frame(0)])  # the flow exists: every traced frame of it is a hit
     flow = live.json("flows")[0]
     h, hop = flow["hash"], f"{flow['nexthop']['gateway']} dev {flow['uplink']}"
+    assert h == flow_hash(GUEST_VNI, 17, GUEST_IP4, "198.18.0.1", 32768, 443)
     with Sender(live, [guest_frame(0)]):
         out = live.ctl("trace", "--match", "dst=198.18.0.1,proto=udp,port=443", "--count", "2").output
     line = (f"lcore 1  out  udp 10.0.0.2:32768 > 198.18.0.1:443 vni 7  flow hit  v2b 0.0.0.0/0 bucket {h & 4095} -> "
