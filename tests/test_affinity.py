@@ -24,6 +24,7 @@ from scapy.contrib.geneve import GENEVE
 
 from opte_fast import _dataplane
 from opte_fast.controlplane.state import Nexthop, Route
+from tests.support.flowhash import nexthop_hash
 from tests.support.sled import GATEWAY_MAC, GUEST_IP4, GUEST_MAC, SWITCH_MACS, default_state, gateway, ring_sled, uplink
 
 N_BUCKETS = 4096
@@ -164,8 +165,7 @@ def assert_even(loads: Counter, live: set[int], dead: set[int]) -> None:
 
 
 def nexthop_bucket(h: int) -> int:
-    """outbound.c: the nexthop bucket comes from the flow hash rotated by 16 bits."""
-    return ((h << 16 | h >> 16) & 0xFFFFFFFF) & (N_BUCKETS - 1)
+    return nexthop_hash(h) & (N_BUCKETS - 1)
 
 
 def flow_hashes(sled) -> dict[tuple[str, int, int], int]:

@@ -26,6 +26,7 @@ from opte_fast.config.loader import ConfigError, load_config
 from opte_fast.controlplane.bfd import Bfd, BfdConfig, BfdSettings, Session, bfd_metrics, wanted_sessions
 from opte_fast.controlplane.dataplane import DataplaneError
 from opte_fast.tools.sample import TEP, switch_mac
+from tests.support.bfd_lab import tep_up
 from tests.support.cli import sled_toml
 from tests.support.frr import Bfdd, peer_config
 from tests.support.geneve import BOUNDARY_MAC, BOUNDARY_VNI, encapsulate
@@ -221,12 +222,6 @@ def test_a_tep_whose_decapsulation_stops_is_marked_down_by_bfd_inside_the_tunnel
         wait_for(lambda: tep_up(dp, failing), timeout_s=10, what=f"TEP {failing} up again")
         assert [s["state"] for s in dp.bfd_sessions()] == [3, 3]
         assert {r["peer"]: r["downs"] - downs[r["peer"]] for r in bfd.bfd()["sessions"]} == {failing: 1, survivor: 0}
-
-
-def tep_up(dp, addr: str) -> bool:
-    states = {t["up"] for t in dp.paths()["teps"] if t["addr"] == addr}
-    assert len(states) == 1, f"TEP {addr} in V2B entries with different states: {dp.paths()['teps']}"
-    return states.pop()
 
 
 # --- without DPDK: the configuration ---------------------------------------------------------------

@@ -17,18 +17,13 @@ import os
 import pytest
 
 from opte_fast.controlplane.bfd import Bfd, BfdConfig, BfdSettings
+from tests.support.bfd_lab import tep_up
 from tests.support.frr import Bfdd, peer_config
 from tests.support.tools import needs_tools
 from tests.test_bfd import LAB, wait_for
 from tests.test_e2e_ovs import e2e_sled, needs_lab_tools, needs_root, ping
 
 OFF = BfdSettings("off")
-
-
-def tep_up(dp, addr: str) -> bool:
-    states = {t["up"] for t in dp.paths()["teps"] if t["addr"] == addr}
-    assert len(states) == 1, f"TEP {addr} in V2B entries with different states: {dp.paths()['teps']}"
-    return states.pop()
 
 
 @needs_root

@@ -16,6 +16,7 @@ import time
 import pytest
 from click.testing import CliRunner
 from scapy.all import IP, UDP, Ether, raw
+from support.flowhash import flow_hash, nexthop_hash
 from support.geneve import BOUNDARY_MAC, encapsulate
 from support.sled import GATEWAY_MAC, GUEST_IP4, GUEST_IP6, GUEST_MAC, GUEST_VNI, ring_sled
 
@@ -306,11 +307,12 @@ def test_trace_a_pinned_flow_and_a_dropped_destination(live):
     live.sled.send("guest0", [guest_frame(0)])  # the flow exists: every traced frame of it is a hit
     flow = live.json("flows")[0]
     h, hop = flow["hash"], f"{flow['nexthop']['gateway']} dev {flow['uplink']}"
+    assert h == flow_hash(GUEST_VNI, 17, GUEST_IP4, "198.18.0.1", 32768, 443)
     with Sender(live, [guest_frame(0)]):
         out = live.ctl("trace", "--match", "dst=198.18.0.1,proto=udp,port=443", "--count", "2").output
     line = (f"lcore 1  out  udp 10.0.0.2:32768 > 198.18.0.1:443 vni 7  flow hit  v2b 0.0.0.0/0 bucket {h & 4095} -> "
             f"{flow['tep']}  route fd00:99::/64 bucket "
-            f"{((h << 16 | h >> 16) & 0xFFFFFFFF) & 4095} -> {hop}  => pinned: tep {flow['tep']} via {hop}")
+            f"{nexthop_hash(h) & 4095} -> {hop}  => pinned: tep {flow['tep']} via {hop}")
     assert out == f"{line}\n{line}\n"
     # No V2B entry covers an IPv6 destination here: each frame is a miss, dropped for that reason.
     v6 = bytes.fromhex(GATEWAY_MAC.replace(":", "")) + bytes.fromhex(GUEST_MAC.replace(":", "")) + b"\x86\xdd" + \

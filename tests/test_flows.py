@@ -10,7 +10,7 @@ import pytest
 from scapy.all import ARP, GRE, ICMP, IP, TCP, UDP, Ether, IPv6, Raw, raw
 
 from opte_fast.controlplane.state import V2B, Tep
-from tests.support.flowhash import flow_hash
+from tests.support.flowhash import flow_hash, nexthop_hash
 from tests.support.sled import (
     GATEWAY_MAC,
     GUEST_IP4,
@@ -108,7 +108,7 @@ def test_fin_and_rst_shorten_the_tcp_timeout(eal):
 def expected_path(sled, h: int) -> tuple[str, int]:
     """(uplink, UDP source port) the bucket tables give flow hash h: what a pinned flow gets too."""
     table = sled.dp.bucket_table("nexthop", ROUTE)
-    nh = int(table[((h << 16 | h >> 16) & 0xFFFFFFFF) & (len(table) - 1)])
+    nh = int(table[nexthop_hash(h) & (len(table) - 1)])
     (name,) = [uplink(i) for i in range(2) if sled.dp.nexthop_id(ROUTE, uplink(i), gateway(i)) == nh]
     return name, 49152 + ((h * 16384) >> 32)
 

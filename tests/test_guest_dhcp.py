@@ -48,6 +48,7 @@ from scapy.layers.dhcp6 import (
     DHCP6OptStatusCode,
 )
 
+from tests.support.checksums import checksums_hold
 from tests.support.sled import GATEWAY_MAC, GUEST_IP4, GUEST_IP6, GUEST_MAC, default_state, ring_sled
 from tests.test_gateway import GATEWAY_LL, GUEST_LL, drops
 
@@ -74,15 +75,6 @@ def run(frames: list[bytes], state=None) -> tuple[list[bytes], dict[str, int]]:
         answers, out, c = sled.recv("guest0"), sled.recv("uplink0"), sled.counters()
     assert out == [] and c["flows_created"] == 0, "the gateway's traffic never leaves the port"
     return answers, c
-
-
-def checksums_hold(frame: bytes) -> None:
-    """scapy recomputes every checksum of the frame; the data plane's must be the same."""
-    pkt = Ether(frame)
-    for layer, field in ((IP, "chksum"), (UDP, "chksum"), (ICMPv6ND_RA, "cksum")):
-        if layer in pkt:
-            delattr(pkt[layer], field)
-    assert raw(pkt) == frame
 
 
 # -- DHCPv4 ---------------------------------------------------------------------------------------

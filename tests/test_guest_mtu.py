@@ -12,6 +12,7 @@ from scapy.all import ICMP, IP, UDP, Dot1Q, Ether, ICMPv6PacketTooBig, IPerror, 
 from scapy.layers.inet6 import IPerror6
 
 from opte_fast.controlplane.dataplane import DataplaneError
+from tests.support.checksums import checksums_hold
 from tests.support.sled import GATEWAY_MAC, GUEST_IP4, GUEST_IP6, GUEST_MAC, default_state, ring_sled
 from tests.test_gateway import GATEWAY_LL, drops
 
@@ -38,14 +39,6 @@ def run(frames: list[bytes], **options) -> tuple[list[bytes], list[bytes], dict[
     with ring_sled(n_uplinks=1, **options) as sled:
         sled.send("guest0", frames)
         return sled.recv("guest0"), sled.recv("uplink0"), sled.counters()
-
-
-def checksums_hold(frame: bytes) -> None:
-    pkt = Ether(frame)
-    for layer, field in ((IP, "chksum"), (ICMP, "chksum"), (ICMPv6PacketTooBig, "cksum")):
-        if layer in pkt:
-            delattr(pkt[layer], field)
-    assert raw(pkt) == frame
 
 
 def test_the_largest_packet_that_fits_goes_out_at_exactly_the_underlay_mtu(eal):

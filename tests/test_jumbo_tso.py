@@ -11,6 +11,7 @@ import dataclasses
 import pytest
 from scapy.all import ICMP, IP, TCP, UDP, Ether, IPv6, IPv6ExtHdrDestOpt, PadN, Raw, raw
 
+from tests.support.checksums import checksums_hold
 from tests.support.sled import (
     GATEWAY_MAC,
     GUEST_IP4,
@@ -85,6 +86,7 @@ def test_a_jumbo_frame_too_big_for_the_underlay_gets_fragmentation_needed(eal):
     icmp = Ether(back[0])
     assert (icmp[ICMP].type, icmp[ICMP].code, icmp[ICMP].nexthopmtu, icmp[IP].len) == (3, 4, 1430, 576)
     assert raw(icmp[ICMP])[8:] == sent[14:14 + 548]
+    checksums_hold(back[0])
     assert c["icmp_frag_needed"] == 1 and drops(c) == {}
 
 
@@ -208,4 +210,5 @@ def test_tso_segments_too_big_for_the_underlay_get_one_fragmentation_needed(eal)
     assert (icmp[ICMP].type, icmp[ICMP].code, icmp[ICMP].nexthopmtu) == (3, 4, 1430)
     first = kernel_segments(frame, 8960)[0]
     assert raw(icmp[ICMP])[8:] == first[14:14 + 548]
+    checksums_hold(back[0])
     assert (c["icmp_frag_needed"], c["tso_frames"], c["tso_segments"]) == (1, 1, 1) and drops(c) == {}

@@ -15,6 +15,7 @@ import ipaddress
 from scapy.all import IP, UDP, Ether, Raw, raw
 
 from opte_fast.controlplane.state import V2B, V2P, Nexthop, Route, Tep
+from tests.support.flowhash import nexthop_hash
 from tests.support.sled import GATEWAY_MAC, GUEST_IP4, GUEST_MAC, GUEST_VNI, default_state, gateway, ring_sled, uplink
 
 A = ipaddress.IPv6Address("fd00:99::1")          # the sample sled's TEP, route fd00:99::/64
@@ -126,7 +127,7 @@ def test_a_more_specific_underlay_route_moves_exactly_the_flows_whose_nexthop_it
         moved, kept_off_bucket = set(), 0
         for d in dsts:
             h = hashes[d]
-            bucket_member = int(table[((h << 16 | h >> 16) & 0xFFFFFFFF) & (N_BUCKETS - 1)])
+            bucket_member = int(table[nexthop_hash(h) & (N_BUCKETS - 1)])
             if d in to_b or before[d][0] == uplink(0):
                 assert after[d] == before[d], f"{d} moved"
                 kept_off_bucket += d not in to_b and bucket_member != switch0

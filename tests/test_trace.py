@@ -8,6 +8,7 @@ import pytest
 from scapy.all import IP, UDP, Ether, raw
 
 from opte_fast.controlplane.state import V2P
+from tests.support.flowhash import flow_hash, nexthop_hash
 from tests.support.geneve import BOUNDARY_MAC, encapsulate
 from tests.support.sled import (
     GATEWAY_MAC,
@@ -41,12 +42,13 @@ def test_a_flow_traced_from_creation_through_a_withdrawn_nexthop(eal):
         sled.dp.trace_start(DST, proto=17, dst_port=53, count=3)
         sled.send("guest0", [frame(), frame(dst="192.0.2.2", sport=2000), frame(sport=1001)])
         flows = {f["src_port"]: f for f in sled.dp.flows(10)}
-        h, other = flows[1000]["hash"], flows[1001]["hash"]
+        h, other = (flow_hash(GUEST_VNI, 17, GUEST_IP4, DST, sport, 53) for sport in (1000, 1001))
+        assert (flows[1000]["hash"], flows[1001]["hash"]) == (h, other)
         taken = f"{flows[1000]['nexthop']['gateway']} dev {flows[1000]['uplink']}"
         survivor = next(f"{gateway(i)} dev uplink{i}" for i in range(2) if f"uplink{i}" != flows[1000]["uplink"])
         buckets = {kind: list(sled.dp.bucket_table(kind, ipaddress.ip_network(p)))
                    for kind, p in (("tep", "0.0.0.0/0"), ("nexthop", "fd00:99::/64"))}
-        nh_bucket = ((h << 16 | h >> 16) & 0xFFFFFFFF) & 4095
+        nh_bucket = nexthop_hash(h) & 4095
         route = {"prefix": "fd00:99::/64", "bucket": nh_bucket, "bucket_nexthop": taken}
         v2b = {"prefix": "0.0.0.0/0", "bucket": h & 4095, "bucket_tep": str(TEP)}
         assert buckets["tep"][h & 4095] == sled.dp.tep_id(ipaddress.ip_network("0.0.0.0/0"), TEP)
@@ -75,7 +77,7 @@ def trace_route(sled, h: int) -> dict:
     """The route part of a new flow's record, for a flow other than the first."""
     flow = next(f for f in sled.dp.flows(10) if f["hash"] == h)
     chosen = f"{flow['nexthop']['gateway']} dev {flow['uplink']}"
-    return {"route": {"prefix": "fd00:99::/64", "bucket": ((h << 16 | h >> 16) & 0xFFFFFFFF) & 4095,
+    return {"route": {"prefix": "fd00:99::/64", "bucket": nexthop_hash(h) & 4095,
                       "bucket_nexthop": chosen},
             "v2b": {"prefix": "0.0.0.0/0", "bucket": h & 4095, "bucket_tep": str(TEP)},
             "nexthop": chosen, "uplink": flow["uplink"]}

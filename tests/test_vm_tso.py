@@ -16,7 +16,6 @@ virtio_user kernel peer. Jumbo frames and TSO at MTU 9000 are checked byte for b
 (tests/test_jumbo_tso.py).
 """
 import hashlib
-import json
 import os
 import shutil
 import socket
@@ -27,7 +26,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.cli import OPTE_FAST
+from tests.support.cli import OPTE_FAST, ctl_json
 from tests.support.netns import namespace, run
 from tests.support.tools import needs_tools
 from tests.support.vm import VM, initramfs, kernel_package, unpacked_kernel
@@ -93,16 +92,8 @@ prefix = "{underlay}/128"
 nexthops = [{{ uplink = "uplink0", gateway = "fe80::1", mac = "02:aa:00:00:00:01" }}]
 """
 
-INIT = f"""#!/bin/busybox sh
-/bin/busybox --install -s /bin
-mount -t proc proc /proc; mount -t sysfs sys /sys; mount -t devtmpfs dev /dev
-for m in $(cat /lib/load-order); do
-    insmod /lib/$m.ko || echo "INSMOD-FAILED $m"
-done
-ip link set lo up
-ip link set eth0 up
-udhcpc -i eth0 -n -q -t 5 -T 2 -O mtu -s /bin/dhcp.sh || echo "DHCP-FAILED"
-echo "FEATURES $(cat /sys/class/net/eth0/device/features)"
+# after BOOT (tests/support/vm.py): down the blob, up it again
+SCRIPT = f"""echo "FEATURES $(cat /sys/class/net/eth0/device/features)"
 ping -c 2 -W 2 {SRV_IP} >/dev/null && echo "PING-OK" || echo "PING-FAILED"
 wget -q -O /tmp/blob http://{SRV_IP}:{DOWN_PORT}/blob
 echo "DOWN $(sha256sum /tmp/blob | cut -d' ' -f1)"
@@ -110,13 +101,6 @@ nc {SRV_IP} {UP_PORT} < /tmp/blob
 echo "UP sent"
 echo "VM-DONE"
 sleep 600
-"""
-
-DHCP_SCRIPT = """#!/bin/sh
-[ "$1" = bound ] || exit 0
-ip link set "$interface" mtu "$mtu"
-ip addr add "$ip/$mask" dev "$interface"
-echo "DHCP4 ip=$ip mtu=$mtu"
 """
 
 
@@ -169,13 +153,6 @@ class Servers:
             s.close()
 
 
-def ctl(sock: str, *args: str):
-    p = subprocess.run([*OPTE_FAST, "ctl", "--socket", sock, "--json", *args], cwd=REPO, capture_output=True,
-                       text=True, timeout=30)
-    assert p.returncode == 0, p.stderr
-    return json.loads(p.stdout)
-
-
 def wait_for_iface(name: str, proc: subprocess.Popen, sock: str) -> None:
     deadline = time.monotonic() + 30
     while not Path(sock).exists() or run(["ip", "link", "show", name], check=False).returncode != 0:
@@ -195,7 +172,7 @@ def test_a_vms_tso_tcp_arrives_whole_both_ways(tmp_path):
     with namespace("tso-srv") as srv_ns:
         try:
             initrd = tmp_path / "initrd.cpio"
-            initramfs(initrd, kernel, INIT, {"/bin/dhcp.sh": DHCP_SCRIPT})
+            initramfs(initrd, kernel, SCRIPT)
             cfg = tmp_path / "tso.toml"
             cfg.write_text(CONFIG.format(underlay=UNDERLAY, state_dir=tmp_path / "state", socket=sock, vhost=vhost,
                                          vm_mac=VM_MAC, vm_ip=VM_IP, srv=srv, srv_mac=SRV_MAC, srv_ip=SRV_IP,
@@ -216,9 +193,9 @@ def test_a_vms_tso_tcp_arrives_whole_both_ways(tmp_path):
                 console = vm.wait_for("VM-DONE", timeout_s=300)
             except AssertionError as e:
                 assert proc.poll() is None, f"opte-fast exited {proc.returncode}: {proc.stderr.read().decode()}\n{e}"
-                counters = ctl(sock, "stats")["counters"]
-                raise AssertionError(f"{e}\n{ {k: v for k, v in counters.items() if v} }\n{ctl(sock, 'port', 'list')}") from None
-            counters = ctl(sock, "stats")["counters"]
+                counters = ctl_json(sock, "stats")["counters"]
+                raise AssertionError(f"{e}\n{ {k: v for k, v in counters.items() if v} }\n{ctl_json(sock, 'port', 'list')}") from None
+            counters = ctl_json(sock, "stats")["counters"]
         finally:
             if vm is not None:
                 vm.stop()
@@ -230,6 +207,10 @@ def test_a_vms_tso_tcp_arrives_whole_both_ways(tmp_path):
                 proc.stderr.close()
             shutil.rmtree(unpacked, ignore_errors=True)
 
+    assert "INSMOD-FAILED" not in console, console
+    # what the port handed out by DHCP, from its config alone (no DNS servers, no domain, the default lease)
+    assert next((line for line in console.splitlines() if line.startswith("DHCP4 ")), console) == (
+        f"DHCP4 ip={VM_IP} mask=24 router=10.0.0.1 serverid=10.0.0.1 dns=[] domain= lease=86400 mtu=1500")
     down = next((line.split()[1] for line in console.splitlines() if line.startswith("DOWN ")), None)
     want = hashlib.sha256(BLOB).hexdigest()
     assert down == want, console

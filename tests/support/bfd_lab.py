@@ -31,6 +31,13 @@ def nexthop_up(dp: Dataplane, uplink: str) -> bool:
     return next(n for n in dp.paths()["nexthops"] if n["uplink"] == uplink)["up"]
 
 
+def tep_up(dp: Dataplane, addr: str) -> bool:
+    """Whether the data plane has TEP `addr` up (in every V2B entry that has it: one state for all)."""
+    states = {t["up"] for t in dp.paths()["teps"] if t["addr"] == addr}
+    assert len(states) == 1, f"TEP {addr} in V2B entries with different states: {dp.paths()['teps']}"
+    return states.pop()
+
+
 @dataclasses.dataclass
 class SwitchLab:
     dp: Dataplane

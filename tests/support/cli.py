@@ -1,12 +1,24 @@
 """Running `opte-fast` as a user does: the command line and a config file for the sample sled."""
 from __future__ import annotations
 
+import json
 import os
+import subprocess
 import sys
 import tempfile
+from pathlib import Path
 
 # Not the console script: the tests do not depend on PATH, only on the package being importable.
 OPTE_FAST = [sys.executable, "-c", "from opte_fast.cli import main; main()"]
+REPO = Path(__file__).resolve().parents[2]
+
+
+def ctl_json(sock: str, *args: str):
+    """`opte-fast ctl --json ARGS` against the instance at control socket `sock`: its answer, decoded."""
+    p = subprocess.run([*OPTE_FAST, "ctl", "--socket", sock, "--json", *args], cwd=REPO, capture_output=True,
+                       text=True, timeout=30)
+    assert p.returncode == 0, f"opte-fast ctl {' '.join(args)}: {p.stderr.strip()}"
+    return json.loads(p.stdout)
 
 
 STATE_DIR_PREFIX = f"oft-state-{os.getpid()}-"  # tests/conftest.py removes these at the end

@@ -25,6 +25,12 @@ def keyed_hash(key48: bytes, hash_key: bytes = TEST_HASH_KEY) -> int:
     return (h ^ (h >> 32)) & 0xFFFFFFFF
 
 
+def nexthop_hash(h: int) -> int:
+    """csrc/tables.h of_nexthop_hash: the flow hash rotated by 16 bits, which picks the nexthop's
+    bucket (the TEP's comes from the hash itself), so that the two choices are independent."""
+    return ((h << 16) | (h >> 16)) & 0xFFFFFFFF
+
+
 def mapped(ip) -> bytes:
     ip = ipaddress.ip_address(ip)
     return (b"\0" * 10 + b"\xff\xff" + ip.packed) if ip.version == 4 else ip.packed

@@ -93,16 +93,40 @@ def _cpio_newc(entries: list[tuple[str, int, bytes]]) -> bytes:
     return bytes(out)
 
 
-def initramfs(path: Path, kernel: GuestKernel, init: str, files: dict[str, str]) -> None:
-    """/init (a busybox sh script), /bin/busybox, the modules in /lib with their load order in
-    /lib/load-order, and `files` (path -> script)."""
+# The start of every VM's /init: busybox's applets, the kernel's file systems, virtio-net's modules
+# from /lib in their load order, eth0 up, and its IPv4 address, router and MTU by DHCP (busybox
+# udhcpc, whose script applies them and says them on the console in one line, DHCP4 ...).
+BOOT = """#!/bin/busybox sh
+/bin/busybox --install -s /bin
+mount -t proc proc /proc; mount -t sysfs sys /sys; mount -t devtmpfs dev /dev
+for m in $(cat /lib/load-order); do
+    insmod /lib/$m.ko || echo "INSMOD-FAILED $m"
+done
+echo "UP $(cut -d' ' -f1 /proc/uptime)"
+ip link set lo up
+ip link set eth0 up
+udhcpc -i eth0 -n -q -t 5 -T 2 -O mtu -s /bin/dhcp.sh || echo "DHCP-FAILED"
+"""
+
+DHCP_SCRIPT = """#!/bin/sh
+[ "$1" = bound ] || exit 0
+ip link set "$interface" mtu "$mtu"
+ip addr add "$ip/$mask" dev "$interface"
+ip route add default via "$router" dev "$interface"
+echo "DHCP4 ip=$ip mask=$mask router=$router serverid=$serverid dns=[$dns] domain=$domain lease=$lease mtu=$mtu"
+"""
+
+
+def initramfs(path: Path, kernel: GuestKernel, script: str) -> None:
+    """/init (BOOT, then `script`: what the VM does once it has its address), /bin/dhcp.sh,
+    /bin/busybox, and the modules in /lib with their load order in /lib/load-order."""
     directory, executable = stat.S_IFDIR | 0o755, stat.S_IFREG | 0o755
     entries = [(d, directory, b"") for d in ("bin", "dev", "etc", "lib", "proc", "sys", "tmp")]
     entries.append(("bin/busybox", executable, Path(BUSYBOX).read_bytes()))
     entries += [(f"lib/{name}.ko", stat.S_IFREG | 0o644, data) for name, data in kernel.modules.items()]
     entries.append(("lib/load-order", stat.S_IFREG | 0o644, " ".join(kernel.modules).encode()))
-    entries.append(("init", executable, init.encode()))
-    entries += [(name.lstrip("/"), executable, text.encode()) for name, text in files.items()]
+    entries.append(("init", executable, (BOOT + script).encode()))
+    entries.append(("bin/dhcp.sh", executable, DHCP_SCRIPT.encode()))
     path.write_bytes(_cpio_newc(entries))
 
 
@@ -157,4 +181,4 @@ def unpacked_kernel() -> tuple[GuestKernel, Path]:
         raise
 
 
-__all__ = ["GuestKernel", "VM", "initramfs", "kernel_package", "unpacked_kernel"]
+__all__ = ["BOOT", "DHCP_SCRIPT", "GuestKernel", "VM", "initramfs", "kernel_package", "unpacked_kernel"]
