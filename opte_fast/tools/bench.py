@@ -454,21 +454,23 @@ def _fill_rate(dp, clock: ThreadClock, capacity: int) -> dict:
     `capacity` (the ramp's ends excluded: start-up, and the last free slots' longer searches), or
     to where it got by the deadline (`filled_to` says which)."""
     lo, hi = capacity // 10, capacity * 9 // 10
-    start = last = None     # (t, flows_created, packets sent, cpu reading): past lo, and the latest
+    start = last = None     # (t, flows_created, packets sent, stateless, cpu reading): past lo, and the latest
     deadline = time.monotonic() + NEW_FLOW_TIMEOUT_S
     while time.monotonic() < deadline:
         time.sleep(0.002)
         reading = clock.read()
         c = dp.counters()
-        last = (reading[0], c["flows_created"], c["tx_uplink_packets"], reading)
+        last = (reading[0], c["flows_created"], c["tx_uplink_packets"], c["flow_table_full"], reading)
         if start is None and last[1] >= lo:
             start = last
         if last[1] >= hi:
             break
     if start is None or last[0] <= start[0]:
         raise BenchError(f"the flow table did not fill to {lo} flows in {NEW_FLOW_TIMEOUT_S:.0f} s")
-    (t0, f0, p0, r0), (t1, f1, p1, r1) = start, last
+    (t0, f0, p0, s0, r0), (t1, f1, p1, s1, r1) = start, last
+    # A new flow whose bucket is full is forwarded statelessly (flow_table_full): sent, not set up.
     return {"pps": (p1 - p0) / (t1 - t0), "flows_per_s": (f1 - f0) / (t1 - t0), "seconds": t1 - t0,
+            "stateless_per_s": (s1 - s0) / (t1 - t0),
             "filled_to": f1, "samples_pps": [], "cpu_share": clock.share(r0, r1), "perf": None}
 
 
@@ -510,7 +512,7 @@ def measure_opte_fast(setup: Setup, prefix: str, seconds: float, perf: bool = Fa
                                    f"threads ran {result['cpu_share'] or 0:.0%} of it): the CPU was taken")
     extra = {k: result[k] for k in ("tsc_hz", "table_bytes", "flow_capacity", "flows_held", "counters", "drops")}
     if "flows_per_s" in result:
-        extra.update(flows_per_s=result["flows_per_s"], filled_to=result["filled_to"])
+        extra.update({k: result[k] for k in ("flows_per_s", "stateless_per_s", "filled_to")})
     if "trace_records_read" in result:
         extra.update({k: result[k] for k in ("trace_records_read", "trace_records_lost", "trace_windows")})
     return Measurement("opte_fast", result["pps"], result["seconds"], result["cpu_share"], setup.case.workers,

@@ -158,6 +158,8 @@ def summarise_case(r: CaseResult) -> dict:
     if c.direction == "new-flows":
         out["new_flows_per_s_per_worker"] = round(statistics.median(
             o.extra["flows_per_s"] / (o.cpu_share or 1.0) for o in r.opte_fast) / c.workers)
+        # Of the frames sent while the table filled, those whose flow found its bucket full.
+        out["new_flows_stateless_share"] = _median([o.extra["stateless_per_s"] / o.pps for o in r.opte_fast], 4)
     if r.ovs:
         pairs = list(zip(r.opte_fast, r.ovs))
         out.update({
@@ -211,6 +213,8 @@ def row(s: dict) -> list[str]:
     opte = _f(s["opte_fast_mpps"], ".2f", " Mpps")
     if new_flows:
         opte += f", {s['new_flows_per_s_per_worker'] / 1e6:.2f} M flows/s per worker"
+        if s["new_flows_stateless_share"]:
+            opte += f" ({s['new_flows_stateless_share']:.1%} of frames stateless: bucket full)"
     ovs = "not comparable" if new_flows else _f(s.get("ovs_mpps"), ".2f", " Mpps")
     return [what, f"{s['flows']:,}", "hugepages" if s["hugepages"] else "4 KB pages",
             _f(s["ceiling_mpps"], ".2f", " Mpps"), opte, ovs, _f(s.get("opte_fast_to_ovs"), ".2f", "×"),
