@@ -309,9 +309,7 @@ of_bfd_build(const struct of_bfd_session *s, uint8_t *frame, uint32_t room, int 
 	c->desired_min_tx = rte_cpu_to_be_32(s->desired_tx_us);
 	c->required_min_rx = rte_cpu_to_be_32(s->required_rx_us);
 	c->required_min_echo_rx = 0;	/* no echo function */
-	udp->dgram_cksum = (uint16_t)~of_cksum_ip6_l4(ip6, (const uint8_t *)udp, l4_len, IPPROTO_UDP);
-	if (udp->dgram_cksum == 0)
-		udp->dgram_cksum = 0xffff;	/* RFC 8200 8.1: a zero sum is sent as all ones */
+	udp->dgram_cksum = rte_ipv6_udptcp_cksum(ip6, udp);	/* a zero sum sent as all ones */
 	return OF_BFD_FRAME_LEN;
 }
 
@@ -350,10 +348,7 @@ of_bfd_build_geneve(const struct of_bfd_session *s, uint8_t *frame, uint32_t roo
 	gnv->vni[1] = (uint8_t)(s->tunnel.vni >> 8);
 	gnv->vni[2] = (uint8_t)s->tunnel.vni;
 	gnv->reserved = 0;
-	if (s->tunnel.udp_checksum) {
-		udp->dgram_cksum = (uint16_t)~of_cksum_ip6_l4(ip6, (const uint8_t *)udp, udp_len, IPPROTO_UDP);
-		if (udp->dgram_cksum == 0)
-			udp->dgram_cksum = 0xffff;
-	}
+	if (s->tunnel.udp_checksum)
+		udp->dgram_cksum = rte_ipv6_udptcp_cksum(ip6, udp);
 	return OF_BFD_GENEVE_FRAME_LEN;
 }
