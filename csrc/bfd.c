@@ -275,6 +275,30 @@ of_bfd_session_sent(struct of_bfd_session *s, uint64_t now_ns, uint32_t rnd)
 	s->next_tx_ns = now_ns + interval_ns - cut;
 }
 
+/* Ethernet, IPv6 and UDP headers from the session's addresses to its peer, the UDP checksum zero. */
+static void
+put_eth_ip6_udp(const struct of_bfd_session *s, uint8_t *frame, uint32_t tc_flow_label, uint8_t hop_limit,
+		uint16_t sport, uint16_t dport, uint16_t udp_len)
+{
+	struct rte_ether_hdr *eth = (struct rte_ether_hdr *)frame;
+	struct rte_ipv6_hdr *ip6 = (struct rte_ipv6_hdr *)(eth + 1);
+	struct rte_udp_hdr *udp = (struct rte_udp_hdr *)(ip6 + 1);
+
+	memcpy(&eth->dst_addr, s->dst_mac, 6);
+	memcpy(&eth->src_addr, s->src_mac, 6);
+	eth->ether_type = RTE_BE16(RTE_ETHER_TYPE_IPV6);
+	ip6->vtc_flow = rte_cpu_to_be_32(6u << 28 | tc_flow_label);
+	ip6->payload_len = rte_cpu_to_be_16(udp_len);
+	ip6->proto = IPPROTO_UDP;
+	ip6->hop_limits = hop_limit;
+	memcpy(&ip6->src_addr, s->local, 16);
+	memcpy(&ip6->dst_addr, s->peer, 16);
+	udp->src_port = rte_cpu_to_be_16(sport);
+	udp->dst_port = rte_cpu_to_be_16(dport);
+	udp->dgram_len = rte_cpu_to_be_16(udp_len);
+	udp->dgram_cksum = 0;
+}
+
 uint32_t
 of_bfd_build(const struct of_bfd_session *s, uint8_t *frame, uint32_t room, int final)
 {
@@ -287,19 +311,8 @@ of_bfd_build(const struct of_bfd_session *s, uint8_t *frame, uint32_t room, int 
 
 	if (room < OF_BFD_FRAME_LEN)
 		return 0;
-	memcpy(&eth->dst_addr, s->dst_mac, 6);
-	memcpy(&eth->src_addr, s->src_mac, 6);
-	eth->ether_type = RTE_BE16(RTE_ETHER_TYPE_IPV6);
-	ip6->vtc_flow = rte_cpu_to_be_32(6u << 28 | (uint32_t)OF_BFD_TRAFFIC_CLASS << 20);
-	ip6->payload_len = rte_cpu_to_be_16(l4_len);
-	ip6->proto = IPPROTO_UDP;
-	ip6->hop_limits = OF_BFD_HOP_LIMIT;
-	memcpy(&ip6->src_addr, s->local, 16);
-	memcpy(&ip6->dst_addr, s->peer, 16);
-	udp->src_port = rte_cpu_to_be_16(s->sport);
-	udp->dst_port = rte_cpu_to_be_16(s->multihop ? OF_BFD_MULTI_HOP_PORT : OF_BFD_SINGLE_HOP_PORT);
-	udp->dgram_len = rte_cpu_to_be_16(l4_len);
-	udp->dgram_cksum = 0;
+	put_eth_ip6_udp(s, frame, (uint32_t)OF_BFD_TRAFFIC_CLASS << 20, OF_BFD_HOP_LIMIT, s->sport,
+			s->multihop ? OF_BFD_MULTI_HOP_PORT : OF_BFD_SINGLE_HOP_PORT, l4_len);
 	c->vers_diag = (uint8_t)(OF_BFD_VERSION << 5 | (s->diag & 0x1f));
 	c->state_flags = (uint8_t)(s->state << 6 | flags);
 	c->detect_mult = s->cfg_mult;
@@ -327,20 +340,9 @@ of_bfd_build_geneve(const struct of_bfd_session *s, uint8_t *frame, uint32_t roo
 		return 0;
 	of_bfd_build(s, inner, OF_BFD_FRAME_LEN, final);
 	memcpy(inner, s->tunnel.inner_dst_mac, 6);
-	memcpy(&eth->dst_addr, s->dst_mac, 6);
-	memcpy(&eth->src_addr, s->src_mac, 6);
-	eth->ether_type = RTE_BE16(RTE_ETHER_TYPE_IPV6);
 	/* traffic class 0 and the flow label the data plane's frames carry */
-	ip6->vtc_flow = rte_cpu_to_be_32(6u << 28 | (s->tunnel.flow_label & 0xfffff));
-	ip6->payload_len = rte_cpu_to_be_16(udp_len);
-	ip6->proto = IPPROTO_UDP;
-	ip6->hop_limits = s->tunnel.hop_limit;
-	memcpy(&ip6->src_addr, s->local, 16);
-	memcpy(&ip6->dst_addr, s->peer, 16);
-	udp->src_port = rte_cpu_to_be_16(s->tunnel.sport);
-	udp->dst_port = RTE_BE16(OF_GENEVE_PORT);
-	udp->dgram_len = rte_cpu_to_be_16(udp_len);
-	udp->dgram_cksum = 0;
+	put_eth_ip6_udp(s, frame, s->tunnel.flow_label & 0xfffff, s->tunnel.hop_limit, s->tunnel.sport,
+			OF_GENEVE_PORT, udp_len);
 	gnv->ver_opt_len = 0;
 	gnv->flags = 0;
 	gnv->protocol = RTE_BE16(OF_GENEVE_PROTO_ETHER);
