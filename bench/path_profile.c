@@ -31,6 +31,7 @@
 #include "dp.h"
 #include "flow.h"
 #include "guest_net.h"
+#include "heap.h"
 #include "inbound.h"
 #include "lcore.h"
 #include "opte_fast.h"
@@ -188,15 +189,6 @@ print_counters(const struct of_lcore *lc)
 			fprintf(stderr, "  %s %" PRIu64 "\n", of_counter_names[c], lc->counters[c]);
 }
 
-static double
-heap_bytes(void)
-{
-	struct rte_malloc_socket_stats s;
-
-	rte_malloc_get_socket_stats((int)rte_socket_id(), &s);
-	return (double)s.heap_allocsz_bytes;
-}
-
 int
 main(int argc, char **argv)
 {
@@ -260,14 +252,14 @@ main(int argc, char **argv)
 	add_tables(dp, (uint16_t)guest, (uint16_t)uplink);
 
 	struct of_lcore *lc = rte_zmalloc("profile_lcore", sizeof(*lc), RTE_CACHE_LINE_SIZE);
-	double heap_before = heap_bytes();
+	double heap_before = (double)of_heap_used();
 	if (lc == NULL)
 		die("lcore");
 	lc->dp = dp;
 	lc->flows = of_flow_table_create("profile_flows", n_flows, (int)rte_socket_id());
 	if (lc->flows == NULL)
 		die("flow table");
-	double table_bytes = heap_bytes() - heap_before;
+	double table_bytes = (double)of_heap_used() - heap_before;
 
 	const struct of_tables *t = dp->tables;
 	uint16_t rx_port = inbound ? (uint16_t)uplink : (uint16_t)guest;

@@ -16,11 +16,11 @@
 #include <rte_errno.h>
 #include <rte_fib6.h>
 #include <rte_lpm6.h>
-#include <rte_malloc.h>
 #include <rte_version.h>
 #include <x86intrin.h>
 
 #include "compat.h"
+#include "heap.h"
 
 /* rte_lpm6 is no longer in csrc/compat.h: its 24.11 address type here. */
 #if RTE_VERSION >= RTE_VERSION_NUM(24, 11, 0, 0)
@@ -37,18 +37,6 @@ static const char *kind_names[] = { "rte_lpm6", "rte_fib6 trie 2B", "rte_fib6 tr
 
 static uint8_t prefixes[1 << 16][16];
 static uint8_t addrs[N_ADDRS][16];
-
-static size_t
-heap_used(void)
-{
-	struct rte_malloc_socket_stats s;
-	size_t used = 0;
-
-	for (int sock = 0; sock < RTE_MAX_NUMA_NODES; sock++)
-		if (rte_malloc_get_socket_stats(sock, &s) == 0)
-			used += s.heap_allocsz_bytes;
-	return used;
-}
 
 struct table {
 	struct rte_lpm6 *lpm;
@@ -155,7 +143,7 @@ main(int argc, char **argv)
 		}
 		for (enum kind k = LPM6; k <= FIB6_RIB; k++) {
 			struct table t;
-			size_t before = heap_used();
+			size_t before = of_heap_used();
 			uint64_t start = rte_get_tsc_cycles();
 			int rc = build(k, n, &t);
 			double ms = (double)(rte_get_tsc_cycles() - start) * 1e3 / (double)rte_get_tsc_hz();
@@ -165,7 +153,7 @@ main(int argc, char **argv)
 				destroy(&t);
 				continue;
 			}
-			printf("%-22s %7u %12zu %12.2f %10.1f\n", kind_names[k], n, heap_used() - before, ms,
+			printf("%-22s %7u %12zu %12.2f %10.1f\n", kind_names[k], n, of_heap_used() - before, ms,
 			       lookup_cycles(&t));
 			destroy(&t);
 		}

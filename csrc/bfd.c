@@ -275,6 +275,30 @@ of_bfd_session_sent(struct of_bfd_session *s, uint64_t now_ns, uint32_t rnd)
 	s->next_tx_ns = now_ns + interval_ns - cut;
 }
 
+/* Ethernet, IPv6 and UDP headers from the session's addresses to its peer, the UDP checksum zero. */
+static void
+put_eth_ip6_udp(const struct of_bfd_session *s, uint8_t *frame, uint32_t tc_flow_label, uint8_t hop_limit,
+		uint16_t sport, uint16_t dport, uint16_t udp_len)
+{
+	struct rte_ether_hdr *eth = (struct rte_ether_hdr *)frame;
+	struct rte_ipv6_hdr *ip6 = (struct rte_ipv6_hdr *)(eth + 1);
+	struct rte_udp_hdr *udp = (struct rte_udp_hdr *)(ip6 + 1);
+
+	memcpy(&eth->dst_addr, s->dst_mac, 6);
+	memcpy(&eth->src_addr, s->src_mac, 6);
+	eth->ether_type = RTE_BE16(RTE_ETHER_TYPE_IPV6);
+	ip6->vtc_flow = rte_cpu_to_be_32(6u << 28 | tc_flow_label);
+	ip6->payload_len = rte_cpu_to_be_16(udp_len);
+	ip6->proto = IPPROTO_UDP;
+	ip6->hop_limits = hop_limit;
+	memcpy(&ip6->src_addr, s->local, 16);
+	memcpy(&ip6->dst_addr, s->peer, 16);
+	udp->src_port = rte_cpu_to_be_16(sport);
+	udp->dst_port = rte_cpu_to_be_16(dport);
+	udp->dgram_len = rte_cpu_to_be_16(udp_len);
+	udp->dgram_cksum = 0;
+}
+
 uint32_t
 of_bfd_build(const struct of_bfd_session *s, uint8_t *frame, uint32_t room, int final)
 {
@@ -287,19 +311,8 @@ of_bfd_build(const struct of_bfd_session *s, uint8_t *frame, uint32_t room, int 
 
 	if (room < OF_BFD_FRAME_LEN)
 		return 0;
-	memcpy(&eth->dst_addr, s->dst_mac, 6);
-	memcpy(&eth->src_addr, s->src_mac, 6);
-	eth->ether_type = RTE_BE16(RTE_ETHER_TYPE_IPV6);
-	ip6->vtc_flow = rte_cpu_to_be_32(6u << 28 | (uint32_t)OF_BFD_TRAFFIC_CLASS << 20);
-	ip6->payload_len = rte_cpu_to_be_16(l4_len);
-	ip6->proto = IPPROTO_UDP;
-	ip6->hop_limits = OF_BFD_HOP_LIMIT;
-	memcpy(&ip6->src_addr, s->local, 16);
-	memcpy(&ip6->dst_addr, s->peer, 16);
-	udp->src_port = rte_cpu_to_be_16(s->sport);
-	udp->dst_port = rte_cpu_to_be_16(s->multihop ? OF_BFD_MULTI_HOP_PORT : OF_BFD_SINGLE_HOP_PORT);
-	udp->dgram_len = rte_cpu_to_be_16(l4_len);
-	udp->dgram_cksum = 0;
+	put_eth_ip6_udp(s, frame, (uint32_t)OF_BFD_TRAFFIC_CLASS << 20, OF_BFD_HOP_LIMIT, s->sport,
+			s->multihop ? OF_BFD_MULTI_HOP_PORT : OF_BFD_SINGLE_HOP_PORT, l4_len);
 	c->vers_diag = (uint8_t)(OF_BFD_VERSION << 5 | (s->diag & 0x1f));
 	c->state_flags = (uint8_t)(s->state << 6 | flags);
 	c->detect_mult = s->cfg_mult;
@@ -309,9 +322,7 @@ of_bfd_build(const struct of_bfd_session *s, uint8_t *frame, uint32_t room, int 
 	c->desired_min_tx = rte_cpu_to_be_32(s->desired_tx_us);
 	c->required_min_rx = rte_cpu_to_be_32(s->required_rx_us);
 	c->required_min_echo_rx = 0;	/* no echo function */
-	udp->dgram_cksum = (uint16_t)~of_cksum_ip6_l4(ip6, (const uint8_t *)udp, l4_len, IPPROTO_UDP);
-	if (udp->dgram_cksum == 0)
-		udp->dgram_cksum = 0xffff;	/* RFC 8200 8.1: a zero sum is sent as all ones */
+	udp->dgram_cksum = rte_ipv6_udptcp_cksum(ip6, udp);	/* a zero sum sent as all ones */
 	return OF_BFD_FRAME_LEN;
 }
 
@@ -329,20 +340,9 @@ of_bfd_build_geneve(const struct of_bfd_session *s, uint8_t *frame, uint32_t roo
 		return 0;
 	of_bfd_build(s, inner, OF_BFD_FRAME_LEN, final);
 	memcpy(inner, s->tunnel.inner_dst_mac, 6);
-	memcpy(&eth->dst_addr, s->dst_mac, 6);
-	memcpy(&eth->src_addr, s->src_mac, 6);
-	eth->ether_type = RTE_BE16(RTE_ETHER_TYPE_IPV6);
 	/* traffic class 0 and the flow label the data plane's frames carry */
-	ip6->vtc_flow = rte_cpu_to_be_32(6u << 28 | (s->tunnel.flow_label & 0xfffff));
-	ip6->payload_len = rte_cpu_to_be_16(udp_len);
-	ip6->proto = IPPROTO_UDP;
-	ip6->hop_limits = s->tunnel.hop_limit;
-	memcpy(&ip6->src_addr, s->local, 16);
-	memcpy(&ip6->dst_addr, s->peer, 16);
-	udp->src_port = rte_cpu_to_be_16(s->tunnel.sport);
-	udp->dst_port = RTE_BE16(OF_GENEVE_PORT);
-	udp->dgram_len = rte_cpu_to_be_16(udp_len);
-	udp->dgram_cksum = 0;
+	put_eth_ip6_udp(s, frame, s->tunnel.flow_label & 0xfffff, s->tunnel.hop_limit, s->tunnel.sport,
+			OF_GENEVE_PORT, udp_len);
 	gnv->ver_opt_len = 0;
 	gnv->flags = 0;
 	gnv->protocol = RTE_BE16(OF_GENEVE_PROTO_ETHER);
@@ -350,10 +350,7 @@ of_bfd_build_geneve(const struct of_bfd_session *s, uint8_t *frame, uint32_t roo
 	gnv->vni[1] = (uint8_t)(s->tunnel.vni >> 8);
 	gnv->vni[2] = (uint8_t)s->tunnel.vni;
 	gnv->reserved = 0;
-	if (s->tunnel.udp_checksum) {
-		udp->dgram_cksum = (uint16_t)~of_cksum_ip6_l4(ip6, (const uint8_t *)udp, udp_len, IPPROTO_UDP);
-		if (udp->dgram_cksum == 0)
-			udp->dgram_cksum = 0xffff;
-	}
+	if (s->tunnel.udp_checksum)
+		udp->dgram_cksum = rte_ipv6_udptcp_cksum(ip6, udp);
 	return OF_BFD_GENEVE_FRAME_LEN;
 }

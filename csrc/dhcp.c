@@ -601,9 +601,7 @@ of_dhcp6_answer(uint8_t *frame, uint32_t len, uint32_t room, const struct of_inn
 
 		rip->payload_len = rte_cpu_to_be_16(udp_bytes);
 		rudp->dgram_len = rip->payload_len;
-		rudp->dgram_cksum = (uint16_t)~of_cksum_ip6_l4(rip, (const uint8_t *)rudp, udp_bytes, IPPROTO_UDP);
-		if (rudp->dgram_cksum == 0)
-			rudp->dgram_cksum = 0xffff;
+		rudp->dgram_cksum = rte_ipv6_udptcp_cksum(rip, rudp);
 	}
 	return finish(&w, frame, room, reply_len, OF_C_GATEWAY_DHCP6_REPLIES, OF_C_GATEWAY_DHCP6_IGNORED);
 }

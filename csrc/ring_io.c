@@ -24,33 +24,6 @@ ring_rx_queue_ok(const struct of_dp *dp, uint16_t port, uint16_t queue)
 	return 1;
 }
 
-int
-of_dp_ring_inject(struct of_dp *dp, uint16_t port, uint16_t queue, const uint8_t *data, const uint32_t *lens,
-		  unsigned n)
-{
-	struct rte_mbuf *m;
-	unsigned done = 0;
-
-	if (!ring_rx_queue_ok(dp, port, queue))
-		return -EINVAL;
-	for (; done < n; data += lens[done], done++) {
-		if (lens[done] > (uint32_t)dp->cfg.mbuf_data_room - RTE_PKTMBUF_HEADROOM)
-			break;
-		m = rte_pktmbuf_alloc(dp->pool);
-		if (m == NULL) {
-			/* What a NIC counts as rx_nombuf: the frames it had no mbuf for are lost. */
-			__atomic_fetch_add(&dp->ports[port].ring_rx_no_mbuf, n - done, __ATOMIC_RELAXED);
-			break;
-		}
-		memcpy(rte_pktmbuf_append(m, (uint16_t)lens[done]), data, lens[done]);
-		if (rte_ring_enqueue(dp->ports[port].ring_rx[queue], m) != 0) {
-			rte_pktmbuf_free(m);
-			break;
-		}
-	}
-	return (int)done;
-}
-
 /* One frame as a chain of segments of at most seg_bytes (0: as many as an mbuf holds); NULL if the pool ran dry. */
 static struct rte_mbuf *
 chained_frame(struct rte_mempool *pool, const uint8_t *data, uint32_t len, uint32_t seg_bytes)
@@ -111,6 +84,19 @@ of_dp_ring_inject_chained(struct of_dp *dp, uint16_t port, uint16_t queue, const
 		}
 	}
 	return (int)done;
+}
+
+/* Frames that fit in one mbuf: those before the first that does not are injected whole. */
+int
+of_dp_ring_inject(struct of_dp *dp, uint16_t port, uint16_t queue, const uint8_t *data, const uint32_t *lens,
+		  unsigned n)
+{
+	uint32_t room = (uint32_t)dp->cfg.mbuf_data_room - RTE_PKTMBUF_HEADROOM;
+	unsigned fit = 0;
+
+	while (fit < n && lens[fit] <= room)
+		fit++;
+	return of_dp_ring_inject_chained(dp, port, queue, data, lens, fit, 0, 0, 0);
 }
 
 int
