@@ -8,7 +8,7 @@ import ipaddress
 from dataclasses import dataclass
 from typing import Any
 
-from ..controlplane import capacity
+from ..controlplane import bfd_settings, capacity
 from .values import NAME, Bool, Choice, Int, ListenAddress, Number, PortRange, Text, TextList, UnicastV6
 
 
@@ -114,8 +114,8 @@ OPTIONS: tuple[Option, ...] = (
            "/run/opte-fast/opte-fast.sock", "unix control socket path", key="socket", pytype=str),
     Option("metrics_listen", "control", ListenAddress(), None,
            "serve Prometheus metrics over HTTP at this address (off when not given)", pytype=tuple),
-    # [bfd]: fast failure detection (controlplane/bfd.py); per uplink in [[bfd_uplink]]
-    Option("bfd", "bfd", Choice(("off", "on", "require")), "off",
+    # [bfd]: fast failure detection (controlplane/bfd.py, bfd_settings.py); per uplink in [[bfd_uplink]]
+    Option("bfd", "bfd", Choice(bfd_settings.MODES), "off",
            "BFD on every uplink's nexthops and to every TEP: off; on (a session that was up and failed marks its "
            "nexthop or TEP down); require (only an up session lets its nexthop or TEP be used)", key="mode",
            pytype=str),
@@ -126,7 +126,7 @@ OPTIONS: tuple[Option, ...] = (
     Option("bfd_multiplier", "bfd", Int(1, 255), 3, "BFD detect multiplier", key="detect_multiplier", pytype=int),
     Option("bfd_multihop", "bfd", Bool(), True, "multi-hop BFD (RFC 5883) to every TEP a V2B entry names",
            key="multihop", pytype=bool),
-    Option("bfd_multihop_encap", "bfd", Choice(("geneve", "plain")), "geneve",
+    Option("bfd_multihop_encap", "bfd", Choice(bfd_settings.MULTIHOP_ENCAPS), "geneve",
            "how multi-hop BFD reaches a TEP: geneve (inside the tunnel, as guest traffic: a TEP that stops "
            "decapsulating goes down) or plain (to the TEP's address: only a TEP that stops answering does)",
            key="multihop_encap", pytype=str),
