@@ -38,6 +38,8 @@ class Option:
 
 
 LCORE_LIST = r"\d+(-\d+)?(,\d+(-\d+)?)*"
+# The defaults that share the EAL's memory: --memory-mb's help says what they leave free.
+MEMORY_DEFAULTS = {"memory_mb": 2048, "mbufs": 16383, "flow_capacity": 1 << 20, "prefix_capacity": 1024}
 
 OPTIONS: tuple[Option, ...] = (
     # [eal]: how DPDK starts
@@ -46,9 +48,8 @@ OPTIONS: tuple[Option, ...] = (
     Option("hugepages", "eal", Bool(), False,
            "use hugepages from a mounted hugetlbfs (then dpdk-dumpcap and dpdk-proc-info can attach); without "
            "them EAL runs with --no-huge -m MEMORY_MB", pytype=bool),
-    Option("memory_mb", "eal", Int(64, 1 << 20), 2048,
-           capacity.memory_help({"memory_mb": 2048, "mbufs": 16383, "flow_capacity": 1 << 20,
-                                 "prefix_capacity": 1024}), pytype=int),
+    Option("memory_mb", "eal", Int(64, 1 << 20), MEMORY_DEFAULTS["memory_mb"], capacity.memory_help(MEMORY_DEFAULTS),
+           pytype=int),
     Option("file_prefix", "eal", Text("a file prefix of letters, digits, '-', '_', '.'", r"[A-Za-z0-9_.-]+", "PREFIX"),
            None, "EAL --file-prefix [default: opte-fast-<pid>]", pytype=str),
     Option("eal_args", "eal", TextList("EAL arguments"), (), "extra EAL argument, passed through (repeatable)",
@@ -57,13 +58,13 @@ OPTIONS: tuple[Option, ...] = (
     Option("burst", "dataplane", Int(1, 512), 32, "packets per rx/tx burst", pytype=int),
     Option("rx_desc", "dataplane", Int(64, 32768), 1024, "rx descriptors per queue", pytype=int),
     Option("tx_desc", "dataplane", Int(64, 32768), 1024, "tx descriptors per queue", pytype=int),
-    Option("mbufs", "dataplane", Int(1023, 1 << 26), 16383, "mbufs in the packet pool", pytype=int),
+    Option("mbufs", "dataplane", Int(1023, 1 << 26), MEMORY_DEFAULTS["mbufs"], "mbufs in the packet pool", pytype=int),
     # DPDK wants cache * 1.5 <= mbufs: these two ranges guarantee it
     Option("mbuf_cache", "dataplane", Int(0, 512), 256, "per-lcore mbuf cache", pytype=int),
-    Option("flow_capacity", "dataplane", Int(64, 1 << 27), 1 << 20,
+    Option("flow_capacity", "dataplane", Int(64, 1 << 27), MEMORY_DEFAULTS["flow_capacity"],
            f"flow table entries per worker ({capacity.FLOW_BYTES + capacity.FLOW_SLOT_BYTES} bytes each of EAL "
            "memory, for a power of two)", pytype=int),
-    Option("prefix_capacity", "dataplane", Int(16, 2519), 1024,
+    Option("prefix_capacity", "dataplane", Int(16, 2519), MEMORY_DEFAULTS["prefix_capacity"],
            "prefixes the V2B table and the underlay route table hold, each (two tries each, "
            f"{capacity.PREFIX_TABLES_BYTES // 4 // (1 << 20)} MiB + {capacity.PREFIX_BYTES // 4} bytes a prefix)",
            pytype=int),
