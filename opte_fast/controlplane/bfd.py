@@ -39,7 +39,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 from . import events
 from .bfd_settings import BfdConfig, BfdSettings
 from .follower import MemberFollower
-from .state import DesiredState, IPv6Address, Route
+from .state import DesiredState, IPv6Address, Route, mac_bytes
 
 STATES = ("admin-down", "down", "init", "up")
 DIAGNOSTICS = {0: "none", 1: "control detection time expired", 2: "echo function failed",
@@ -230,7 +230,7 @@ class Bfd(MemberFollower):
         if sessions == self._sessions:
             return
         self._dataplane.bfd_set([
-            (s.multihop, s.peer.packed, self._dataplane.port_index(s.uplink), bytes.fromhex(s.mac.replace(":", "")),
+            (s.multihop, s.peer.packed, self._dataplane.port_index(s.uplink), mac_bytes(s.mac),
              *s.settings.peer_args, s.geneve, s.vni) for s in sessions])
         self._sessions = sessions
         # sessions gone take their verdicts with them

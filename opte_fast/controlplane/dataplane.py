@@ -22,7 +22,7 @@ from .. import _dataplane
 from .._dataplane import DataplaneError, capture_init, eal_cleanup, eal_init
 from . import events, hashkey
 from .bucketstore import NO_MEMBER, BucketStore, SavedTable, TableKey
-from .state import DesiredState, GuestPort, IPAddress, IPNetwork, StableIds
+from .state import DesiredState, GuestPort, IPAddress, IPNetwork, StableIds, mac_bytes
 
 __all__ = ["Dataplane", "DataplaneError", "DataplaneOptions", "capture_init", "eal_args", "eal_cleanup", "eal_init"]
 
@@ -108,10 +108,6 @@ def mapped_prefix(net: IPNetwork) -> tuple[bytes, int]:
     if net.version == 4:
         return mapped(net.network_address), 96 + net.prefixlen
     return net.network_address.packed, net.prefixlen
-
-
-def mac_bytes(mac: str) -> bytes:
-    return bytes.fromhex(mac.replace(":", ""))
 
 
 def guest_net(g: GuestPort) -> dict:
