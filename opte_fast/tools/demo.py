@@ -665,7 +665,8 @@ def _timeline(args: DemoArgs, view: View, dp, gen: Generator, col: Collector, dr
             col.verdict(args.flows, w), counters, gen.injected)
 
 
-def claims(args: DemoArgs, v: Verdict, counters: dict, drop_names: list[str], injected: int, carried_by_dp: int):
+def claims(args: DemoArgs, v: Verdict, counters: dict, drop_names: list[str], injected: int,
+           carried_by_dp: int) -> list[tuple[bool, str, str]]:
     """(holds, claim, evidence) per claim, from what the collector saw; the data plane's own counts as evidence."""
     w = args.withdrawn
     lost = injected - v.received
