@@ -8,7 +8,7 @@ import ipaddress
 from dataclasses import dataclass
 from typing import Any
 
-from ..controlplane import bfd_settings, capacity
+from ..controlplane import bfd_settings, capacity, events
 from .values import NAME, Bool, Choice, Int, ListenAddress, Number, PortRange, Text, TextList, UnicastV6
 
 
@@ -136,9 +136,9 @@ OPTIONS: tuple[Option, ...] = (
            pytype=float),
     Option("stats_interval_s", "run", Number(0, 86400), 0.0, "print stats every this many seconds (0: never)",
            pytype=float),
-    Option("log_level", "run", Choice(("debug", "info", "warning", "error")), "info",
+    Option("log_level", "run", Choice(events.LEVELS), "info",
            "the least severe event logged on stderr", pytype=str),
-    Option("log_format", "run", Choice(("text", "json")), "text",
+    Option("log_format", "run", Choice(events.FORMATS), "text",
            "event lines on stderr: text (opte-fast: ...) or one JSON object each", pytype=str),
 )
 
