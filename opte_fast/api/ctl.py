@@ -16,7 +16,7 @@ from typing import Any
 import click
 
 from .client import ControlClient
-from .protocol import DEFAULT_SOCKET, OPS, REQUIRED, Arg, ControlError, Op, flatten
+from .protocol import DEFAULT_SOCKET, OPS, PROTOCOLS, REQUIRED, Arg, ControlError, Op, flatten
 from .top import Sample, view
 
 EXIT_ERROR = 2
@@ -137,7 +137,7 @@ def _stats(r: dict) -> str:
                         table(counters) if counters else "(all counters zero)"])
 
 
-PROTO_NAMES = {1: "icmp", 6: "tcp", 17: "udp", 58: "icmpv6"}
+PROTO_NAMES = {number: name for name, number in PROTOCOLS.items()}
 
 
 def trace_line(r: dict) -> str:

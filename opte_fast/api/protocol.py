@@ -214,7 +214,8 @@ OPS: dict[str, Op] = {op.name: op for op in (
         Arg("count", lambda v: TRACE_COUNT.parse(v, False), 10, flag="--count", help="frames to trace",
             cli_type=click.IntRange(TRACE_COUNT.lo, TRACE_COUNT.hi)),
         Arg("timeout_s", lambda v: TRACE_TIMEOUT.parse(v, False), 10.0, flag="--timeout-s",
-            help="stop waiting for frames after this many seconds", cli_type=click.FloatRange(0.1, 20)))),
+            help="stop waiting for frames after this many seconds",
+            cli_type=click.FloatRange(TRACE_TIMEOUT.lo, TRACE_TIMEOUT.hi)))),
     Op("instance", "This instance: pid, EAL file prefix, hugepages, whether DPDK's tools can attach."),
 )}
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-MOVES = ("flows_migrated", "flows_rebalanced", "flows_rerouted")
+from ..controlplane.events import MOVES
 
 
 @dataclass(frozen=True)

@@ -20,7 +20,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from ..controlplane.bfd import BfdConfig, bfd_config
+from ..controlplane.bfd_settings import BfdConfig, bfd_config
 from ..controlplane.state import (
     BOUNDARY_SERVICES_VNI,
     GUEST_MTU_MAX,

@@ -8,7 +8,7 @@ import ipaddress
 from dataclasses import dataclass
 from typing import Any
 
-from ..controlplane import capacity
+from ..controlplane import bfd_settings, capacity, events
 from .values import NAME, Bool, Choice, Int, ListenAddress, Number, PortRange, Text, TextList, UnicastV6
 
 
@@ -38,6 +38,8 @@ class Option:
 
 
 LCORE_LIST = r"\d+(-\d+)?(,\d+(-\d+)?)*"
+# The defaults that share the EAL's memory: --memory-mb's help says what they leave free.
+MEMORY_DEFAULTS = {"memory_mb": 2048, "mbufs": 16383, "flow_capacity": 1 << 20, "prefix_capacity": 1024}
 
 OPTIONS: tuple[Option, ...] = (
     # [eal]: how DPDK starts
@@ -46,9 +48,8 @@ OPTIONS: tuple[Option, ...] = (
     Option("hugepages", "eal", Bool(), False,
            "use hugepages from a mounted hugetlbfs (then dpdk-dumpcap and dpdk-proc-info can attach); without "
            "them EAL runs with --no-huge -m MEMORY_MB", pytype=bool),
-    Option("memory_mb", "eal", Int(64, 1 << 20), 2048,
-           capacity.memory_help({"memory_mb": 2048, "mbufs": 16383, "flow_capacity": 1 << 20,
-                                 "prefix_capacity": 1024}), pytype=int),
+    Option("memory_mb", "eal", Int(64, 1 << 20), MEMORY_DEFAULTS["memory_mb"], capacity.memory_help(MEMORY_DEFAULTS),
+           pytype=int),
     Option("file_prefix", "eal", Text("a file prefix of letters, digits, '-', '_', '.'", r"[A-Za-z0-9_.-]+", "PREFIX"),
            None, "EAL --file-prefix [default: opte-fast-<pid>]", pytype=str),
     Option("eal_args", "eal", TextList("EAL arguments"), (), "extra EAL argument, passed through (repeatable)",
@@ -57,13 +58,13 @@ OPTIONS: tuple[Option, ...] = (
     Option("burst", "dataplane", Int(1, 512), 32, "packets per rx/tx burst", pytype=int),
     Option("rx_desc", "dataplane", Int(64, 32768), 1024, "rx descriptors per queue", pytype=int),
     Option("tx_desc", "dataplane", Int(64, 32768), 1024, "tx descriptors per queue", pytype=int),
-    Option("mbufs", "dataplane", Int(1023, 1 << 26), 16383, "mbufs in the packet pool", pytype=int),
+    Option("mbufs", "dataplane", Int(1023, 1 << 26), MEMORY_DEFAULTS["mbufs"], "mbufs in the packet pool", pytype=int),
     # DPDK wants cache * 1.5 <= mbufs: these two ranges guarantee it
     Option("mbuf_cache", "dataplane", Int(0, 512), 256, "per-lcore mbuf cache", pytype=int),
-    Option("flow_capacity", "dataplane", Int(64, 1 << 27), 1 << 20,
+    Option("flow_capacity", "dataplane", Int(64, 1 << 27), MEMORY_DEFAULTS["flow_capacity"],
            f"flow table entries per worker ({capacity.FLOW_BYTES + capacity.FLOW_SLOT_BYTES} bytes each of EAL "
            "memory, for a power of two)", pytype=int),
-    Option("prefix_capacity", "dataplane", Int(16, 2519), 1024,
+    Option("prefix_capacity", "dataplane", Int(16, 2519), MEMORY_DEFAULTS["prefix_capacity"],
            "prefixes the V2B table and the underlay route table hold, each (two tries each, "
            f"{capacity.PREFIX_TABLES_BYTES // 4 // (1 << 20)} MiB + {capacity.PREFIX_BYTES // 4} bytes a prefix)",
            pytype=int),
@@ -114,8 +115,8 @@ OPTIONS: tuple[Option, ...] = (
            "/run/opte-fast/opte-fast.sock", "unix control socket path", key="socket", pytype=str),
     Option("metrics_listen", "control", ListenAddress(), None,
            "serve Prometheus metrics over HTTP at this address (off when not given)", pytype=tuple),
-    # [bfd]: fast failure detection (controlplane/bfd.py); per uplink in [[bfd_uplink]]
-    Option("bfd", "bfd", Choice(("off", "on", "require")), "off",
+    # [bfd]: fast failure detection (controlplane/bfd.py, bfd_settings.py); per uplink in [[bfd_uplink]]
+    Option("bfd", "bfd", Choice(bfd_settings.MODES), "off",
            "BFD on every uplink's nexthops and to every TEP: off; on (a session that was up and failed marks its "
            "nexthop or TEP down); require (only an up session lets its nexthop or TEP be used)", key="mode",
            pytype=str),
@@ -126,7 +127,7 @@ OPTIONS: tuple[Option, ...] = (
     Option("bfd_multiplier", "bfd", Int(1, 255), 3, "BFD detect multiplier", key="detect_multiplier", pytype=int),
     Option("bfd_multihop", "bfd", Bool(), True, "multi-hop BFD (RFC 5883) to every TEP a V2B entry names",
            key="multihop", pytype=bool),
-    Option("bfd_multihop_encap", "bfd", Choice(("geneve", "plain")), "geneve",
+    Option("bfd_multihop_encap", "bfd", Choice(bfd_settings.MULTIHOP_ENCAPS), "geneve",
            "how multi-hop BFD reaches a TEP: geneve (inside the tunnel, as guest traffic: a TEP that stops "
            "decapsulating goes down) or plain (to the TEP's address: only a TEP that stops answering does)",
            key="multihop_encap", pytype=str),
@@ -135,9 +136,9 @@ OPTIONS: tuple[Option, ...] = (
            pytype=float),
     Option("stats_interval_s", "run", Number(0, 86400), 0.0, "print stats every this many seconds (0: never)",
            pytype=float),
-    Option("log_level", "run", Choice(("debug", "info", "warning", "error")), "info",
+    Option("log_level", "run", Choice(events.LEVELS), "info",
            "the least severe event logged on stderr", pytype=str),
-    Option("log_format", "run", Choice(("text", "json")), "text",
+    Option("log_format", "run", Choice(events.FORMATS), "text",
            "event lines on stderr: text (opte-fast: ...) or one JSON object each", pytype=str),
 )
 

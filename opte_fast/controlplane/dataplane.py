@@ -10,8 +10,8 @@ appears after a restart (see bucketstore.py).
 from __future__ import annotations
 
 import ipaddress
+import logging
 import os
-import sys
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -20,9 +20,9 @@ import numpy as np
 
 from .. import _dataplane
 from .._dataplane import DataplaneError, capture_init, eal_cleanup, eal_init
-from . import hashkey
+from . import events, hashkey
 from .bucketstore import NO_MEMBER, BucketStore, SavedTable, TableKey
-from .state import DesiredState, GuestPort, IPAddress, IPNetwork, StableIds
+from .state import DesiredState, GuestPort, IPAddress, IPNetwork, StableIds, mac_bytes
 
 __all__ = ["Dataplane", "DataplaneError", "DataplaneOptions", "capture_init", "eal_args", "eal_cleanup", "eal_init"]
 
@@ -108,10 +108,6 @@ def mapped_prefix(net: IPNetwork) -> tuple[bytes, int]:
     if net.version == 4:
         return mapped(net.network_address), 96 + net.prefixlen
     return net.network_address.packed, net.prefixlen
-
-
-def mac_bytes(mac: str) -> bytes:
-    return bytes.fromhex(mac.replace(":", ""))
 
 
 def guest_net(g: GuestPort) -> dict:
@@ -210,7 +206,8 @@ class Dataplane:
             try:
                 self._restorable = self._store.load(options.n_buckets)
             except ValueError as e:
-                print(f"opte-fast: {e}; starting with fresh bucket tables", file=sys.stderr)
+                events.event("bucket_tables_reset", f"{e}; starting with fresh bucket tables", logging.WARNING,
+                             cause=str(e))
         key = options.hash_key
         if key is None and state_dir is not None:
             try:
@@ -393,7 +390,8 @@ class Dataplane:
         except OSError as e:
             # Forwarding goes on; the next commit tries again.
             self._save_pending = True
-            print(f"opte-fast: cannot save the bucket tables in {self._store.directory}: {e}", file=sys.stderr)
+            events.event("bucket_tables_not_saved", f"cannot save the bucket tables in {self._store.directory}: {e}",
+                         logging.ERROR, directory=self._store.directory, cause=str(e))
 
     # -- reading -------------------------------------------------------------------------
     def counters(self) -> dict[str, int]:

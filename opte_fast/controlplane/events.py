@@ -87,7 +87,7 @@ class FlowMoves:
         self._thread = threading.Thread(target=self._run, name="flow-moves", daemon=True)
 
     def start(self) -> None:
-        self._last = {k: self._counters()[k] for k in MOVES}
+        self._last = self._moves()
         self._thread.start()
 
     def stop(self) -> None:
@@ -99,8 +99,12 @@ class FlowMoves:
         while not self._stop.wait(self._period_s):
             self._last = self._report(self._last)
 
+    def _moves(self) -> dict[str, int]:
+        counters = self._counters()  # every counter, summed over the workers: read once
+        return {k: counters[k] for k in MOVES}
+
     def _report(self, last: dict[str, int]) -> dict[str, int]:
-        now = {k: self._counters()[k] for k in MOVES}
+        now = self._moves()
         moved = {k[len("flows_"):]: now[k] - last[k] for k in MOVES}
         if any(moved.values()):
             event("flows_moved", "flows moved: " + ", ".join(f"{n} {k}" for k, n in moved.items()), **moved)

@@ -52,7 +52,6 @@ import logging
 import os
 import socket
 import struct
-import sys
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
@@ -550,7 +549,6 @@ class CommitRetry:
         self._logged.clear()
 
 
-
 class NetlinkRouteSync:
     """Follows the host routing table and answers `routes_for(addresses)` from it.
 
@@ -639,7 +637,7 @@ class NetlinkRouteSync:
                 kinds = set()
             except Exception as e:  # keep following; re-read everything after a short pause
                 self._counts["errors"] += 1
-                print(f"opte-fast: route sync: {e}", file=sys.stderr)
+                events.event("route_sync_error", f"route sync: {e}", logging.ERROR, cause=str(e))
                 kinds = set(EVERYTHING)
                 stopping.wait(0.1)
                 continue

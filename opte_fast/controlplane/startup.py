@@ -6,9 +6,13 @@ fails raises StartFailed with one line that says what to fix, everything it had 
 from __future__ import annotations
 
 import threading
+from typing import TYPE_CHECKING
 
 from ..config.loader import Config
 from . import eal_output
+
+if TYPE_CHECKING:  # the data plane's module loads DPDK: only once a run starts
+    from .dataplane import Dataplane, DataplaneOptions
 
 
 def parse_lcores(text: str) -> list[int]:
@@ -25,7 +29,7 @@ def looks_like_pci(devargs: str) -> bool:
     return name.count(":") >= 1 and "." in name and not name.startswith("net_")
 
 
-def dataplane_options(config: Config):
+def dataplane_options(config: Config) -> DataplaneOptions:
     from .dataplane import DataplaneOptions
     o = config.options
     return DataplaneOptions(
@@ -69,7 +73,7 @@ class StartFailed(Exception):
         self.message, self.hint = message, hint
 
 
-def start(config: Config, prefix: str):
+def start(config: Config, prefix: str) -> Dataplane:
     """EAL, ports and the first tables, then the workers: a started Dataplane, or StartFailed
     with everything it had started undone."""
     from . import taps

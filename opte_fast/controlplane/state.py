@@ -32,6 +32,11 @@ def parse_mac(text: str) -> str:
         raise ValueError(f"{text!r} is not a MAC address (expected six hex bytes like a8:40:25:00:00:01)") from None
 
 
+def mac_bytes(mac: str) -> bytes:
+    """The six bytes of a MAC address in colon form (as parse_mac gives it)."""
+    return bytes.fromhex(mac.replace(":", ""))
+
+
 def check_vni(vni: int) -> int:
     if not isinstance(vni, int) or isinstance(vni, bool) or not 0 <= vni < (1 << 24):
         raise ValueError(f"VNI {vni!r} is out of range (0 to 16777215)")

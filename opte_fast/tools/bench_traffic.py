@@ -14,6 +14,7 @@ import struct
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..controlplane.state import mac_bytes
 from .sample import GATEWAY_MAC, GUEST_IP4, GUEST_MAC, GUEST_VNI, TEP, UNDERLAY, ipv4_checksum, switch_mac
 
 TEMPLATE_FRAMES = 4096
@@ -36,10 +37,6 @@ def plugin_path() -> Path:
     if not found:
         raise FileNotFoundError(f"the bench's traffic plugin is not built in {here}: run bash ci/install.sh")
     return found[0]
-
-
-def _mac(mac: str) -> bytes:
-    return bytes.fromhex(mac.replace(":", ""))
 
 
 def _flow_fields(i: int) -> tuple[bytes, int]:
@@ -74,14 +71,14 @@ class Traffic:
     def frame(self, i: int) -> bytes:
         addr, sport = _flow_fields(i)
         if self.direction == "outbound":
-            inner = _mac(GATEWAY_MAC) + _mac(GUEST_MAC) + b"\x08\x00"
+            inner = mac_bytes(GATEWAY_MAC) + mac_bytes(GUEST_MAC) + b"\x08\x00"
             inner += _ipv4_udp(GUEST_IP4.packed, addr, sport, 9, self.frame_bytes - 14)
             return inner + bytes(self.frame_bytes - len(inner))
-        inner = _mac(GUEST_MAC) + _mac(GATEWAY_MAC) + b"\x08\x00"
+        inner = mac_bytes(GUEST_MAC) + mac_bytes(GATEWAY_MAC) + b"\x08\x00"
         inner += _ipv4_udp(addr, GUEST_IP4.packed, sport, 9, self.frame_bytes - 14)
         inner += bytes(self.frame_bytes - len(inner))
         udp_len = 8 + 8 + len(inner)
-        outer = _mac(PEER_BRIDGE_MAC) + _mac(switch_mac(0)) + b"\x86\xdd"
+        outer = mac_bytes(PEER_BRIDGE_MAC) + mac_bytes(switch_mac(0)) + b"\x86\xdd"
         outer += struct.pack("!IHBB16s16s", 0x60000000, udp_len, 17, 64, TEP.packed, UNDERLAY.packed)
         outer += struct.pack("!HHHH", 0xC000 | (i & 0x3FFF), GENEVE_PORT, udp_len, 0)
         outer += struct.pack("!BBHI", 0, 0, 0x6558, GUEST_VNI << 8)

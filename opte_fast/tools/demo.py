@@ -32,6 +32,7 @@ from dataclasses import dataclass, field
 import click
 import numpy as np
 
+from ..controlplane.state import mac_bytes
 from .sample import (
     GATEWAY_MAC,
     GUEST_IP4,
@@ -75,7 +76,7 @@ def guest_frame(flow_id: int, seq: int = 0) -> bytes:
     ip = struct.pack("!BBHHHBBH4s4s", 0x45, 0, 20 + len(udp) + len(payload), flow_id & 0xFFFF, 0x4000, 64, 17, 0,
                      GUEST_IP4.packed, dst.packed)
     ip = ip[:10] + struct.pack("!H", ipv4_checksum(ip)) + ip[12:]
-    eth = bytes.fromhex(GATEWAY_MAC.replace(":", "")) + bytes.fromhex(GUEST_MAC.replace(":", "")) + b"\x08\x00"
+    eth = mac_bytes(GATEWAY_MAC) + mac_bytes(GUEST_MAC) + b"\x08\x00"
     return eth + ip + udp + payload
 
 
@@ -183,7 +184,7 @@ class Collector(threading.Thread):
         super().__init__(name="demo-collector", daemon=True)
         self._dp = dp
         self.ports = [uplink_name(i) for i in range(n_uplinks)]
-        self.macs = [bytes.fromhex(switch_mac(i).replace(":", "")) for i in range(n_uplinks)]
+        self.macs = [mac_bytes(switch_mac(i)) for i in range(n_uplinks)]
         self.n = n_uplinks
         self.count = np.zeros((n_total, n_uplinks), dtype=np.int64)
         self.lo = np.full((n_total, n_uplinks), np.iinfo(np.int64).max, dtype=np.int64)
@@ -664,7 +665,8 @@ def _timeline(args: DemoArgs, view: View, dp, gen: Generator, col: Collector, dr
             col.verdict(args.flows, w), counters, gen.injected)
 
 
-def claims(args: DemoArgs, v: Verdict, counters: dict, drop_names: list[str], injected: int, carried_by_dp: int):
+def claims(args: DemoArgs, v: Verdict, counters: dict, drop_names: list[str], injected: int,
+           carried_by_dp: int) -> list[tuple[bool, str, str]]:
     """(holds, claim, evidence) per claim, from what the collector saw; the data plane's own counts as evidence."""
     w = args.withdrawn
     lost = injected - v.received
