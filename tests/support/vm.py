@@ -94,9 +94,10 @@ def _cpio_newc(entries: list[tuple[str, int, bytes]]) -> bytes:
 
 
 # The start of every VM's /init: busybox's applets, the kernel's file systems, virtio-net's modules
-# from /lib in their load order, eth0 up, and its IPv4 address, router and MTU by DHCP (busybox
-# udhcpc, whose script applies them and says them on the console in one line, DHCP4 ...).
-BOOT = """#!/bin/busybox sh
+# from /lib in their load order, eth0 up (START); then, in BOOT, its IPv4 address, router and MTU
+# by DHCP (busybox udhcpc, whose script applies them and says them on the console in one line,
+# DHCP4 ...).
+START = """#!/bin/busybox sh
 /bin/busybox --install -s /bin
 mount -t proc proc /proc; mount -t sysfs sys /sys; mount -t devtmpfs dev /dev
 for m in $(cat /lib/load-order); do
@@ -105,7 +106,8 @@ done
 echo "UP $(cut -d' ' -f1 /proc/uptime)"
 ip link set lo up
 ip link set eth0 up
-udhcpc -i eth0 -n -q -t 5 -T 2 -O mtu -s /bin/dhcp.sh || echo "DHCP-FAILED"
+"""
+BOOT = START + """udhcpc -i eth0 -n -q -t 5 -T 2 -O mtu -s /bin/dhcp.sh || echo "DHCP-FAILED"
 """
 
 DHCP_SCRIPT = """#!/bin/sh
@@ -117,30 +119,35 @@ echo "DHCP4 ip=$ip mask=$mask router=$router serverid=$serverid dns=[$dns] domai
 """
 
 
-def initramfs(path: Path, kernel: GuestKernel, script: str) -> None:
-    """/init (BOOT, then `script`: what the VM does once it has its address), /bin/dhcp.sh,
-    /bin/busybox, and the modules in /lib with their load order in /lib/load-order."""
+def initramfs(path: Path, kernel: GuestKernel, script: str, boot: str = BOOT) -> None:
+    """/init (`boot`, then `script`: what the VM does once it has its address), /bin/dhcp.sh,
+    /bin/busybox, and the modules in /lib with their load order in /lib/load-order. `boot` is BOOT,
+    or START for a VM that sets its address itself."""
     directory, executable = stat.S_IFDIR | 0o755, stat.S_IFREG | 0o755
     entries = [(d, directory, b"") for d in ("bin", "dev", "etc", "lib", "proc", "sys", "tmp")]
     entries.append(("bin/busybox", executable, Path(BUSYBOX).read_bytes()))
     entries += [(f"lib/{name}.ko", stat.S_IFREG | 0o644, data) for name, data in kernel.modules.items()]
     entries.append(("lib/load-order", stat.S_IFREG | 0o644, " ".join(kernel.modules).encode()))
-    entries.append(("init", executable, (BOOT + script).encode()))
+    entries.append(("init", executable, (boot + script).encode()))
     entries.append(("bin/dhcp.sh", executable, DHCP_SCRIPT.encode()))
     path.write_bytes(_cpio_newc(entries))
 
 
 class VM:
-    """One QEMU process whose virtio-net NIC (with `mac`) is on vhost-user socket `sock`."""
+    """One QEMU process whose virtio-net NIC (with `mac`) is on vhost-user socket `sock`. QEMU is
+    the vhost-user client, or with `vhost_server` the server (for a backend that connects, as Open
+    vSwitch's dpdkvhostuserclient ports do); `cpus` (taskset's list) pins it."""
 
-    def __init__(self, workdir: Path, kernel: GuestKernel, initrd: Path, sock: str, mac: str):
+    def __init__(self, workdir: Path, kernel: GuestKernel, initrd: Path, sock: str, mac: str, *,
+                 vhost_server: bool = False, cpus: str | None = None):
         self.console = workdir / "console.log"
+        chardev = f"socket,id=c0,path={sock}" + (",server=on,wait=off" if vhost_server else "")
         self.proc = subprocess.Popen(
-            ["qemu-system-x86_64", "-accel", "tcg", "-m", "256M", "-nodefaults", "-display", "none",
+            [*(["taskset", "-c", cpus] if cpus else []), "qemu-system-x86_64", "-accel", "tcg", "-m", "256M", "-nodefaults", "-display", "none",
              "-object", "memory-backend-memfd,id=mem,size=256M,share=on", "-machine", "memory-backend=mem",
              "-kernel", str(kernel.vmlinuz), "-initrd", str(initrd),
              "-append", "console=ttyS0 quiet panic=-1", "-serial", f"file:{self.console}", "-no-reboot",
-             "-chardev", f"socket,id=c0,path={sock}", "-netdev", "vhost-user,id=n0,chardev=c0",
+             "-chardev", chardev, "-netdev", "vhost-user,id=n0,chardev=c0",
              # no MSI-X: QEMU 7.2 crashes in msix_set_vector_notifiers when vhost-user starts under TCG
              "-device", f"virtio-net-pci,netdev=n0,mac={mac},vectors=0"],
             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
@@ -181,4 +188,4 @@ def unpacked_kernel() -> tuple[GuestKernel, Path]:
         raise
 
 
-__all__ = ["BOOT", "DHCP_SCRIPT", "GuestKernel", "VM", "initramfs", "kernel_package", "unpacked_kernel"]
+__all__ = ["BOOT", "START", "DHCP_SCRIPT", "GuestKernel", "VM", "initramfs", "kernel_package", "unpacked_kernel"]
