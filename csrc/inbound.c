@@ -67,6 +67,7 @@ inbound_burst(struct of_dp *dp, struct of_lcore *lc, const struct of_tables *t,
 	struct of_guest_key keys[OF_MAX_BURST];
 	const void *key_ptrs[OF_MAX_BURST];
 	struct rte_mbuf *ok[OF_MAX_BURST];
+	uint16_t ip_len[OF_MAX_BURST];	/* the inner frame less its Ethernet header (and tag) */
 	int32_t pos[OF_MAX_BURST];
 	/* Traced copy: the frames to trace, with their inner flow and outer source. */
 	struct of_flow_key inner[OF_MAX_BURST];
@@ -128,6 +129,7 @@ inbound_burst(struct of_dp *dp, struct of_lcore *lc, const struct of_tables *t,
 		} else {
 			of_chain_truncate(m, gm.inner_len);
 		}
+		ip_len[n_ok] = (uint16_t)(gm.inner_len - im.l2_len);
 		keys[n_ok].vni = gm.vni;
 		memcpy(keys[n_ok].mac, data + gm.outer_len, 6);
 		keys[n_ok].pad[0] = keys[n_ok].pad[1] = 0;
@@ -154,6 +156,15 @@ inbound_burst(struct of_dp *dp, struct of_lcore *lc, const struct of_tables *t,
 			continue;
 		}
 		guest = t->guest_index->port[pos[i]];
+		/* No larger than the guest's own MTU, which its NIC was told (DHCP, RA) and drops beyond:
+		 * the sender is across the tunnel, where a packet too big would have to be sent back. */
+		if (unlikely(ip_len[i] > t->guests[guest].net.mtu)) {
+			if (traced && want[i])
+				of_trace_inbound(dp, lc, port, &inner[i], sender[i], keys[i].mac, guest,
+						 OF_C_INNER_OVER_GUEST_MTU);
+			of_drop(lc, OF_C_INNER_OVER_GUEST_MTU, m);
+			continue;
+		}
 		if (traced && want[i])
 			of_trace_inbound(dp, lc, port, &inner[i], sender[i], keys[i].mac, guest, OF_OK);
 		eth = rte_pktmbuf_mtod(m, struct rte_ether_hdr *);
