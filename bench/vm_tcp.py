@@ -226,8 +226,13 @@ class OpteFastBackend:
         self.stderr.seek(0)
         return self.stderr.read().decode(errors="replace")[-2000:]
 
-    def counters(self) -> dict[str, int]:
-        return ctl_json(self.socket, "stats")["counters"]
+    def counters(self) -> tuple[dict[str, int], dict[str, int]]:
+        """Every counter, and the drops that are not zero."""
+        stats = ctl_json(self.socket, "stats")
+        counters = dict(stats["counters"])
+        for port in ctl_json(self.socket, "port", "list"):   # each port's ethdev counts, as port.<name>.<count>
+            counters.update({f"port.{port['name']}.{k}": v for k, v in port.items() if isinstance(v, int)})
+        return counters, {k: counters[k] for k in stats["drops"] if counters[k]}
 
     def stop(self) -> None:
         if self.proc.poll() is None:
@@ -294,19 +299,20 @@ class OvsBackend(Ovs):
         self.ofctl("add-flow", "br-int", f"in_port=gnv,tun_id={VNI},dl_dst={VM_MAC},"
                    f"actions=mod_dl_src:{GATEWAY_MAC},output:vm0")
 
-    def counters(self) -> dict[str, int]:
-        """The PMD's counts (dpif-netdev/pmd-stats-show, "packets received" and the like), and every
-        coverage counter of a drop that is not zero."""
-        out: dict[str, int] = {}
+    def counters(self) -> tuple[dict[str, int], dict[str, int]]:
+        """The PMD's counts (dpif-netdev/pmd-stats-show: "packets received" and the like), and the
+        coverage counters of drops that are not zero."""
+        counts: dict[str, int] = {}
         for line in self.appctl("dpif-netdev/pmd-stats-show").splitlines():
             key, _, value = line.strip().partition(":")
             if value.strip() and value.split()[0].isdigit():
-                out[key.replace(" ", "_")] = out.get(key.replace(" ", "_"), 0) + int(value.split()[0])
+                counts[key.replace(" ", "_")] = counts.get(key.replace(" ", "_"), 0) + int(value.split()[0])
+        drops = {}
         for line in self.appctl("coverage/show").splitlines():
             words = line.split()   # name  rates...  total: N
-            if words and "drop" in words[0] and words[-2:-1] == ["total:"]:
-                out[words[0]] = int(words[-1])
-        return out
+            if words and "drop" in words[0] and words[-2:-1] == ["total:"] and int(words[-1]):
+                drops[words[0]] = int(words[-1])
+        return counts, drops
 
     def stop(self) -> None:
         try:
@@ -327,6 +333,7 @@ class Leg:
     up_sha256: list[str]            # the internet host's, of each upload
     host_tso4: bool
     counters: dict[str, int]
+    drops: dict[str, int]
     wall_s: float
 
 
@@ -349,14 +356,14 @@ def run_leg(kind: str, lab: BoundaryLab, server: Server, kernel: GuestKernel, in
             time.sleep(0.05)
         backend = OpteFastBackend(lab, workdir, vhost, tag) if kind == "opte-fast" else OvsBackend(lab, vhost, tag)
         console = vm.wait_for("VM-DONE", timeout_s)
-        counters = backend.counters()
+        counters, drops = backend.counters()
     except (AssertionError, RuntimeError, OvsError) as e:
         detail = ""
         if isinstance(backend, OvsBackend):
             detail = backend.diagnostics()
         elif isinstance(backend, OpteFastBackend):
             with contextlib.suppress(Exception):
-                detail = str({k: v for k, v in backend.counters().items() if v}) + backend.errors()
+                detail = f"drops {backend.counters()[1]}\n{backend.errors()}"
         raise SystemExit(f"vm_tcp: the {kind} leg failed: {e}\n{detail}") from None
     finally:
         if vm is not None:
@@ -377,7 +384,7 @@ def run_leg(kind: str, lab: BoundaryLab, server: Server, kernel: GuestKernel, in
     features = next(line.split()[1] for line in lines if line.startswith("FEATURES "))
     bits = len(blob) * 8 / 1e6
     return Leg(kind, [bits / s for s in transfers.down_s], [bits / s for s in transfers.up_s], downs,
-               transfers.up_sha256, features[HOST_TSO4_BIT] == "1", counters, time.monotonic() - started)
+               transfers.up_sha256, features[HOST_TSO4_BIT] == "1", counters, drops, time.monotonic() - started)
 
 
 # -- report --------------------------------------------------------------------------------------------
@@ -404,7 +411,8 @@ def report(legs: dict[str, Leg], blob: bytes, rounds: int) -> dict:
         result["backends"][name] = {"download_mbit_s": spread(leg.down_mbit_s), "upload_mbit_s": spread(leg.up_mbit_s),
                                     "rounds_download_mbit_s": leg.down_mbit_s, "rounds_upload_mbit_s": leg.up_mbit_s,
                                     "download_sha256": leg.down_sha256, "upload_sha256": leg.up_sha256,
-                                    "guest_host_tso4": leg.host_tso4, "counters": leg.counters, "wall_s": leg.wall_s}
+                                    "guest_host_tso4": leg.host_tso4, "counters": leg.counters, "drops": leg.drops,
+                                    "wall_s": leg.wall_s}
     ours, theirs = legs["opte-fast"], legs["ovs"]
     for direction, a, b in (("download", ours.down_mbit_s, theirs.down_mbit_s),
                             ("upload", ours.up_mbit_s, theirs.up_mbit_s)):
@@ -422,7 +430,7 @@ def print_report(r: dict) -> None:
     print("NOTE: the VM runs under TCG (no KVM here): its emulated CPU is the bottleneck for both backends, so these "
           "figures measure mostly the guest, not the datapaths (see opte-fast bench --with-ovs for those).")
     print(f"{'backend':<60} {'download Mbit/s (median [range])':<34} upload Mbit/s (median [range])")
-    labels = {"opte-fast": "opte-fast (net_vhost, tso=1)", "ovs": "Open vSwitch 3.1 userspace (DPDK vhost-user)"}
+    labels = {"opte-fast": "opte-fast (net_vhost, tso=1)", "ovs": "Open vSwitch userspace (DPDK vhost-user)"}
     for name, b in r["backends"].items():
         tso = "guest TSO on" if b["guest_host_tso4"] else "guest TSO off"
         down, up = fmt.format(**b["download_mbit_s"]), fmt.format(**b["upload_mbit_s"])
@@ -432,8 +440,11 @@ def print_report(r: dict) -> None:
     print(f"{'ratio opte-fast / OVS':<60} {ratio.format(**rd):<34} {ratio.format(**ru)}")
     c = r["backends"]["opte-fast"]["counters"]
     print(f"opte-fast cut {c.get('tso_frames', 0)} TSO frames into {c.get('tso_segments', 0)} segments and completed "
-          f"{c.get('guest_csum_filled', 0)} checksums. OVS 3.1 carries no TSO through a tunnel (its userspace TSO is "
-          "for flat and VLAN networks), so its port offers the guest none and the guest's kernel segments itself.")
+          f"{c.get('guest_csum_filled', 0)} checksums. Open vSwitch runs with userspace-tso-enable=false: 3.1 "
+          "(Debian 12) carries no TSO through a tunnel (its userspace TSO is for flat and VLAN networks), so its "
+          "port offers the guest none and the guest's kernel segments itself.")
+    print(f"drops: opte-fast {r['backends']['opte-fast']['drops'] or 'none'}; "
+          f"Open vSwitch {r['backends']['ovs']['drops'] or 'none'}")
 
 
 # -- main ----------------------------------------------------------------------------------------------
