@@ -23,7 +23,7 @@ through a tunnel, so its port offers none and the guest's kernel segments) than 
 datapath's own speed, which `opte-fast bench --with-ovs` measures. QEMU is pinned to CPU 0, the
 backend's poll thread to CPU 1.
 
-Usage (root): python3 bench/vm_tcp.py [--size-mb 16] [--rounds 3] [--json]
+Usage (root): python3 bench/vm_tcp.py [--size-mb 16] [--rounds 5] [--json]
 """
 from __future__ import annotations
 
@@ -308,6 +308,18 @@ class OvsBackend(Ovs):
             if value.strip() and value.split()[0].isdigit():
                 counts[key.replace(" ", "_")] = counts.get(key.replace(" ", "_"), 0) + int(value.split()[0])
         drops = {}
+        port = None   # dpctl/show -s: "port N: NAME (type...)", then "RX packets:... dropped:D ..." and "TX ..."
+        for line in self.appctl("dpctl/show", "-s").splitlines():
+            words = line.split()
+            if line.startswith("  port "):
+                port = words[2]
+            elif port and words and words[0] in ("RX", "TX") and words[1].startswith("packets:"):
+                fields = dict(w.split(":", 1) for w in words[1:] if ":" in w)
+                for name in ("packets", "dropped", "errors"):
+                    if fields.get(name, "").isdigit():
+                        counts[f"port.{port}.{words[0].lower()}_{name}"] = int(fields[name])
+                        if name != "packets" and int(fields[name]):
+                            drops[f"{port} {words[0].lower()}_{name}"] = int(fields[name])
         for line in self.appctl("coverage/show").splitlines():
             words = line.split()   # name  rates...  total: N
             if words and "drop" in words[0] and words[-2:-1] == ["total:"] and int(words[-1]):
@@ -476,7 +488,7 @@ def lab_with_server(blob: bytes) -> Iterator[tuple[BoundaryLab, Server]]:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--size-mb", type=float, default=16, help="bytes each way a round, in MiB (default 16)")
-    parser.add_argument("--rounds", type=int, default=3, help="transfers each way per backend (default 3)")
+    parser.add_argument("--rounds", type=int, default=5, help="transfers each way per backend (default 5)")
     parser.add_argument("--timeout-s", type=float, default=900, help="longest a backend's VM may take (default 900)")
     parser.add_argument("--json", action="store_true", help="print the figures as JSON")
     args = parser.parse_args(argv)
