@@ -1,11 +1,11 @@
-"""A VM's TCP through opte-fast and a real Open vSwitch peer at MTU 1500 and 9000, checked by sha256.
+"""A VM's TCP through opte-fast and two real Open vSwitch peers at MTU 1500 and 9000, by sha256.
 
 QEMU (TCG) runs Debian's cloud kernel on a `net_vhost` guest port (TSO on), which hands it its MTU
-by DHCP (1500 or 9000). The data plane runs in this process; its uplink is the lab's sled veth
-through DPDK's `net_af_packet`, and the far end is the end-to-end tests' boundary-services switch
-(Open vSwitch's userspace datapath, tests/support/ovs.py), which decapsulates toward an internet
-host. The VM downloads 4 MB from that host and uploads it back; both kernels check every checksum,
-sha256 every byte, and the uplink's byte counts show frames of the guest's size went both ways
+by DHCP (1500 or 9000). The data plane runs in this process; its uplinks are the lab's sled veths
+through DPDK's `net_af_packet`, and the far end is the end-to-end tests' pair of boundary-services
+switches (Open vSwitch's userspace datapath, tests/support/ovs.py), one anycast TEP behind both,
+which decapsulate toward an internet host. The VM downloads 4 MB from that host and uploads it back; both kernels check every checksum,
+sha256 every byte, and the uplinks' byte counts show frames of the guest's size went both ways
 (at MTU 9000, 9,084-byte Geneve frames: 14 + 70 + 9000).
 
 Why net_af_packet and a 12 KB mbuf data room: DPDK 22.11's net_tap caps its MTU at 1504, and
@@ -27,7 +27,7 @@ import pytest
 
 from opte_fast.controlplane.dataplane import Dataplane, DataplaneOptions
 from opte_fast.controlplane.state import V2B, DesiredState, GuestPort, Nexthop, Route, Tep, Underlay
-from tests.support.ovs import Guest, boundary_lab
+from tests.support.ovs import TEP, Guest, boundary_lab
 from tests.support.tools import needs_tools
 from tests.support.vm import VM, initramfs, kernel_package, unpacked_kernel
 
@@ -111,22 +111,23 @@ def test_a_vm_moves_a_file_both_ways_through_open_vswitch_at_its_mtu(eal, tmp_pa
     vhost = str(tmp_path / "vm0.sock")
     vm = servers = None
     try:
-        with boundary_lab(guests=(Guest(mac=VM_MAC, ipv4=VM_IP, vni=VNI),)) as lab:
-            link = lab.uplinks[0]
-            # the underlay's veth holds the guest's MTU + 70 both ways (the lab's veths have 9000)
-            lab.sled.ip("link", "set", link.ifname, "mtu", str(UNDERLAY_MTU))
-            link.switch.ns.ip("link", "set", "ul0", "mtu", str(UNDERLAY_MTU))
-            link.switch.enlarge_receive_buffers()
+        with boundary_lab((TEP, TEP), guests=(Guest(mac=VM_MAC, ipv4=VM_IP, vni=VNI),)) as lab:
+            for link in lab.uplinks:
+                # the underlay's veths hold the guest's MTU + 70 both ways (the lab's have 9000)
+                lab.sled.ip("link", "set", link.ifname, "mtu", str(UNDERLAY_MTU))
+                link.switch.ns.ip("link", "set", "ul0", "mtu", str(UNDERLAY_MTU))
+                link.switch.enlarge_receive_buffers()
             servers = Servers(lab.internet.ns, lab.internet.ipv4)
             initrd = tmp_path / "initrd.cpio"
             initramfs(initrd, kernel, SCRIPT.format(server=lab.internet.ipv4, down=DOWN_PORT, up=UP_PORT))
-            tep = ipaddress.IPv6Address(link.tep)
+            tep = ipaddress.IPv6Address(TEP)
             state = DesiredState(
                 underlay=Underlay(ipaddress.IPv6Address(lab.sled_address)),
                 guests=(GuestPort("vm0", VNI, VM_MAC, GATEWAY_MAC, ipaddress.IPv4Address(VM_IP), mtu_bytes=mtu),),
                 v2b=(V2B(ipaddress.ip_network("0.0.0.0/0"), (Tep(tep),)),),
                 routes=(Route(ipaddress.ip_network(f"{tep}/128"),
-                              (Nexthop(link.ifname, ipaddress.IPv6Address("fe80::1"), link.nexthop_mac),)),),
+                              tuple(Nexthop(link.ifname, ipaddress.IPv6Address(f"fe80::{i + 1}"), link.nexthop_mac)
+                                    for i, link in enumerate(lab.uplinks))),),
             )
             dp = Dataplane(DataplaneOptions(underlay_addr=ipaddress.IPv6Address(lab.sled_address),
                                             underlay_mtu=UNDERLAY_MTU, mbuf_data_room=DATA_ROOM,
@@ -136,8 +137,9 @@ def test_a_vm_moves_a_file_both_ways_through_open_vswitch_at_its_mtu(eal, tmp_pa
                 # net_af_packet opens its socket, and starts and stops by the interface's name, in
                 # the namespace of the thread that calls it: the sled's
                 with lab.sled._entered():
-                    dp.add_port(link.ifname, f"net_af_packet0,iface={link.ifname},blocksz={FRAME_SLOT},"
-                                f"framesz={FRAME_SLOT},framecnt=1024", "uplink")
+                    for i, link in enumerate(lab.uplinks):
+                        dp.add_port(link.ifname, f"net_af_packet{i},iface={link.ifname},blocksz={FRAME_SLOT},"
+                                    f"framesz={FRAME_SLOT},framecnt=1024", "uplink")
                     dp.commit(state)
                     dp.start([1])
                 vm = VM(tmp_path, kernel, initrd, vhost, VM_MAC)
@@ -145,8 +147,9 @@ def test_a_vm_moves_a_file_both_ways_through_open_vswitch_at_its_mtu(eal, tmp_pa
                     console = vm.wait_for("VM-DONE", timeout_s=300)
                 except AssertionError as e:
                     raise AssertionError(f"{e}\n{ {k: v for k, v in dp.counters().items() if v} }\n"
-                                         f"{link.switch.diagnostics()}") from None
+                                         f"{lab.diagnostics()}") from None
                 counters, ports = dp.counters(), {p["name"]: p for p in dp.ports()}
+                uplink_names = [link.ifname for link in lab.uplinks]
             finally:
                 if vm is not None:
                     vm.stop()
@@ -169,13 +172,13 @@ def test_a_vm_moves_a_file_both_ways_through_open_vswitch_at_its_mtu(eal, tmp_pa
     assert {k: v for k, v in counters.items() if v and k in MALFORMED} == {}
     # the file each way on the underlay, in frames of at most 14 + 70 + the MTU; at MTU 9000 larger
     # on average (acks, one per one or two segments, included) than a guest of MTU 1500 could send
-    uplink = ports[link.ifname]
+    uplinks = [ports[name] for name in uplink_names]
     for direction in ("tx", "rx"):
-        frames, octets = uplink[f"{direction}_packets"], uplink[f"{direction}_bytes"]
-        assert octets > len(BLOB), (direction, uplink)
-        assert octets / frames <= 14 + GENEVE + mtu, (direction, octets / frames, uplink)
+        frames, octets = (sum(u[f"{direction}_{count}"] for u in uplinks) for count in ("packets", "bytes"))
+        assert octets > len(BLOB), (direction, uplinks)
+        assert octets / frames <= 14 + GENEVE + mtu, (direction, octets / frames, uplinks)
         if mtu == 9000:
-            assert octets / frames > 14 + GENEVE + 1500, (direction, octets / frames, uplink)
+            assert octets / frames > 14 + GENEVE + 1500, (direction, octets / frames, uplinks)
 
 
 # Not tx_full: a VM starved of CPU under TCG leaves its receive ring full now and then, and TCP resends.
