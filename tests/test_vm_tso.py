@@ -13,7 +13,7 @@ frames cut here); both kernels check every checksum, and sha256 checks every byt
 At MTU 1500 only: DPDK 22.11's net_tap reports 1,522-byte frames at most, so ethdev caps its MTU at
 1504 and its TX drops anything longer, and these machines have no /dev/vhost-net for a
 virtio_user kernel peer. Jumbo frames and TSO at MTU 9000 are checked byte for byte on ring ports
-(tests/test_jumbo_tso.py).
+(tests/test_jumbo_tso.py), and with a VM through Open vSwitch (tests/test_vm_jumbo_ovs.py).
 """
 import hashlib
 import os
