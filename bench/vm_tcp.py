@@ -198,8 +198,6 @@ class OpteFastBackend:
     """`opte-fast run` in the sled namespace: a net_vhost guest port (client=1: QEMU serves the
     socket, as for OVS) and a net_af_packet uplink on the sled's veth."""
 
-    name = "opte-fast"
-
     def __init__(self, lab: BoundaryLab, workdir: Path, vhost: str, tag: str) -> None:
         self.socket = str(workdir / "ctl.sock")
         link = lab.uplinks[0]
@@ -253,7 +251,6 @@ class OvsBackend(Ovs):
     what opte-fast's port does to the inner frame: the inner destination becomes boundary
     services' MAC on the way out, the inner source the gateway's MAC on the way in."""
 
-    name = "ovs"
     VSWITCHD_START_S = 60.0
 
     def __init__(self, lab: BoundaryLab, vhost: str, tag: str) -> None:
@@ -374,7 +371,7 @@ def run_leg(kind: str, lab: BoundaryLab, server: Server, kernel: GuestKernel, in
         if isinstance(backend, OvsBackend):
             detail = backend.diagnostics()
         elif isinstance(backend, OpteFastBackend):
-            with contextlib.suppress(Exception):
+            with contextlib.suppress(AssertionError, OSError, ValueError, subprocess.TimeoutExpired):
                 detail = f"drops {backend.counters()[1]}\n{backend.errors()}"
         raise SystemExit(f"vm_tcp: the {kind} leg failed: {e}\n{detail}") from None
     finally:
