@@ -12,18 +12,20 @@
 #include "flow.h"
 #include "lcore.h"
 
-/* The bucket a hash names first; the owner of a flow among several workers takes the high bits (handoff.h). */
+/* The bucket a hash names first: its low bits (flow.h says which bits go where). */
 static inline uint32_t
 home_bucket(const struct of_flow_table *ft, uint32_t hash)
 {
 	return hash & ft->bucket_mask;
 }
 
-/* Never 0, which marks a free slot. */
+/* The 16 bits above the bucket index; never 0, which marks a free slot. */
 static inline uint16_t
-signature(uint32_t hash)
+signature(const struct of_flow_table *ft, uint32_t hash)
 {
-	return (uint16_t)(hash >> 16) | 1;
+	uint16_t sig = (uint16_t)(hash >> ft->sig_shift);
+
+	return sig | (sig == 0);
 }
 
 /* The slots of b whose signature is sig, one bit each. */
@@ -62,6 +64,7 @@ of_flow_table_create(const char *name, uint32_t capacity, int socket)
 		goto fail;
 	n_buckets = rte_align32pow2((capacity + OF_FLOW_BUCKET_SLOTS / 2 - 1) / (OF_FLOW_BUCKET_SLOTS / 2));
 	ft->bucket_mask = n_buckets - 1;
+	ft->sig_shift = (uint32_t)__builtin_ctz(n_buckets);
 	ft->n_entries = capacity;
 	ft->buckets = rte_zmalloc_socket(name, (size_t)n_buckets * sizeof(*ft->buckets), RTE_CACHE_LINE_SIZE, socket);
 	ft->entries = rte_zmalloc_socket(name, (size_t)capacity * sizeof(*ft->entries), RTE_CACHE_LINE_SIZE, socket);
@@ -92,7 +95,7 @@ of_flow_table_free(struct of_flow_table *ft)
 static inline struct of_flow_entry *
 lookup(const struct of_flow_table *ft, const struct of_flow_key *key, uint32_t hash)
 {
-	uint16_t sig = signature(hash);
+	uint16_t sig = signature(ft, hash);
 
 	for (uint32_t b = home_bucket(ft, hash), probes = 0; probes <= ft->bucket_mask;
 	     b = (b + 1) & ft->bucket_mask, probes++) {
@@ -123,7 +126,7 @@ of_flow_lookup_bulk(struct of_flow_table *ft, const struct of_flow_key **keys,
 		rte_prefetch0(&ft->buckets[home_bucket(ft, hashes[i])]);
 	for (uint16_t i = 0; i < n; i++) {
 		const struct of_flow_bucket *bk = &ft->buckets[home_bucket(ft, hashes[i])];
-		uint32_t m = sig_matches(bk, signature(hashes[i]));
+		uint32_t m = sig_matches(bk, signature(ft, hashes[i]));
 
 		entries[i] = m != 0 ? &ft->entries[bk->entry[__builtin_ctz(m)]] : NULL;
 		if (entries[i] != NULL)
@@ -160,7 +163,7 @@ of_flow_insert(struct of_flow_table *ft, const struct of_flow_key *key, uint32_t
 		if (m != 0) {
 			unsigned s = (unsigned)__builtin_ctz(m);
 
-			bk->sig[s] = signature(hash);
+			bk->sig[s] = signature(ft, hash);
 			bk->entry[s] = idx;
 			break;
 		}
@@ -183,7 +186,7 @@ void
 of_flow_remove(struct of_flow_table *ft, struct of_flow_entry *e)
 {
 	uint32_t idx = (uint32_t)(e - ft->entries);
-	uint16_t sig = signature(e->hash);
+	uint16_t sig = signature(ft, e->hash);
 	uint32_t tail;
 
 	__atomic_store_n(&e->in_use, 0, __ATOMIC_RELEASE);

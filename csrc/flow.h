@@ -65,7 +65,25 @@ _Static_assert(offsetof(struct of_flow_entry, path) == RTE_CACHE_LINE_SIZE &&
  * lives in the bucket its hash names, or, when that one is full, in one of
  * the buckets after it; `overflow` counts the flows that went past a bucket,
  * so a lookup stops at the first bucket none went past. There are twice as
- * many slots as entries: a lookup reads one bucket almost always.
+ * many slots as entries: an insert finds a slot whenever an entry is free,
+ * and a lookup reads one bucket almost always (test_flow.c measures it).
+ *
+ * Which bits of the 32-bit flow hash (flow_hash.h) each choice takes, with
+ * b = log2 of the buckets (capacity / 4 rounded up to a power of two: 14 at
+ * 65536 flows) and B the bucket tables' size (4096: 12):
+ *   home bucket      bits 0 .. b-1
+ *   signature        bits b .. b+15        (14-29 at 65536 flows)
+ *   worker owner     the top bits, (hash * workers) >> 32: bit 31 for 2
+ *                    workers, 30-31 for 4 (handoff.h)
+ *   TEP bucket       bits 0 .. log2 B - 1 (resilient.h)
+ *   nexthop bucket   bits 16 .. 16 + log2 B - 1 (tables.h's rotation; persisted)
+ *   flow label       bits 0-19; UDP source port: the top bits (outbound.c)
+ * The signature tells apart flows of one bucket in one worker's table, so it
+ * must not take the bits that are the same for all of them: the bucket's and
+ * the owner's. It may share bits with the TEP and nexthop buckets, the flow
+ * label and the port, which split no table. All 16 bits count up to
+ * b = 15 (131072 flows a worker) with 2 workers and b = 14 with 4; beyond,
+ * each doubling of the table takes one bit from the signature.
  */
 #define OF_FLOW_BUCKET_SLOTS 8
 
@@ -80,6 +98,7 @@ struct of_flow_table {
 	struct of_flow_bucket *buckets;
 	uint32_t bucket_mask;		/* number of buckets - 1 */
 	uint32_t n_entries;		/* size of entries[]: the capacity */
+	uint32_t sig_shift;		/* log2 of the number of buckets: where the signature starts */
 	uint64_t n_active;
 	struct of_flow_entry *entries;
 	/* Free entry numbers, first freed first reused: a FIFO of n_entries. */

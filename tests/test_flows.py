@@ -1,7 +1,8 @@
 """Flow table behaviour through the data plane: expiry, a full table, and the outbound drop reasons.
 
 Times are short (a few hundred ms) and every check that involves a deadline polls rather than
-sleeps a fixed time, so the tests stay quick and do not depend on how busy the machine is.
+sleeps a fixed time, within a budget of the worker's time on its CPU (Sled.wait_for), so the
+tests stay quick and do not depend on how busy the machine is.
 """
 import ipaddress
 import time
@@ -43,15 +44,6 @@ def icmp4(ident: int) -> bytes:
     return raw(Ether(src=GUEST_MAC, dst=GATEWAY_MAC) / IP(src=str(GUEST_IP4), dst="192.0.2.1") / ICMP(id=ident))
 
 
-def wait_for(cond, timeout_s: float = 3.0, step_s: float = 0.005) -> float:
-    """Poll until cond() holds; the monotonic time it first did."""
-    deadline = time.monotonic() + timeout_s
-    while not cond():
-        assert time.monotonic() < deadline, "condition not reached in time"
-        time.sleep(step_s)
-    return time.monotonic()
-
-
 # -- expiry ----------------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("proto", ["udp", "icmp"])
@@ -65,7 +57,7 @@ def test_idle_flows_expire_after_their_timeout(eal, proto):
         if time.monotonic() - t0 < 0.2:  # (a stalled test process could read it after the idle time)
             assert count == n
         assert len(sled.recv("uplink0")) == n
-        t_gone = wait_for(lambda: sled.dp.flow_count() == 0)
+        t_gone = sled.wait_for(lambda: sled.dp.flow_count() == 0)
         assert t_gone - t0 >= 0.2  # not before the idle time
         c = sled.counters()
         assert (c["flows_created"], c["flows_expired"]) == (n, n)
@@ -83,7 +75,7 @@ def test_traffic_keeps_a_flow_alive(eal):
             time.sleep(0.05)
             assert sled.dp.flow_count() == 1
         assert sled.counters()["flows_expired"] == 0
-        wait_for(lambda: sled.dp.flow_count() == 0)
+        sled.wait_for(lambda: sled.dp.flow_count() == 0)
         assert sled.counters()["flows_expired"] == 1
 
 
@@ -95,7 +87,7 @@ def test_fin_and_rst_shorten_the_tcp_timeout(eal):
                              tcp4(3, "S"), tcp4(3, "R"),      # closed by RST
                              tcp4(4, "FA"), tcp4(4, "S")])    # FIN, then a new SYN: open again
         assert sled.dp.flow_count() == 4
-        t_gone = wait_for(lambda: sled.dp.flow_count() == 2)
+        t_gone = sled.wait_for(lambda: sled.dp.flow_count() == 2)
         assert t_gone - t0 >= 0.2
         assert sled.counters()["flows_expired"] == 2
         time.sleep(0.3)  # past the closed timeout again: the open flows stay
@@ -165,7 +157,7 @@ def test_room_freed_by_expiry_is_used_again(eal):
         sled.send("guest0", [udp4(i) for i in range(100)])
         capacity = sled.dp.flow_count()
         assert sled.counters()["flow_table_full"] == 100 - capacity
-        wait_for(lambda: sled.dp.flow_count() == 0)
+        sled.wait_for(lambda: sled.dp.flow_count() == 0)
         sled.send("guest0", [udp4(i) for i in range(100, 100 + capacity)])
         c = sled.counters()
         assert sled.dp.flow_count() == capacity
@@ -251,7 +243,7 @@ def send_as_one_burst(sled, frames: list[bytes]) -> None:
     backlog = [encap(INNER_OTHER_MAC)] * 2000
     assert sled.dp.inject("uplink0", backlog) == len(backlog)
     assert sled.dp.inject("guest0", frames) == len(frames)
-    wait_for(lambda: (sled.counters()["rx_guest_packets"] - before["rx_guest_packets"],
+    sled.wait_for(lambda: (sled.counters()["rx_guest_packets"] - before["rx_guest_packets"],
                       sled.counters()["rx_uplink_packets"] - before["rx_uplink_packets"]) == (len(frames), 2000))
     sled.dp.quiesce()
 

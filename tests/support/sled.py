@@ -1,7 +1,7 @@
 """A sled on ring ports: the real data plane, fed and drained from the test."""
 from __future__ import annotations
 
-import time
+from collections.abc import Callable
 from contextlib import contextmanager
 from dataclasses import replace
 
@@ -21,6 +21,7 @@ from opte_fast.tools.sample import (
     uplink_name,
 )
 from tests.support.flowhash import TEST_HASH_KEY
+from tests.support.worker_clock import WorkerClock, wait_on_workers
 
 SWITCH_MACS = [switch_mac(i) for i in range(16)]
 gateway = switch_gateway
@@ -31,21 +32,33 @@ default_state = anycast_state
 class Sled:
     def __init__(self, dp: Dataplane):
         self.dp = dp
+        self._clock: WorkerClock | None = None
+
+    @property
+    def clock(self) -> WorkerClock:
+        """The CPU time of the started data plane's workers (tests/support/worker_clock.py)."""
+        if self._clock is None:
+            self._clock = WorkerClock([w["lcore"] for w in self.dp.workers()])
+        return self._clock
+
+    def wait_for(self, cond: Callable[[], bool], budget_s: float = 3.0) -> float:
+        """Poll until cond() holds, giving the workers budget_s on their CPUs; the monotonic time it first did."""
+        return wait_on_workers(self.clock, cond, budget_s, lambda: "condition not reached")
 
     def counters(self) -> dict[str, int]:
         return self.dp.counters()
 
     def send(self, port: str, frames: list[bytes], timeout_s: float = 5.0, **chained) -> None:
-        """Inject frames and return once the workers have received and finished them. With one
-        worker only: a frame handed to another worker may still wait on its ring (wait for what
-        leaves instead, as tests/test_multi_worker.py does). `chained`: segment_bytes, tso_segsz,
-        csum_partial (Dataplane.inject)."""
+        """Inject frames and return once the workers have received and finished them: within
+        timeout_s of the workers' time on their CPUs, however long a busy machine keeps them off.
+        With one worker only: a frame handed to another worker may still wait on its ring (wait for
+        what leaves instead, as tests/test_multi_worker.py does). `chained`: segment_bytes,
+        tso_segsz, csum_partial (Dataplane.inject)."""
+        clock = self.clock
         before = self._received()
         assert self.dp.inject(port, frames, **chained) == len(frames), "ring full"
-        deadline = time.monotonic() + timeout_s
-        while self._received() < before + len(frames):
-            assert time.monotonic() < deadline, f"data plane took {len(frames)} frames but processed {self._received() - before}"
-            time.sleep(0.001)
+        wait_on_workers(clock, lambda: self._received() >= before + len(frames), timeout_s,
+                        lambda: f"data plane took {len(frames)} frames but processed {self._received() - before}")
         self.dp.quiesce()
 
     def recv(self, port: str) -> list[bytes]:
