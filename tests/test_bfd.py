@@ -22,9 +22,8 @@ import time
 
 import pytest
 from click.testing import CliRunner
-from scapy.all import UDP, Ether, IPv6, Raw, raw
+from scapy.all import UDP, Ether, IPv6, raw
 from scapy.contrib.bfd import BFD
-from scapy.layers.inet import IP
 
 from opte_fast.api.ctl import ctl
 from opte_fast.api.server import ControlAPI, ControlServer
@@ -44,8 +43,10 @@ from opte_fast.controlplane.state import V2B, Tep
 from opte_fast.tools.sample import TEP, TEP_PREFIX, switch_gateway, switch_mac
 from tests.support.bfd_lab import bfd_switch_lab, link_local, nexthop_up
 from tests.support.cli import sled_toml
-from tests.support.sled import GATEWAY_MAC, GUEST_IP4, GUEST_MAC, default_state, ring_sled
+from tests.support.frames import udp_flows
+from tests.support.sled import default_state, ring_sled
 from tests.support.tools import needs_tools
+from tests.support.wait import wait_for
 
 needs_root = pytest.mark.skipif(os.geteuid() != 0, reason="taps, namespaces and FRR need root")
 FAST = BfdSettings("on", desired_min_tx_ms=10, required_min_rx_ms=10, detect_multiplier=3)
@@ -55,19 +56,6 @@ FAST = BfdSettings("on", desired_min_tx_ms=10, required_min_rx_ms=10, detect_mul
 # as such; bench/bfd_failover.py measures 10 ms x 3 and 50 ms x 3.
 LAB = BfdSettings("on", desired_min_tx_ms=100, required_min_rx_ms=100, detect_multiplier=3)
 PEER_DISC = 0x1234ABCD
-
-
-def udp_flows(n: int, first_port: int = 1000) -> list[bytes]:
-    return [raw(Ether(src=GUEST_MAC, dst=GATEWAY_MAC) / IP(src=str(GUEST_IP4), dst="198.51.100.7")
-                / UDP(sport=first_port + i, dport=53) / Raw(b"q")) for i in range(n)]
-
-
-def wait_for(cond, timeout_s: float = 5.0, what: str = "condition"):
-    deadline = time.monotonic() + timeout_s
-    while not (result := cond()):
-        assert time.monotonic() < deadline, f"{what} not reached within {timeout_s} s"
-        time.sleep(0.002)
-    return result
 
 
 def bfd_frames(frames: list[bytes]) -> list[Ether]:
@@ -157,7 +145,7 @@ def test_a_session_speaks_from_the_uplinks_link_local_address_comes_up_and_a_sil
             wait_for(lambda: dp.bfd_sessions()[0]["state"] == 1, what="the session Down")
             s = dp.bfd_sessions()[0]
             assert (s["diag"], s["downs"], s["remote_disc"]) == (1, 1, 0)
-            wait_for(lambda: not next(n for n in dp.paths()["nexthops"] if n["uplink"] == "uplink0")["up"],
+            wait_for(lambda: not nexthop_up(dp, "uplink0"),
                      what="nexthop uplink0 down")
             migrated = dp.counters()["flows_migrated"]
             dp.inject("guest0", flows)

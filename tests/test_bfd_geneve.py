@@ -33,7 +33,8 @@ from tests.support.geneve import BOUNDARY_MAC, BOUNDARY_VNI, encapsulate
 from tests.support.sled import UNDERLAY, default_state, ring_sled
 from tests.support.tools import needs_tools
 from tests.support.tunnel_bfd import decap_flow, tunnel_bfd_endpoint
-from tests.test_bfd import FAST, LAB, wait_for
+from tests.support.wait import wait_for
+from tests.test_bfd import FAST, LAB
 from tests.test_e2e_ovs import e2e_sled, needs_lab_tools, needs_root, ping
 
 OFF = BfdSettings("off")

@@ -52,9 +52,11 @@ import pytest
 
 from opte_fast.controlplane.dataplane import Dataplane, DataplaneOptions
 from opte_fast.controlplane.state import V2B, DesiredState, GuestPort, Nexthop, Route, Tep, Underlay
+from tests.support.checksums import internet_checksum
 from tests.support.geneve import BOUNDARY_VNI, GENEVE_PORT
 from tests.support.netns import Frame, Netns, namespace, run
 from tests.support.ovs import GATEWAY_V4, TEP, BoundaryLab, Guest, Internet, boundary_lab
+from tests.support.tap import tap_devargs
 from tests.support.tools import needs_tools
 
 needs_root = pytest.mark.skipif(os.geteuid() != 0, reason="namespaces, taps and Open vSwitch need root")
@@ -88,11 +90,6 @@ TEP_PREFIX = ipaddress.ip_network("fd00:99::/64")   # anycast: the one TEP's rou
 V2B_TEPS = ("fd00:99::1", "fd00:98::1")             # mode (a): switch i serves V2B_TEPS[i], route /64
 MODES = {"anycast": (TEP, TEP), "v2b": V2B_TEPS}
 RETURN_TABLE = 100  # internet-side routing table 100+i: default route through switch i
-
-
-def tap_devargs(iface: str) -> str:
-    """The DPDK device name must be unique in the process; `iface` already is."""
-    return f"net_tap_{iface},iface={iface}"
 
 
 Pin = tuple[str, str]  # where a flow goes: (uplink, TEP = outer destination)
@@ -163,10 +160,10 @@ def e2e_sled(mode: str, workers: tuple[int, ...]) -> Iterator[Sled]:
         dp = Dataplane(DataplaneOptions(underlay_addr=ipaddress.IPv6Address(lab.sled_address),
                                         flow_capacity=4096, n_mbufs=8191))
         try:
-            dp.add_port("guest0", f"{tap_devargs(guest_if)},mac={GUEST_GW_MAC}", "guest")
+            dp.add_port("guest0", tap_devargs(guest_if, GUEST_GW_MAC), "guest")
             nexthops = []
             for i, (link, ifname) in enumerate(zip(lab.uplinks, uplink_ifs)):
-                dp.add_port(f"uplink{i}", f"{tap_devargs(ifname)},mac={link.mac}", "uplink")
+                dp.add_port(f"uplink{i}", tap_devargs(ifname, link.mac), "uplink")
                 nexthops.append(Nexthop(f"uplink{i}", ipaddress.IPv6Address(f"fe80::{i + 1}"), link.nexthop_mac))
             sled = Sled(dp, lab, mode, guest_ns, guest_if, uplink_ifs, nexthops)
             dp.commit(sled.state())
@@ -215,15 +212,6 @@ def sled(request: pytest.FixtureRequest, eal: None) -> Iterator[Sled]:
 # -- helpers --------------------------------------------------------------------------------------
 
 
-def icmp_checksum(data: bytes) -> int:
-    if len(data) % 2:
-        data += b"\0"
-    total = sum(struct.unpack(f"!{len(data) // 2}H", data))
-    total = (total >> 16) + (total & 0xFFFF)
-    total += total >> 16
-    return ~total & 0xFFFF
-
-
 def ping(ns: Netns, dst: str, count: int = 3, timeout: float = 3.0, ident: int = 0x0fa5) -> list[int]:
     """ICMP echo from `ns` (no ping binary here) with identifier `ident` (one flow each): the sequence
     numbers answered."""
@@ -232,7 +220,7 @@ def ping(ns: Netns, dst: str, count: int = 3, timeout: float = 3.0, ident: int =
         for seq in range(1, count + 1):
             body = struct.pack("!HH", ident, seq) + b"opte-fast e2e ping" * 4
             header = struct.pack("!BBH", 8, 0, 0)
-            sock.sendto(struct.pack("!BBH", 8, 0, icmp_checksum(header + body)) + body, (dst, 0))
+            sock.sendto(struct.pack("!BBH", 8, 0, internet_checksum(header + body)) + body, (dst, 0))
             deadline = time.monotonic() + timeout
             while time.monotonic() < deadline:
                 sock.settimeout(max(deadline - time.monotonic(), 0.01))

@@ -39,7 +39,18 @@ from opte_fast.controlplane.dataplane import Dataplane, DataplaneError, Dataplan
 from tests.support.cli import OPTE_FAST, sled_toml
 from tests.support.geneve import BOUNDARY_MAC, encapsulate
 from tests.support.netns import Netns, namespace, run
-from tests.support.sled import GATEWAY_MAC, GUEST_IP4, GUEST_MAC, GUEST_VNI, SWITCH_MACS, TEP, UNDERLAY, default_state
+from tests.support.sled import (
+    GATEWAY_MAC,
+    GUEST_IP4,
+    GUEST_MAC,
+    GUEST_VNI,
+    SWITCH_MACS,
+    TEP,
+    UNDERLAY,
+    default_state,
+    delta,
+)
+from tests.support.tap import tap_devargs
 
 needs_root = pytest.mark.skipif(os.geteuid() != 0, reason="taps and namespaces need root")
 
@@ -99,7 +110,7 @@ def host_sled() -> Iterator[HostSled]:
         try:
             dp.add_ring_port("guest0", "guest")
             dp.add_ring_port("uplink0", "uplink")
-            dp.add_port("uplink0.kernel", f"net_tap_{tap},iface={tap}", "exception")
+            dp.add_port("uplink0.kernel", tap_devargs(tap), "exception")
             dp.set_exception("uplink0", "uplink0.kernel")
             dp.commit(default_state(1))
             dp.start([1])
@@ -143,10 +154,6 @@ def is_advert(frame: bytes, target: str) -> bool:
 def is_udp_from(frame: bytes, sport: int) -> bool:
     pkt = Ether(frame)
     return IPv6 in pkt and pkt[IPv6].nh == 17 and UDP in pkt and pkt[UDP].sport == sport
-
-
-def delta(after: dict[str, int], before: dict[str, int]) -> dict[str, int]:
-    return {k: v - before[k] for k, v in after.items() if v != before[k]}
 
 
 @needs_root

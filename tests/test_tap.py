@@ -37,16 +37,12 @@ from tests.support.sled import (
     SWITCH_MACS,
     TEP,
     UNDERLAY,
+    delta,
     gateway,
 )
+from tests.support.tap import tap_devargs
 
 needs_root = pytest.mark.skipif(os.geteuid() != 0, reason="taps and namespaces need root")
-
-def tap_devargs(iface: str) -> str:
-    """net_tap devargs for a kernel interface `iface`; the DPDK device name (which must be unique in
-    the process: one EAL for the whole pytest run) is derived from the already unique `iface`."""
-    return f"net_tap_{iface},iface={iface}"
-
 
 def tap_state(guest_port: str, uplink_port: str) -> DesiredState:
     """default_state(1) with the ports named as this test's ports."""
@@ -96,12 +92,6 @@ def tap_sled() -> Iterator[TapSled]:
             dp.close()
 
 
-def delta(after: dict[str, int], before: dict[str, int]) -> dict[str, int]:
-    """Counter changes (the kernel may write a frame or two into a tap while it is still up in the
-    root namespace with IPv6 on, before it is moved)."""
-    return {k: v - before[k] for k, v in after.items() if v != before[k]}
-
-
 def geneve_out(frame: Frame) -> bool:
     return frame.incoming and decode(frame.data) is not None
 
@@ -116,6 +106,8 @@ def test_guest_frames_leave_the_uplink_tap_as_geneve_and_geneve_comes_back_decap
                           / UDP(sport=41000, dport=53) / b"tap-v6"))
         sent.append(bytes(Ether(src=GUEST_MAC, dst=GATEWAY_MAC) / IP(src=str(GUEST_IP4), dst="203.0.113.1")
                           / ICMP(id=7, seq=1) / b"ping"))
+        # changes only: the kernel may write a frame or two into a tap while it is still up in the
+        # root namespace with IPv6 on, before it is moved
         before = sled.dp.counters()
         with sled.uplink_ns.capture(sled.uplink_if) as capture:
             sled.guest_ns.send(sled.guest_if, *sent)

@@ -18,6 +18,7 @@ from opte_fast.tools.sample import anycast_state, switch_gateway, switch_mac, up
 
 from .frr import Bfdd, peer_config
 from .netns import Netns, namespace, run
+from .tap import tap_devargs
 
 
 def link_local(mac: str) -> ipaddress.IPv6Address:
@@ -63,7 +64,7 @@ def bfd_switch_lab(settings: BfdSettings, *, flow_capacity: int = 4096, n_mbufs:
         stack.callback(dp.close)
         dp.add_ring_port("guest0", "guest")
         for i, (ifname, mac) in enumerate(zip(ifnames, macs)):
-            dp.add_port(uplink_name(i), f"net_tap_{ifname},iface={ifname},mac={mac}", "uplink")
+            dp.add_port(uplink_name(i), tap_devargs(ifname, mac), "uplink")
         dp.commit(state)
         dp.start([1])
         bfdds = []

@@ -31,8 +31,13 @@ DROP_COUNTERS = tuple(name for name, drop in zip(_dataplane.counter_names(), _da
 
 
 def drops(counters: dict[str, int]) -> dict[str, int]:
-    """The drop counters (csrc/counters.def's OF_DROP) that are not zero."""
-    return {name: counters[name] for name in DROP_COUNTERS if counters[name]}
+    """The drop counters (csrc/counters.def's OF_DROP) that are not zero (of all counters, or of a `delta`)."""
+    return {name: counters[name] for name in DROP_COUNTERS if counters.get(name)}
+
+
+def delta(after: dict[str, int], before: dict[str, int]) -> dict[str, int]:
+    """The counters that changed from `before` to `after`, by how much."""
+    return {k: v - before[k] for k, v in after.items() if v != before[k]}
 
 
 def with_nexthop_up(state: DesiredState, index: int, up: bool) -> DesiredState:
