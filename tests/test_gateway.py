@@ -26,18 +26,13 @@ from scapy.all import (
 )
 from scapy.layers.inet6 import in6_getnsma, in6_getnsmac
 
-from tests.support.sled import GATEWAY_MAC, GUEST_IP4, GUEST_IP6, GUEST_MAC, TEP, ring_sled
-from tests.test_inbound import DROP_COUNTERS
+from tests.support.sled import GATEWAY_MAC, GUEST_IP4, GUEST_IP6, GUEST_MAC, TEP, drops, ring_sled
 
 OTHER_MAC = "02:00:00:00:00:99"
 BOUNDARY_MAC = bytes.fromhex("a84025777777")
 OUTER_HDR_LEN = 70
 GUEST_LL = "fe80::ff:fe00:1"           # fe80:: with the EUI-64 of GUEST_MAC, 02:00:00:00:00:01
 GATEWAY_LL = "fe80::aa40:25ff:feff:1"  # and of GATEWAY_MAC, a8:40:25:ff:00:01
-
-
-def drops(c: dict[str, int]) -> dict[str, int]:
-    return {k: c[k] for k in DROP_COUNTERS if c[k]}
 
 
 def arp_request(target: str, *, eth_src: str = GUEST_MAC, hwsrc: str = GUEST_MAC, psrc: str = str(GUEST_IP4),

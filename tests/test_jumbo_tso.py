@@ -12,6 +12,8 @@ import pytest
 from scapy.all import ICMP, IP, TCP, UDP, Ether, IPv6, IPv6ExtHdrDestOpt, PadN, Raw, raw
 
 from tests.support.checksums import checksums_hold
+from tests.support.flowhash import flow_hash
+from tests.support.geneve import BOUNDARY_MAC
 from tests.support.sled import (
     GATEWAY_MAC,
     GUEST_IP4,
@@ -21,11 +23,11 @@ from tests.support.sled import (
     SWITCH_MACS,
     TEP,
     default_state,
+    drops,
     ring_sled,
 )
-from tests.test_gateway import drops
 from tests.test_inbound import delivered, encap
-from tests.test_outbound import BOUNDARY_MAC, expected_frame, flow_hash
+from tests.test_outbound import expected_frame
 
 PAYLOAD = bytes(range(251)) * 256  # 64 KB that show any misplaced byte (251: no period of 256)
 

@@ -14,6 +14,8 @@ from scapy.contrib.geneve import GENEVE
 
 from opte_fast.controlplane.state import V2B, V2P, Tep
 from tests.support.flowhash import flow_hash
+from tests.support.frames import mac_bytes
+from tests.support.geneve import BOUNDARY_MAC
 from tests.support.sled import (
     GATEWAY_MAC,
     GUEST_IP4,
@@ -27,20 +29,16 @@ from tests.support.sled import (
     ring_sled,
 )
 
-BOUNDARY_MAC = "a8:40:25:77:77:77"
-def mac(text: str) -> bytes:
-    return bytes.fromhex(text.replace(":", ""))
-
 
 def expected_frame(inner: bytes, h: int, nexthop_mac: str, uplink_mac: str, dst: ipaddress.IPv6Address,
                    vni: int, inner_dst_mac: str, udp_sport_min=49152, udp_sport_max=65535) -> bytes:
     sport = udp_sport_min + ((h * (udp_sport_max - udp_sport_min + 1)) >> 32)
     udp_len = 8 + 8 + len(inner)
-    return (mac(nexthop_mac) + mac(uplink_mac) + b"\x86\xdd"
+    return (mac_bytes(nexthop_mac) + mac_bytes(uplink_mac) + b"\x86\xdd"
             + struct.pack(">IHBB", (6 << 28) | (h & 0xFFFFF), udp_len, 17, 128) + UNDERLAY.packed + dst.packed
             + struct.pack(">HHHH", sport, 6081, udp_len, 0)
             + bytes([0, 0]) + b"\x65\x58" + vni.to_bytes(3, "big") + b"\0"
-            + mac(inner_dst_mac) + inner[6:])
+            + mac_bytes(inner_dst_mac) + inner[6:])
 
 
 CASES = {
