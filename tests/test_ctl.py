@@ -16,9 +16,6 @@ import time
 import pytest
 from click.testing import CliRunner
 from scapy.all import IP, UDP, Ether, raw
-from support.flowhash import flow_hash, nexthop_hash
-from support.geneve import BOUNDARY_MAC, encapsulate
-from support.sled import GATEWAY_MAC, GUEST_IP4, GUEST_IP6, GUEST_MAC, GUEST_VNI, ring_sled
 
 from opte_fast.api.client import ControlClient
 from opte_fast.api.ctl import ctl
@@ -29,6 +26,9 @@ from opte_fast.controlplane.links import Links
 from opte_fast.controlplane.routesync import NoRoutes
 from opte_fast.controlplane.state import V2B, V2P, DesiredState, GuestPort, Nexthop, Route, Tep, Underlay
 from opte_fast.tools.demo import guest_frame
+from tests.support.flowhash import flow_hash, nexthop_hash
+from tests.support.geneve import BOUNDARY_MAC, encapsulate
+from tests.support.sled import GATEWAY_MAC, GUEST_IP4, GUEST_IP6, GUEST_MAC, GUEST_VNI, ring_sled
 
 A = ipaddress.ip_address
 N = ipaddress.ip_network

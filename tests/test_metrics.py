@@ -14,8 +14,6 @@ import urllib.request
 
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
-from support.cli import OPTE_FAST, sled_toml
-from support.sled import ring_sled
 
 from opte_fast.api.server import ControlAPI
 from opte_fast.config.loader import ConfigError, load_config
@@ -24,6 +22,8 @@ from opte_fast.controlplane.metrics import DataplaneCollector, MetricsServer
 from opte_fast.controlplane.routesync import NoRoutes
 from opte_fast.tools.demo import guest_frame
 from opte_fast.tools.sample import GUEST_MAC, TEP, anycast_state
+from tests.support.cli import OPTE_FAST, sled_toml
+from tests.support.sled import ring_sled
 
 FLOWS = 64
 

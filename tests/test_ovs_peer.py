@@ -18,7 +18,8 @@ from scapy.layers.inet import ICMP, IP, UDP
 from scapy.layers.inet6 import ICMPv6EchoReply, ICMPv6EchoRequest, IPv6
 from scapy.layers.l2 import Ether
 from scapy.packet import Packet
-from support.geneve import (
+
+from tests.support.geneve import (
     BOUNDARY_MAC,
     BOUNDARY_VNI,
     ENTROPY_PORTS,
@@ -32,9 +33,9 @@ from support.geneve import (
     is_neighbor_solicitation,
     neighbor_advertisement,
 )
-from support.netns import Frame, run
-from support.ovs import TEP, BoundaryLab, Guest, boundary_lab
-from support.tools import needs_tools
+from tests.support.netns import Frame, run
+from tests.support.ovs import TEP, BoundaryLab, Guest, boundary_lab
+from tests.support.tools import needs_tools
 
 needs_root = pytest.mark.skipif(os.geteuid() != 0, reason="namespaces and Open vSwitch need root")
 pytestmark = needs_tools("ovs-vsctl", "ovsdb-server", "tshark")
