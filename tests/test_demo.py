@@ -54,6 +54,8 @@ def test_demo_run_end_to_end() -> None:
 
     carried = re.search(r"withdrawn nexthop 2 carried ([\d,]+) flows: all ([\d,]+) moved to survivors", out)
     assert carried, report
+    # The demo's flows hash under a key of its own run: how many a nexthop carries is not known, only that
+    # the claims below were put to the test by some.
     assert number(carried[1]) > 0 and number(carried[2]) == number(carried[1]), report
     assert number(re.search(r"([\d,]+) other flows moved", out)[1]) == 0, report
     assert number(re.search(r"([\d,]+) packets reordered", out)[1]) == 0, report

@@ -37,7 +37,7 @@ def logged():
 
 
 def strip(line: dict) -> dict:
-    assert line.pop("time").endswith("Z") and line.pop("commit_ms", 0) >= 0
+    assert line.pop("time").endswith("Z") and line.pop("commit_ms", 0) >= 0  # a duration: only its presence
     return line
 
 

@@ -168,7 +168,8 @@ def test_uplink_control_traffic_reaches_the_kernel_and_the_kernel_answers_throug
         assert (pkt[IPv6].src, pkt[IPv6].dst, pkt[IPv6].hlim) == (KERNEL_LL, PEER_LL, 255)
         assert pkt[ICMPv6ND_NA].S == 1 and pkt[ICMPv6NDOptDstLLAddr].lladdr == sled.tap_mac
         c = delta(sled.dp.counters(), before)
-        assert c.get("tx_exception_packets", 0) >= 1 and c.get("rx_exception_packets", 0) >= 1, c
+        # only the solicitation came in on the uplink; the kernel may send its own MLD reports besides the answer
+        assert c["tx_exception_packets"] == 1 and c.get("rx_exception_packets", 0) >= 1, c
         assert c.get("ndp_replies", 0) == 0 and c.get("not_geneve", 0) == 0, c
 
         # -- ddm discovery (UDP 0xddd) from the switch reaches a socket of the host --------------
@@ -196,6 +197,7 @@ def test_uplink_control_traffic_reaches_the_kernel_and_the_kernel_answers_throug
         udp_bytes = raw(pkt[IPv6].payload)[:pkt[UDP].len]
         assert pkt[UDP].chksum != 0 and in6_chksum(17, pkt[IPv6], udp_bytes) == 0
         c = delta(sled.dp.counters(), before)
+        # the kernel may send its own MLD reports besides the datagram
         assert c.get("rx_exception_packets", 0) >= 1 and c.get("tx_uplink_packets", 0) >= 1, c
 
         # -- Geneve for this sled on the same uplink still goes to the guest, not the kernel -----

@@ -94,7 +94,8 @@ def test_counters_ports_paths_and_flows_move_with_traffic(served):
     gone = (("gateway", "fe80::2"), ("prefix", "fd00:99::/64"), ("uplink", "uplink1"))
     assert (("opte_fast_nexthop_up", gone)) not in moved  # withdrawn: no longer a member
     assert moved[("opte_fast_flows_migrated_total", ())] == out[1] // 2
-    assert moved[("opte_fast_commits_total", ())] == 2 and moved[("opte_fast_commit_seconds_max", ())] > 0
+    assert moved[("opte_fast_commits_total", ())] == 2
+    assert moved[("opte_fast_commit_seconds_max", ())] > 0  # a duration: only that one was measured
 
 
 class RouteSyncCounts:

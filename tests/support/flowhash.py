@@ -33,6 +33,11 @@ def nexthop_hash(h: int) -> int:
     return ((h << 16) | (h >> 16)) & 0xFFFFFFFF
 
 
+def entropy_port(h: int, sport_min: int = 49152, sport_max: int = 65535) -> int:
+    """csrc/outbound.c: the outer UDP source port of a flow with hash `h`, the hash scaled onto the range."""
+    return sport_min + ((h * (sport_max - sport_min + 1)) >> 32)
+
+
 N_BUCKETS = DataplaneOptions.n_buckets  # a resilient table's buckets, unless a test asks for others
 
 
