@@ -26,7 +26,7 @@ from opte_fast.controlplane.links import Links
 from opte_fast.controlplane.routesync import NoRoutes
 from opte_fast.controlplane.state import V2B, V2P, DesiredState, GuestPort, Nexthop, Route, Tep, Underlay
 from opte_fast.tools.demo import guest_frame
-from tests.support.flowhash import flow_hash, nexthop_hash
+from tests.support.flowhash import flow_hash, nexthop_bucket, tep_bucket
 from tests.support.geneve import BOUNDARY_MAC, encapsulate
 from tests.support.sled import GATEWAY_MAC, GUEST_IP4, GUEST_IP6, GUEST_MAC, GUEST_VNI, ring_sled
 
@@ -310,9 +310,9 @@ def test_trace_a_pinned_flow_and_a_dropped_destination(live):
     assert h == flow_hash(GUEST_VNI, 17, GUEST_IP4, "198.18.0.1", 32768, 443)
     with Sender(live, [guest_frame(0)]):
         out = live.ctl("trace", "--match", "dst=198.18.0.1,proto=udp,port=443", "--count", "2").output
-    line = (f"lcore 1  out  udp 10.0.0.2:32768 > 198.18.0.1:443 vni 7  flow hit  v2b 0.0.0.0/0 bucket {h & 4095} -> "
+    line = (f"lcore 1  out  udp 10.0.0.2:32768 > 198.18.0.1:443 vni 7  flow hit  v2b 0.0.0.0/0 bucket {tep_bucket(h)} -> "
             f"{flow['tep']}  route fd00:99::/64 bucket "
-            f"{nexthop_hash(h) & 4095} -> {hop}  => pinned: tep {flow['tep']} via {hop}")
+            f"{nexthop_bucket(h)} -> {hop}  => pinned: tep {flow['tep']} via {hop}")
     assert out == f"{line}\n{line}\n"
     # No V2B entry covers an IPv6 destination here: each frame is a miss, dropped for that reason.
     v6 = bytes.fromhex(GATEWAY_MAC.replace(":", "")) + bytes.fromhex(GUEST_MAC.replace(":", "")) + b"\x86\xdd" + \
