@@ -49,8 +49,8 @@ from scapy.layers.dhcp6 import (
 )
 
 from tests.support.checksums import checksums_hold
+from tests.support.gateway import GATEWAY_LL, GUEST_LL
 from tests.support.sled import GATEWAY_MAC, GUEST_IP4, GUEST_IP6, GUEST_MAC, default_state, drops, ring_sled
-from tests.test_gateway import GATEWAY_LL, GUEST_LL
 
 GATEWAY_IP4 = "10.0.0.1"  # the first address of the guest's 10.0.0.0/24
 DNS = (ipaddress.ip_address("10.0.0.53"), ipaddress.ip_address("9.9.9.9"), ipaddress.ip_address("fd77::53"))
