@@ -4,9 +4,9 @@
   field), the three-way handshake, the detection time, and a silent peer taking exactly its nexthop's
   flows away while a nexthop whose peer never spoke BFD stays in use.
 - net_tap uplinks into two switch namespaces running FRR's bfdd (a real, independent BFD): sessions come
-  up at 100 ms x 3 (LAB says why not 10); bfdd killed on one switch, or its BFD dropped with nft, marks
-  that nexthop down and moves exactly its flows; restored, the sessions come back and new flows use the
-  switch again.
+  up at 100 ms x 3 (LAB in tests/support/bfd_lab.py says why not 10); bfdd killed on one switch, or its
+  BFD dropped with nft, marks that nexthop down and moves exactly its flows; restored, the sessions come
+  back and new flows use the switch again.
 - Without DPDK: which sessions a state asks for, and which members a session's state takes down.
 """
 from __future__ import annotations
@@ -41,7 +41,7 @@ from opte_fast.controlplane.bfd import (
 from opte_fast.controlplane.dataplane import Dataplane
 from opte_fast.controlplane.state import V2B, Tep
 from opte_fast.tools.sample import TEP, TEP_PREFIX, switch_gateway, switch_mac
-from tests.support.bfd_lab import bfd_switch_lab, link_local, nexthop_up
+from tests.support.bfd_lab import FAST, LAB, bfd_switch_lab, link_local, nexthop_up
 from tests.support.cli import sled_toml
 from tests.support.frames import udp_flows
 from tests.support.sled import default_state, ring_sled
@@ -49,12 +49,6 @@ from tests.support.tools import needs_tools
 from tests.support.wait import wait_for
 
 needs_root = pytest.mark.skipif(os.geteuid() != 0, reason="taps, namespaces and FRR need root")
-FAST = BfdSettings("on", desired_min_tx_ms=10, required_min_rx_ms=10, detect_multiplier=3)
-# Against bfdd: 100 ms x 3. The worker that receives and sends BFD's frames shares two CPUs with every other
-# suite on this machine (load averages of 10 to 30 seen, and sessions at 50 ms x 3 failing together when
-# the worker went unscheduled), and a starved worker is a path that does not forward, which BFD reports
-# as such; bench/bfd_failover.py measures 10 ms x 3 and 50 ms x 3.
-LAB = BfdSettings("on", desired_min_tx_ms=100, required_min_rx_ms=100, detect_multiplier=3)
 PEER_DISC = 0x1234ABCD
 
 

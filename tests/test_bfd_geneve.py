@@ -26,16 +26,15 @@ from opte_fast.config.loader import ConfigError, load_config
 from opte_fast.controlplane.bfd import Bfd, BfdConfig, BfdSettings, Session, bfd_metrics, wanted_sessions
 from opte_fast.controlplane.dataplane import DataplaneError
 from opte_fast.tools.sample import TEP, switch_mac
-from tests.support.bfd_lab import tep_up
+from tests.support.bfd_lab import FAST, LAB, tep_up
 from tests.support.cli import sled_toml
+from tests.support.e2e import e2e_sled, needs_lab_tools, needs_root, ping
 from tests.support.frr import Bfdd, peer_config
 from tests.support.geneve import BOUNDARY_MAC, BOUNDARY_VNI, encapsulate
 from tests.support.sled import UNDERLAY, default_state, ring_sled
 from tests.support.tools import needs_tools
 from tests.support.tunnel_bfd import decap_flow, tunnel_bfd_endpoint
 from tests.support.wait import wait_for
-from tests.test_bfd import FAST, LAB
-from tests.test_e2e_ovs import e2e_sled, needs_lab_tools, needs_root, ping
 
 OFF = BfdSettings("off")
 TEP_DISC = 0x5EB0C0DE

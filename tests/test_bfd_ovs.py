@@ -17,12 +17,11 @@ import os
 import pytest
 
 from opte_fast.controlplane.bfd import Bfd, BfdConfig, BfdSettings
-from tests.support.bfd_lab import tep_up
+from tests.support.bfd_lab import LAB, tep_up
+from tests.support.e2e import e2e_sled, needs_lab_tools, needs_root, ping
 from tests.support.frr import Bfdd, peer_config
 from tests.support.tools import needs_tools
 from tests.support.wait import wait_for
-from tests.test_bfd import LAB
-from tests.test_e2e_ovs import e2e_sled, needs_lab_tools, needs_root, ping
 
 OFF = BfdSettings("off")
 
