@@ -45,10 +45,9 @@ from tests.support.bfd_lab import FAST, LAB, bfd_switch_lab, link_local, nexthop
 from tests.support.cli import sled_toml
 from tests.support.frames import udp_flows
 from tests.support.sled import default_state, ring_sled
-from tests.support.tools import needs_tools
+from tests.support.tools import needs_root, needs_tools
 from tests.support.wait import wait_for
 
-needs_root = pytest.mark.skipif(os.geteuid() != 0, reason="taps, namespaces and FRR need root")
 PEER_DISC = 0x1234ABCD
 
 
@@ -228,7 +227,7 @@ NFT_DROP_BFD = "table inet ofbfd { chain i { type filter hook input priority 0; 
                "chain o { type filter hook output priority 0; udp dport 3784 drop; }; }"
 
 
-@needs_root
+@needs_root("taps, namespaces and FRR")
 @needs_tools("nft", "vtysh")
 @pytest.mark.skipif(not (os.path.exists("/usr/lib/frr/bfdd")), reason="missing FRR's bfdd: run bash ci/install.sh")
 @pytest.mark.parametrize("failure", ["bfdd killed", "nft drops BFD"])

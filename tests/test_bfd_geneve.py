@@ -28,11 +28,11 @@ from opte_fast.controlplane.dataplane import DataplaneError
 from opte_fast.tools.sample import TEP, switch_mac
 from tests.support.bfd_lab import FAST, LAB, tep_up
 from tests.support.cli import sled_toml
-from tests.support.e2e import e2e_sled, needs_lab_tools, needs_root, ping
+from tests.support.e2e import e2e_sled, needs_lab_tools, ping
 from tests.support.frr import Bfdd, peer_config
 from tests.support.geneve import BOUNDARY_MAC, BOUNDARY_VNI, encapsulate
 from tests.support.sled import UNDERLAY, default_state, ring_sled
-from tests.support.tools import needs_tools
+from tests.support.tools import needs_root, needs_tools
 from tests.support.tunnel_bfd import decap_flow, tunnel_bfd_endpoint
 from tests.support.wait import wait_for
 
@@ -160,7 +160,7 @@ def pinned(dp) -> dict[int, str]:
     return {f["src_port"]: f["tep"] for f in dp.flows(1000) if f["proto"] == 1}
 
 
-@needs_root
+@needs_root("namespaces, taps and Open vSwitch")
 @needs_lab_tools
 @needs_tools("vtysh", "ethtool")
 @pytest.mark.skipif(not os.path.exists("/usr/lib/frr/bfdd"), reason="missing FRR's bfdd: run bash ci/install.sh")

@@ -2,7 +2,6 @@
 hand-made traffic, so a claim the demo prints is known to fail when the traffic is wrong."""
 from __future__ import annotations
 
-import os
 import re
 import subprocess
 import sys
@@ -10,7 +9,6 @@ import time
 from pathlib import Path
 from types import SimpleNamespace
 
-import pytest
 from scapy.all import IP, UDP, Ether
 
 from opte_fast.controlplane.dataplane import drops_of_injected_frames
@@ -28,6 +26,7 @@ from opte_fast.tools.demo import (
     guest_frame,
     switch_mac,
 )
+from tests.support.tools import needs_root
 
 REPO = Path(__file__).resolve().parents[1]
 N_UPLINKS = 4
@@ -39,7 +38,7 @@ def number(text: str) -> int:
     return int(text.replace(",", ""))
 
 
-@pytest.mark.skipif(os.geteuid() != 0, reason="DPDK needs root")
+@needs_root("DPDK")
 def test_demo_run_end_to_end() -> None:
     started = time.monotonic()
     proc = subprocess.Popen(

@@ -57,12 +57,12 @@ from tests.support.e2e import (
     Sled,
     e2e_sled,
     needs_lab_tools,
-    needs_root,
     ping,
 )
 from tests.support.geneve import BOUNDARY_VNI, GENEVE_PORT
 from tests.support.netns import Frame, Netns, run
 from tests.support.ovs import Internet
+from tests.support.tools import needs_root
 
 HTTP_PORT = 8080
 FILE_SIZE = 8 << 20
@@ -318,7 +318,7 @@ def web_server(inet: Internet, tmp_path: Path) -> Iterator[WebServer]:
 # -- the test -------------------------------------------------------------------------------------
 
 
-@needs_root
+@needs_root("namespaces, taps and Open vSwitch")
 @needs_lab_tools
 def test_guest_reaches_the_internet_through_two_ovs_switches_and_survives_losing_one(
         sled: Sled, tmp_path: Path) -> None:

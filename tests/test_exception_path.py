@@ -20,7 +20,6 @@ from __future__ import annotations
 import contextlib
 import ipaddress
 import json
-import os
 import secrets
 import signal
 import socket
@@ -51,8 +50,7 @@ from tests.support.sled import (
     delta,
 )
 from tests.support.tap import tap_devargs
-
-needs_root = pytest.mark.skipif(os.geteuid() != 0, reason="taps and namespaces need root")
+from tests.support.tools import needs_root
 
 DDM_PORT = 0xDDD
 KERNEL_LL = "fe80::ddd:1"     # the host kernel's address on the uplink (the routing daemon's)
@@ -156,7 +154,7 @@ def is_udp_from(frame: bytes, sport: int) -> bool:
     return IPv6 in pkt and pkt[IPv6].nh == 17 and UDP in pkt and pkt[UDP].sport == sport
 
 
-@needs_root
+@needs_root("taps and namespaces")
 def test_uplink_control_traffic_reaches_the_kernel_and_the_kernel_answers_through_the_uplink(eal) -> None:
     with host_sled() as sled:
         # -- NDP: the switch resolves the host's link-local address; the kernel answers -------------
@@ -235,7 +233,7 @@ def links(ns: Netns) -> set[str]:
     return {link["ifname"] for link in json.loads(ns.ip("-j", "link", "show"))}
 
 
-@needs_root
+@needs_root("taps and namespaces")
 def test_run_creates_a_kernel_interface_per_uplink_only_with_the_exception_path(tmp_path) -> None:
     runs = {}
     with namespace("excli") as ns:  # the taps appear here, and go with it whatever happens
@@ -284,7 +282,7 @@ def test_run_creates_a_kernel_interface_per_uplink_only_with_the_exception_path(
                     p.wait()
 
 
-@needs_root
+@needs_root("taps and namespaces")
 def test_run_with_netns_puts_the_kernel_interfaces_in_that_namespace_on_every_start(tmp_path) -> None:
     """`--netns NS`: the routing daemon runs in NS, so the uplinks' kernel interfaces are moved there, up
     and with the uplink's address, again after a restart, and go with the data plane when it stops."""

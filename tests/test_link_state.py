@@ -17,14 +17,11 @@ import dataclasses
 import io
 import ipaddress
 import json
-import os
 import secrets
 import signal
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
-
-import pytest
 
 from opte_fast.config.loader import PortSpec
 from opte_fast.controlplane.controller import Controller
@@ -39,9 +36,9 @@ from tests.support.frames import udp_flows
 from tests.support.netns import namespace
 from tests.support.sled import UNDERLAY, Sled, default_state, uplink
 from tests.support.tap import tap_devargs
+from tests.support.tools import needs_root
 from tests.support.wait import wait_for
 
-needs_root = pytest.mark.skipif(os.geteuid() != 0, reason="taps and namespaces need root")
 ROOT = Path(__file__).resolve().parent.parent
 
 N_FLOWS = 200
@@ -135,7 +132,7 @@ def tap_name(tag: str) -> str:
     return f"oftl{tag}"
 
 
-@needs_root
+@needs_root("taps and namespaces")
 def test_a_tap_uplink_whose_kernel_side_goes_down_loses_exactly_its_flows_by_lsc_interrupt(eal) -> None:
     tag = secrets.token_hex(3)
     with namespace("lsc") as ns:
@@ -159,7 +156,7 @@ def test_a_tap_uplink_whose_kernel_side_goes_down_loses_exactly_its_flows_by_lsc
         assert json.loads(ns.ip("-j", "link", "show")) == [json.loads(ns.ip("-j", "link", "show", "lo"))[0]]
 
 
-@needs_root
+@needs_root("taps and namespaces")
 def test_the_kernel_tap_of_an_uplink_loses_its_carrier_with_the_uplink_link(eal) -> None:
     tap = tap_name(secrets.token_hex(3))
     with namespace("carrier") as ns:
@@ -256,7 +253,7 @@ def test_with_follow_link_off_a_link_is_shown_but_never_applied() -> None:
 
 # --- opte-fast run, as an operator runs it ------------------------------------------------------
 
-@needs_root
+@needs_root("taps and namespaces")
 def test_run_follows_a_tap_uplink_link_in_its_nexthops_its_kernel_tap_port_list_and_log(tmp_path) -> None:
     tag = secrets.token_hex(2)
     devices = {"uplink0": f"oftr{tag}0", "uplink1": f"oftr{tag}1"}

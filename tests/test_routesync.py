@@ -42,8 +42,9 @@ from opte_fast.controlplane.routesync import (
 from opte_fast.controlplane.state import V2B, DesiredState, Nexthop, Route, Tep, Underlay
 from tests.support.fake_dataplane import FakeDataplane
 from tests.support.netns import Netns, namespace, veth
+from tests.support.tools import needs_root
 
-pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="needs root for network namespaces")
+pytestmark = needs_root("network namespaces")
 
 A = ipaddress.IPv6Address
 N = ipaddress.IPv6Network

@@ -13,13 +13,11 @@ from __future__ import annotations
 
 import contextlib
 import ipaddress
-import os
 import secrets
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-import pytest
 from scapy.layers.inet import ICMP, IP, UDP
 from scapy.layers.inet6 import IPv6
 from scapy.layers.l2 import Ether
@@ -41,8 +39,8 @@ from tests.support.sled import (
     gateway,
 )
 from tests.support.tap import tap_devargs
+from tests.support.tools import needs_root
 
-needs_root = pytest.mark.skipif(os.geteuid() != 0, reason="taps and namespaces need root")
 
 def tap_state(guest_port: str, uplink_port: str) -> DesiredState:
     """default_state(1) with the ports named as this test's ports."""
@@ -96,7 +94,7 @@ def geneve_out(frame: Frame) -> bool:
     return frame.incoming and decode(frame.data) is not None
 
 
-@needs_root
+@needs_root("taps and namespaces")
 def test_guest_frames_leave_the_uplink_tap_as_geneve_and_geneve_comes_back_decapsulated(eal) -> None:
     with tap_sled() as sled:
         # -- outbound: guest → uplink ------------------------------------------------------

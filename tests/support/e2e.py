@@ -7,15 +7,12 @@ from __future__ import annotations
 
 import contextlib
 import ipaddress
-import os
 import secrets
 import socket
 import struct
 import time
 from collections.abc import Collection, Iterator
 from dataclasses import dataclass
-
-import pytest
 
 from opte_fast.controlplane.dataplane import Dataplane, DataplaneOptions
 from opte_fast.controlplane.state import V2B, DesiredState, GuestPort, Nexthop, Route, Tep, Underlay
@@ -26,7 +23,6 @@ from .ovs import GATEWAY_V4, TEP, BoundaryLab, Guest, boundary_lab
 from .tap import tap_devargs
 from .tools import needs_tools
 
-needs_root = pytest.mark.skipif(os.geteuid() != 0, reason="namespaces, taps and Open vSwitch need root")
 needs_lab_tools = needs_tools("ovs-vsctl", "ovsdb-server", "tshark", "curl", "ss", "nstat")
 
 GATEWAY_IP = "10.0.0.1"
