@@ -12,7 +12,6 @@ from collections import Counter
 import pytest
 from scapy.all import (
     IP,
-    TCP,
     UDP,
     Ether,
     ICMPv6ND_NA,
@@ -28,13 +27,10 @@ from scapy.all import (
 from scapy.contrib.geneve import GENEVE
 from scapy.layers.inet6 import in6_getnsma, in6_getnsmac
 
-from tests.support.frames import mac_bytes
 from tests.support.geneve import BOUNDARY_MAC
 from tests.support.sled import DROP_COUNTERS as DROP_COUNTERS  # tests/test_flows.py takes it from here
 from tests.support.sled import (
-    GATEWAY_MAC,
     GUEST_IP4,
-    GUEST_IP6,
     GUEST_MAC,
     GUEST_VNI,
     SWITCH_MACS,
@@ -43,60 +39,18 @@ from tests.support.sled import (
     drops,
     ring_sled,
 )
-
-PEER = "fd00:99::1"  # boundary services' TEP, the outer source
-OXIDE = 0x0129
-
-
-
-def geneve_header(vni: int = GUEST_VNI, options: bytes = b"", version: int = 0, opt_words: int | None = None,
-                  flags: int = 0, protocol: int = 0x6558) -> bytes:
-    words = len(options) // 4 if opt_words is None else opt_words
-    return bytes([(version << 6) | words, flags]) + struct.pack(">H", protocol) + vni.to_bytes(3, "big") + b"\0" \
-        + options
-
-
-def option(cls: int, type_: int, body: bytes = b"") -> bytes:
-    assert len(body) % 4 == 0
-    return struct.pack(">HBB", cls, type_, len(body) // 4) + body
-
-
-def outer(payload: bytes, *, dst=UNDERLAY, dport: int = 6081, checksum: str = "zero",
-          hop_by_hop: bool = False, src=PEER) -> bytes:
-    """Ethernet / IPv6 [/ Hop-by-Hop] / UDP around a Geneve payload. checksum: zero, valid or wrong."""
-    ip6 = IPv6(src=str(src), dst=str(dst), hlim=64)
-    if hop_by_hop:
-        ip6 = ip6 / IPv6ExtHdrHopByHop()
-    pkt = Ether(src=SWITCH_MACS[0], dst="02:00:00:00:ff:00") / ip6 / UDP(
-        sport=50000, dport=dport, chksum=0 if checksum == "zero" else None) / Raw(payload)
-    frame = bytearray(raw(pkt))
-    if checksum == "wrong":
-        udp_off = len(frame) - len(payload) - 8
-        frame[udp_off + 6] ^= 0x5A
-        assert frame[udp_off + 6:udp_off + 8] != b"\0\0"
-    return bytes(frame)
-
-
-def encap(inner: bytes, **kw) -> bytes:
-    hdr = {k: kw.pop(k) for k in ("vni", "options", "version", "opt_words", "flags", "protocol") if k in kw}
-    return outer(geneve_header(**hdr) + inner, **kw)
-
-
-def udp_length(frame: bytes, delta: int) -> bytes:
-    """The frame with its outer UDP length field off by delta (IPv6 payload length kept)."""
-    (n,) = struct.unpack_from(">H", frame, 58)
-    return frame[:58] + struct.pack(">H", n + delta) + frame[60:]
-
-
-def delivered(inner: bytes) -> bytes:
-    """What guest0 must receive: the inner frame, source MAC = the gateway's."""
-    return inner[:6] + mac_bytes(GATEWAY_MAC) + inner[12:]
-
-
-INNER_TCP4 = raw(Ether(dst=GUEST_MAC, src=BOUNDARY_MAC) / IP(src="93.184.216.34", dst=str(GUEST_IP4), id=7, ttl=60)
-                 / TCP(sport=443, dport=40000, flags="SA", seq=1000, ack=1) / Raw(b"hello"))
-INNER_UDP6 = raw(Ether(dst=GUEST_MAC, src=BOUNDARY_MAC) / IPv6(src="2001:db8::53", dst=str(GUEST_IP6), hlim=60)
-                 / UDP(sport=53, dport=5353) / Raw(b"answer"))
+from tests.support.wire import (
+    INNER_TCP4,
+    INNER_UDP6,
+    OXIDE,
+    PEER,
+    delivered,
+    encap,
+    geneve_header,
+    option,
+    outer,
+    udp_length,
+)
 
 
 def test_expected_bytes_are_spelled_out():

@@ -5,7 +5,6 @@ with the flow hash computed independently (tests/support/flowhash.py: the keyed 
 48-byte key under the test key).
 """
 import ipaddress
-import struct
 import subprocess
 
 import pytest
@@ -14,7 +13,6 @@ from scapy.contrib.geneve import GENEVE
 
 from opte_fast.controlplane.state import V2B, V2P, Tep
 from tests.support.flowhash import entropy_port, flow_hash
-from tests.support.frames import mac_bytes
 from tests.support.geneve import BOUNDARY_MAC
 from tests.support.sled import (
     GATEWAY_MAC,
@@ -28,18 +26,7 @@ from tests.support.sled import (
     default_state,
     ring_sled,
 )
-
-
-def expected_frame(inner: bytes, h: int, nexthop_mac: str, uplink_mac: str, dst: ipaddress.IPv6Address,
-                   vni: int, inner_dst_mac: str, udp_sport_min=49152, udp_sport_max=65535) -> bytes:
-    sport = entropy_port(h, udp_sport_min, udp_sport_max)
-    udp_len = 8 + 8 + len(inner)
-    return (mac_bytes(nexthop_mac) + mac_bytes(uplink_mac) + b"\x86\xdd"
-            + struct.pack(">IHBB", (6 << 28) | (h & 0xFFFFF), udp_len, 17, 128) + UNDERLAY.packed + dst.packed
-            + struct.pack(">HHHH", sport, 6081, udp_len, 0)
-            + bytes([0, 0]) + b"\x65\x58" + vni.to_bytes(3, "big") + b"\0"
-            + mac_bytes(inner_dst_mac) + inner[6:])
-
+from tests.support.wire import outbound_frame
 
 CASES = {
     "ipv4-tcp": (Ether(src=GUEST_MAC, dst=GATEWAY_MAC) / IP(src=str(GUEST_IP4), dst="93.184.216.34", id=1)
@@ -72,7 +59,7 @@ def test_guest_to_internet_is_encapsulated_toward_boundary_services(eal, case):
         assert out[other] == []
         uplink_mac = next(p["mac"] for p in sled.dp.ports() if p["name"] == chosen)
         nexthop_mac = SWITCH_MACS[int(chosen[-1])]
-        assert out[chosen] == [expected_frame(inner, h, nexthop_mac, uplink_mac, TEP, 99, BOUNDARY_MAC)]
+        assert out[chosen] == [outbound_frame(inner, h, nexthop_mac, uplink_mac, TEP, 99, BOUNDARY_MAC)]
         c = sled.counters()
         assert (c["rx_guest_packets"], c["tx_uplink_packets"], c["flows_created"]) == (1, 1, 1)
 
@@ -90,7 +77,7 @@ def test_guest_to_guest_on_another_sled_uses_v2p(eal):
         chosen = sled.dp.flows(1)[0]["uplink"]
         uplink_mac = next(p["mac"] for p in sled.dp.ports() if p["name"] == chosen)
         out = sled.recv(chosen)
-        assert out == [expected_frame(inner, h, SWITCH_MACS[int(chosen[-1])], uplink_mac, peer_sled, GUEST_VNI,
+        assert out == [outbound_frame(inner, h, SWITCH_MACS[int(chosen[-1])], uplink_mac, peer_sled, GUEST_VNI,
                                       peer_mac)]
 
 

@@ -8,7 +8,7 @@ from scapy.all import IP, UDP, Ether, IPv6, Raw, raw
 
 from opte_fast.controlplane.state import V2P, Tep
 from tests.support.sled import GUEST_IP4, GUEST_IP6, GUEST_MAC, default_state, drops, ring_sled
-from tests.test_inbound import INNER_TCP4, INNER_UDP6, PEER, delivered, encap
+from tests.support.wire import INNER_TCP4, INNER_UDP6, PEER, delivered, encap
 
 SLED = ipaddress.IPv6Address("fd00:1122:3344:102::1")        # a peer sled
 SLED_GUEST4 = ipaddress.IPv4Address("10.0.0.9")              # a guest on it, in our VPC
