@@ -42,7 +42,7 @@ from opte_fast.controlplane.dataplane import Dataplane
 from opte_fast.controlplane.state import V2B, Tep
 from opte_fast.tools.sample import TEP, TEP_PREFIX, switch_gateway, switch_mac
 from tests.support.bfd_lab import FAST, LAB, bfd_switch_lab, link_local, nexthop_up
-from tests.support.cli import sled_toml
+from tests.support.cli import EXAMPLE_CONFIG, sled_toml
 from tests.support.frames import udp_flows
 from tests.support.sled import default_state, ring_sled
 from tests.support.tools import needs_root, needs_tools
@@ -311,12 +311,11 @@ def test_a_failed_session_takes_down_its_member_only_when_it_had_been_up_unless_
 
 
 def test_the_example_config_runs_bfd_off_by_default_with_one_uplink_on_at_its_own_interval():
-    from tests.test_config import EXAMPLE
-    config = load_config(EXAMPLE, {})
+    config = load_config(EXAMPLE_CONFIG, {})
     assert config.bfd.default == BfdSettings("off", 50, 50, 3)
     assert config.bfd.for_uplink("uplink1") == BfdSettings("on", 100, 50, 3)
     assert config.bfd.for_uplink("uplink0") == config.bfd.default
-    flags = load_config(EXAMPLE, {"bfd": "require", "bfd_tx_ms": "10", "bfd_rx_ms": "20", "bfd_multiplier": "5"})
+    flags = load_config(EXAMPLE_CONFIG, {"bfd": "require", "bfd_tx_ms": "10", "bfd_rx_ms": "20", "bfd_multiplier": "5"})
     assert flags.bfd.default == BfdSettings("require", 10, 20, 5)
     assert flags.bfd.for_uplink("uplink1") == BfdSettings("on", 100, 20, 5)  # the entry's own keys stay
 

@@ -196,7 +196,7 @@ def test_a_tep_whose_decapsulation_stops_is_marked_down_by_bfd_inside_the_tunnel
         on_failing = {i for i, tep in before.items() if tep == failing}
         assert set(before) == set(idents) and 0 < len(on_failing) < len(idents), before
         migrated = dp.counters()["flows_migrated"]
-        # a starved worker may have flapped a session before (test_bfd.py's LAB): count this failure's downs
+        # a starved worker may have flapped a session before (LAB in tests/support/bfd_lab.py): count this failure's downs
         downs = {r["peer"]: r["downs"] for r in bfd.bfd()["sessions"]}
 
         # -- switch 0's decap flow goes; br-ul, the TEP address on it and the sled's route stay -------
