@@ -39,7 +39,7 @@ from opte_fast.controlplane.bfd import (
     with_failures,
 )
 from opte_fast.controlplane.dataplane import Dataplane
-from opte_fast.controlplane.state import V2B, Tep
+from opte_fast.controlplane.state import V2B, Tep, mac_bytes
 from opte_fast.tools.sample import TEP, TEP_PREFIX, switch_gateway, switch_mac
 from tests.support.bfd_lab import FAST, LAB, bfd_switch_lab, link_local, nexthop_up
 from tests.support.cli import EXAMPLE_CONFIG, sled_toml
@@ -197,7 +197,7 @@ def test_frames_for_no_session_or_malformed_are_counted_and_the_exception_path_k
     with ring_sled(n_uplinks=1) as sled:
         dp = sled.dp
         ll0 = link_local(dp.ports()[1]["mac"])
-        dp.bfd_set([(False, switch_gateway(0).packed, 1, bytes.fromhex(switch_mac(0).replace(":", "")),
+        dp.bfd_set([(False, switch_gateway(0).packed, 1, mac_bytes(switch_mac(0)),
                      10_000, 10_000, 3)])
         good = peer_packet(1, 0, dst=ll0)
         p = Ether(good)

@@ -25,6 +25,7 @@ from scapy.contrib.geneve import GENEVE
 from opte_fast.config.loader import ConfigError, load_config
 from opte_fast.controlplane.bfd import Bfd, BfdConfig, BfdSettings, Session, bfd_metrics, wanted_sessions
 from opte_fast.controlplane.dataplane import DataplaneError
+from opte_fast.controlplane.state import mac_bytes
 from opte_fast.tools.sample import TEP, switch_mac
 from tests.support.bfd_lab import FAST, LAB, tep_up
 from tests.support.cli import sled_toml
@@ -127,7 +128,7 @@ def test_what_the_tunnel_brings_that_is_not_an_answer_for_a_session_is_counted_w
     with ring_sled(n_uplinks=1) as sled:
         dp = sled.dp
         mac0 = dp.ports()[1]["mac"]
-        mac = bytes.fromhex(switch_mac(0).replace(":", ""))
+        mac = mac_bytes(switch_mac(0))
         dp.bfd_set([(True, TEP.packed, 1, mac, 10_000, 10_000, 3, True, BOUNDARY_VNI)])
         good = tep_answer(1, 0, dst_mac=mac0)
         bad_sum = bytearray(good)

@@ -12,6 +12,7 @@ from types import SimpleNamespace
 from scapy.all import IP, UDP, Ether
 
 from opte_fast.controlplane.dataplane import drops_of_injected_frames
+from opte_fast.controlplane.state import mac_bytes
 from opte_fast.tools.demo import (
     FRAME_LEN,
     GATEWAY_MAC,
@@ -89,7 +90,7 @@ def test_guest_frame_is_what_scapy_sees() -> None:
 
 def encapsulated(uplink: int, flow: int, seq: int, mac: str | None = None) -> bytes:
     """What an uplink would carry: outer headers (only the nexthop MAC matters here) + the guest frame."""
-    outer = bytes.fromhex((mac or switch_mac(uplink)).replace(":", "")) + bytes(OUTER_LEN - 6)
+    outer = mac_bytes(mac or switch_mac(uplink)) + bytes(OUTER_LEN - 6)
     return outer + guest_frame(flow, seq)
 
 

@@ -35,6 +35,7 @@ from scapy.layers.inet import IP
 from scapy.layers.inet6 import in6_chksum, in6_getnsma, in6_getnsmac
 
 from opte_fast.controlplane.dataplane import Dataplane, DataplaneError, DataplaneOptions
+from opte_fast.controlplane.state import mac_bytes
 from tests.support.cli import OPTE_FAST, sled_toml
 from tests.support.geneve import BOUNDARY_MAC, encapsulate
 from tests.support.netns import Netns, namespace, run
@@ -207,7 +208,7 @@ def test_uplink_control_traffic_reaches_the_kernel_and_the_kernel_answers_throug
         with sled.ns.capture(sled.tap) as capture:
             before = sled.dp.counters()
             sled.inject([geneve])
-            assert sled.dp.collect("guest0") == [inner[:6] + bytes.fromhex(GATEWAY_MAC.replace(":", ""))
+            assert sled.dp.collect("guest0") == [inner[:6] + mac_bytes(GATEWAY_MAC)
                                                  + inner[12:]]
             time.sleep(0.1)
             leaked = [f for f in capture.frames if f.incoming and b"to the guest" in f.data]

@@ -24,7 +24,7 @@ from scapy.all import (
     raw,
 )
 
-from tests.support.frames import mac_bytes
+from opte_fast.controlplane.state import mac_bytes
 from tests.support.gateway import (
     GATEWAY_LL,
     GUEST_LL,

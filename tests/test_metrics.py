@@ -20,6 +20,7 @@ from opte_fast.config.loader import ConfigError, load_config
 from opte_fast.controlplane.controller import Controller
 from opte_fast.controlplane.metrics import DataplaneCollector, MetricsServer
 from opte_fast.controlplane.routesync import NoRoutes
+from opte_fast.controlplane.state import mac_bytes
 from opte_fast.tools.demo import guest_frame
 from opte_fast.tools.sample import GUEST_MAC, TEP, anycast_state
 from tests.support.cli import OPTE_FAST, sled_toml
@@ -60,7 +61,7 @@ def test_counters_ports_paths_and_flows_move_with_traffic(served):
 
     sled.send("guest0", [guest_frame(i) for i in range(FLOWS)] * 2)
     # from the guest's MAC with EtherType 0, not IP: one named drop
-    sled.send("guest0", [b"\x00" * 6 + bytes.fromhex(GUEST_MAC.replace(":", "")) + b"\x00" * 8])
+    sled.send("guest0", [b"\x00" * 6 + mac_bytes(GUEST_MAC) + b"\x00" * 8])
     out = [len(sled.recv(f"uplink{i}")) for i in range(2)]
     after = scrape(server.port)
 

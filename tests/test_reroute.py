@@ -14,7 +14,7 @@ import ipaddress
 
 from scapy.all import IP, UDP, Ether, Raw, raw
 
-from opte_fast.controlplane.state import V2B, V2P, Nexthop, Route, Tep
+from opte_fast.controlplane.state import V2B, V2P, Nexthop, Route, Tep, mac_bytes
 from tests.support.flowhash import N_BUCKETS, nexthop_bucket
 from tests.support.sled import GATEWAY_MAC, GUEST_IP4, GUEST_MAC, GUEST_VNI, default_state, gateway, ring_sled, uplink
 
@@ -95,7 +95,7 @@ def test_a_v2p_entry_for_a_boundary_bound_address_takes_its_flow_to_the_sled(eal
         sled.dp.commit(state.replace(v2p=(V2P(GUEST_VNI, ipaddress.IPv4Address(X), PEER_SLED, PEER_MAC),)))
         after = round_trip(sled, 2, dsts)
         assert outer_dst(after[X]) == PEER_SLED and vni(after[X]) == GUEST_VNI
-        assert after[X][2] == bytes.fromhex(PEER_MAC.replace(":", ""))
+        assert after[X][2] == mac_bytes(PEER_MAC)
         assert {d: after[d] for d in OTHERS} == {d: before[d] for d in OTHERS}
         assert moves(sled) == (1, 0, 0)
 

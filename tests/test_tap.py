@@ -23,7 +23,7 @@ from scapy.layers.inet6 import IPv6
 from scapy.layers.l2 import Ether
 
 from opte_fast.controlplane.dataplane import Dataplane, DataplaneOptions
-from opte_fast.controlplane.state import V2B, DesiredState, GuestPort, Nexthop, Route, Tep, Underlay
+from opte_fast.controlplane.state import V2B, DesiredState, GuestPort, Nexthop, Route, Tep, Underlay, mac_bytes
 from tests.support.geneve import BOUNDARY_MAC, BOUNDARY_VNI, GENEVE_PORT, decode, encapsulate
 from tests.support.netns import Frame, Netns, namespace, run
 from tests.support.sled import (
@@ -118,7 +118,7 @@ def test_guest_frames_leave_the_uplink_tap_as_geneve_and_geneve_comes_back_decap
         assert len(got) == len(sent), f"exactly one Geneve frame per guest frame:\n{capture.summary()}"
         by_inner = {g.inner_bytes: g for g in got}
         for frame in sent:
-            expected_inner = bytes.fromhex(BOUNDARY_MAC.replace(":", "")) + frame[6:]
+            expected_inner = mac_bytes(BOUNDARY_MAC) + frame[6:]
             assert expected_inner in by_inner, f"inner frame not found for {frame.hex()}"
             g = by_inner[expected_inner]
             assert (g.eth_dst, g.eth_src) == (SWITCH_MACS[0], sled.uplink_mac)
@@ -137,7 +137,7 @@ def test_guest_frames_leave_the_uplink_tap_as_geneve_and_geneve_comes_back_decap
         frames = [bytes(encapsulate(i, eth_src=SWITCH_MACS[0], eth_dst=sled.uplink_mac, src=str(TEP),
                                     dst=str(UNDERLAY), vni=GUEST_VNI, sport=50000 + n, udp_checksum=n % 2 == 1))
                   for n, i in enumerate(inner)]
-        expected = {i[:6] + bytes.fromhex(GATEWAY_MAC.replace(":", "")) + i[12:] for i in inner}
+        expected = {i[:6] + mac_bytes(GATEWAY_MAC) + i[12:] for i in inner}
         before = sled.dp.counters()
         with sled.guest_ns.capture(sled.guest_if) as capture:
             sled.uplink_ns.send(sled.uplink_if, *frames)

@@ -14,6 +14,7 @@ from typing import TextIO
 
 from opte_fast.controlplane.bfd import Bfd, BfdConfig, BfdSettings
 from opte_fast.controlplane.dataplane import Dataplane, DataplaneOptions
+from opte_fast.controlplane.state import mac_bytes
 from opte_fast.tools.sample import anycast_state, switch_gateway, switch_mac, uplink_name
 
 from .frr import Bfdd, peer_config
@@ -31,7 +32,7 @@ LAB = BfdSettings("on", desired_min_tx_ms=100, required_min_rx_ms=100, detect_mu
 
 def link_local(mac: str) -> ipaddress.IPv6Address:
     """fe80::/64 with the modified EUI-64 of `mac`: where single-hop BFD speaks from on that port."""
-    b = bytes.fromhex(mac.replace(":", ""))
+    b = mac_bytes(mac)
     return ipaddress.IPv6Address(b"\xfe\x80" + b"\0" * 6 + bytes([b[0] ^ 2]) + b[1:3] + b"\xff\xfe" + b[3:])
 
 

@@ -7,14 +7,10 @@ import struct
 
 from scapy.all import IP, UDP, Ether, Raw, raw
 
+from opte_fast.controlplane.state import mac_bytes
 from opte_fast.tools.sample import GATEWAY_MAC, GUEST_IP4, GUEST_MAC
 
 from .checksums import internet_checksum
-
-
-def mac_bytes(mac: str) -> bytes:
-    """"02:00:00:00:00:01" as the six bytes a frame carries."""
-    return bytes.fromhex(mac.replace(":", ""))
 
 
 def udp_flows(n: int, first_port: int = 1000) -> list[bytes]:

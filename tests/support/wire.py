@@ -8,10 +8,10 @@ import struct
 
 from scapy.all import IP, TCP, UDP, Ether, IPv6, IPv6ExtHdrHopByHop, Raw, raw
 
+from opte_fast.controlplane.state import mac_bytes
 from opte_fast.tools.sample import GATEWAY_MAC, GUEST_IP4, GUEST_IP6, GUEST_MAC, GUEST_VNI, UNDERLAY
 
 from .flowhash import entropy_port
-from .frames import mac_bytes
 from .geneve import BOUNDARY_MAC
 from .sled import SWITCH_MACS
 
