@@ -13,5 +13,5 @@ def wait_for(cond: Callable[[], T], timeout_s: float = 5.0, what: str = "conditi
     deadline = time.monotonic() + timeout_s
     while not (result := cond()):
         assert time.monotonic() < deadline, f"{what} not reached within {timeout_s} s"
-        time.sleep(0.001)
+        time.sleep(0.002)
     return result
