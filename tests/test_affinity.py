@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import bisect
 import ipaddress
-import random
 import struct
 import threading
 import time
@@ -22,60 +21,20 @@ import pytest
 from scapy.all import UDP, Ether, IPv6, Raw
 from scapy.contrib.geneve import GENEVE
 
-from opte_fast import _dataplane
 from opte_fast.controlplane.state import Nexthop, Route
-from tests.support.flowhash import nexthop_hash
-from tests.support.sled import GATEWAY_MAC, GUEST_IP4, GUEST_MAC, SWITCH_MACS, default_state, gateway, ring_sled, uplink
+from tests.support.flowhash import N_BUCKETS, nexthop_bucket
+from tests.support.frames import make_flows, udp4_flow
+from tests.support.sled import SWITCH_MACS, default_state, drops, gateway, ring_sled, uplink, with_nexthop_up
 
-N_BUCKETS = 4096
 PAYLOAD_OFF = 70 + 14 + 20 + 8       # in an outbound frame: outer headers, then the inner frame
-DROP_COUNTERS = [name for name, drop in zip(_dataplane.counter_names(), _dataplane.counter_drops()) if drop]
 
 
 # -- traffic -------------------------------------------------------------------------------------
-
-def _ip_checksum(header: bytes) -> int:
-    s = sum(struct.unpack(">10H", header))
-    s = (s & 0xFFFF) + (s >> 16)
-    s = (s & 0xFFFF) + (s >> 16)
-    return ~s & 0xFFFF
-
-
-def make_flows(n: int, seed: int, exclude: dict | None = None) -> dict[int, bytes]:
-    """n distinct IPv4/UDP flows from the guest: flow id -> the 42 bytes of headers before the payload."""
-    rng = random.Random(seed)
-    taken = set(exclude.values()) if exclude else set()
-    first = max(exclude, default=-1) + 1 if exclude else 0
-    flows: dict[int, bytes] = {}
-    src = GUEST_IP4.packed
-    eth = bytes.fromhex(GATEWAY_MAC.replace(":", "")) + bytes.fromhex(GUEST_MAC.replace(":", "")) + b"\x08\x00"
-    while len(flows) < n:
-        dst = bytes([rng.choice((23, 34, 52, 93, 104, 142, 151, 172, 185, 203))]) + rng.randbytes(3)
-        sport, dport = rng.randrange(1024, 65536), rng.choice((53, 80, 123, 443, rng.randrange(1024, 65536)))
-        ip = bytearray(struct.pack(">BBHHHBBH4s4s", 0x45, 0, 20 + 8 + 8, 0, 0, 64, 17, 0, src, dst))
-        ip[10:12] = struct.pack(">H", _ip_checksum(bytes(ip)))
-        headers = eth + bytes(ip) + struct.pack(">HHHH", sport, dport, 16, 0)
-        if headers in taken:
-            continue
-        taken.add(headers)
-        flows[first + len(flows)] = headers
-    return flows
-
 
 def decode(frame: bytes) -> tuple[int, int, ipaddress.IPv6Address, bytes]:
     """(flow id, seq, outer IPv6 dst, outer Ethernet dst) of an outbound frame."""
     fid, seq = struct.unpack_from(">II", frame, PAYLOAD_OFF)
     return fid, seq, ipaddress.IPv6Address(frame[38:54]), frame[0:6]
-
-
-def drain(sled, port: str) -> list[bytes]:
-    """Every frame waiting on a ring port (outbound frames here are 120 bytes: a small frame bound)."""
-    out = []
-    while True:
-        got = sled.dp.collect(port, 4096, 256)
-        out += got
-        if len(got) < 4096:
-            return out
 
 
 class Traffic:
@@ -107,7 +66,7 @@ class Traffic:
         """Drain every uplink; flow id -> (uplink index, TEP) of the flows seen (each must use one path)."""
         seen: dict[int, tuple[int, ipaddress.IPv6Address]] = {}
         for u, name in enumerate(self.uplinks):
-            for frame in drain(self.sled, name):
+            for frame in self.sled.drain(name):
                 fid, seq, tep, _ = decode(frame)
                 self.log[fid].append((u, seq, tep))
                 assert seen.setdefault(fid, (u, tep)) == (u, tep), f"flow {fid} took two paths in one round"
@@ -145,12 +104,6 @@ def with_route_nexthops(state, keep):
                                  *state.routes[1:]))
 
 
-def with_nexthop_up(state, index: int, up: bool):
-    route = state.routes[0]
-    nhs = tuple(replace(n, up=up) if i == index else n for i, n in enumerate(route.nexthops))
-    return state.replace(routes=(Route(route.prefix, nhs), *state.routes[1:]))
-
-
 def bucket_loads(sled, kind: str, prefix) -> Counter:
     table = sled.dp.bucket_table(kind, prefix)
     assert len(table) == N_BUCKETS
@@ -164,16 +117,8 @@ def assert_even(loads: Counter, live: set[int], dead: set[int]) -> None:
     assert all(loads[m] == 0 for m in dead)
 
 
-def nexthop_bucket(h: int) -> int:
-    return nexthop_hash(h) & (N_BUCKETS - 1)
-
-
 def flow_hashes(sled) -> dict[tuple[str, int, int], int]:
     return {(f["dst"], f["src_port"], f["dst_port"]): f["hash"] for f in sled.dp.flows(sled.dp.flow_count())}
-
-
-def flow_key(headers: bytes) -> tuple[str, int, int]:
-    return str(ipaddress.IPv4Address(headers[30:34])), *struct.unpack(">HH", headers[34:38])
 
 
 # -- 1. anycast TEP behind four nexthops ----------------------------------------------------------
@@ -222,7 +167,7 @@ def test_anycast_nexthop_loss_moves_exactly_its_flows_and_its_return_moves_none(
         assert uplink_of(tr.round(flows)) == after
         c = sled.counters()
         assert c["flows_migrated"] == len(on_lost) and c["flows_rebalanced"] == 0
-        assert c["tx_uplink_packets"] == tr.sent and not any(c[d] for d in DROP_COUNTERS)
+        assert c["tx_uplink_packets"] == tr.sent and drops(c) == {}
     tr.check_order()
 
 
@@ -233,7 +178,7 @@ def test_frames_decode_the_same_in_scapy(eal):
         tr = Traffic(sled, 4)
         tr.send(flows)
         for u in range(4):
-            for frame in drain(sled, uplink(u)):
+            for frame in sled.drain(uplink(u)):
                 fid, seq, tep, mac = decode(frame)
                 pkt = Ether(frame)
                 assert pkt.dst == SWITCH_MACS[u] and mac.hex(":") == SWITCH_MACS[u]
@@ -357,7 +302,7 @@ def _idle_rebalance_run(policy) -> float | None:
         ids = {sled.dp.nexthop_id(prefix, uplink(u), gateway(u)): u for u in range(4)}
         table = sled.dp.bucket_table("nexthop", prefix)
         hashes = flow_hashes(sled)
-        bucket_member = {f: ids[int(table[nexthop_bucket(hashes[flow_key(h)])])] for f, h in flows.items()}
+        bucket_member = {f: ids[int(table[nexthop_bucket(hashes[udp4_flow(h)])])] for f, h in flows.items()}
         assert {f: now[f] for f in busy} == {f: pinned[f] for f in busy}, "busy flows never move"
         movers = {f for f in idle if bucket_member[f] != pinned[f]}
         c = sled.counters()
@@ -448,8 +393,8 @@ def test_control_plane_churn_loses_nothing_and_never_uses_a_removed_nexthop(eal)
     tr.check_order()  # also: every frame captured exactly once, in order per flow
 
     assert d["rx_guest_packets"] == tr.sent
-    assert d["tx_uplink_packets"] + sum(d[k] for k in DROP_COUNTERS) == tr.sent
-    assert d["tx_uplink_packets"] == tr.sent, {k: d[k] for k in DROP_COUNTERS if d[k]}
+    assert d["tx_uplink_packets"] + sum(drops(d).values()) == tr.sent
+    assert d["tx_uplink_packets"] == tr.sent, drops(d)
 
     # A frame injected after a commit that removed uplink u returned, and processed before any later
     # commit that brings u back had started, must not leave on u.

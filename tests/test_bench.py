@@ -62,6 +62,7 @@ def test_bench_each_case_with_ovs():
         check_common(s)
         assert s["ovs_mpps"] > 0
         assert s["opte_fast_to_ovs"] == pytest.approx(s["opte_fast_mpps"] / s["ovs_mpps"], rel=0.01)
+        # the difference of two readings of OVS's counter; how many depends on its handler threads keeping up
         assert s["ovs_failed_upcalls"] >= 0
     # Outbound: every one of the 1024 flows in the table, every frame received sent encapsulated.
     assert outbound["direction"] == "outbound" and outbound["frame_bytes"] == 1400
@@ -119,7 +120,8 @@ def test_bench_traced_cases_beside_their_untraced_twin():
         assert s["trace_cycles_per_packet_not_armed"] > 0 and s["trace_cycles_per_packet_armed"] > 0
     # A match no frame meets records nothing; one that every frame meets records each (read or refused).
     assert (miss["trace_records_read"], miss["trace_records_lost"]) == (0, 0)
-    assert every["trace_records_read"] > 0 and every["trace_records_lost"] >= 0
+    # How many the full ring refused depends on how far the reader fell behind: their sum is checked below.
+    assert every["trace_records_read"] > 0
     # Armed before the window and stopped after it (and in the armed windows of the pairs): every frame
     # of the window (at least 0.95 s) is one.
     traced = every["trace_records_read"] + every["trace_records_lost"]

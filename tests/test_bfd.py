@@ -4,9 +4,9 @@
   field), the three-way handshake, the detection time, and a silent peer taking exactly its nexthop's
   flows away while a nexthop whose peer never spoke BFD stays in use.
 - net_tap uplinks into two switch namespaces running FRR's bfdd (a real, independent BFD): sessions come
-  up at 100 ms x 3 (LAB says why not 10); bfdd killed on one switch, or its BFD dropped with nft, marks
-  that nexthop down and moves exactly its flows; restored, the sessions come back and new flows use the
-  switch again.
+  up at 100 ms x 3 (LAB in tests/support/bfd_lab.py says why not 10); bfdd killed on one switch, or its
+  BFD dropped with nft, marks that nexthop down and moves exactly its flows; restored, the sessions come
+  back and new flows use the switch again.
 - Without DPDK: which sessions a state asks for, and which members a session's state takes down.
 """
 from __future__ import annotations
@@ -22,9 +22,8 @@ import time
 
 import pytest
 from click.testing import CliRunner
-from scapy.all import UDP, Ether, IPv6, Raw, raw
+from scapy.all import UDP, Ether, IPv6, raw
 from scapy.contrib.bfd import BFD
-from scapy.layers.inet import IP
 
 from opte_fast.api.ctl import ctl
 from opte_fast.api.server import ControlAPI, ControlServer
@@ -40,34 +39,16 @@ from opte_fast.controlplane.bfd import (
     with_failures,
 )
 from opte_fast.controlplane.dataplane import Dataplane
-from opte_fast.controlplane.state import V2B, Tep
+from opte_fast.controlplane.state import V2B, Tep, mac_bytes
 from opte_fast.tools.sample import TEP, TEP_PREFIX, switch_gateway, switch_mac
-from tests.support.bfd_lab import bfd_switch_lab, link_local, nexthop_up
-from tests.support.cli import sled_toml
-from tests.support.sled import GATEWAY_MAC, GUEST_IP4, GUEST_MAC, default_state, ring_sled
-from tests.support.tools import needs_tools
+from tests.support.bfd_lab import FAST, LAB, bfd_switch_lab, link_local, nexthop_up
+from tests.support.cli import EXAMPLE_CONFIG, sled_toml
+from tests.support.frames import udp_flows
+from tests.support.sled import default_state, ring_sled
+from tests.support.tools import needs_root, needs_tools
+from tests.support.wait import wait_for
 
-needs_root = pytest.mark.skipif(os.geteuid() != 0, reason="taps, namespaces and FRR need root")
-FAST = BfdSettings("on", desired_min_tx_ms=10, required_min_rx_ms=10, detect_multiplier=3)
-# Against bfdd: 100 ms x 3. The worker that receives and sends BFD's frames shares two CPUs with every other
-# suite on this machine (load averages of 10 to 30 seen, and sessions at 50 ms x 3 failing together when
-# the worker went unscheduled), and a starved worker is a path that does not forward, which BFD reports
-# as such; bench/bfd_failover.py measures 10 ms x 3 and 50 ms x 3.
-LAB = BfdSettings("on", desired_min_tx_ms=100, required_min_rx_ms=100, detect_multiplier=3)
 PEER_DISC = 0x1234ABCD
-
-
-def udp_flows(n: int, first_port: int = 1000) -> list[bytes]:
-    return [raw(Ether(src=GUEST_MAC, dst=GATEWAY_MAC) / IP(src=str(GUEST_IP4), dst="198.51.100.7")
-                / UDP(sport=first_port + i, dport=53) / Raw(b"q")) for i in range(n)]
-
-
-def wait_for(cond, timeout_s: float = 5.0, what: str = "condition"):
-    deadline = time.monotonic() + timeout_s
-    while not (result := cond()):
-        assert time.monotonic() < deadline, f"{what} not reached within {timeout_s} s"
-        time.sleep(0.002)
-    return result
 
 
 def bfd_frames(frames: list[bytes]) -> list[Ether]:
@@ -157,7 +138,7 @@ def test_a_session_speaks_from_the_uplinks_link_local_address_comes_up_and_a_sil
             wait_for(lambda: dp.bfd_sessions()[0]["state"] == 1, what="the session Down")
             s = dp.bfd_sessions()[0]
             assert (s["diag"], s["downs"], s["remote_disc"]) == (1, 1, 0)
-            wait_for(lambda: not next(n for n in dp.paths()["nexthops"] if n["uplink"] == "uplink0")["up"],
+            wait_for(lambda: not nexthop_up(dp, "uplink0"),
                      what="nexthop uplink0 down")
             migrated = dp.counters()["flows_migrated"]
             dp.inject("guest0", flows)
@@ -216,7 +197,7 @@ def test_frames_for_no_session_or_malformed_are_counted_and_the_exception_path_k
     with ring_sled(n_uplinks=1) as sled:
         dp = sled.dp
         ll0 = link_local(dp.ports()[1]["mac"])
-        dp.bfd_set([(False, switch_gateway(0).packed, 1, bytes.fromhex(switch_mac(0).replace(":", "")),
+        dp.bfd_set([(False, switch_gateway(0).packed, 1, mac_bytes(switch_mac(0)),
                      10_000, 10_000, 3)])
         good = peer_packet(1, 0, dst=ll0)
         p = Ether(good)
@@ -246,7 +227,7 @@ NFT_DROP_BFD = "table inet ofbfd { chain i { type filter hook input priority 0; 
                "chain o { type filter hook output priority 0; udp dport 3784 drop; }; }"
 
 
-@needs_root
+@needs_root("taps, namespaces and FRR")
 @needs_tools("nft", "vtysh")
 @pytest.mark.skipif(not (os.path.exists("/usr/lib/frr/bfdd")), reason="missing FRR's bfdd: run bash ci/install.sh")
 @pytest.mark.parametrize("failure", ["bfdd killed", "nft drops BFD"])
@@ -330,12 +311,11 @@ def test_a_failed_session_takes_down_its_member_only_when_it_had_been_up_unless_
 
 
 def test_the_example_config_runs_bfd_off_by_default_with_one_uplink_on_at_its_own_interval():
-    from tests.test_config import EXAMPLE
-    config = load_config(EXAMPLE, {})
+    config = load_config(EXAMPLE_CONFIG, {})
     assert config.bfd.default == BfdSettings("off", 50, 50, 3)
     assert config.bfd.for_uplink("uplink1") == BfdSettings("on", 100, 50, 3)
     assert config.bfd.for_uplink("uplink0") == config.bfd.default
-    flags = load_config(EXAMPLE, {"bfd": "require", "bfd_tx_ms": "10", "bfd_rx_ms": "20", "bfd_multiplier": "5"})
+    flags = load_config(EXAMPLE_CONFIG, {"bfd": "require", "bfd_tx_ms": "10", "bfd_rx_ms": "20", "bfd_multiplier": "5"})
     assert flags.bfd.default == BfdSettings("require", 10, 20, 5)
     assert flags.bfd.for_uplink("uplink1") == BfdSettings("on", 100, 20, 5)  # the entry's own keys stay
 

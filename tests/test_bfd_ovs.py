@@ -17,16 +17,16 @@ import os
 import pytest
 
 from opte_fast.controlplane.bfd import Bfd, BfdConfig, BfdSettings
-from tests.support.bfd_lab import tep_up
+from tests.support.bfd_lab import LAB, tep_up
+from tests.support.e2e import e2e_sled, needs_lab_tools, ping
 from tests.support.frr import Bfdd, peer_config
-from tests.support.tools import needs_tools
-from tests.test_bfd import LAB, wait_for
-from tests.test_e2e_ovs import e2e_sled, needs_lab_tools, needs_root, ping
+from tests.support.tools import needs_root, needs_tools
+from tests.support.wait import wait_for
 
 OFF = BfdSettings("off")
 
 
-@needs_root
+@needs_root("namespaces, taps and Open vSwitch")
 @needs_lab_tools
 @needs_tools("vtysh")
 @pytest.mark.skipif(not os.path.exists("/usr/lib/frr/bfdd"), reason="missing FRR's bfdd: run bash ci/install.sh")

@@ -15,7 +15,6 @@ from opte_fast.controlplane import capacity
 from opte_fast.controlplane.dataplane import DataplaneError
 from opte_fast.controlplane.state import V2B, V2P, Route, Tep
 from tests.support.sled import GATEWAY_MAC, GUEST_IP4, GUEST_MAC, GUEST_VNI, default_state, ring_sled
-from tests.test_affinity import drain
 
 PEER_SLED = ipaddress.IPv6Address("fd00:99::77")  # inside the routed underlay prefix
 
@@ -31,7 +30,7 @@ def outer_dst(frame: bytes) -> ipaddress.IPv6Address:
 def forwards(sled, dst: str) -> ipaddress.IPv6Address:
     """Send one frame to dst; the outer destination it left for."""
     sled.send("guest0", [frame_to(dst)])
-    out = drain(sled, "uplink0")
+    out = sled.drain("uplink0")
     assert len(out) == 1, sled.counters()
     return outer_dst(out[0])
 

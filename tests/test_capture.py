@@ -12,15 +12,12 @@ import threading
 import time
 from pathlib import Path
 
-import pytest
 from scapy.all import IP, UDP, Ether, raw
 
 from tests.support.cli import OPTE_FAST, sled_toml
 from tests.support.hugepages import reserved_hugepages
 from tests.support.netns import namespace, run
-from tests.support.tools import needs_tools
-
-needs_root = pytest.mark.skipif(os.geteuid() != 0, reason="hugepages, taps and namespaces need root")
+from tests.support.tools import needs_root, needs_tools
 
 GUEST_MAC, GATEWAY_MAC, GUEST_IP = "02:00:00:00:00:01", "a8:40:25:ff:00:01", "10.0.0.2"  # sled_toml's guest
 NEXTHOP_MAC, TEP = "02:aa:00:00:00:01", "fd00:99::1"
@@ -48,7 +45,7 @@ class Output:
             time.sleep(0.05)
 
 
-@needs_root
+@needs_root("hugepages, taps and namespaces")
 @needs_tools("dpdk-dumpcap", "dpdk-proc-info", "tshark")
 def test_dumpcap_captures_an_uplinks_geneve_frames_from_a_running_instance(tmp_path: Path):
     prefix, iface = f"oft-capture-{os.getpid()}", f"ofcap{os.getpid() % 100000}"

@@ -13,8 +13,8 @@ from opte_fast.config.flags import run_options
 from opte_fast.config.loader import ConfigError, PortSpec, load_config, split_port_arg
 from opte_fast.config.options import OPTIONS
 from opte_fast.controlplane.state import V2B, V2P, DesiredState, GuestPort, Nexthop, Route, Tep, Underlay
+from tests.support.cli import EXAMPLE_CONFIG
 
-EXAMPLE = pathlib.Path(__file__).resolve().parents[1] / "docs" / "config-example.toml"
 A = ipaddress.ip_address
 N = ipaddress.ip_network
 
@@ -60,7 +60,7 @@ def error_of(path: str | None, flags: dict | None = None) -> str:
 
 
 def test_example_config_loads_to_the_exact_desired_state():
-    config = load_config(EXAMPLE, {})
+    config = load_config(EXAMPLE_CONFIG, {})
     teps = (Tep(A("fd00:99::1"), 99), Tep(A("fd00:99::2"), 99))
     expected = DesiredState(
         underlay=Underlay(addr=A("fd00:1122:3344:101::1")),
@@ -79,13 +79,13 @@ def test_example_config_loads_to_the_exact_desired_state():
 
 
 def test_example_static_routes_are_used_with_the_static_route_source():
-    config = load_config(EXAMPLE, {"route_source": "static"})
+    config = load_config(EXAMPLE_CONFIG, {"route_source": "static"})
     both = (Nexthop("uplink0", A("fe80::1"), "a8:40:25:00:00:01"), Nexthop("uplink1", A("fe80::2"), "a8:40:25:00:00:02"))
     assert config.initial_state().routes == (Route(N("fd00:99::/64"), both), Route(N("fd00:1122:3344::/48"), both))
 
 
 def test_example_options_are_the_documented_defaults():
-    o = load_config(EXAMPLE, {}).options
+    o = load_config(EXAMPLE_CONFIG, {}).options
     for opt in OPTIONS:
         if opt.default is not None:
             assert getattr(o, opt.name) == opt.default, opt.name

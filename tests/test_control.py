@@ -18,8 +18,6 @@ import time
 import click
 import pytest
 from click.testing import CliRunner
-from support.fake_dataplane import FakeDataplane
-from support.host_table import HostTable
 
 from opte_fast.api.client import ControlClient
 from opte_fast.api.ctl import COMPOSED, HUMAN, ctl
@@ -30,6 +28,9 @@ from opte_fast.controlplane.controller import Controller, NotFound
 from opte_fast.controlplane.daemon import serve
 from opte_fast.controlplane.routesync import NoRoutes
 from opte_fast.controlplane.state import V2B, DesiredState, Nexthop, Route, Tep, Underlay
+from tests.support.fake_dataplane import FakeDataplane
+from tests.support.host_table import HostTable
+from tests.support.tools import needs_root
 
 A = ipaddress.ip_address
 N = ipaddress.ip_network
@@ -319,7 +320,7 @@ def as_nobody(path: str) -> str:
     return text
 
 
-@pytest.mark.skipif(os.geteuid() != 0, reason="needs root to switch uid")
+@needs_root("switch uid")
 def test_other_users_are_kept_out_by_mode_and_by_credentials(running, sockdir):
     for d in (sockdir, os.path.dirname(running.path)):
         os.chmod(d, 0o755)

@@ -16,9 +16,6 @@ import time
 import pytest
 from click.testing import CliRunner
 from scapy.all import IP, UDP, Ether, raw
-from support.flowhash import flow_hash, nexthop_hash
-from support.geneve import BOUNDARY_MAC, encapsulate
-from support.sled import GATEWAY_MAC, GUEST_IP4, GUEST_IP6, GUEST_MAC, GUEST_VNI, ring_sled
 
 from opte_fast.api.client import ControlClient
 from opte_fast.api.ctl import ctl
@@ -27,8 +24,11 @@ from opte_fast.controlplane import events
 from opte_fast.controlplane.controller import Controller
 from opte_fast.controlplane.links import Links
 from opte_fast.controlplane.routesync import NoRoutes
-from opte_fast.controlplane.state import V2B, V2P, DesiredState, GuestPort, Nexthop, Route, Tep, Underlay
+from opte_fast.controlplane.state import V2B, V2P, DesiredState, GuestPort, Nexthop, Route, Tep, Underlay, mac_bytes
 from opte_fast.tools.demo import guest_frame
+from tests.support.flowhash import flow_hash, nexthop_bucket, tep_bucket
+from tests.support.geneve import BOUNDARY_MAC, encapsulate
+from tests.support.sled import GATEWAY_MAC, GUEST_IP4, GUEST_IP6, GUEST_MAC, GUEST_VNI, ring_sled
 
 A = ipaddress.ip_address
 N = ipaddress.ip_network
@@ -41,7 +41,7 @@ STATE = DesiredState(Underlay(A("fd00:1::1")),
                      v2b=(V2B(N("0.0.0.0/0"), (Tep(A("fd00:99::1")), Tep(A("fd00:99::2")))),), routes=(ROUTE,))
 UPLINKS = ("uplink0", "uplink1")
 # from the guest's MAC with EtherType 0: the named drop not_ip
-NOT_IP = b"\x00" * 6 + bytes.fromhex(GUEST_MAC.replace(":", "")) + b"\x00" * 8
+NOT_IP = b"\x00" * 6 + mac_bytes(GUEST_MAC) + b"\x00" * 8
 
 
 class Live:
@@ -310,12 +310,12 @@ def test_trace_a_pinned_flow_and_a_dropped_destination(live):
     assert h == flow_hash(GUEST_VNI, 17, GUEST_IP4, "198.18.0.1", 32768, 443)
     with Sender(live, [guest_frame(0)]):
         out = live.ctl("trace", "--match", "dst=198.18.0.1,proto=udp,port=443", "--count", "2").output
-    line = (f"lcore 1  out  udp 10.0.0.2:32768 > 198.18.0.1:443 vni 7  flow hit  v2b 0.0.0.0/0 bucket {h & 4095} -> "
+    line = (f"lcore 1  out  udp 10.0.0.2:32768 > 198.18.0.1:443 vni 7  flow hit  v2b 0.0.0.0/0 bucket {tep_bucket(h)} -> "
             f"{flow['tep']}  route fd00:99::/64 bucket "
-            f"{nexthop_hash(h) & 4095} -> {hop}  => pinned: tep {flow['tep']} via {hop}")
+            f"{nexthop_bucket(h)} -> {hop}  => pinned: tep {flow['tep']} via {hop}")
     assert out == f"{line}\n{line}\n"
     # No V2B entry covers an IPv6 destination here: each frame is a miss, dropped for that reason.
-    v6 = bytes.fromhex(GATEWAY_MAC.replace(":", "")) + bytes.fromhex(GUEST_MAC.replace(":", "")) + b"\x86\xdd" + \
+    v6 = mac_bytes(GATEWAY_MAC) + mac_bytes(GUEST_MAC) + b"\x86\xdd" + \
         bytes.fromhex("6000000000081140") + GUEST_IP6.packed + ipaddress.IPv6Address("2001:db8::1").packed + \
         bytes.fromhex("0400003500080000")
     with Sender(live, [v6]):

@@ -21,6 +21,7 @@ from opte_fast.controlplane.state import Route
 from opte_fast.tools.sample import anycast_state
 from tests.support.cli import OPTE_FAST, sled_toml
 from tests.support.fake_dataplane import CommitRefused, FakeDataplane
+from tests.support.tools import needs_root
 
 FLOWS = 64
 
@@ -37,7 +38,7 @@ def logged():
 
 
 def strip(line: dict) -> dict:
-    assert line.pop("time").endswith("Z") and line.pop("commit_ms", 0) >= 0
+    assert line.pop("time").endswith("Z") and line.pop("commit_ms", 0) >= 0  # a duration: only its presence
     return line
 
 
@@ -87,10 +88,9 @@ def test_tep_down_and_the_level_filter(logged):
     assert text.getvalue() == "opte-fast: commit refused: no room\n"
 
 
-needs_root = pytest.mark.skipif(os.geteuid() != 0, reason="opte-fast run needs root")
 
 
-@needs_root
+@needs_root("opte-fast run")
 def test_a_run_withdrawing_a_path_logs_the_route_and_the_flows_it_moved_as_json(tmp_path: Path):
     """Traffic loops from a pcap over 64 flows; one path of the route is withdrawn with ctl."""
     pcap = tmp_path / "guest.pcap"

@@ -10,23 +10,23 @@ from contextlib import contextmanager
 from scapy.all import IP, UDP, Ether, Raw, raw
 
 from opte_fast.controlplane.dataplane import Dataplane, DataplaneOptions
-from tests.support.sled import GATEWAY_MAC, GUEST_IP4, GUEST_MAC, UNDERLAY, Sled, default_state, ring_sled, uplink
+from tests.support.sled import (
+    GATEWAY_MAC,
+    GUEST_IP4,
+    GUEST_MAC,
+    UNDERLAY,
+    Sled,
+    default_state,
+    drops,
+    ring_sled,
+    uplink,
+)
+from tests.support.wait import wait_for
 
 
 def udp4(i: int) -> bytes:
     return raw(Ether(src=GUEST_MAC, dst=GATEWAY_MAC) / IP(src=str(GUEST_IP4), dst="198.51.100.7")
                / UDP(sport=1000 + i % 60000, dport=53 + i // 60000) / Raw(b"q"))
-
-
-def wait_for(cond, timeout_s: float = 5.0) -> None:
-    deadline = time.monotonic() + timeout_s
-    while not cond():
-        assert time.monotonic() < deadline, "condition not reached in time"
-        time.sleep(0.002)
-
-
-def drops(counters: dict, dp: Dataplane) -> dict:
-    return {k: v for k, v in counters.items() if k in dp.drop_counters and v}
 
 
 @contextmanager
@@ -48,7 +48,7 @@ def test_full_tx_ring_drops_the_excess_as_tx_full_and_sends_again_once_drained(e
         sled.send("guest0", [udp4(i) for i in range(100)])
         c = sled.counters()
         assert c["tx_uplink_packets"] == 63 and c["tx_full"] == 37
-        assert drops(c, sled.dp) == {"tx_full": 37}
+        assert drops(c) == {"tx_full": 37}
         # Still full: every frame of the next burst is refused, and counted.
         sled.send("guest0", [udp4(i) for i in range(10)])
         assert sled.counters()["tx_full"] == 47
@@ -71,13 +71,13 @@ def test_empty_pool_refuses_frames_as_rx_no_mbuf_and_takes_them_again_once_mbufs
         wait_for(lambda: sled.counters()["tx_uplink_packets"] == taken)
         c = sled.counters()
         assert taken == 1023 and refused == 2048 - taken  # every mbuf of the pool sits in the TX ring
-        assert drops(c, sled.dp) == {"rx_no_mbuf": refused}
+        assert drops(c) == {"rx_no_mbuf": refused}
         # The frames leave the ring, their mbufs return to the pool: frames are taken again.
         assert len(sled.recv("uplink0")) == taken
         sled.send("guest0", [udp4(i) for i in range(500)])
         c = sled.counters()
         assert c["tx_uplink_packets"] == taken + 500
-        assert drops(c, sled.dp) == {"rx_no_mbuf": refused}
+        assert drops(c) == {"rx_no_mbuf": refused}
         assert len(sled.recv("uplink0")) == 500
 
 
@@ -100,7 +100,7 @@ def test_new_flows_faster_than_expiry_keep_the_table_full_without_losing_a_frame
         c = sled.counters()
         out = sum(len(sled.recv(uplink(i))) for i in range(2))
         assert out == sent == c["tx_uplink_packets"]
-        assert drops(c, sled.dp) == {}
+        assert drops(c) == {}
         assert c["flows_created"] + c["flow_table_full"] == sent
         assert c["flow_table_full"] >= rounds * (per_round - capacity)
         assert c["flows_expired"] >= capacity  # expiry went on under the pressure

@@ -22,9 +22,9 @@ import pytest
 from opte_fast.controlplane import hashkey
 from opte_fast.controlplane.dataplane import Dataplane, DataplaneError, DataplaneOptions
 from tests.support.cli import OPTE_FAST, sled_toml
-from tests.support.flowhash import TEST_HASH_KEY, flow_hash, flow_key
-from tests.support.sled import GATEWAY_MAC, GUEST_IP4, GUEST_MAC, GUEST_VNI, UNDERLAY, default_state, ring_sled
-from tests.test_affinity import _ip_checksum, drain
+from tests.support.flowhash import TEST_HASH_KEY, flow_hash, flow_key, tep_bucket
+from tests.support.frames import guest_udp4_headers
+from tests.support.sled import GUEST_IP4, GUEST_VNI, UNDERLAY, default_state, ring_sled
 
 TEPS = tuple(ipaddress.IPv6Address(f"fd00:99::{i + 1:x}") for i in range(4))
 DST = ipaddress.IPv4Address("93.184.216.34")
@@ -38,13 +38,8 @@ def four_teps():
 
 
 def sequential_frames(n: int) -> list[bytes]:
-    eth = bytes.fromhex(GATEWAY_MAC.replace(":", "")) + bytes.fromhex(GUEST_MAC.replace(":", "")) + b"\x08\x00"
-    out = []
-    for i in range(n):
-        ip = bytearray(struct.pack(">BBHHHBBH4s4s", 0x45, 0, 20 + 8 + 4, 0, 0, 64, 17, 0, GUEST_IP4.packed, DST.packed))
-        ip[10:12] = struct.pack(">H", _ip_checksum(bytes(ip)))
-        out.append(eth + bytes(ip) + struct.pack(">HHHHI", FIRST_SPORT + i, 443, 12, 0, i))
-    return out
+    """n flows from ports FIRST_SPORT, FIRST_SPORT + 1, ... to DST:443, each frame's payload its flow's number."""
+    return [guest_udp4_headers(DST, FIRST_SPORT + i, 443, payload_bytes=4) + struct.pack(">I", i) for i in range(n)]
 
 
 def tep_per_flow(sled, n: int = N_FLOWS) -> list[int]:
@@ -53,7 +48,7 @@ def tep_per_flow(sled, n: int = N_FLOWS) -> list[int]:
     for start in range(0, n, 2048):
         sled.send("guest0", frames[start:start + 2048])
     out: dict[int, int] = {}
-    for frame in drain(sled, "uplink0"):
+    for frame in sled.drain("uplink0"):
         (flow,) = struct.unpack_from(">I", frame, 70 + 14 + 20 + 8)
         out[flow] = TEPS.index(ipaddress.IPv6Address(frame[38:54]))
     assert sorted(out) == list(range(n)), "every flow left once"
@@ -90,7 +85,7 @@ def test_sequential_flows_spread_evenly_and_the_tep_hash_of_each_is_the_keyed_on
 
     # The old hash, through the same bucket table: the checks above catch it.
     seed = zlib.crc32(UNDERLAY.packed)
-    old = [member[int(table[crc32c(flow_key(GUEST_VNI, 17, GUEST_IP4, DST, FIRST_SPORT + i, 443), seed) & 4095])]
+    old = [member[int(table[tep_bucket(crc32c(flow_key(GUEST_VNI, 17, GUEST_IP4, DST, FIRST_SPORT + i, 443), seed))])]
            for i in range(N_FLOWS)]
     assert permutation_share(old) == 1.0
 

@@ -1,7 +1,6 @@
 """Reading the flow table (`ctl flows`) while the control plane works: the scan runs in C without
 the GIL and gives the GIL up every thousand flows, so commits (route sync's) go on during a scan
 of every flow; a scan that filters reads the tables a chunk at a time and misses no flow."""
-import struct
 import threading
 import time
 
@@ -9,24 +8,18 @@ from opte_fast.api.protocol import FLOWS_LIMIT_MAX
 from opte_fast.api.server import ControlAPI
 from opte_fast.controlplane.controller import Controller
 from opte_fast.controlplane.routesync import NoRoutes
-from tests.support.sled import GATEWAY_MAC, GUEST_IP4, GUEST_MAC, default_state, ring_sled
-from tests.test_affinity import _ip_checksum, drain, with_nexthop_up
+from tests.support.frames import guest_udp4_headers
+from tests.support.sled import default_state, ring_sled, with_nexthop_up
 
 N_FLOWS = FLOWS_LIMIT_MAX
 
 
 def fill(sled, n: int) -> None:
     """n distinct UDP flows from the guest, to 10.x.y.z:53 from port 1000."""
-    eth = bytes.fromhex(GATEWAY_MAC.replace(":", "")) + bytes.fromhex(GUEST_MAC.replace(":", "")) + b"\x08\x00"
-    frames = []
-    for i in range(n):
-        ip = bytearray(struct.pack(">BBHHHBBH4s4s", 0x45, 0, 28, 0, 0, 64, 17, 0, GUEST_IP4.packed,
-                                   bytes([10]) + i.to_bytes(3, "big")))
-        ip[10:12] = struct.pack(">H", _ip_checksum(bytes(ip)))
-        frames.append(eth + bytes(ip) + struct.pack(">HHHH", 1000, 53, 8, 0))
+    frames = [guest_udp4_headers(bytes([10]) + i.to_bytes(3, "big"), 1000, 53, payload_bytes=0) for i in range(n)]
     for start in range(0, n, 4096):
         sled.send("guest0", frames[start:start + 4096])
-        drain(sled, "uplink0"), drain(sled, "uplink1")
+        sled.drain("uplink0"), sled.drain("uplink1")
     assert sled.dp.flow_count() == n
 
 

@@ -5,7 +5,6 @@ discovery is dropped under its own counter, and IP traffic is encapsulated as be
 Every answer is checked field by field, against a frame scapy builds apart from the data plane, and
 (for neighbor advertisements) against scapy's own checksum of the frame received.
 """
-import ipaddress
 
 import pytest
 from scapy.all import (
@@ -24,55 +23,21 @@ from scapy.all import (
     Raw,
     raw,
 )
-from scapy.layers.inet6 import in6_getnsma, in6_getnsmac
 
-from tests.support.sled import GATEWAY_MAC, GUEST_IP4, GUEST_IP6, GUEST_MAC, TEP, ring_sled
-from tests.test_inbound import DROP_COUNTERS
+from opte_fast.controlplane.state import mac_bytes
+from tests.support.gateway import (
+    GATEWAY_LL,
+    GUEST_LL,
+    arp_reply,
+    arp_request,
+    neighbor_advert,
+    neighbor_solicit,
+)
+from tests.support.geneve import BOUNDARY_MAC
+from tests.support.sled import GATEWAY_MAC, GUEST_IP4, GUEST_IP6, GUEST_MAC, TEP, drops, ring_sled
 
 OTHER_MAC = "02:00:00:00:00:99"
-BOUNDARY_MAC = bytes.fromhex("a84025777777")
 OUTER_HDR_LEN = 70
-GUEST_LL = "fe80::ff:fe00:1"           # fe80:: with the EUI-64 of GUEST_MAC, 02:00:00:00:00:01
-GATEWAY_LL = "fe80::aa40:25ff:feff:1"  # and of GATEWAY_MAC, a8:40:25:ff:00:01
-
-
-def drops(c: dict[str, int]) -> dict[str, int]:
-    return {k: c[k] for k in DROP_COUNTERS if c[k]}
-
-
-def arp_request(target: str, *, eth_src: str = GUEST_MAC, hwsrc: str = GUEST_MAC, psrc: str = str(GUEST_IP4),
-                eth_dst: str = "ff:ff:ff:ff:ff:ff") -> bytes:
-    return raw(Ether(dst=eth_dst, src=eth_src) / ARP(op=1, hwsrc=hwsrc, psrc=psrc, hwdst="00:00:00:00:00:00", pdst=target))
-
-
-def arp_reply(target: str) -> bytes:
-    return raw(Ether(dst=GUEST_MAC, src=GATEWAY_MAC)
-               / ARP(op=2, hwsrc=GATEWAY_MAC, psrc=target, hwdst=GUEST_MAC, pdst=str(GUEST_IP4)))
-
-
-def solicited_node(addr: str) -> tuple[str, str]:
-    """The solicited-node group of addr and its MAC (RFC 4291 2.7.1, RFC 2464 7)."""
-    group = in6_getnsma(ipaddress.IPv6Address(addr).packed)
-    return str(ipaddress.IPv6Address(group)), in6_getnsmac(group)
-
-
-def neighbor_solicit(target: str, src: str = str(GUEST_IP6), unicast: bool = False, hlim: int = 255,
-                     eth_src: str = GUEST_MAC) -> bytes:
-    if unicast:
-        dst, dst_mac = target, GATEWAY_MAC
-    else:
-        dst, dst_mac = solicited_node(target)
-    ns = IPv6(src=src, dst=dst, hlim=hlim) / ICMPv6ND_NS(tgt=target)
-    if src != "::":
-        ns /= ICMPv6NDOptSrcLLAddr(lladdr=eth_src)
-    return raw(Ether(dst=dst_mac, src=eth_src) / ns)
-
-
-def neighbor_advert(target: str, dst: str = str(GUEST_IP6)) -> bytes:
-    dad = dst == "ff02::1"
-    return raw(Ether(dst="33:33:00:00:00:01" if dad else GUEST_MAC, src=GATEWAY_MAC)
-               / IPv6(src=target, dst=dst, hlim=255) / ICMPv6ND_NA(R=1, S=0 if dad else 1, O=1, tgt=target)
-               / ICMPv6NDOptDstLLAddr(lladdr=GATEWAY_MAC))
 
 
 def udp4(dst: str = "198.51.100.7") -> bytes:
@@ -234,7 +199,7 @@ def test_ip_traffic_is_still_encapsulated_among_the_answers(eal):
     assert answers == [arp_reply("10.0.0.1"), neighbor_advert("fd77::9")]
     assert [Ether(f)[IPv6].dst for f in out] == [str(TEP), str(TEP)]
     # 70 bytes of outer headers, then the guest's frame with its destination MAC rewritten
-    assert [f[OUTER_HDR_LEN:] for f in out] == [BOUNDARY_MAC + f[6:] for f in (udp4(), echo6())]
+    assert [f[OUTER_HDR_LEN:] for f in out] == [mac_bytes(BOUNDARY_MAC) + f[6:] for f in (udp4(), echo6())]
     assert (c["rx_guest_packets"], c["tx_uplink_packets"], c["flows_created"], c["tx_guest_packets"]) == (6, 2, 2, 2)
     assert (c["gateway_arp_replies"], c["gateway_ndp_replies"]) == (1, 1)
     assert drops(c) == {"gateway_arp_ignored": 1, "gateway_ndp_ignored": 1}

@@ -48,9 +48,10 @@ from scapy.layers.dhcp6 import (
     DHCP6OptStatusCode,
 )
 
+from opte_fast.controlplane.state import mac_bytes
 from tests.support.checksums import checksums_hold
-from tests.support.sled import GATEWAY_MAC, GUEST_IP4, GUEST_IP6, GUEST_MAC, default_state, ring_sled
-from tests.test_gateway import GATEWAY_LL, GUEST_LL, drops
+from tests.support.gateway import GATEWAY_LL, GUEST_LL
+from tests.support.sled import GATEWAY_MAC, GUEST_IP4, GUEST_IP6, GUEST_MAC, default_state, drops, ring_sled
 
 GATEWAY_IP4 = "10.0.0.1"  # the first address of the guest's 10.0.0.0/24
 DNS = (ipaddress.ip_address("10.0.0.53"), ipaddress.ip_address("9.9.9.9"), ipaddress.ip_address("fd77::53"))
@@ -83,7 +84,7 @@ def dhcp4(msg_type: str, *options, src: str = "0.0.0.0", dst: str = "255.255.255
           flags: int = 0, chaddr: str = GUEST_MAC, op: int = 1, end: bool = True) -> bytes:
     opts = [("message-type", msg_type), *options, ("param_req_list", [1, 3, 6, 15, 26, 51])]
     return raw(Ether(src=GUEST_MAC, dst="ff:ff:ff:ff:ff:ff") / IP(src=src, dst=dst) / UDP(sport=68, dport=67)
-               / BOOTP(op=op, xid=XID, flags=flags, ciaddr=ciaddr, chaddr=bytes.fromhex(chaddr.replace(":", "")))
+               / BOOTP(op=op, xid=XID, flags=flags, ciaddr=ciaddr, chaddr=mac_bytes(chaddr))
                / DHCP(options=opts + (["end"] if end else [])))
 
 
@@ -107,7 +108,7 @@ def check_dhcp4_reply(frame: bytes, msg_type: int, ip_dst: str, yiaddr: str, *, 
     b = pkt[BOOTP]
     assert (b.op, b.htype, b.hlen, b.xid, b.flags, b.ciaddr, b.yiaddr, b.siaddr, b.giaddr) == \
         (2, 1, 6, XID, flags, ciaddr, yiaddr, "0.0.0.0", "0.0.0.0")
-    assert b.chaddr[:6] == bytes.fromhex(GUEST_MAC.replace(":", "")) and b.chaddr[6:] == b"\0" * 10
+    assert b.chaddr[:6] == mac_bytes(GUEST_MAC) and b.chaddr[6:] == b"\0" * 10
     assert b.sname == b"\0" * 64 and b.file == b"\0" * 128
     assert len(pkt[UDP].payload) >= 300  # BOOTP's minimum message
     checksums_hold(frame)

@@ -13,8 +13,8 @@ from scapy.layers.inet6 import IPerror6
 
 from opte_fast.controlplane.dataplane import DataplaneError
 from tests.support.checksums import checksums_hold
-from tests.support.sled import GATEWAY_MAC, GUEST_IP4, GUEST_IP6, GUEST_MAC, default_state, ring_sled
-from tests.test_gateway import GATEWAY_LL, drops
+from tests.support.gateway import GATEWAY_LL
+from tests.support.sled import GATEWAY_MAC, GUEST_IP4, GUEST_IP6, GUEST_MAC, default_state, drops, ring_sled
 
 GATEWAY_IP4 = "10.0.0.1"
 OUTER = 70

@@ -27,8 +27,8 @@ from scapy.all import (
     raw,
 )
 
-from tests.support.sled import GATEWAY_MAC, GUEST_IP4, GUEST_IP6, GUEST_MAC, default_state, ring_sled
-from tests.test_gateway import GATEWAY_LL, GUEST_LL, arp_reply, arp_request, drops, neighbor_advert, solicited_node
+from tests.support.gateway import GATEWAY_LL, GUEST_LL, arp_reply, arp_request, neighbor_advert, solicited_node
+from tests.support.sled import GATEWAY_MAC, GUEST_IP4, GUEST_IP6, GUEST_MAC, default_state, drops, ring_sled
 
 OTHER_MAC = "02:00:00:00:00:99"
 OTHER_IP4 = "10.0.0.3"   # a neighbour in the same subnet

@@ -8,11 +8,11 @@ from __future__ import annotations
 import ipaddress
 
 import pytest
-from support.fake_dataplane import FakeDataplane
-from support.host_table import HostTable
 
 from opte_fast.controlplane.controller import Controller, RoutesRefused
 from opte_fast.controlplane.state import V2B, V2P, DesiredState, Nexthop, Route, StableIds, Tep, Underlay
+from tests.support.fake_dataplane import FakeDataplane
+from tests.support.host_table import HostTable
 
 A = ipaddress.IPv6Address
 N = ipaddress.IPv6Network

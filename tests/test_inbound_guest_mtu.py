@@ -8,9 +8,9 @@ import dataclasses
 import pytest
 from scapy.all import IP, UDP, Dot1Q, Ether, IPv6, Raw, raw
 
-from tests.support.sled import GUEST_IP4, GUEST_IP6, GUEST_MAC, default_state, ring_sled
-from tests.test_gateway import drops
-from tests.test_inbound import BOUNDARY_MAC, delivered, encap
+from tests.support.geneve import BOUNDARY_MAC
+from tests.support.sled import GUEST_IP4, GUEST_IP6, GUEST_MAC, default_state, drops, ring_sled
+from tests.support.wire import delivered, encap
 
 PAYLOAD = bytes(range(251)) * 40
 

@@ -12,6 +12,8 @@ import pytest
 from scapy.all import ICMP, IP, TCP, UDP, Ether, IPv6, IPv6ExtHdrDestOpt, PadN, Raw, raw
 
 from tests.support.checksums import checksums_hold
+from tests.support.flowhash import flow_hash
+from tests.support.geneve import BOUNDARY_MAC
 from tests.support.sled import (
     GATEWAY_MAC,
     GUEST_IP4,
@@ -21,11 +23,10 @@ from tests.support.sled import (
     SWITCH_MACS,
     TEP,
     default_state,
+    drops,
     ring_sled,
 )
-from tests.test_gateway import drops
-from tests.test_inbound import delivered, encap
-from tests.test_outbound import BOUNDARY_MAC, expected_frame, flow_hash
+from tests.support.wire import delivered, encap, outbound_frame
 
 PAYLOAD = bytes(range(251)) * 256  # 64 KB that show any misplaced byte (251: no period of 256)
 
@@ -52,7 +53,7 @@ def encapsulated(inner: bytes, sled) -> bytes:
     l4 = pkt[TCP] if TCP in pkt else pkt[UDP]
     h = flow_hash(GUEST_VNI, 6 if TCP in pkt else 17, ip.src, ip.dst, l4.sport, l4.dport)
     uplink_mac = next(p["mac"] for p in sled.dp.ports() if p["name"] == "uplink0")
-    return expected_frame(inner, h, SWITCH_MACS[0], uplink_mac, TEP, 99, BOUNDARY_MAC)
+    return outbound_frame(inner, h, SWITCH_MACS[0], uplink_mac, TEP, 99, BOUNDARY_MAC)
 
 
 def run(frames, *, mtu=1500, underlay_mtu=1500, **chained):

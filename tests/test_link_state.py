@@ -17,18 +17,11 @@ import dataclasses
 import io
 import ipaddress
 import json
-import os
 import secrets
 import signal
 import subprocess
-import time
 from collections.abc import Iterator
 from pathlib import Path
-
-import pytest
-from scapy.all import UDP, Ether, Raw, raw
-from scapy.layers.inet import IP
-from support.fake_dataplane import FakeDataplane
 
 from opte_fast.config.loader import PortSpec
 from opte_fast.controlplane.controller import Controller
@@ -38,33 +31,17 @@ from opte_fast.controlplane.routesync import in_netns
 from opte_fast.controlplane.state import Nexthop, Route
 from opte_fast.tools.sample import TEP_PREFIX
 from tests.support.cli import OPTE_FAST, sled_toml
+from tests.support.fake_dataplane import FakeDataplane
+from tests.support.frames import udp_flows
 from tests.support.netns import namespace
-from tests.support.sled import GATEWAY_MAC, GUEST_IP4, GUEST_MAC, UNDERLAY, default_state, uplink
+from tests.support.sled import UNDERLAY, Sled, default_state, uplink
+from tests.support.tap import tap_devargs
+from tests.support.tools import needs_root
+from tests.support.wait import wait_for
 
-needs_root = pytest.mark.skipif(os.geteuid() != 0, reason="taps and namespaces need root")
 ROOT = Path(__file__).resolve().parent.parent
 
 N_FLOWS = 200
-
-
-def udp_flows(n: int, first_port: int = 1000) -> list[bytes]:
-    return [raw(Ether(src=GUEST_MAC, dst=GATEWAY_MAC) / IP(src=str(GUEST_IP4), dst="198.51.100.7")
-                / UDP(sport=first_port + i, dport=53) / Raw(b"q")) for i in range(n)]
-
-
-def wait_for(cond, timeout_s: float = 5.0) -> None:
-    deadline = time.monotonic() + timeout_s
-    while not cond():
-        assert time.monotonic() < deadline, "condition not reached in time"
-        time.sleep(0.001)
-
-
-def send(dp: Dataplane, frames: list[bytes]) -> None:
-    """Inject on the guest ring and return once the worker has finished them."""
-    before = dp.counters()["rx_guest_packets"]
-    assert dp.inject("guest0", frames) == len(frames)
-    wait_for(lambda: dp.counters()["rx_guest_packets"] == before + len(frames))
-    dp.quiesce()
 
 
 def nexthops(dp: Dataplane) -> dict[str, dict]:
@@ -94,7 +71,7 @@ def fail_over_and_back(dp: Dataplane, links: Links, log: io.StringIO, down: str,
     `left(port)`, where the test can see the wire, counts the frames that left `port` since the last call."""
     left = left or (lambda port: None)
     flows = udp_flows(N_FLOWS)
-    send(dp, flows)
+    Sled(dp).send("guest0", flows)
     assert (left(down), left(other)) in ((None, None), (on := nexthops(dp)[down]["flows"], N_FLOWS - on))
     on_down = nexthops(dp)[down]["flows"]
     assert 0 < on_down < N_FLOWS and nexthops(dp)[other]["flows"] == N_FLOWS - on_down
@@ -105,7 +82,7 @@ def fail_over_and_back(dp: Dataplane, links: Links, log: io.StringIO, down: str,
     wait_for(lambda: links.down == {down})
     assert nexthops(dp)[down]["up"] is False and nexthops(dp)[other]["up"] is True
     assert dp.link(down)["up"] is False
-    send(dp, flows)
+    Sled(dp).send("guest0", flows)
     after = dp.counters()
     # Exactly the flows that were on the downed uplink moved, and nothing more left through it.
     assert after["flows_migrated"] - before["flows_migrated"] == on_down
@@ -121,9 +98,9 @@ def fail_over_and_back(dp: Dataplane, links: Links, log: io.StringIO, down: str,
     wait_for(lambda: links.down == set())
     assert nexthops(dp)[down]["up"] is True and dp.link(down)["up"] is True
     # Live flows stay where they are (rebalance after 10 s idle); new flows use the uplink again.
-    send(dp, flows)
+    Sled(dp).send("guest0", flows)
     new = udp_flows(N_FLOWS, first_port=20000)
-    send(dp, new)
+    Sled(dp).send("guest0", new)
     end = dp.counters()
     assert end["flows_migrated"] == after["flows_migrated"] and end["flows_rebalanced"] == 0
     assert 0 < nexthops(dp)[down]["flows"] < N_FLOWS
@@ -155,7 +132,7 @@ def tap_name(tag: str) -> str:
     return f"oftl{tag}"
 
 
-@needs_root
+@needs_root("taps and namespaces")
 def test_a_tap_uplink_whose_kernel_side_goes_down_loses_exactly_its_flows_by_lsc_interrupt(eal) -> None:
     tag = secrets.token_hex(3)
     with namespace("lsc") as ns:
@@ -166,8 +143,7 @@ def test_a_tap_uplink_whose_kernel_side_goes_down_loses_exactly_its_flows_by_lsc
             dp.add_ring_port("guest0", "guest")
             for i in range(2):
                 name = tap_name(f"{tag}{i}")
-                in_netns(ns.name, lambda name=name, i=i: dp.add_port(uplink(i), f"net_tap_{name},iface={name}",
-                                                                     "uplink"))
+                in_netns(ns.name, lambda name=name, i=i: dp.add_port(uplink(i), tap_devargs(name), "uplink"))
             in_netns(ns.name, lambda: dp.start([1]))
             assert dp.link("uplink0")["by_interrupt"] and dp.link("uplink0")["up"]
             with following(dp, ["uplink0", "uplink1"]) as (links, log):
@@ -180,7 +156,7 @@ def test_a_tap_uplink_whose_kernel_side_goes_down_loses_exactly_its_flows_by_lsc
         assert json.loads(ns.ip("-j", "link", "show")) == [json.loads(ns.ip("-j", "link", "show", "lo"))[0]]
 
 
-@needs_root
+@needs_root("taps and namespaces")
 def test_the_kernel_tap_of_an_uplink_loses_its_carrier_with_the_uplink_link(eal) -> None:
     tap = tap_name(secrets.token_hex(3))
     with namespace("carrier") as ns:
@@ -189,7 +165,7 @@ def test_the_kernel_tap_of_an_uplink_loses_its_carrier_with_the_uplink_link(eal)
         try:
             dp.add_ring_port("guest0", "guest")
             dp.add_ring_port("uplink0", "uplink")
-            in_netns(ns.name, lambda: dp.add_port("uplink0.kernel", f"net_tap_{tap},iface={tap}", "exception"))
+            in_netns(ns.name, lambda: dp.add_port("uplink0.kernel", tap_devargs(tap), "exception"))
             dp.set_exception("uplink0", "uplink0.kernel")
             in_netns(ns.name, lambda: dp.start([1]))
 
@@ -277,12 +253,12 @@ def test_with_follow_link_off_a_link_is_shown_but_never_applied() -> None:
 
 # --- opte-fast run, as an operator runs it ------------------------------------------------------
 
-@needs_root
+@needs_root("taps and namespaces")
 def test_run_follows_a_tap_uplink_link_in_its_nexthops_its_kernel_tap_port_list_and_log(tmp_path) -> None:
     tag = secrets.token_hex(2)
     devices = {"uplink0": f"oftr{tag}0", "uplink1": f"oftr{tag}1"}
     cfg = tmp_path / "sled.toml"
-    cfg.write_text(sled_toml("net_null0,no-rx=1", {u: f"net_tap_{d},iface={d}" for u, d in devices.items()},
+    cfg.write_text(sled_toml("net_null0,no-rx=1", {u: tap_devargs(d) for u, d in devices.items()},
                              static_routes=True))
     sock, prefix = tmp_path / "ctl.sock", f"oft-lsrun-{tag}"
     # opte-fast runs inside the namespace, so its taps (uplinks and kernel taps alike) are created there.

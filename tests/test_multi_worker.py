@@ -25,9 +25,18 @@ from scapy.contrib.geneve import GENEVE
 
 from opte_fast.controlplane import hashkey
 from tests.support.cli import OPTE_FAST, sled_toml
-from tests.support.flowhash import flow_hash
-from tests.support.sled import GUEST_VNI, SWITCH_MACS, default_state, gateway, ring_sled, uplink
-from tests.test_affinity import DROP_COUNTERS, drain, flow_key, make_flows, nexthop_bucket, with_nexthop_up
+from tests.support.flowhash import flow_hash, nexthop_bucket
+from tests.support.frames import make_flows, udp4_flow
+from tests.support.sled import (
+    GUEST_VNI,
+    SWITCH_MACS,
+    default_state,
+    drops,
+    gateway,
+    ring_sled,
+    uplink,
+    with_nexthop_up,
+)
 
 WORKERS = (1, 2)
 N_UPLINKS = 4
@@ -40,7 +49,7 @@ def owner(h: int, n_workers: int = len(WORKERS)) -> int:
 
 
 def hash_of(headers: bytes) -> int:
-    dst, sport, dport = flow_key(headers)
+    dst, sport, dport = udp4_flow(headers)
     return flow_hash(GUEST_VNI, 17, "10.0.0.2", dst, sport, dport)
 
 
@@ -58,7 +67,7 @@ class TwoQueueTraffic:
 
     def finished(self) -> int:
         c = self.sled.counters()
-        return c["tx_uplink_packets"] + sum(c[d] for d in DROP_COUNTERS)
+        return c["tx_uplink_packets"] + sum(drops(c).values())
 
     def round(self, flows: dict[int, bytes], queue_of) -> dict[int, tuple[ipaddress.IPv6Address, str]]:
         """Send seq n of each flow on queue queue_of(fid); wait until all have left; flow id -> path."""
@@ -81,7 +90,7 @@ class TwoQueueTraffic:
     def collect(self, flows) -> dict[int, tuple[ipaddress.IPv6Address, str]]:
         seen: dict[int, set] = defaultdict(set)
         for u in range(N_UPLINKS):
-            for frame in drain(self.sled, uplink(u)):
+            for frame in self.sled.drain(uplink(u)):
                 fid, seq = struct.unpack_from(">II", frame, PAYLOAD_OFF)
                 path = (ipaddress.IPv6Address(frame[38:54]), frame[0:6].hex(":"))
                 assert path[1] == SWITCH_MACS[u], "a nexthop's MAC leaves by its own uplink"
@@ -114,7 +123,7 @@ def alternate(r: int):
 def exact_totals(sled, tr: TwoQueueTraffic, n_flows: int) -> dict[str, int]:
     c = sled.counters()
     assert c["rx_guest_packets"] == c["tx_uplink_packets"] == tr.sent
-    assert not {d: c[d] for d in DROP_COUNTERS if c[d]}
+    assert drops(c) == {}
     assert c["flows_created"] == n_flows and sled.dp.flow_count() == n_flows, "one flow entry per flow"
     assert c["handed_off"] == tr.off_owner > 0
     return c
@@ -241,9 +250,9 @@ def test_each_flow_has_one_entry_in_the_table_of_the_worker_its_hash_names(eal):
         entries = sled.dp.flows(2 * len(flows))
         assert len(entries) == len(flows)
         by_key = {(f["dst"], f["src_port"], f["dst_port"]): f for f in entries}
-        assert by_key.keys() == {flow_key(h) for h in flows.values()}, "one entry per flow"
+        assert by_key.keys() == {udp4_flow(h) for h in flows.values()}, "one entry per flow"
         for fid, headers in flows.items():
-            f = by_key[flow_key(headers)]
+            f = by_key[udp4_flow(headers)]
             assert f["hash"] == tr.hashes[fid] and f["lcore"] == WORKERS[owner(tr.hashes[fid])]
             assert f["packets"] == 3
         share = Counter(f["lcore"] for f in entries)

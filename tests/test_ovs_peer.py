@@ -7,7 +7,6 @@ down the harness (tests/support) that the end-to-end tests of opte-fast build on
 """
 from __future__ import annotations
 
-import os
 import socket
 import struct
 from collections.abc import Callable, Iterator
@@ -18,7 +17,8 @@ from scapy.layers.inet import ICMP, IP, UDP
 from scapy.layers.inet6 import ICMPv6EchoReply, ICMPv6EchoRequest, IPv6
 from scapy.layers.l2 import Ether
 from scapy.packet import Packet
-from support.geneve import (
+
+from tests.support.geneve import (
     BOUNDARY_MAC,
     BOUNDARY_VNI,
     ENTROPY_PORTS,
@@ -32,11 +32,10 @@ from support.geneve import (
     is_neighbor_solicitation,
     neighbor_advertisement,
 )
-from support.netns import Frame, run
-from support.ovs import TEP, BoundaryLab, Guest, boundary_lab
-from support.tools import needs_tools
+from tests.support.netns import Frame, run
+from tests.support.ovs import TEP, BoundaryLab, Guest, boundary_lab
+from tests.support.tools import needs_root, needs_tools
 
-needs_root = pytest.mark.skipif(os.geteuid() != 0, reason="namespaces and Open vSwitch need root")
 pytestmark = needs_tools("ovs-vsctl", "ovsdb-server", "tshark")
 
 OVS_SOURCE_PORTS = range(32768, 61001)  # OVS's default tnl/egress_port_range
@@ -156,7 +155,7 @@ def test_outbound_builder_is_the_design_wire_format() -> None:
 
 
 # -- (a) ICMP echo through the switch and back ----------------------------------------------------
-@needs_root
+@needs_root("namespaces and Open vSwitch")
 @pytest.mark.parametrize("ip_version", [4, 6], ids=["ipv4", "ipv6"])
 def test_echo_over_zero_checksum_geneve_is_answered_back_to_the_sled(lab: BoundaryLab, ip_version: int) -> None:
     guest, link = lab.guests[0], lab.uplinks[0]
@@ -177,7 +176,7 @@ def test_echo_over_zero_checksum_geneve_is_answered_back_to_the_sled(lab: Bounda
 
 
 # -- (b) UDP both ways, payload intact ------------------------------------------------------------
-@needs_root
+@needs_root("namespaces and Open vSwitch")
 @pytest.mark.parametrize("ip_version", [4, 6], ids=["ipv4", "ipv6"])
 def test_udp_reaches_the_internet_listener_intact_and_its_answer_comes_back(lab: BoundaryLab,
                                                                             ip_version: int) -> None:
@@ -203,7 +202,7 @@ def test_udp_reaches_the_internet_listener_intact_and_its_answer_comes_back(lab:
 
 
 # -- (c) how OVS finds the sled's MAC -------------------------------------------------------------
-@needs_root
+@needs_root("namespaces and Open vSwitch")
 def test_ovs_learns_the_sled_mac_from_its_geneve_frames_without_ndp() -> None:
     with boundary_lab(seed_neighbors=False) as lab:
         guest, link = lab.guests[0], lab.uplinks[0]
@@ -218,7 +217,7 @@ def test_ovs_learns_the_sled_mac_from_its_geneve_frames_without_ndp() -> None:
         assert link.mac in link.switch.appctl("tnl/neigh/show")
 
 
-@needs_root
+@needs_root("namespaces and Open vSwitch")
 def test_ovs_solicits_the_sled_when_the_internet_speaks_first_and_a_responder_answers() -> None:
     """Without a seeded entry and before any frame from the sled, OVS sends a neighbor
     solicitation for the sled's address and drops the packet that needed it (OVS 3.1); once the
@@ -244,7 +243,7 @@ def test_ovs_solicits_the_sled_when_the_internet_speaks_first_and_a_responder_an
         assert link.mac in link.switch.appctl("tnl/neigh/show")
 
 
-@needs_root
+@needs_root("namespaces and Open vSwitch")
 def test_seeded_neighbor_lets_the_internet_speak_first_without_ndp(lab: BoundaryLab) -> None:
     guest, link = lab.guests[0], lab.uplinks[0]
     sender = internet_udp_socket(lab, 6)
@@ -256,7 +255,7 @@ def test_seeded_neighbor_lets_the_internet_speak_first_without_ndp(lab: Boundary
 
 
 # -- (d) an independent decoder agrees ------------------------------------------------------------
-@needs_root
+@needs_root("namespaces and Open vSwitch")
 def test_tshark_decodes_both_directions_as_geneve(lab: BoundaryLab, tmp_path: Path) -> None:
     guest, link = lab.guests[0], lab.uplinks[0]
     request = lab.outbound(echo_request(guest, lab, 4, seq=7), sport=55555)
@@ -287,7 +286,7 @@ def test_tshark_decodes_both_directions_as_geneve(lab: BoundaryLab, tmp_path: Pa
 
 
 # -- two switches sharing one internet, for the failover tests ------------------------------------
-@needs_root
+@needs_root("namespaces and Open vSwitch")
 @pytest.mark.parametrize("teps", [(TEP, TEP), (TEP, "fd00:99::2")], ids=["anycast-tep", "tep-per-switch"])
 def test_each_of_two_switches_carries_a_round_trip(teps: tuple[str, str]) -> None:
     with boundary_lab(teps) as lab:
@@ -305,7 +304,7 @@ def test_each_of_two_switches_carries_a_round_trip(teps: tuple[str, str]) -> Non
 
 
 # -- the harness cleans up ------------------------------------------------------------------------
-@needs_root
+@needs_root("namespaces and Open vSwitch")
 def test_lab_leaves_no_namespace_process_or_file_even_when_the_test_fails() -> None:
     with pytest.raises(RuntimeError, match="test failed"), boundary_lab((TEP, TEP)) as lab:
         namespaces = [lab.sled.name, lab.internet.ns.name, *(link.switch.ns.name for link in lab.uplinks)]

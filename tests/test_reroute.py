@@ -14,8 +14,8 @@ import ipaddress
 
 from scapy.all import IP, UDP, Ether, Raw, raw
 
-from opte_fast.controlplane.state import V2B, V2P, Nexthop, Route, Tep
-from tests.support.flowhash import nexthop_hash
+from opte_fast.controlplane.state import V2B, V2P, Nexthop, Route, Tep, mac_bytes
+from tests.support.flowhash import N_BUCKETS, nexthop_bucket
 from tests.support.sled import GATEWAY_MAC, GUEST_IP4, GUEST_MAC, GUEST_VNI, default_state, gateway, ring_sled, uplink
 
 A = ipaddress.IPv6Address("fd00:99::1")          # the sample sled's TEP, route fd00:99::/64
@@ -24,7 +24,6 @@ PEER_SLED = ipaddress.IPv6Address("fd00:0:f7:102::1")
 PEER_MAC = "02:00:00:00:00:99"
 X = "1.2.3.4"                                     # the busy flow whose route changes
 OTHERS = [f"{a}.{b}.7.{c}" for a, b in ((5, 6), (1, 2), (93, 184)) for c in range(1, 9)]  # 1.2.7.x: near, not in
-N_BUCKETS = 4096
 OUTER = 70
 
 
@@ -96,7 +95,7 @@ def test_a_v2p_entry_for_a_boundary_bound_address_takes_its_flow_to_the_sled(eal
         sled.dp.commit(state.replace(v2p=(V2P(GUEST_VNI, ipaddress.IPv4Address(X), PEER_SLED, PEER_MAC),)))
         after = round_trip(sled, 2, dsts)
         assert outer_dst(after[X]) == PEER_SLED and vni(after[X]) == GUEST_VNI
-        assert after[X][2] == bytes.fromhex(PEER_MAC.replace(":", ""))
+        assert after[X][2] == mac_bytes(PEER_MAC)
         assert {d: after[d] for d in OTHERS} == {d: before[d] for d in OTHERS}
         assert moves(sled) == (1, 0, 0)
 
@@ -127,7 +126,7 @@ def test_a_more_specific_underlay_route_moves_exactly_the_flows_whose_nexthop_it
         moved, kept_off_bucket = set(), 0
         for d in dsts:
             h = hashes[d]
-            bucket_member = int(table[nexthop_hash(h) & (N_BUCKETS - 1)])
+            bucket_member = int(table[nexthop_bucket(h)])
             if d in to_b or before[d][0] == uplink(0):
                 assert after[d] == before[d], f"{d} moved"
                 kept_off_bucket += d not in to_b and bucket_member != switch0

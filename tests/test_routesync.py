@@ -21,8 +21,6 @@ import threading
 import time
 
 import pytest
-from support.fake_dataplane import FakeDataplane
-from support.netns import Netns, namespace, veth
 
 from opte_fast.api.client import ControlClient
 from opte_fast.config.loader import load_config
@@ -42,8 +40,11 @@ from opte_fast.controlplane.routesync import (
     routes_for,
 )
 from opte_fast.controlplane.state import V2B, DesiredState, Nexthop, Route, Tep, Underlay
+from tests.support.fake_dataplane import FakeDataplane
+from tests.support.netns import Netns, namespace, veth
+from tests.support.tools import needs_root
 
-pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="needs root for network namespaces")
+pytestmark = needs_root("network namespaces")
 
 A = ipaddress.IPv6Address
 N = ipaddress.IPv6Network

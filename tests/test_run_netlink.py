@@ -31,8 +31,9 @@ from scapy.all import IP, UDP, Ether, Raw, wrpcap
 
 from tests.support.cli import OPTE_FAST, sled_toml
 from tests.support.netns import Netns, namespace, veth
+from tests.support.tools import needs_root
 
-pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="needs root for network namespaces")
+pytestmark = needs_root("network namespaces")
 
 REPO = Path(__file__).resolve().parents[1]
 PREFIX = "fd00:99::/64"

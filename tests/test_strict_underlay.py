@@ -7,8 +7,8 @@ import pytest
 from scapy.all import IP, UDP, Ether, IPv6, Raw, raw
 
 from opte_fast.controlplane.state import V2P, Tep
-from tests.support.sled import GUEST_IP4, GUEST_IP6, GUEST_MAC, default_state, ring_sled
-from tests.test_inbound import DROP_COUNTERS, INNER_TCP4, INNER_UDP6, PEER, delivered, encap
+from tests.support.sled import GUEST_IP4, GUEST_IP6, GUEST_MAC, default_state, drops, ring_sled
+from tests.support.wire import INNER_TCP4, INNER_UDP6, PEER, delivered, encap
 
 SLED = ipaddress.IPv6Address("fd00:1122:3344:102::1")        # a peer sled
 SLED_GUEST4 = ipaddress.IPv4Address("10.0.0.9")              # a guest on it, in our VPC
@@ -51,7 +51,7 @@ def test_strict_underlay_accepts_only_tep_and_v2p_sleds(eal, src, inner, accepte
         sled.send("uplink0", [frame])
         assert sled.recv("guest0") == ([delivered(inner)] if accepted else [])
         c = sled.counters()
-    dropped = {name: c[name] for name in DROP_COUNTERS if c[name]}
+    dropped = drops(c)
     assert dropped == ({} if accepted else {"underlay_source_unknown": 1})
     assert c["tx_guest_packets"] == int(accepted)
 

@@ -13,19 +13,17 @@ from __future__ import annotations
 
 import contextlib
 import ipaddress
-import os
 import secrets
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-import pytest
 from scapy.layers.inet import ICMP, IP, UDP
 from scapy.layers.inet6 import IPv6
 from scapy.layers.l2 import Ether
 
 from opte_fast.controlplane.dataplane import Dataplane, DataplaneOptions
-from opte_fast.controlplane.state import V2B, DesiredState, GuestPort, Nexthop, Route, Tep, Underlay
+from opte_fast.controlplane.state import V2B, DesiredState, GuestPort, Nexthop, Route, Tep, Underlay, mac_bytes
 from tests.support.geneve import BOUNDARY_MAC, BOUNDARY_VNI, GENEVE_PORT, decode, encapsulate
 from tests.support.netns import Frame, Netns, namespace, run
 from tests.support.sled import (
@@ -37,15 +35,11 @@ from tests.support.sled import (
     SWITCH_MACS,
     TEP,
     UNDERLAY,
+    delta,
     gateway,
 )
-
-needs_root = pytest.mark.skipif(os.geteuid() != 0, reason="taps and namespaces need root")
-
-def tap_devargs(iface: str) -> str:
-    """net_tap devargs for a kernel interface `iface`; the DPDK device name (which must be unique in
-    the process: one EAL for the whole pytest run) is derived from the already unique `iface`."""
-    return f"net_tap_{iface},iface={iface}"
+from tests.support.tap import tap_devargs
+from tests.support.tools import needs_root
 
 
 def tap_state(guest_port: str, uplink_port: str) -> DesiredState:
@@ -96,17 +90,11 @@ def tap_sled() -> Iterator[TapSled]:
             dp.close()
 
 
-def delta(after: dict[str, int], before: dict[str, int]) -> dict[str, int]:
-    """Counter changes (the kernel may write a frame or two into a tap while it is still up in the
-    root namespace with IPv6 on, before it is moved)."""
-    return {k: v - before[k] for k, v in after.items() if v != before[k]}
-
-
 def geneve_out(frame: Frame) -> bool:
     return frame.incoming and decode(frame.data) is not None
 
 
-@needs_root
+@needs_root("taps and namespaces")
 def test_guest_frames_leave_the_uplink_tap_as_geneve_and_geneve_comes_back_decapsulated(eal) -> None:
     with tap_sled() as sled:
         # -- outbound: guest → uplink ------------------------------------------------------
@@ -116,6 +104,8 @@ def test_guest_frames_leave_the_uplink_tap_as_geneve_and_geneve_comes_back_decap
                           / UDP(sport=41000, dport=53) / b"tap-v6"))
         sent.append(bytes(Ether(src=GUEST_MAC, dst=GATEWAY_MAC) / IP(src=str(GUEST_IP4), dst="203.0.113.1")
                           / ICMP(id=7, seq=1) / b"ping"))
+        # changes only: the kernel may write a frame or two into a tap while it is still up in the
+        # root namespace with IPv6 on, before it is moved
         before = sled.dp.counters()
         with sled.uplink_ns.capture(sled.uplink_if) as capture:
             sled.guest_ns.send(sled.guest_if, *sent)
@@ -128,7 +118,7 @@ def test_guest_frames_leave_the_uplink_tap_as_geneve_and_geneve_comes_back_decap
         assert len(got) == len(sent), f"exactly one Geneve frame per guest frame:\n{capture.summary()}"
         by_inner = {g.inner_bytes: g for g in got}
         for frame in sent:
-            expected_inner = bytes.fromhex(BOUNDARY_MAC.replace(":", "")) + frame[6:]
+            expected_inner = mac_bytes(BOUNDARY_MAC) + frame[6:]
             assert expected_inner in by_inner, f"inner frame not found for {frame.hex()}"
             g = by_inner[expected_inner]
             assert (g.eth_dst, g.eth_src) == (SWITCH_MACS[0], sled.uplink_mac)
@@ -147,7 +137,7 @@ def test_guest_frames_leave_the_uplink_tap_as_geneve_and_geneve_comes_back_decap
         frames = [bytes(encapsulate(i, eth_src=SWITCH_MACS[0], eth_dst=sled.uplink_mac, src=str(TEP),
                                     dst=str(UNDERLAY), vni=GUEST_VNI, sport=50000 + n, udp_checksum=n % 2 == 1))
                   for n, i in enumerate(inner)]
-        expected = {i[:6] + bytes.fromhex(GATEWAY_MAC.replace(":", "")) + i[12:] for i in inner}
+        expected = {i[:6] + mac_bytes(GATEWAY_MAC) + i[12:] for i in inner}
         before = sled.dp.counters()
         with sled.guest_ns.capture(sled.guest_if) as capture:
             sled.uplink_ns.send(sled.uplink_if, *frames)

@@ -8,7 +8,7 @@ import pytest
 from scapy.all import IP, UDP, Ether, raw
 
 from opte_fast.controlplane.state import V2P
-from tests.support.flowhash import flow_hash, nexthop_hash
+from tests.support.flowhash import flow_hash, nexthop_bucket, tep_bucket
 from tests.support.geneve import BOUNDARY_MAC, encapsulate
 from tests.support.sled import (
     GATEWAY_MAC,
@@ -48,10 +48,10 @@ def test_a_flow_traced_from_creation_through_a_withdrawn_nexthop(eal):
         survivor = next(f"{gateway(i)} dev uplink{i}" for i in range(2) if f"uplink{i}" != flows[1000]["uplink"])
         buckets = {kind: list(sled.dp.bucket_table(kind, ipaddress.ip_network(p)))
                    for kind, p in (("tep", "0.0.0.0/0"), ("nexthop", "fd00:99::/64"))}
-        nh_bucket = nexthop_hash(h) & 4095
+        nh_bucket = nexthop_bucket(h)
         route = {"prefix": "fd00:99::/64", "bucket": nh_bucket, "bucket_nexthop": taken}
-        v2b = {"prefix": "0.0.0.0/0", "bucket": h & 4095, "bucket_tep": str(TEP)}
-        assert buckets["tep"][h & 4095] == sled.dp.tep_id(ipaddress.ip_network("0.0.0.0/0"), TEP)
+        v2b = {"prefix": "0.0.0.0/0", "bucket": tep_bucket(h), "bucket_tep": str(TEP)}
+        assert buckets["tep"][tep_bucket(h)] == sled.dp.tep_id(ipaddress.ip_network("0.0.0.0/0"), TEP)
 
         first, armed = traced(sled)
         key = {"vni": GUEST_VNI, "proto": 17, "src": str(GUEST_IP4), "dst": str(DST), "dst_port": 53}
@@ -77,9 +77,9 @@ def trace_route(sled, h: int) -> dict:
     """The route part of a new flow's record, for a flow other than the first."""
     flow = next(f for f in sled.dp.flows(10) if f["hash"] == h)
     chosen = f"{flow['nexthop']['gateway']} dev {flow['uplink']}"
-    return {"route": {"prefix": "fd00:99::/64", "bucket": nexthop_hash(h) & 4095,
+    return {"route": {"prefix": "fd00:99::/64", "bucket": nexthop_bucket(h),
                       "bucket_nexthop": chosen},
-            "v2b": {"prefix": "0.0.0.0/0", "bucket": h & 4095, "bucket_tep": str(TEP)},
+            "v2b": {"prefix": "0.0.0.0/0", "bucket": tep_bucket(h), "bucket_tep": str(TEP)},
             "nexthop": chosen, "uplink": flow["uplink"]}
 
 

@@ -20,15 +20,14 @@ import hashlib
 import ipaddress
 import os
 import shutil
-import socket
-import threading
 
 import pytest
 
 from opte_fast.controlplane.dataplane import Dataplane, DataplaneOptions
 from opte_fast.controlplane.state import V2B, DesiredState, GuestPort, Nexthop, Route, Tep, Underlay
 from tests.support.ovs import TEP, Guest, boundary_lab
-from tests.support.tools import needs_tools
+from tests.support.tools import needs_root, needs_tools
+from tests.support.transfer import DOWN_PORT, UP_PORT, BlobServers
 from tests.support.vm import VM, initramfs, kernel_package, unpacked_kernel
 
 VM_MAC, GATEWAY_MAC = "02:00:00:00:00:01", "a8:40:25:ff:00:01"
@@ -36,7 +35,6 @@ VM_IP = "10.0.0.2"
 VNI = 7
 UNDERLAY_MTU = 9216
 BLOB = os.urandom(4 << 20)
-DOWN_PORT, UP_PORT = 8000, 8001
 # net_af_packet's ring slots (framesz = blocksz: a page multiple) and an mbuf that holds a slot's
 # frame (the PMD refuses a queue whose slots hold more than an mbuf's data room)
 FRAME_SLOT = 12288
@@ -53,56 +51,7 @@ sleep 600
 """
 
 
-class Servers:
-    """In the internet namespace: the blob to each download (HTTP/1.0), the sha256 of each upload."""
-
-    def __init__(self, ns, address: str) -> None:
-        self.uploads: list[str] = []
-        self.socks = []
-        for port, serve in ((DOWN_PORT, self._download), (UP_PORT, self._upload)):
-            s = ns.open_socket(socket.AF_INET, socket.SOCK_STREAM)
-            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            s.bind((address, port))
-            s.listen(4)
-            self.socks.append(s)
-            threading.Thread(target=self._accept, args=(s, serve), daemon=True).start()
-
-    @staticmethod
-    def _accept(s: socket.socket, serve) -> None:
-        while True:
-            try:
-                conn, _ = s.accept()
-            except OSError:
-                return
-            with conn:
-                serve(conn)
-
-    @staticmethod
-    def _download(conn: socket.socket) -> None:
-        request = b""
-        while b"\r\n\r\n" not in request:
-            chunk = conn.recv(4096)
-            if not chunk:
-                return
-            request += chunk
-        conn.sendall(b"HTTP/1.0 200 OK\r\nContent-Length: %d\r\n\r\n" % len(BLOB) + BLOB)
-
-    def _upload(self, conn: socket.socket) -> None:
-        digest, left = hashlib.sha256(), len(BLOB)
-        while left:
-            chunk = conn.recv(min(left, 1 << 16))
-            if not chunk:
-                break
-            digest.update(chunk)
-            left -= len(chunk)
-        self.uploads.append(digest.hexdigest() if left == 0 else f"short by {left}")
-
-    def close(self) -> None:
-        for s in self.socks:
-            s.close()
-
-
-@pytest.mark.skipif(os.geteuid() != 0, reason="namespaces and Open vSwitch need root")
+@needs_root("namespaces and Open vSwitch")
 @needs_tools("qemu-system-x86_64", "dpkg-deb", "ovs-vsctl", "ovsdb-server", "ethtool")
 @pytest.mark.skipif(kernel_package() is None, reason="no cloud kernel package: run bash ci/install.sh")
 @pytest.mark.parametrize("mtu", [1500, 9000])
@@ -117,7 +66,7 @@ def test_a_vm_moves_a_file_both_ways_through_open_vswitch_at_its_mtu(eal, tmp_pa
                 lab.sled.ip("link", "set", link.ifname, "mtu", str(UNDERLAY_MTU))
                 link.switch.ns.ip("link", "set", "ul0", "mtu", str(UNDERLAY_MTU))
                 link.switch.enlarge_receive_buffers()
-            servers = Servers(lab.internet.ns, lab.internet.ipv4)
+            servers = BlobServers(lab.internet.ns, lab.internet.ipv4, BLOB)
             initrd = tmp_path / "initrd.cpio"
             initramfs(initrd, kernel, SCRIPT.format(server=lab.internet.ipv4, down=DOWN_PORT, up=UP_PORT))
             tep = ipaddress.IPv6Address(TEP)

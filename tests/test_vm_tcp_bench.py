@@ -4,7 +4,6 @@ with the same VM. It prints a rate for each backend, direction and their ratio, 
 opte-fast's port (and opte-fast cut its TSO frames) but none from OVS's, which cannot carry TSO
 through a tunnel."""
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -12,13 +11,13 @@ from pathlib import Path
 import pytest
 
 from opte_fast.tools import bench_ovs
-from tests.support.tools import needs_tools
+from tests.support.tools import needs_root, needs_tools
 from tests.support.vm import kernel_package
 
 REPO = Path(__file__).resolve().parent.parent
 
 
-@pytest.mark.skipif(os.geteuid() != 0, reason="namespaces and Open vSwitch need root")
+@needs_root("namespaces and Open vSwitch")
 @needs_tools("qemu-system-x86_64", "dpkg-deb", "taskset", "ethtool", "ovs-vsctl", "ovsdb-server",
              str(bench_ovs.VSWITCHD_DPDK))
 @pytest.mark.skipif(kernel_package() is None, reason="no cloud kernel package: run bash ci/install.sh")

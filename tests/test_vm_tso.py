@@ -18,9 +18,7 @@ virtio_user kernel peer. Jumbo frames and TSO at MTU 9000 are checked byte for b
 import hashlib
 import os
 import shutil
-import socket
 import subprocess
-import threading
 import time
 from pathlib import Path
 
@@ -29,6 +27,7 @@ import pytest
 from tests.support.cli import OPTE_FAST, ctl_json
 from tests.support.netns import namespace, run
 from tests.support.tools import needs_tools
+from tests.support.transfer import DOWN_PORT, UP_PORT, BlobServers
 from tests.support.vm import VM, initramfs, kernel_package, unpacked_kernel
 
 REPO = Path(__file__).resolve().parent.parent
@@ -36,7 +35,6 @@ VM_MAC, SRV_MAC = "02:00:00:00:00:01", "02:00:00:00:00:03"
 VM_IP, SRV_IP = "10.0.0.2", "10.0.0.3"
 UNDERLAY = "fd00:0:f7:101::1"
 BLOB = os.urandom(4 << 20)
-DOWN_PORT, UP_PORT = 8000, 8001
 
 CONFIG = """
 [underlay]
@@ -104,55 +102,6 @@ sleep 600
 """
 
 
-class Servers:
-    """In the server's namespace: the blob to whoever asks (HTTP/1.0), and the sha256 of each upload."""
-
-    def __init__(self, ns) -> None:
-        self.uploads: list[str] = []
-        self.socks = []
-        for port, serve in ((DOWN_PORT, self._download), (UP_PORT, self._upload)):
-            s = ns.open_socket(socket.AF_INET, socket.SOCK_STREAM)
-            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            s.bind((SRV_IP, port))
-            s.listen(4)
-            self.socks.append(s)
-            threading.Thread(target=self._accept, args=(s, serve), daemon=True).start()
-
-    @staticmethod
-    def _accept(s: socket.socket, serve) -> None:
-        while True:
-            try:
-                conn, _ = s.accept()
-            except OSError:
-                return
-            with conn:
-                serve(conn)
-
-    @staticmethod
-    def _download(conn: socket.socket) -> None:
-        request = b""
-        while b"\r\n\r\n" not in request:
-            chunk = conn.recv(4096)
-            if not chunk:
-                return
-            request += chunk
-        conn.sendall(b"HTTP/1.0 200 OK\r\nContent-Length: %d\r\n\r\n" % len(BLOB) + BLOB)
-
-    def _upload(self, conn: socket.socket) -> None:
-        digest, left = hashlib.sha256(), len(BLOB)
-        while left:
-            chunk = conn.recv(min(left, 1 << 16))
-            if not chunk:
-                break
-            digest.update(chunk)
-            left -= len(chunk)
-        self.uploads.append(digest.hexdigest() if left == 0 else f"short by {left}")
-
-    def close(self) -> None:
-        for s in self.socks:
-            s.close()
-
-
 def wait_for_iface(name: str, proc: subprocess.Popen, sock: str) -> None:
     deadline = time.monotonic() + 30
     while not Path(sock).exists() or run(["ip", "link", "show", name], check=False).returncode != 0:
@@ -187,7 +136,7 @@ def test_a_vms_tso_tcp_arrives_whole_both_ways(tmp_path):
             srv_ns.ip("link", "set", srv, "address", SRV_MAC)
             srv_ns.add_address(srv, f"{SRV_IP}/24")
             srv_ns.link_up(srv)
-            servers = Servers(srv_ns)
+            servers = BlobServers(srv_ns, SRV_IP, BLOB)
             vm = VM(tmp_path, kernel, initrd, vhost, VM_MAC)
             try:
                 console = vm.wait_for("VM-DONE", timeout_s=300)

@@ -11,6 +11,7 @@ from pathlib import Path
 # Not the console script: the tests do not depend on PATH, only on the package being importable.
 OPTE_FAST = [sys.executable, "-c", "from opte_fast.cli import main; main()"]
 REPO = Path(__file__).resolve().parents[2]
+EXAMPLE_CONFIG = REPO / "docs" / "config-example.toml"  # the documented example, which tests load
 
 
 def ctl_json(sock: str, *args: str):

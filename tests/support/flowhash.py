@@ -2,6 +2,8 @@
 import ipaddress
 import struct
 
+from opte_fast.controlplane.dataplane import DataplaneOptions
+
 M64 = (1 << 64) - 1
 # A fixed key for tests that predict hashes (a run gets a random one).
 TEST_HASH_KEY = bytes(range(0x40, 0x80))
@@ -29,6 +31,24 @@ def nexthop_hash(h: int) -> int:
     """csrc/tables.h of_nexthop_hash: the flow hash rotated by 16 bits, which picks the nexthop's
     bucket (the TEP's comes from the hash itself), so that the two choices are independent."""
     return ((h << 16) | (h >> 16)) & 0xFFFFFFFF
+
+
+def entropy_port(h: int, sport_min: int = 49152, sport_max: int = 65535) -> int:
+    """csrc/outbound.c: the outer UDP source port of a flow with hash `h`, the hash scaled onto the range."""
+    return sport_min + ((h * (sport_max - sport_min + 1)) >> 32)
+
+
+N_BUCKETS = DataplaneOptions.n_buckets  # a resilient table's buckets, unless a test asks for others
+
+
+def tep_bucket(h: int) -> int:
+    """The V2B entry's bucket of a flow with hash `h`: which of its TEPs the flow takes."""
+    return h & (N_BUCKETS - 1)
+
+
+def nexthop_bucket(h: int) -> int:
+    """The route's bucket of a flow with hash `h`: which of its nexthops the flow takes."""
+    return nexthop_hash(h) & (N_BUCKETS - 1)
 
 
 def mapped(ip) -> bytes:

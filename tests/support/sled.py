@@ -5,8 +5,9 @@ from collections.abc import Callable
 from contextlib import contextmanager
 from dataclasses import replace
 
+from opte_fast import _dataplane
 from opte_fast.controlplane.dataplane import Dataplane, DataplaneOptions
-from opte_fast.controlplane.state import DesiredState
+from opte_fast.controlplane.state import DesiredState, Route
 from opte_fast.tools.sample import (
     GATEWAY_MAC,
     GUEST_IP4,
@@ -27,6 +28,24 @@ SWITCH_MACS = [switch_mac(i) for i in range(16)]
 gateway = switch_gateway
 uplink = uplink_name
 default_state = anycast_state
+DROP_COUNTERS = tuple(name for name, drop in zip(_dataplane.counter_names(), _dataplane.counter_drops()) if drop)
+
+
+def drops(counters: dict[str, int]) -> dict[str, int]:
+    """The drop counters (csrc/counters.def's OF_DROP) that are not zero (of all counters, or of a `delta`)."""
+    return {name: counters[name] for name in DROP_COUNTERS if counters.get(name)}
+
+
+def delta(after: dict[str, int], before: dict[str, int]) -> dict[str, int]:
+    """The counters that changed from `before` to `after`, by how much."""
+    return {k: v - before[k] for k, v in after.items() if v != before[k]}
+
+
+def with_nexthop_up(state: DesiredState, index: int, up: bool) -> DesiredState:
+    """`state` with nexthop `index` of its first route marked up or down."""
+    route = state.routes[0]
+    nhs = tuple(replace(n, up=up) if i == index else n for i, n in enumerate(route.nexthops))
+    return state.replace(routes=(Route(route.prefix, nhs), *state.routes[1:]))
 
 
 class Sled:
@@ -64,6 +83,16 @@ class Sled:
     def recv(self, port: str) -> list[bytes]:
         return self.dp.collect(port)
 
+    def drain(self, port: str) -> list[bytes]:
+        """Every frame waiting on ring port `port`, 4096 a call into a buffer of 256 bytes a frame: cheap
+        for the small frames of many flows (`recv` makes room for 4096 of the largest)."""
+        out: list[bytes] = []
+        while True:
+            got = self.dp.collect(port, 4096, 256)
+            out += got
+            if len(got) < 4096:
+                return out
+
     def _received(self) -> int:
         c = self.dp.counters()
         return c["rx_guest_packets"] + c["rx_uplink_packets"] + c["rx_exception_packets"]
@@ -92,5 +121,5 @@ def ring_sled(state: DesiredState | None = None, n_uplinks: int = 2, workers: tu
         dp.close()
 
 
-__all__ = ["Sled", "ring_sled", "default_state", "replace", "UNDERLAY", "GUEST_MAC", "GUEST_IP4", "GUEST_IP6",
+__all__ = ["Sled", "ring_sled", "default_state", "replace", "DROP_COUNTERS", "drops", "with_nexthop_up", "UNDERLAY", "GUEST_MAC", "GUEST_IP4", "GUEST_IP6",
            "GATEWAY_MAC", "GUEST_VNI", "TEP", "SWITCH_MACS", "gateway", "uplink"]
