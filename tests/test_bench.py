@@ -82,15 +82,19 @@ def test_bench_each_case_with_ovs():
 
 @needs_tools("dpdk-testpmd")
 def test_bench_new_flows_and_two_workers(monkeypatch):
-    out = run_bench("--flows", "65536", "--direction", "new-flows")
+    flows = 262144
+    out = run_bench("--flows", str(flows), "--direction", "new-flows")
     (new_flows,) = out["cases"]
     check_common(new_flows)
-    # Every packet a new flow: each sets up its flow, or finds its bucket full and is sent statelessly.
+    # Every packet a new flow: each sets up its flow or, once no entry is free, is sent statelessly.
+    # The window runs from 10% to 90% full, read every 2 ms; a reader preempted past 100% counts
+    # stateless frames in it too (at 3 Mpps the last 10% take 9 ms). Its two counters are read a few
+    # microseconds apart: 1% is that skew, not a tolerance on loss.
     share = new_flows["new_flows_stateless_share"]
-    assert 0 <= share < 0.1 and new_flows["counters"]["flow_table_full"] >= share * 65536 * 0.7
+    assert 0 <= share < 0.5 and new_flows["counters"]["flow_table_full"] >= share * flows * 0.7
     assert new_flows["new_flows_per_s_per_worker"] == pytest.approx(
-        new_flows["opte_fast_mpps"] * 1e6 * (1 - share), rel=0.005)
-    assert new_flows["flows_held"] >= 65536 * 9 // 10
+        new_flows["opte_fast_mpps"] * 1e6 * (1 - share), rel=0.01)
+    assert new_flows["flows_held"] >= flows * 9 // 10
 
     # Where the OVS package is absent, --with-ovs says so in one line and measures the rest.
     monkeypatch.setattr(bench_ovs, "VSWITCHD_DPDK", bench_ovs.VSWITCHD_DPDK.with_name("absent"))

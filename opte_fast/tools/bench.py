@@ -468,7 +468,7 @@ def _fill_rate(dp, clock: ThreadClock, capacity: int) -> dict:
     if start is None or last[0] <= start[0]:
         raise BenchError(f"the flow table did not fill to {lo} flows in {NEW_FLOW_TIMEOUT_S:.0f} s")
     (t0, f0, p0, s0, r0), (t1, f1, p1, s1, r1) = start, last
-    # A new flow whose bucket is full is forwarded statelessly (flow_table_full): sent, not set up.
+    # A new flow that finds no free entry is forwarded statelessly (flow_table_full): sent, not set up.
     return {"pps": (p1 - p0) / (t1 - t0), "flows_per_s": (f1 - f0) / (t1 - t0), "seconds": t1 - t0,
             "stateless_per_s": (s1 - s0) / (t1 - t0),
             "filled_to": f1, "samples_pps": [], "cpu_share": clock.share(r0, r1), "perf": None}

@@ -158,7 +158,7 @@ def summarise_case(r: CaseResult) -> dict:
     if c.direction == "new-flows":
         out["new_flows_per_s_per_worker"] = round(statistics.median(
             o.extra["flows_per_s"] / (o.cpu_share or 1.0) for o in r.opte_fast) / c.workers)
-        # Of the frames sent while the table filled, those whose flow found its bucket full.
+        # Of the frames sent in the window, those that found no free entry (the reader late past 100%).
         out["new_flows_stateless_share"] = _median([o.extra["stateless_per_s"] / o.pps for o in r.opte_fast], 4)
     if r.ovs:
         pairs = list(zip(r.opte_fast, r.ovs))
@@ -214,7 +214,7 @@ def row(s: dict) -> list[str]:
     if new_flows:
         opte += f", {s['new_flows_per_s_per_worker'] / 1e6:.2f} M flows/s per worker"
         if s["new_flows_stateless_share"]:
-            opte += f" ({s['new_flows_stateless_share']:.1%} of frames stateless: bucket full)"
+            opte += f" ({s['new_flows_stateless_share']:.1%} of frames stateless: table full)"
     ovs = "not comparable" if new_flows else _f(s.get("ovs_mpps"), ".2f", " Mpps")
     return [what, f"{s['flows']:,}", "hugepages" if s["hugepages"] else "4 KB pages",
             _f(s["ceiling_mpps"], ".2f", " Mpps"), opte, ovs, _f(s.get("opte_fast_to_ovs"), ".2f", "×"),
