@@ -34,15 +34,13 @@ import json
 import os
 import platform
 import shutil
-import socket
 import statistics
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -52,6 +50,7 @@ from opte_fast.tools.bench_ovs import missing as ovs_dpdk_missing  # noqa: E402
 from opte_fast.tools.ovs import Ovs, OvsError  # noqa: E402
 from tests.support.cli import OPTE_FAST, REPO, ctl_json  # noqa: E402
 from tests.support.ovs import BoundaryLab, Guest, boundary_lab  # noqa: E402
+from tests.support.transfer import DOWN_PORT, UP_PORT, BlobServers  # noqa: E402
 from tests.support.vm import START, VM, GuestKernel, initramfs, kernel_package, unpacked_kernel  # noqa: E402
 
 VM_MAC = "02:00:00:00:00:01"
@@ -65,7 +64,6 @@ BOUNDARY_VNI = 99
 # refused (OVS then refuses the port): the guest gets what fits, 1500 less Geneve's 70 bytes
 UNDERLAY_MTU = 1500
 GUEST_MTU = UNDERLAY_MTU - 70
-DOWN_PORT, UP_PORT = 8000, 8001
 QEMU_CPU, BACKEND_CPU = 0, 1
 HOST_TSO4_BIT = 11                  # virtio-net feature bits, as /sys/class/net/eth0/device/features shows them
 BACKENDS = ("opte-fast", "ovs")
@@ -125,70 +123,6 @@ teps = ["{tep}"]
 prefix = "{tep}/128"
 nexthops = [{{ uplink = "{uplink}", gateway = "fe80::1", mac = "{nexthop_mac}" }}]
 """
-
-
-@dataclass
-class Transfers:
-    """What the internet host saw of one backend's rounds: seconds and verdicts per transfer."""
-    down_s: list[float] = field(default_factory=list)
-    up_s: list[float] = field(default_factory=list)
-    up_sha256: list[str] = field(default_factory=list)
-
-
-class Server:
-    """In the internet namespace: the blob to each download (HTTP/1.0), each upload hashed; both timed."""
-
-    def __init__(self, lab: BoundaryLab, blob: bytes) -> None:
-        self.blob = blob
-        self.transfers = Transfers()
-        self.socks: list[socket.socket] = []
-        for port, serve in ((DOWN_PORT, self._download), (UP_PORT, self._upload)):
-            s = lab.internet.ns.open_socket(socket.AF_INET, socket.SOCK_STREAM)
-            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            s.bind((lab.internet.ipv4, port))
-            s.listen(4)
-            self.socks.append(s)
-            threading.Thread(target=self._accept, args=(s, serve), daemon=True).start()
-
-    @staticmethod
-    def _accept(s: socket.socket, serve) -> None:
-        while True:
-            try:
-                conn, _ = s.accept()
-            except OSError:
-                return
-            with conn:
-                serve(conn, time.monotonic())
-
-    def _download(self, conn: socket.socket, start: float) -> None:
-        request = b""
-        while b"\r\n\r\n" not in request:
-            chunk = conn.recv(4096)
-            if not chunk:
-                return
-            request += chunk
-        conn.sendall(b"HTTP/1.0 200 OK\r\nContent-Length: %d\r\n\r\n" % len(self.blob) + self.blob)
-        conn.recv(1)    # the VM closes once it has every byte
-        self.transfers.down_s.append(time.monotonic() - start)
-
-    def _upload(self, conn: socket.socket, start: float) -> None:
-        digest, left = hashlib.sha256(), len(self.blob)
-        while left:
-            chunk = conn.recv(min(left, 1 << 16))
-            if not chunk:
-                break
-            digest.update(chunk)
-            left -= len(chunk)
-        self.transfers.up_s.append(time.monotonic() - start)
-        self.transfers.up_sha256.append(digest.hexdigest() if left == 0 else f"short by {left} bytes")
-
-    def take(self) -> Transfers:
-        taken, self.transfers = self.transfers, Transfers()
-        return taken
-
-    def close(self) -> None:
-        for s in self.socks:
-            s.close()
 
 
 # -- the two backends: each serves the VM's vhost-user socket from the sled namespace ------------------
@@ -346,7 +280,7 @@ class Leg:
     wall_s: float
 
 
-def run_leg(kind: str, lab: BoundaryLab, server: Server, kernel: GuestKernel, initrd: Path, rounds: int,
+def run_leg(kind: str, lab: BoundaryLab, server: BlobServers, kernel: GuestKernel, initrd: Path, rounds: int,
             blob: bytes, timeout_s: float) -> Leg:
     started = time.monotonic()
     workdir = Path(tempfile.mkdtemp(prefix=f"oft-vmtcp-{kind}-"))
@@ -386,14 +320,14 @@ def run_leg(kind: str, lab: BoundaryLab, server: Server, kernel: GuestKernel, in
     lines = console.splitlines()
     downs = [" ".join(line.split()[3:]) for line in lines if line.startswith("ROUND ") and line.split()[2] == "DOWN"]
     failures = [line for line in lines if "-FAILED" in line]
-    if failures or downs != [want] * rounds or transfers.up_sha256 != [want] * rounds \
+    if failures or downs != [want] * rounds or transfers.uploads != [want] * rounds \
             or len(transfers.down_s) != rounds:
         raise SystemExit(f"vm_tcp: the {kind} leg's data did not arrive whole: the VM's downloads {downs}, "
-                         f"the host's uploads {transfers.up_sha256}, want {want} x {rounds}; {failures}\n{console}")
+                         f"the host's uploads {transfers.uploads}, want {want} x {rounds}; {failures}\n{console}")
     features = next(line.split()[1] for line in lines if line.startswith("FEATURES "))
     bits = len(blob) * 8 / 1e6
     return Leg(kind, [bits / s for s in transfers.down_s], [bits / s for s in transfers.up_s], downs,
-               transfers.up_sha256, features[HOST_TSO4_BIT] == "1", counters, drops, time.monotonic() - started)
+               transfers.uploads, features[HOST_TSO4_BIT] == "1", counters, drops, time.monotonic() - started)
 
 
 # -- report --------------------------------------------------------------------------------------------
@@ -472,10 +406,10 @@ def missing() -> str | None:
 
 
 @contextlib.contextmanager
-def lab_with_server(blob: bytes) -> Iterator[tuple[BoundaryLab, Server]]:
+def lab_with_server(blob: bytes) -> Iterator[tuple[BoundaryLab, BlobServers]]:
     with boundary_lab(guests=(Guest(mac=VM_MAC, ipv4=VM_IP, vni=VNI),)) as lab:
         lab.uplinks[0].switch.enlarge_receive_buffers()
-        server = Server(lab, blob)
+        server = BlobServers(lab.internet.ns, lab.internet.ipv4, blob)
         try:
             yield lab, server
         finally:

@@ -43,6 +43,7 @@ from opte_fast.controlplane.state import V2B, DesiredState, Nexthop, Route, Tep,
 from tests.support.fake_dataplane import FakeDataplane
 from tests.support.netns import Netns, namespace, veth
 from tests.support.tools import needs_root
+from tests.support.wait import wait_for
 
 pytestmark = needs_root("network namespaces")
 
@@ -245,6 +246,9 @@ def test_lowest_metric_route_wins_and_callback_only_on_change(daemon):
     daemon.expect_quiet()
     daemon.ns.ip("-6 route del fd00:99::/64 via fe80::1 dev uplink0 metric 100")
     daemon.expect(Route(PREFIX, (UP1,)))
+    # A commit is counted when on_change returns, which is after the data plane holds its routes.
+    wait_for(lambda: daemon.sync.stats()["commits"] >= 3, WAIT_S, "the third commit counted")
+    daemon.expect_quiet()
     stats = daemon.sync.stats()  # the empty table at start was committed by the controller already
     assert stats["commits"] == 3 and stats["events"] >= 4 and stats["commit_failures"] == 0
     assert stats["latency_us"]["samples"] == 3 and stats["latency_us"]["max"] < 1_000_000

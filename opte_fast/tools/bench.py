@@ -47,6 +47,7 @@ from . import bench_ovs
 from .bench_report import TRACES, Case, CaseResult, Measurement, print_table, standard_table, summarise
 from .bench_traffic import SINK_DEVARGS, Traffic, check_attached, plugin_path
 from .sample import GUEST_PORT, UNDERLAY, anycast_state, uplink_name
+from .threads import threads_named
 
 TESTPMD = "dpdk-testpmd"
 DPDK_RUN_DIR = Path("/var/run/dpdk")
@@ -111,13 +112,7 @@ class ThreadClock:
     """Time on the CPU of a process's forwarding threads (from /proc/PID/task/TID/schedstat)."""
 
     def __init__(self, pid: int | str = "self", name: re.Pattern = _WORKER_THREAD):
-        self.tasks: list[Path] = []
-        for task in Path(f"/proc/{pid}/task").iterdir():
-            try:
-                if name.search((task / "comm").read_text().strip()):
-                    self.tasks.append(task)
-            except OSError:
-                continue
+        self.tasks = [Path(f"/proc/{pid}/task/{tid}") for tid in threads_named(pid, name)]
 
     @property
     def tids(self) -> list[int]:

@@ -17,6 +17,7 @@ from pathlib import Path
 from .bench_traffic import PEER_BRIDGE_MAC, SINK_DEVARGS, Traffic, check_attached, plugin_path
 from .ovs import SCHEMA, Ovs, OvsError, run_ovs
 from .sample import TEP, UNDERLAY, switch_mac
+from .threads import threads_named
 
 VSWITCHD_DPDK = Path("/usr/lib/openvswitch-switch-dpdk/ovs-vswitchd-dpdk")
 PACKAGE = "openvswitch-switch-dpdk"
@@ -128,12 +129,5 @@ class OvsPeer(Ovs):
 
 def pmd_thread_ids(pid: int) -> list[int]:
     """ovs-vswitchd's PMD threads (named pmd-c<core>/id:<n>)."""
-    tids = []
-    for task in Path(f"/proc/{pid}/task").iterdir():
-        try:
-            if PMD_THREAD.match((task / "comm").read_text().strip()):
-                tids.append(int(task.name))
-        except OSError:
-            continue
-    return tids
+    return list(threads_named(pid, PMD_THREAD))
 

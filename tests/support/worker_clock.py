@@ -11,6 +11,8 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from opte_fast.tools.threads import threads_named
+
 WORKER_THREAD = re.compile(r"worker-?(\d+)$")   # the EAL's lcore threads: rte-worker-1 (22.11), dpdk-worker1 (24.11)
 WALL_LIMIT_FACTOR = 20                          # a blocked worker: fail after this many times the budget
 
@@ -19,11 +21,8 @@ class WorkerClock:
     """CPU time of the threads of worker lcores `lcores` of this process."""
 
     def __init__(self, lcores: list[int]):
-        self.tids: dict[int, int] = {}
-        for task in Path("/proc/self/task").iterdir():
-            m = WORKER_THREAD.search((task / "comm").read_text().strip())
-            if m and int(m.group(1)) in lcores:
-                self.tids[int(m.group(1))] = int(task.name)
+        self.tids = {int(m.group(1)): tid for tid, m in threads_named("self", WORKER_THREAD).items()
+                     if int(m.group(1)) in lcores}
         assert sorted(self.tids) == sorted(lcores), f"no thread of worker lcores {lcores} among this process's"
 
     def cpu_s(self) -> float:
