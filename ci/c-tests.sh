@@ -20,20 +20,4 @@ for test in csrc/tests/test_*.c; do
     ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1 "$out/$name" || status=1
 done
 
-# libFuzzer, briefly on every run (under a minute in all): the parsers, responders and BFD's receive
-# path, and the whole packet path. Any crash, sanitizer report or broken invariant fails it. The
-# whole-path targets start from the committed seeds; what they find that is new goes to
-# build/fuzz/corpus-*, not into the repository. ci/fuzz-long.sh runs them for longer.
-bash ci/fuzz-build.sh
-for run in parse:15 outbound:20 inbound:20; do
-    target=${run%:*} seconds=${run#*:}
-    corpus=()
-    if [ -d "csrc/fuzz/corpus/$target" ]; then
-        mkdir -p "build/fuzz/corpus-$target"
-        corpus=("build/fuzz/corpus-$target" "csrc/fuzz/corpus/$target")
-    fi
-    echo "== fuzz_$target ($seconds s)"
-    build/fuzz/fuzz_$target -max_total_time="$seconds" -print_final_stats=0 -artifact_prefix=build/fuzz/ \
-        "${corpus[@]}" 2>&1 | tail -2 || status=1
-done
 exit $status

@@ -1,8 +1,7 @@
 #!/usr/bin/env bash
 # Builds the libFuzzer targets into build/fuzz with AddressSanitizer and UndefinedBehaviorSanitizer:
 # fuzz_parse (the parsers and responders alone), fuzz_outbound and fuzz_inbound (the whole packet
-# path of a sled with real tables, csrc/fuzz/sled.h). ci/c-tests.sh runs them briefly, ci/fuzz-long.sh
-# at length.
+# path of a sled with real tables, csrc/fuzz/sled.h). ci/fuzz.sh runs them.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 

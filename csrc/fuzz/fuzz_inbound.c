@@ -5,7 +5,7 @@
  * frame of one of them delivered to the guest it is for (under strict underlay
  * only from a TEP, or from the sled V2P maps its inner source to), an unchanged
  * frame punted to the tap, or a neighbor advertisement for the sled's address.
- * Built and run by ci/c-tests.sh (briefly) and ci/fuzz-long.sh.
+ * Built by ci/fuzz-build.sh, run by ci/fuzz.sh.
  */
 #include "sled.h"
 

@@ -5,7 +5,7 @@
  * peer sled, through a live nexthop of the route that covers it, on that
  * nexthop's uplink; or the gateway's answer back to the guest (guest 0 has
  * addresses, sled.h: its frames pass the source checks and reach encap).
- * Built and run by ci/c-tests.sh (briefly) and ci/fuzz-long.sh.
+ * Built by ci/fuzz-build.sh, run by ci/fuzz.sh.
  */
 #include "sled.h"
 
