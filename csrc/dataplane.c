@@ -79,6 +79,8 @@ check_config(const struct of_dp_config *cfg)
 {
 	if (cfg->burst == 0 || cfg->burst > OF_MAX_BURST)
 		of_set_error("burst must be 1..%d", OF_MAX_BURST);
+	else if (cfg->guest_tx_retries > OF_MAX_GUEST_TX_RETRIES)
+		of_set_error("guest TX retries must be 0..%d", OF_MAX_GUEST_TX_RETRIES);
 	else if (cfg->n_buckets == 0 || (cfg->n_buckets & (cfg->n_buckets - 1)) != 0 || cfg->n_buckets > 65536)
 		of_set_error("buckets must be a power of two up to 65536");
 	else if (cfg->udp_sport_min > cfg->udp_sport_max)

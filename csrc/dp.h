@@ -24,6 +24,7 @@ struct of_handoff;
 struct of_lcore;
 struct of_tables;
 struct of_trace;
+struct rte_eth_rxtx_callback;
 struct rte_mempool;
 struct rte_rcu_qsbr;
 struct rte_ring;
@@ -42,6 +43,8 @@ struct of_port {
 	struct rte_ring *ring_rx[RTE_PMD_RING_MAX_RX_RINGS];
 	struct rte_ring *ring_tx;
 	uint64_t ring_rx_no_mbuf;	/* frames refused at injection: the pool was empty */
+	uint16_t ring_take_per_tx;	/* frames a transmit first takes off ring_tx, as a VM would (ring_io.h) */
+	const struct rte_eth_rxtx_callback *ring_take[RTE_PMD_RING_MAX_TX_RINGS];
 	/* Link state, written under dp->link_lock (EAL interrupt thread, and start). */
 	uint8_t link_watched;		/* uplinks and guests; an exception tap is the kernel's */
 	uint8_t link_lsc;		/* the PMD keeps the status by LSC interrupt */

@@ -14,6 +14,7 @@
 #define OF_MAX_NEXTHOPS 1024	/* nexthop ids 1..1023 */
 #define OF_MAX_GROUPS 1024	/* TEP sets and nexthop groups, each 0..1023 */
 #define OF_MAX_BURST 512
+#define OF_MAX_GUEST_TX_RETRIES 32
 #define OF_NEVER UINT32_MAX
 #define OF_HASH_KEY_LEN 64	/* bytes of the flow hash's secret key (flow_hash.h) */
 /* An id that names nothing: no port, no TEP or nexthop, no TEP set or nexthop group, no worker.
@@ -33,6 +34,7 @@ struct of_dp_config {
 	uint16_t burst;
 	uint16_t rx_desc;
 	uint16_t tx_desc;
+	uint16_t guest_tx_retries;	/* more tries of a burst a guest's ring took part of (tx.c) */
 	uint32_t flow_capacity;		/* per worker lcore */
 	uint32_t n_buckets;		/* resilient tables, power of two */
 	uint32_t tcp_idle_ms;

@@ -2,6 +2,7 @@
 #include <errno.h>
 #include <string.h>
 
+#include <rte_ethdev.h>
 #include <rte_mbuf.h>
 #include <rte_ring.h>
 
@@ -56,30 +57,51 @@ chained_frame(struct rte_mempool *pool, const uint8_t *data, uint32_t len, uint3
 	return head;
 }
 
+/* One frame flagged as net_vhost flags a virtio-net guest's offloads (gso.h). */
+static void
+flag_offloads(struct rte_mbuf *m, uint16_t tso_segsz, int csum_partial)
+{
+	if (csum_partial || tso_segsz != 0)
+		m->ol_flags |= RTE_MBUF_F_RX_L4_CKSUM_NONE;
+	if (tso_segsz != 0) {
+		m->ol_flags |= RTE_MBUF_F_RX_LRO;
+		m->tso_segsz = tso_segsz;
+	}
+}
+
 int
 of_dp_ring_inject_chained(struct of_dp *dp, uint16_t port, uint16_t queue, const uint8_t *data,
 			  const uint32_t *lens, unsigned n, uint32_t seg_bytes, uint16_t tso_segsz, int csum_partial)
 {
+	struct rte_mbuf *chunk[OF_MAX_BURST];
 	unsigned done = 0;
 
 	if (!ring_rx_queue_ok(dp, port, queue))
 		return -EINVAL;
-	for (; done < n; data += lens[done], done++) {
-		struct rte_mbuf *m = chained_frame(dp->pool, data, lens[done], seg_bytes);
+	/* A chunk at a time, enqueued at once: a worker's RX burst takes all of it or none of it, as
+	 * from a NIC's ring, so the bursts a test sees do not depend on when the worker polled. */
+	while (done < n) {
+		unsigned k = 0, queued;
+		int pool_empty = 0;
 
-		if (m == NULL) {
+		while (k < RTE_DIM(chunk) && done + k < n) {
+			struct rte_mbuf *m = chained_frame(dp->pool, data, lens[done + k], seg_bytes);
+
+			if (m == NULL) {
+				pool_empty = 1;
+				break;
+			}
+			flag_offloads(m, tso_segsz, csum_partial);
+			data += lens[done + k];
+			chunk[k++] = m;
+		}
+		queued = rte_ring_enqueue_burst(dp->ports[port].ring_rx[queue], (void **)chunk, k, NULL);
+		rte_pktmbuf_free_bulk(chunk + queued, k - queued);
+		done += queued;
+		if (queued < k)
+			break;	/* the ring is full */
+		if (pool_empty) {
 			__atomic_fetch_add(&dp->ports[port].ring_rx_no_mbuf, n - done, __ATOMIC_RELAXED);
-			break;
-		}
-		/* as net_vhost marks a virtio-net guest's frames (gso.h) */
-		if (csum_partial || tso_segsz != 0)
-			m->ol_flags |= RTE_MBUF_F_RX_L4_CKSUM_NONE;
-		if (tso_segsz != 0) {
-			m->ol_flags |= RTE_MBUF_F_RX_LRO;
-			m->tso_segsz = tso_segsz;
-		}
-		if (rte_ring_enqueue(dp->ports[port].ring_rx[queue], m) != 0) {
-			rte_pktmbuf_free(m);
 			break;
 		}
 	}
@@ -97,6 +119,45 @@ of_dp_ring_inject(struct of_dp *dp, uint16_t port, uint16_t queue, const uint8_t
 	while (fit < n && lens[fit] <= room)
 		fit++;
 	return of_dp_ring_inject_chained(dp, port, queue, data, lens, fit, 0, 0, 0);
+}
+
+static uint16_t
+take_before_tx(uint16_t port_id __rte_unused, uint16_t queue __rte_unused, struct rte_mbuf **pkts __rte_unused,
+	       uint16_t n, void *arg)
+{
+	const struct of_port *p = arg;
+	struct rte_mbuf *taken[OF_MAX_BURST];
+	unsigned k = rte_ring_dequeue_burst(p->ring_tx, (void **)taken, p->ring_take_per_tx, NULL);
+
+	rte_pktmbuf_free_bulk(taken, k);
+	return n;
+}
+
+int
+of_dp_ring_take_on_tx(struct of_dp *dp, uint16_t port, uint16_t per_tx)
+{
+	struct of_port *p;
+
+	if (port >= dp->n_ports || dp->ports[port].ring_tx == NULL) {
+		of_set_error("port %u is not a ring port", port);
+		return -EINVAL;
+	}
+	p = &dp->ports[port];
+	if (!dp->running || dp->n_workers != 1 || p->ring_take[0] != NULL) {
+		of_set_error("a ring port takes frames on transmit once, while one worker runs");
+		return -EINVAL;
+	}
+	if (per_tx == 0 || per_tx > OF_MAX_BURST) {
+		of_set_error("frames taken per transmit must be 1..%d", OF_MAX_BURST);
+		return -EINVAL;
+	}
+	p->ring_take_per_tx = per_tx;
+	p->ring_take[0] = rte_eth_add_tx_callback(p->port_id, 0, take_before_tx, p);
+	if (p->ring_take[0] == NULL) {
+		of_set_error("port %u: cannot add a transmit callback: %s", port, rte_strerror(rte_errno));
+		return -rte_errno;
+	}
+	return 0;
 }
 
 int

@@ -14,6 +14,10 @@ int of_dp_ring_inject(struct of_dp *dp, uint16_t port, uint16_t queue, const uin
  * net_vhost flags a guest's offloads: tso_segsz (not 0) a TSO frame, csum_partial a partial L4 checksum. */
 int of_dp_ring_inject_chained(struct of_dp *dp, uint16_t port, uint16_t queue, const uint8_t *data,
 			      const uint32_t *lens, unsigned n, uint32_t seg_bytes, uint16_t tso_segsz, int csum_partial);
+/* Make a running ring port's TX ring a VM's receive ring, emptied by its own vCPU as the worker fills it:
+ * each transmit to the port first takes up to per_tx frames off the ring (and frees them). One worker
+ * only (the ring has one consumer); undone when the port closes. */
+int of_dp_ring_take_on_tx(struct of_dp *dp, uint16_t port, uint16_t per_tx);
 /* Dequeue up to max frames into buf (room bytes); lens[i] per frame. Returns the count. */
 int of_dp_ring_collect(struct of_dp *dp, uint16_t port, uint8_t *buf, uint32_t room, uint32_t *lens, unsigned max);
 

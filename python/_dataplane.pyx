@@ -145,7 +145,7 @@ cdef class Core:
     cdef of_dp *dp
 
     def __cinit__(self, *, underlay_addr: bytes, n_mbufs=16383, mbuf_cache=256, mbuf_data_room=2176,
-                  burst=32, rx_desc=1024, tx_desc=1024, flow_capacity=1 << 20, n_buckets=4096,
+                  burst=32, guest_tx_retries=8, rx_desc=1024, tx_desc=1024, flow_capacity=1 << 20, n_buckets=4096,
                   hash_key: bytes, tcp_idle_ms=600000, tcp_closed_ms=2000, udp_idle_ms=60000,
                   icmp_idle_ms=10000, rebalance_idle_ms=10000, hop_limit=128, flow_label=True,
                   udp_checksum=False, verify_udp_checksum=False, strict_underlay=False, udp_sport_min=49152,
@@ -160,6 +160,7 @@ cdef class Core:
         cfg.mbuf_cache = mbuf_cache
         cfg.mbuf_data_room = mbuf_data_room
         cfg.burst = burst
+        cfg.guest_tx_retries = guest_tx_retries
         cfg.rx_desc = rx_desc
         cfg.tx_desc = tx_desc
         cfg.flow_capacity = flow_capacity
@@ -251,6 +252,11 @@ cdef class Core:
             return check(of_dp_ring_inject(self.live(), port, queue, &d[0], &l[0], len(frames)))
         return check(of_dp_ring_inject_chained(self.live(), port, queue, &d[0], &l[0], len(frames),
                                                segment_bytes or 0, tso_segsz, 1 if csum_partial else 0))
+
+    def ring_take_on_tx(self, port: int, per_tx: int) -> None:
+        """Make a running ring port's TX ring a VM's receive ring: each transmit to it first takes up to
+        per_tx frames off the ring, as the VM's vCPU would meanwhile (one worker only)."""
+        check(of_dp_ring_take_on_tx(self.live(), port, per_tx))
 
     def collect(self, port: int, max_frames: int = 4096, frame_room: int = 16384) -> list:
         """Take every frame waiting on a ring port's TX ring (up to max_frames)."""

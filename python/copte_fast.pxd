@@ -24,6 +24,7 @@ cdef extern from "dp_types.h" nogil:
         uint16_t burst
         uint16_t rx_desc
         uint16_t tx_desc
+        uint16_t guest_tx_retries
         uint32_t flow_capacity
         uint32_t n_buckets
         uint32_t tcp_idle_ms
@@ -115,6 +116,7 @@ cdef extern from "ring_io.h" nogil:
     int of_dp_ring_inject_chained(of_dp *dp, uint16_t port, uint16_t queue, const uint8_t *data,
                                   const uint32_t *lens, unsigned n, uint32_t seg_bytes, uint16_t tso_segsz,
                                   int csum_partial)
+    int of_dp_ring_take_on_tx(of_dp *dp, uint16_t port, uint16_t per_tx)
     int of_dp_ring_collect(of_dp *dp, uint16_t port, uint8_t *buf, uint32_t room, uint32_t *lens, unsigned max)
 
 cdef extern from "builder.h" nogil:

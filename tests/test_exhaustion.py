@@ -1,4 +1,5 @@
-"""Exhaustion: an empty mbuf pool, a full TX ring, a flow table that new flows keep full.
+"""Exhaustion: an empty mbuf pool, a full TX ring, a guest slow to empty its ring, a flow table that
+new flows keep full.
 
 Each is counted under its own name, nothing else is lost, and forwarding comes back by itself when
 the resource does. Ring ports make each one reachable: a TX ring that nobody drains fills up, and
@@ -7,9 +8,11 @@ its frames hold the pool's mbufs until it is drained.
 import time
 from contextlib import contextmanager
 
+import pytest
 from scapy.all import IP, UDP, Ether, Raw, raw
 
 from opte_fast.controlplane.dataplane import Dataplane, DataplaneOptions
+from tests.support.gateway import arp_reply, arp_request
 from tests.support.sled import (
     GATEWAY_MAC,
     GUEST_IP4,
@@ -30,11 +33,12 @@ def udp4(i: int) -> bytes:
 
 
 @contextmanager
-def small_sled(uplink_ring: int, n_mbufs: int = 8191):
-    """One guest and one uplink whose TX ring holds `uplink_ring` - 1 frames, in a pool of n_mbufs."""
-    dp = Dataplane(DataplaneOptions(underlay_addr=UNDERLAY, flow_capacity=4096, n_mbufs=n_mbufs))
+def small_sled(uplink_ring: int = 4096, n_mbufs: int = 8191, guest_ring: int = 4096, **options):
+    """One guest and one uplink whose TX rings hold `guest_ring` - 1 and `uplink_ring` - 1 frames, in
+    a pool of n_mbufs."""
+    dp = Dataplane(DataplaneOptions(underlay_addr=UNDERLAY, flow_capacity=4096, n_mbufs=n_mbufs, **options))
     try:
-        dp.add_ring_port("guest0", "guest", ring_size=4096)
+        dp.add_ring_port("guest0", "guest", ring_size=guest_ring)
         dp.add_ring_port(uplink(0), "uplink", ring_size=uplink_ring)
         dp.commit(default_state(1))
         dp.start([1])
@@ -58,6 +62,28 @@ def test_full_tx_ring_drops_the_excess_as_tx_full_and_sends_again_once_drained(e
         c = sled.counters()
         assert c["tx_uplink_packets"] == 63 + 50 and c["tx_full"] == 47
         assert len(sled.recv("uplink0")) == 50
+
+
+@pytest.mark.parametrize("vm_takes_per_tx, retries, sent, tx_full, tries_again, left_in_ring", [
+    (8, 8, 100, 0, 3, 52),   # the third burst fits 15, then 8, 8 and 1 as the VM takes 8 before each try
+    (8, 0, 83, 17, 0, 59),   # without retries the 17 that did not fit at once are lost
+    (0, 8, 63, 37, 1, 63),   # a stalled VM: one try that takes nothing, and no wait at all once the ring is full
+], ids=["vm-keeps-up-with-retries", "vm-keeps-up-no-retries", "vm-stalled"])
+def test_a_burst_a_guest_ring_took_part_of_is_tried_again_while_the_vm_takes_some(
+        eal, vm_takes_per_tx, retries, sent, tx_full, tries_again, left_in_ring):
+    # The gateway answers 100 ARP requests, in four bursts of 32, 32, 32 and 4 answers, to a guest ring of
+    # 63 slots that the VM empties by vm_takes_per_tx frames just before each transmit.
+    with small_sled(guest_ring=64, guest_tx_retries=retries) as sled:
+        if vm_takes_per_tx:
+            sled.dp.ring_take_on_tx("guest0", vm_takes_per_tx)
+        for burst in (32, 32, 32, 4):
+            sled.send("guest0", [arp_request("10.0.0.1")] * burst)
+        c = sled.counters()
+        assert c["gateway_arp_replies"] == 100
+        assert (c["tx_guest_packets"], c["tx_full"], c["tx_guest_retries"]) == (sent, tx_full, tries_again)
+        assert drops(c) == ({"tx_full": tx_full} if tx_full else {})
+        left = sled.recv("guest0")
+        assert len(left) == left_in_ring and set(left) == {arp_reply("10.0.0.1")}
 
 
 def test_empty_pool_refuses_frames_as_rx_no_mbuf_and_takes_them_again_once_mbufs_return(eal):

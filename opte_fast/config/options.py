@@ -56,6 +56,9 @@ OPTIONS: tuple[Option, ...] = (
            key="args", flag="--eal-arg", pytype=tuple),
     # [dataplane]: rings, pools, tables, timeouts
     Option("burst", "dataplane", Int(1, 512), 32, "packets per rx/tx burst", pytype=int),
+    Option("guest_tx_retries", "dataplane", Int(0, 32), 8,
+           "tries again of a burst a guest's ring took only part of, while each takes some (a VM empties its "
+           "ring from its own vCPU; Open vSwitch's vhost-user tx-retries-max)", pytype=int),
     Option("rx_desc", "dataplane", Int(64, 32768), 1024, "rx descriptors per queue", pytype=int),
     Option("tx_desc", "dataplane", Int(64, 32768), 1024, "tx descriptors per queue", pytype=int),
     Option("mbufs", "dataplane", Int(1023, 1 << 26), MEMORY_DEFAULTS["mbufs"], "mbufs in the packet pool", pytype=int),

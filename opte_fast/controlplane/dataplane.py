@@ -38,6 +38,7 @@ class DataplaneOptions:
     mbuf_cache: int = 256
     mbuf_data_room: int = 2176
     burst: int = 32
+    guest_tx_retries: int = 8
     rx_desc: int = 1024
     tx_desc: int = 1024
     flow_capacity: int = 1 << 20
@@ -220,7 +221,8 @@ class Dataplane:
         self.options = options
         self._core = _dataplane.Core(
             underlay_addr=options.underlay_addr.packed, n_mbufs=options.n_mbufs, mbuf_cache=options.mbuf_cache,
-            mbuf_data_room=options.mbuf_data_room, burst=options.burst, rx_desc=options.rx_desc,
+            mbuf_data_room=options.mbuf_data_room, burst=options.burst,
+            guest_tx_retries=options.guest_tx_retries, rx_desc=options.rx_desc,
             tx_desc=options.tx_desc, flow_capacity=options.flow_capacity, n_buckets=options.n_buckets,
             hash_key=key, tcp_idle_ms=options.tcp_idle_ms, tcp_closed_ms=options.tcp_closed_ms,
             udp_idle_ms=options.udp_idle_ms, icmp_idle_ms=options.icmp_idle_ms,
@@ -284,6 +286,10 @@ class Dataplane:
                tso_segsz: int = 0, csum_partial: bool = False) -> int:
         """Frames onto a ring port (see _dataplane.inject for chains and offload flags)."""
         return self._core.inject(self.port_index(port), frames, queue, segment_bytes, tso_segsz, csum_partial)
+
+    def ring_take_on_tx(self, port: str, per_tx: int) -> None:
+        """A running ring port's TX ring emptied as a VM's vCPU would (see _dataplane.ring_take_on_tx)."""
+        self._core.ring_take_on_tx(self.port_index(port), per_tx)
 
     def collect(self, port: str, max_frames: int = 4096, frame_room: int | None = None) -> list[bytes]:
         """Up to `max_frames` frames waiting on a ring port's TX ring. `frame_room` bounds one

@@ -34,6 +34,7 @@ def dataplane_options(config: Config) -> DataplaneOptions:
     o = config.options
     return DataplaneOptions(
         underlay_addr=o.underlay_addr, n_mbufs=o.mbufs, mbuf_cache=o.mbuf_cache, burst=o.burst,
+        guest_tx_retries=o.guest_tx_retries,
         rx_desc=o.rx_desc, tx_desc=o.tx_desc, flow_capacity=o.flow_capacity, n_buckets=o.buckets,
         tcp_idle_ms=o.tcp_idle_timeout_s * 1000, tcp_closed_ms=o.tcp_closed_timeout_s * 1000,
         udp_idle_ms=o.udp_idle_timeout_s * 1000, icmp_idle_ms=o.icmp_idle_timeout_s * 1000,
