@@ -14,7 +14,7 @@ the session and the nexthop to be back. Per round, from the kill:
   * last packet: the injection of the last frame that still reached switch 0's tap (sequence
     numbers in the payload, read back from a capture in the switch namespace).
 
-Usage: python3 bench/bfd_failover.py [--rounds 20] [--intervals-ms 10,50] [--multiplier 3]
+Usage: .venv/bin/python bench/bfd_failover.py [--rounds 20] [--intervals-ms 10,50] [--multiplier 3]
 """
 from __future__ import annotations
 

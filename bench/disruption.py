@@ -12,7 +12,7 @@ every flow is read from the captured uplink frames (the flow id travels in the U
   * hash % N: what choosing member (hash mod live count) over a sorted member list, as OPTE
     does today, would move for the same flow hashes, on removal and on return.
 
-Usage: python3 bench/disruption.py [--flows 20000] [--sizes 2,4,8,16]
+Usage: .venv/bin/python bench/disruption.py [--flows 20000] [--sizes 2,4,8,16]
 """
 from __future__ import annotations
 

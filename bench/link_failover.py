@@ -18,7 +18,7 @@ Uplinks:
   --pmd tap   net_tap ports in a namespace of its own (root needed), link taken down with an
               RTM_NEWLINK clearing IFF_UP on the kernel side; LSC interrupt.
 
-Usage: python3 bench/link_failover.py [--pmd ring|tap] [--rounds 20]
+Usage: .venv/bin/python bench/link_failover.py [--pmd ring|tap] [--rounds 20]
 """
 from __future__ import annotations
 

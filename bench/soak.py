@@ -21,7 +21,7 @@ end, the largest commit latency, the largest ctl latency, and the number of fram
 member after its removal was committed (must be 0). Not a test: a benchmark to run before a
 release; tests/test_soak.py runs it for a few seconds.
 
-Usage: python3 bench/soak.py [--duration-s 1800] [--flows 65536] [--json]
+Usage: .venv/bin/python bench/soak.py [--duration-s 1800] [--flows 65536] [--json]
 """
 from __future__ import annotations
 

@@ -23,7 +23,7 @@ through a tunnel, so its port offers none and the guest's kernel segments) than 
 datapath's own speed, which `opte-fast bench --with-ovs` measures. QEMU is pinned to CPU 0, the
 backend's poll thread to CPU 1.
 
-Usage (root): python3 bench/vm_tcp.py [--size-mb 16] [--rounds 5] [--json]
+Usage (root): .venv/bin/python bench/vm_tcp.py [--size-mb 16] [--rounds 5] [--json]
 """
 from __future__ import annotations
 
