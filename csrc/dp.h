@@ -44,7 +44,7 @@ struct of_port {
 	struct rte_ring *ring_tx;
 	uint64_t ring_rx_no_mbuf;	/* frames refused at injection: the pool was empty */
 	uint16_t ring_take_per_tx;	/* frames a transmit first takes off ring_tx, as a VM would (ring_io.h) */
-	const struct rte_eth_rxtx_callback *ring_take[RTE_PMD_RING_MAX_TX_RINGS];
+	const struct rte_eth_rxtx_callback *ring_take;	/* on TX queue 0, the one worker's */
 	/* Link state, written under dp->link_lock (EAL interrupt thread, and start). */
 	uint8_t link_watched;		/* uplinks and guests; an exception tap is the kernel's */
 	uint8_t link_lsc;		/* the PMD keeps the status by LSC interrupt */

@@ -316,12 +316,11 @@ of_ports_close(struct of_dp *dp)
 		if (rte_eth_dev_info_get(p->port_id, &info) == 0)
 			dev = info.device;
 		/* The workers are stopped: nothing runs a callback any more. */
-		for (uint16_t q = 0; q < RTE_DIM(p->ring_take); q++)
-			if (p->ring_take[q] != NULL) {
-				rte_eth_remove_tx_callback(p->port_id, q, p->ring_take[q]);
-				rte_free((void *)(uintptr_t)p->ring_take[q]);
-				p->ring_take[q] = NULL;
-			}
+		if (p->ring_take != NULL) {
+			rte_eth_remove_tx_callback(p->port_id, 0, p->ring_take);
+			rte_free((void *)(uintptr_t)p->ring_take);
+			p->ring_take = NULL;
+		}
 		rte_eth_dev_close(p->port_id);
 		/* Removing the device flushes pcap files and frees its name for reuse. */
 		if (p->is_vdev && dev != NULL)

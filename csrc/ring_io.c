@@ -143,7 +143,7 @@ of_dp_ring_take_on_tx(struct of_dp *dp, uint16_t port, uint16_t per_tx)
 		return -EINVAL;
 	}
 	p = &dp->ports[port];
-	if (!dp->running || dp->n_workers != 1 || p->ring_take[0] != NULL) {
+	if (!dp->running || dp->n_workers != 1 || p->ring_take != NULL) {
 		of_set_error("a ring port takes frames on transmit once, while one worker runs");
 		return -EINVAL;
 	}
@@ -152,8 +152,8 @@ of_dp_ring_take_on_tx(struct of_dp *dp, uint16_t port, uint16_t per_tx)
 		return -EINVAL;
 	}
 	p->ring_take_per_tx = per_tx;
-	p->ring_take[0] = rte_eth_add_tx_callback(p->port_id, 0, take_before_tx, p);
-	if (p->ring_take[0] == NULL) {
+	p->ring_take = rte_eth_add_tx_callback(p->port_id, 0, take_before_tx, p);
+	if (p->ring_take == NULL) {
 		of_set_error("port %u: cannot add a transmit callback: %s", port, rte_strerror(rte_errno));
 		return -rte_errno;
 	}
