@@ -56,10 +56,11 @@ extension = Extension(
 )
 
 # The bench's traffic source: a DPDK plugin (EAL -d) for testpmd, ovs-vswitchd and opte-fast alike,
-# not a Python module (csrc/bench/trafficgen.c says why).
+# not a Python module (csrc/bench/trafficgen.c says why); the failover benches load it with ctypes
+# for its transmit watch (csrc/bench/txwatch.c).
 bench_traffic = Extension(
     "opte_fast._bench_traffic",
-    sources=["csrc/bench/trafficgen.c"],
+    sources=["csrc/bench/trafficgen.c", "csrc/bench/txwatch.c"],
     extra_compile_args=[*C_FLAGS, *dpdk_cflags],
     extra_link_args=pkg_config("--libs"),
 )

@@ -9,6 +9,7 @@ Geneve (inbound). New-flow runs never repeat a flow.
 """
 from __future__ import annotations
 
+import ctypes
 import os
 import struct
 from dataclasses import dataclass
@@ -37,6 +38,29 @@ def plugin_path() -> Path:
     if not found:
         raise FileNotFoundError(f"the bench's traffic plugin is not built in {here}: run bash ci/install.sh")
     return found[0]
+
+
+class TxWatch:
+    """When the data plane in this process last handed a Geneve frame to device `device`'s transmit, and how
+    many (csrc/bench/txwatch.c): a failover bench's "last packet toward the failed switch" at full rate."""
+
+    def __init__(self, device: str):
+        self._lib = ctypes.CDLL(str(plugin_path()))
+        self._lib.opte_fast_bench_watch_last_ns.restype = ctypes.c_uint64
+        self._lib.opte_fast_bench_watch_frames.restype = ctypes.c_uint64
+        rc = self._lib.opte_fast_bench_watch_tx(device.encode())
+        if rc != 0:
+            raise RuntimeError(f"cannot watch {device}'s transmit: {os.strerror(-rc)} (is the data plane started?)")
+
+    def last_ns(self) -> int:
+        """CLOCK_MONOTONIC (time.monotonic_ns) of the latest burst with a Geneve frame; 0: none yet."""
+        return self._lib.opte_fast_bench_watch_last_ns()
+
+    def frames(self) -> int:
+        return self._lib.opte_fast_bench_watch_frames()
+
+    def close(self) -> None:
+        self._lib.opte_fast_bench_unwatch_tx()
 
 
 def _flow_fields(i: int) -> tuple[bytes, int]:

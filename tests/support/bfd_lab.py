@@ -59,9 +59,11 @@ class SwitchLab:
 
 @contextlib.contextmanager
 def bfd_switch_lab(settings: BfdSettings, *, flow_capacity: int = 4096, n_mbufs: int = 8191,
-                   log: TextIO | None = None) -> Iterator[SwitchLab]:
-    """A ring guest, anycast to the TEP over uplink0 and uplink1 (tap i to switch i, fe80::<i+1>), the
-    sessions at `settings` on both sides; `Bfd` logs to `log` (None: stderr). Everything goes on exit."""
+                   log: TextIO | None = None, guest_devargs: str | None = None,
+                   rebalance_idle_ms: int | None = 10_000) -> Iterator[SwitchLab]:
+    """A guest port (a ring to inject into, or the device `guest_devargs` names), anycast to the TEP over
+    uplink0 and uplink1 (tap i to switch i, fe80::<i+1>), the sessions at `settings` on both sides; `Bfd`
+    logs to `log` (None: stderr). Everything goes on exit."""
     tag = secrets.token_hex(3)
     with contextlib.ExitStack() as stack:
         switches = [stack.enter_context(namespace(f"bfdsw{i}")) for i in range(2)]
@@ -69,9 +71,12 @@ def bfd_switch_lab(settings: BfdSettings, *, flow_capacity: int = 4096, n_mbufs:
         macs = [f"02:5e:00:00:{i:02x}:01" for i in range(2)]
         state = anycast_state(2)
         dp = Dataplane(DataplaneOptions(underlay_addr=state.underlay.addr, flow_capacity=flow_capacity,
-                                        n_mbufs=n_mbufs))
+                                        n_mbufs=n_mbufs, rebalance_idle_ms=rebalance_idle_ms))
         stack.callback(dp.close)
-        dp.add_ring_port("guest0", "guest")
+        if guest_devargs is None:
+            dp.add_ring_port("guest0", "guest")
+        else:
+            dp.add_port("guest0", guest_devargs, "guest")
         for i, (ifname, mac) in enumerate(zip(ifnames, macs)):
             dp.add_port(uplink_name(i), tap_devargs(ifname, mac), "uplink")
         dp.commit(state)
