@@ -1,7 +1,8 @@
 """Packet capture with DPDK's own tools on a running `opte-fast run`: dpdk-dumpcap (a secondary
 process) captures the Geneve frames an uplink sends, tshark decodes them, and dpdk-proc-info
 reads the same port's statistics; `opte-fast ctl capture` does the same for a guest port. The instance runs on hugepages this test reserves (secondaries
-cannot attach to a --no-huge primary) and keeps its shared config."""
+cannot attach to a --no-huge primary), which it takes without being told, since they are free, and keeps its shared
+config."""
 from __future__ import annotations
 
 import os
@@ -53,7 +54,8 @@ def test_dumpcap_captures_an_uplinks_geneve_frames_from_a_running_instance(tmp_p
     cfg.write_text(sled_toml(f"net_tap_g,iface={iface}", {"uplink0": "net_null_u,no-rx=1"}, static_routes=True))
     pcapng, guest_pcapng = tmp_path / "uplink0.pcapng", tmp_path / "guest0.pcapng"
     with reserved_hugepages(256, "oft-capture") as huge_dir, namespace("capture") as guest_ns:
-        sled = subprocess.Popen([*OPTE_FAST, "run", "--config", str(cfg), "--file-prefix", prefix, "--hugepages",
+        # No --hugepages: the instance takes them because a mounted hugetlbfs has --memory-mb of them free.
+        sled = subprocess.Popen([*OPTE_FAST, "run", "--config", str(cfg), "--file-prefix", prefix, "--memory-mb", "512",
                                  f"--eal-arg=--huge-dir={huge_dir}", "--control-socket", str(tmp_path / "ctl.sock")],
                                 stderr=subprocess.PIPE, text=True)
         try:
@@ -88,6 +90,7 @@ def test_dumpcap_captures_an_uplinks_geneve_frames_from_a_running_instance(tmp_p
         finally:
             sled.send_signal(signal.SIGTERM)
             assert sled.wait(30) == 0
+        assert "MB of hugepages free in " in sled.stderr.read()     # its one line on choosing them
         assert not list(huge_dir.iterdir()), "the instance left hugepage files behind"
     assert not Path(f"/var/run/dpdk/{prefix}").exists()
 

@@ -12,6 +12,7 @@ from click.testing import CliRunner
 from opte_fast.config.flags import run_options
 from opte_fast.config.loader import ConfigError, PortSpec, load_config, split_port_arg
 from opte_fast.config.options import OPTIONS
+from opte_fast.controlplane.startup import choose_hugepages, with_hugepages_chosen
 from opte_fast.controlplane.state import V2B, V2P, DesiredState, GuestPort, Nexthop, Route, Tep, Underlay
 from tests.support.cli import EXAMPLE_CONFIG
 
@@ -353,3 +354,27 @@ def test_a_guest_network_loads_every_key(tmp_path):
                               ra_router_lifetime_s=600, ra_prefix=N("fd77::/64"),
                               allowed_prefixes=(N("192.168.0.0/16"), N("2001:db8:5::/48")))
     assert guest.gateway_ipv4 == A("10.0.16.1")  # the first address of 10.0.16.0/20
+
+
+MEMINFO_2M = "MemTotal: 24000000 kB\nHugePages_Total:    1024\nHugePages_Free:     1024\nHugepagesize:       2048 kB\n"
+DEV_HUGEPAGES = "hugetlbfs /dev/hugepages hugetlbfs rw,relatime,pagesize=2M 0 0\n"
+
+
+@pytest.mark.parametrize(("memory_mb", "meminfo", "mounts", "chosen"), [
+    (2048, MEMINFO_2M, DEV_HUGEPAGES, (True, "2048 MB of hugepages free in /dev/hugepages: running on hugepages")),
+    (2048, MEMINFO_2M, "none /mnt/h hugetlbfs rw,relatime 0 0\n",  # no pagesize option: the default size
+     (True, "2048 MB of hugepages free in /mnt/h: running on hugepages")),
+    (2048, MEMINFO_2M.replace("Free:     1024", "Free:     1023"), DEV_HUGEPAGES,
+     (False, "2046 MB of hugepages free, fewer than --memory-mb 2048: --no-huge -m 2048")),
+    (2048, MEMINFO_2M, "none /mnt/g hugetlbfs rw,relatime,pagesize=1024M 0 0\n",
+     (False, "no hugetlbfs of 2 MB pages mounted: --no-huge -m 2048")),
+    (512, MEMINFO_2M, "proc /proc proc rw 0 0\n", (False, "no hugetlbfs of 2 MB pages mounted: --no-huge -m 512")),
+])
+def test_hugepages_by_default_when_a_mounted_hugetlbfs_has_memory_mb_of_them_free(memory_mb, meminfo, mounts, chosen):
+    assert choose_hugepages(memory_mb, meminfo, mounts) == chosen
+
+
+def test_hugepages_given_either_way_is_kept(tmp_path):
+    for flag, expected in (("--hugepages", True), ("--no-hugepages", False)):
+        config = load_config(write(tmp_path, config_with("")), {"hugepages": expected})
+        assert with_hugepages_chosen(config).options.hugepages is expected, flag

@@ -45,9 +45,10 @@ OPTIONS: tuple[Option, ...] = (
     # [eal]: how DPDK starts
     Option("lcores", "eal", Text("an lcore list like 1 or 1-3 or 1,3", LCORE_LIST, "LIST"), "1",
            "worker lcores (the main lcore runs the control plane)", pytype=str),
-    Option("hugepages", "eal", Bool(), False,
+    Option("hugepages", "eal", Bool(), None,
            "use hugepages from a mounted hugetlbfs (then dpdk-dumpcap and dpdk-proc-info can attach); without "
-           "them EAL runs with --no-huge -m MEMORY_MB", pytype=bool),
+           "them EAL runs with --no-huge -m MEMORY_MB [default: hugepages when a mounted hugetlbfs has "
+           "MEMORY_MB of them free]", pytype=bool),
     Option("memory_mb", "eal", Int(64, 1 << 20), MEMORY_DEFAULTS["memory_mb"], capacity.memory_help(MEMORY_DEFAULTS),
            pytype=int),
     Option("file_prefix", "eal", Text("a file prefix of letters, digits, '-', '_', '.'", r"[A-Za-z0-9_.-]+", "PREFIX"),

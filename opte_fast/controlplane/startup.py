@@ -5,11 +5,13 @@ fails raises StartFailed with one line that says what to fix, everything it had 
 """
 from __future__ import annotations
 
+import dataclasses
+import logging
 import threading
 from typing import TYPE_CHECKING
 
 from ..config.loader import Config
-from . import eal_output
+from . import eal_output, events
 
 if TYPE_CHECKING:  # the data plane's module loads DPDK: only once a run starts
     from .dataplane import Dataplane, DataplaneOptions
@@ -27,6 +29,42 @@ def parse_lcores(text: str) -> list[int]:
 def looks_like_pci(devargs: str) -> bool:
     name = devargs.split(",", 1)[0]
     return name.count(":") >= 1 and "." in name and not name.startswith("net_")
+
+
+_SIZE_KB = {"K": 1, "M": 1 << 10, "G": 1 << 20}
+
+
+def choose_hugepages(memory_mb: int, meminfo: str, mounts: str) -> tuple[bool, str]:
+    """For --hugepages left to its default: hugepages when a mounted hugetlbfs of the default page size
+    has `memory_mb` of them free (the memory --no-huge -m would take), and why, in one line.
+    `meminfo` and `mounts` are the text of /proc/meminfo and /proc/mounts."""
+    info = dict(line.split(":", 1) for line in meminfo.splitlines() if ":" in line)
+    page_kb = int(info.get("Hugepagesize", "0 kB").split()[0])
+    free_mb = int(info.get("HugePages_Free", "0")) * page_kb // 1024
+    mounted = []
+    for fields in (line.split() for line in mounts.splitlines()):
+        if len(fields) >= 4 and fields[2] == "hugetlbfs":
+            size = next((o[len("pagesize="):] for o in fields[3].split(",") if o.startswith("pagesize=")), None)
+            if size is None or int(size[:-1]) * _SIZE_KB.get(size[-1].upper(), 0) == page_kb:
+                mounted.append(fields[1])
+    if not mounted:
+        return False, f"no hugetlbfs of {page_kb // 1024} MB pages mounted: --no-huge -m {memory_mb}"
+    if free_mb < memory_mb:
+        return False, f"{free_mb} MB of hugepages free, fewer than --memory-mb {memory_mb}: --no-huge -m {memory_mb}"
+    return True, f"{free_mb} MB of hugepages free in {mounted[0]}: running on hugepages"
+
+
+def with_hugepages_chosen(config: Config) -> Config:
+    """The config with --hugepages decided: as given, or by choose_hugepages on this host. Choosing hugepages
+    is an event; staying on --no-huge, what every earlier release did, is one at debug level only, so a
+    start that fails still says so in one line. `ctl instance` shows the choice either way."""
+    o = config.options
+    if o.hugepages is not None:
+        return config
+    with open("/proc/meminfo") as meminfo, open("/proc/mounts") as mounts:
+        huge, why = choose_hugepages(o.memory_mb, meminfo.read(), mounts.read())
+    events.event("hugepages", f"hugepages: {why}", logging.INFO if huge else logging.DEBUG, hugepages=huge)
+    return dataclasses.replace(config, options=dataclasses.replace(o, hugepages=huge))
 
 
 def dataplane_options(config: Config) -> DataplaneOptions:
@@ -50,6 +88,7 @@ def run(config: Config, prefix: str, stop: threading.Event) -> int:
     from .daemon import serve
     from .dataplane import eal_cleanup
 
+    config = with_hugepages_chosen(config)  # once: start() and serve() must agree
     # DPDK prints its reasons itself, over many lines: kept back, and the cause put in one line.
     with eal_output.captured() as dpdk:
         try:
