@@ -144,12 +144,11 @@ cdef class Core:
     """One data plane instance: ports, worker lcores, tables."""
     cdef of_dp *dp
 
-    def __cinit__(self, *, underlay_addr: bytes, n_mbufs=16383, mbuf_cache=256, mbuf_data_room=2176,
-                  burst=32, guest_tx_retries=8, rx_desc=1024, tx_desc=1024, flow_capacity=1 << 20, n_buckets=4096,
-                  hash_key: bytes, tcp_idle_ms=600000, tcp_closed_ms=2000, udp_idle_ms=60000,
-                  icmp_idle_ms=10000, rebalance_idle_ms=10000, hop_limit=128, flow_label=True,
-                  udp_checksum=False, verify_udp_checksum=False, strict_underlay=False, udp_sport_min=49152,
-                  udp_sport_max=65535, underlay_mtu=1500, prefix_capacity=1024):
+    def __cinit__(self, *, underlay_addr: bytes, n_mbufs, mbuf_cache, mbuf_data_room, burst, guest_tx_retries,
+                  rx_desc, tx_desc, flow_capacity, n_buckets, hash_key: bytes, tcp_idle_ms, tcp_closed_ms,
+                  udp_idle_ms, icmp_idle_ms, rebalance_idle_ms, hop_limit, flow_label, udp_checksum,
+                  verify_udp_checksum, strict_underlay, udp_sport_min, udp_sport_max, underlay_mtu, prefix_capacity):
+        # Every value from DataplaneOptions (controlplane/dataplane.py), whose defaults are the CLI's.
         cdef of_dp_config cfg
         memset(&cfg, 0, sizeof(cfg))
         if len(underlay_addr) != 16:

@@ -150,7 +150,8 @@ OPTION_BY_NAME = {o.name: o for o in OPTIONS}
 TABLES: dict[str, dict[str, Option]] = {}
 for _o in OPTIONS:
     TABLES.setdefault(_o.table, {})[_o.toml_key] = _o
-
+# Every option's default, for the layers below the CLI that take the same values in their own units.
+DEFAULTS: dict[str, Any] = {o.name: o.default for o in OPTIONS}
 
 
 Options = dataclasses.make_dataclass(

@@ -20,6 +20,7 @@ import numpy as np
 
 from .. import _dataplane
 from .._dataplane import DataplaneError, capture_init, eal_cleanup, eal_init
+from ..config.options import DEFAULTS
 from . import events, hashkey
 from .bucketstore import NO_MEMBER, BucketStore, SavedTable, TableKey
 from .state import DesiredState, GuestPort, IPAddress, IPNetwork, StableIds, mac_bytes
@@ -32,32 +33,33 @@ _NEVER = _dataplane.NEVER
 
 @dataclass(frozen=True)
 class DataplaneOptions:
-    """The C data plane's tunables (the CLI's flags, in the units the C side takes)."""
+    """The C data plane's tunables (the CLI's flags, in the units the C side takes), defaulting to the CLI's
+    defaults (config/options.py)."""
     underlay_addr: ipaddress.IPv6Address
-    n_mbufs: int = 16383
-    mbuf_cache: int = 256
-    mbuf_data_room: int = 2176
-    burst: int = 32
-    guest_tx_retries: int = 8
-    rx_desc: int = 1024
-    tx_desc: int = 1024
-    flow_capacity: int = 1 << 20
-    n_buckets: int = 4096
+    n_mbufs: int = DEFAULTS["mbufs"]
+    mbuf_cache: int = DEFAULTS["mbuf_cache"]
+    mbuf_data_room: int = 2176  # RTE_MBUF_DEFAULT_BUF_SIZE, the headroom included: no flag
+    burst: int = DEFAULTS["burst"]
+    guest_tx_retries: int = DEFAULTS["guest_tx_retries"]
+    rx_desc: int = DEFAULTS["rx_desc"]
+    tx_desc: int = DEFAULTS["tx_desc"]
+    flow_capacity: int = DEFAULTS["flow_capacity"]
+    n_buckets: int = DEFAULTS["buckets"]
     hash_key: bytes | None = None  # None: the state directory's (made at its first use), or a new one
-    tcp_idle_ms: int = 600_000
-    tcp_closed_ms: int = 2_000
-    udp_idle_ms: int = 60_000
-    icmp_idle_ms: int = 10_000
-    rebalance_idle_ms: int | None = 10_000  # None: never rebalance a live flow
-    hop_limit: int = 128
-    flow_label: bool = True
-    udp_checksum: bool = False
-    verify_udp_checksum: bool = False
-    strict_underlay: bool = False
-    udp_sport_min: int = 49152
-    udp_sport_max: int = 65535
-    underlay_mtu: int = 1500  # the underlay's IP MTU: encapsulated packets are never longer
-    prefix_capacity: int = 1024
+    tcp_idle_ms: int = DEFAULTS["tcp_idle_timeout_s"] * 1000
+    tcp_closed_ms: int = DEFAULTS["tcp_closed_timeout_s"] * 1000
+    udp_idle_ms: int = DEFAULTS["udp_idle_timeout_s"] * 1000
+    icmp_idle_ms: int = DEFAULTS["icmp_idle_timeout_s"] * 1000
+    rebalance_idle_ms: int | None = DEFAULTS["rebalance_idle_ms"]  # None: never rebalance a live flow
+    hop_limit: int = DEFAULTS["hop_limit"]
+    flow_label: bool = DEFAULTS["flow_label"]
+    udp_checksum: bool = DEFAULTS["udp_checksum"]
+    verify_udp_checksum: bool = DEFAULTS["verify_udp_checksum"]
+    strict_underlay: bool = DEFAULTS["strict_underlay"]
+    udp_sport_min: int = DEFAULTS["udp_sport_range"][0]
+    udp_sport_max: int = DEFAULTS["udp_sport_range"][1]
+    underlay_mtu: int = DEFAULTS["underlay_mtu_bytes"]  # the underlay's IP MTU: encapsulated packets are never longer
+    prefix_capacity: int = DEFAULTS["prefix_capacity"]
 
 
 def drops_of_injected_frames() -> list[str]:
