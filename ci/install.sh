@@ -7,6 +7,7 @@ cd "$(dirname "$0")/.."
 
 APT_PACKAGES=(
     dpdk dpdk-dev libdpdk-dev pkg-config build-essential   # the data plane; dpdk-testpmd, dpdk-telemetry.py, dpdk-dumpcap, dpdk-proc-info
+    libssl-dev                                              # OpenSSL's libcrypto: BFD authentication's SHA1 (csrc/bfd.c)
     git                                                     # ci/sanitized-tests.sh copies the tracked tree
     iproute2 ethtool procps                                 # ip, ss, nstat; ethtool; sysctl, pgrep
     mount                                                   # mount -t hugetlbfs (the capture test)

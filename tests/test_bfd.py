@@ -176,7 +176,7 @@ def show_through_ctl_and_metrics(bfd: Bfd, tmp_path, local_disc: int) -> None:
         lines = human.output.splitlines()
         assert lines[0].split() == ["KIND", "UPLINK", "PEER", "STATE", "REMOTE_STATE", "MEMBER_UP", "LOCAL_DISC",
                                     "REMOTE_DISC", "TX_INTERVAL_MS", "DETECT_MS", "LAST_CHANGE_S_AGO", "DIAG",
-                                    "RX_PACKETS", "TX_PACKETS"]
+                                    "AUTH", "AUTH_KEY_ID", "RX_PACKETS", "TX_PACKETS"]
         assert lines[1].split()[:7] == ["single-hop", "uplink0", "fe80::1", "down", "down", "down", str(local_disc)]
         assert lines[2].split()[:6] == ["single-hop", "uplink1", "fe80::2", "down", "down", "up"]
         assert "control detection time expired" in lines[1]
