@@ -6,7 +6,7 @@
  * (csrc/tests/test_bfd.c) drive these with exact packets and made-up clocks.
  * Times are CLOCK_MONOTONIC nanoseconds; intervals microseconds, as on the
  * wire. Authentication: none, Keyed SHA1 or Meticulous Keyed SHA1 (6.7.4),
- * per session; the digest is OpenSSL's SHA1.
+ * per session; the digest is OpenSSL's SHA1 (libcrypto), on the stack.
  */
 #ifndef OF_BFD_H
 #define OF_BFD_H
@@ -130,7 +130,7 @@ struct of_bfd_rx {
 	/* the A bit: the Authentication Section, its fixed fields whole (Auth Len may still be wrong) */
 	uint8_t auth_type, auth_len, auth_key_id;
 	uint32_t auth_seq;
-	const uint8_t *ctrl;		/* the control packet in the frame parsed (for the digest) */
+	const uint8_t *ctrl;		/* the control packet in the frame parsed (for the digest; as long as the frame) */
 	uint8_t ctrl_len;		/* its Length field */
 };
 
@@ -213,8 +213,8 @@ void of_bfd_session_configure(struct of_bfd_session *s, uint32_t tx_us, uint32_t
  * session wants it, the Auth Type and Len, the key ID, the sequence number within
  * bfd.RcvAuthSeq..+3 x the packet's Detect Mult (+1.. for Meticulous, which must not repeat one) once
  * bfd.AuthSeqKnown, and the digest. OF_BFD_RX_OK takes the sequence number as bfd.RcvAuthSeq; any
- * other answer changes nothing. bfd.AuthSeqKnown lapses after 2 x the detection time without an
- * authenticated packet.
+ * other answer leaves it as it was. bfd.AuthSeqKnown lapses after 2 x the detection time without an
+ * authenticated packet (judged here, when the next one comes: no timer needed).
  */
 enum of_bfd_rx_error of_bfd_session_auth(struct of_bfd_session *s, const struct of_bfd_rx *rx, uint64_t now_ns);
 

@@ -3,7 +3,7 @@
  * session (bfd.h) on its own clock.
  *
  * Workers only classify: an uplink frame that is not Geneve and is BFD for
- * our addresses is copied (86 bytes) to a multi-producer ring of frames
+ * our addresses is copied (86 bytes, 114 authenticated) to a multi-producer ring of frames
  * (full: counted drop) and freed by the worker. So is the inner frame of a
  * Geneve packet that no guest port takes and that is multi-hop BFD to the
  * underlay address: a TEP's answer to a session sent through the tunnel.

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import os
 import secrets
 import time
 from collections.abc import Iterator
@@ -36,7 +35,7 @@ from tests.support.bfd_lab import LAB, link_local
 from tests.support.bird import Bird, bfd_config
 from tests.support.netns import Netns, namespace, run
 from tests.support.tap import tap_devargs
-from tests.support.tools import needs_root
+from tests.support.tools import needs_root, needs_tools
 from tests.support.wait import wait_for
 
 KEY = "opte-fast"
@@ -117,7 +116,7 @@ def refused(lab: AuthLab, counter: str, n: int, timeout_s: float = 5.0) -> None:
 
 
 @needs_root("taps, namespaces and BIRD")
-@pytest.mark.skipif(not os.path.exists("/usr/sbin/bird"), reason="missing BIRD: run bash ci/install.sh")
+@needs_tools("bird", "birdc")
 @pytest.mark.parametrize("auth", ["keyed-sha1", "meticulous-keyed-sha1"])
 def test_an_authenticated_session_comes_up_with_bird_only_with_the_same_key_and_key_id(eal, tmp_path, auth):
     right = BfdSettings("on", LAB.desired_min_tx_ms, LAB.required_min_rx_ms, LAB.detect_multiplier, auth, KEY_ID,
@@ -161,7 +160,7 @@ def test_an_authenticated_session_comes_up_with_bird_only_with_the_same_key_and_
 
 
 @needs_root("taps, namespaces and BIRD")
-@pytest.mark.skipif(not os.path.exists("/usr/sbin/bird"), reason="missing BIRD: run bash ci/install.sh")
+@needs_tools("bird", "birdc")
 def test_an_authenticated_session_takes_nothing_from_a_peer_without_authentication(eal, tmp_path):
     ours = BfdSettings("on", LAB.desired_min_tx_ms, LAB.required_min_rx_ms, LAB.detect_multiplier, "keyed-sha1",
                        KEY_ID, key_file(tmp_path, "key", KEY)).with_key()
