@@ -389,11 +389,17 @@ put_eth_ip6_udp(const struct of_bfd_session *s, uint8_t *frame, uint32_t tc_flow
 	udp->dgram_cksum = 0;
 }
 
+/* The frame of_bfd_build makes: with the Authentication Section or without */
+static uint32_t
+plain_len(const struct of_bfd_session *s)
+{
+	return s->auth.type != OF_BFD_AUTH_NONE ? OF_BFD_AUTH_FRAME_LEN : OF_BFD_FRAME_LEN;
+}
+
 uint32_t
 of_bfd_frame_len(const struct of_bfd_session *s)
 {
-	return (s->geneve ? OF_BFD_GENEVE_LEN : 0) +
-	       (s->auth.type != OF_BFD_AUTH_NONE ? OF_BFD_AUTH_FRAME_LEN : OF_BFD_FRAME_LEN);
+	return (s->geneve ? OF_BFD_GENEVE_LEN : 0) + plain_len(s);
 }
 
 uint32_t
@@ -442,12 +448,12 @@ of_bfd_build_geneve(struct of_bfd_session *s, uint8_t *frame, uint32_t room, int
 	struct rte_udp_hdr *udp = (struct rte_udp_hdr *)(ip6 + 1);
 	struct of_geneve_hdr *gnv = (struct of_geneve_hdr *)(udp + 1);
 	uint8_t *inner = (uint8_t *)(gnv + 1);
-	const uint32_t len = of_bfd_frame_len(s);
-	const uint16_t udp_len = (uint16_t)(len - OF_BFD_GENEVE_LEN + sizeof(*udp) + sizeof(*gnv));
+	const uint32_t len = OF_BFD_GENEVE_LEN + plain_len(s);
+	const uint16_t udp_len = (uint16_t)(sizeof(*udp) + sizeof(*gnv) + plain_len(s));
 
 	if (room < len)
 		return 0;
-	of_bfd_build(s, inner, len - OF_BFD_GENEVE_LEN, final);
+	of_bfd_build(s, inner, plain_len(s), final);
 	memcpy(inner, s->tunnel.inner_dst_mac, 6);
 	/* traffic class 0 and the flow label the data plane's frames carry */
 	put_eth_ip6_udp(s, frame, s->tunnel.flow_label & 0xfffff, s->tunnel.hop_limit, s->tunnel.sport,

@@ -247,7 +247,7 @@ uint32_t of_bfd_build(struct of_bfd_session *s, uint8_t *frame, uint32_t room, i
 
 /* The same control packet inside Geneve toward the TEP (s->geneve, s->tunnel): Ethernet (dst_mac, src_mac),
  * IPv6 local -> peer, UDP to 6081, Geneve, then the frame of_bfd_build makes with the inner destination MAC
- * of s->tunnel. Returns of_bfd_frame_len(s), or 0 if room is too small. */
+ * of s->tunnel. Returns OF_BFD_GENEVE_LEN + the length of that frame, or 0 if room is too small. */
 uint32_t of_bfd_build_geneve(struct of_bfd_session *s, uint8_t *frame, uint32_t room, int final);
 
 #endif

@@ -367,7 +367,11 @@ def test_the_auth_key_comes_from_a_file_less_one_newline_and_is_never_shown(tmp_
     bfd = load_config(path, {}).bfd
     assert bfd.default.auth_args == (5, 9, b"s3cret-bfd-key")
     assert bfd.for_uplink("uplink1").auth_args == (4, 9, b"uplink1-s3cret")  # the key ID from [bfd]
-    assert "s3cret" not in repr(bfd) and "s3cret" not in str(wanted_sessions(default_state(2), bfd))
+    sessions = wanted_sessions(default_state(2), bfd)
+    assert [(s.kind, s.uplink, s.settings.auth) for s in sessions] == [
+        ("single-hop", "uplink0", "meticulous-keyed-sha1"), ("single-hop", "uplink1", "keyed-sha1"),
+        ("multihop-geneve", "uplink0", "meticulous-keyed-sha1")]  # multi-hop: [bfd]'s, whichever uplink
+    assert "s3cret" not in repr(bfd) and "s3cret" not in str(sessions)
     # the flags name the file, never the secret
     flags = load_config(path, {"bfd_auth": "keyed-sha1", "bfd_auth_key_id": "0"}).bfd.default
     assert flags.auth_args == (4, 0, b"s3cret-bfd-key")
