@@ -36,7 +36,8 @@ def ring_pmd_link_args() -> list[str]:
     return [f"-L{pmds_dir}", f"-Wl,-rpath,{pmds_dir}", "-lrte_net_ring"]
 
 
-dpdk_libs = pkg_config("--libs") + ring_pmd_link_args()
+# BFD authentication's SHA1 is OpenSSL's (csrc/bfd.c): libcrypto, from libssl-dev.
+dpdk_libs = pkg_config("--libs") + ring_pmd_link_args() + ["-lcrypto"]
 # OPTE_FAST_SANITIZE=1 builds the whole extension with ASan and UBSan (ci/c-tests.sh documents how to run it).
 sanitize = ["-fsanitize=address,undefined", "-fno-omit-frame-pointer"] if os.environ.get("OPTE_FAST_SANITIZE") else []
 csrc = sorted(glob.glob("csrc/*.c"))

@@ -23,7 +23,7 @@ for src in csrc/*.c bench/path_profile.c; do
     objs+=("$obj")
 done
 for pid in "${pids[@]}"; do wait "$pid"; done
-gcc "${objs[@]}" -o "$out/path_profile" $(pkg-config --libs libdpdk) -L"$ring_dir" -Wl,-rpath,"$ring_dir" -lrte_net_ring -lpthread
+gcc "${objs[@]}" -o "$out/path_profile" $(pkg-config --libs libdpdk) -L"$ring_dir" -Wl,-rpath,"$ring_dir" -lrte_net_ring -lpthread -lcrypto
 
 "$out/path_profile" "$@" | sed 's/^/native: /'
 valgrind --tool=callgrind --collect-atstart=no --cache-sim=yes \

@@ -15,7 +15,7 @@ UNITS=(csrc/parse.c csrc/ndp.c csrc/gateway.c csrc/guest.c csrc/guest_net.c csrc
 status=0
 for test in csrc/tests/test_*.c; do
     name=$(basename "$test" .c)
-    gcc "${CFLAGS[@]}" "$test" "${UNITS[@]}" -o "$out/$name" $(pkg-config --libs libdpdk)
+    gcc "${CFLAGS[@]}" "$test" "${UNITS[@]}" -o "$out/$name" $(pkg-config --libs libdpdk) -lcrypto
     echo "== $name"
     ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1 "$out/$name" || status=1
 done

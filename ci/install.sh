@@ -7,6 +7,7 @@ cd "$(dirname "$0")/.."
 
 APT_PACKAGES=(
     dpdk dpdk-dev libdpdk-dev pkg-config build-essential   # the data plane; dpdk-testpmd, dpdk-telemetry.py, dpdk-dumpcap, dpdk-proc-info
+    libssl-dev                                              # OpenSSL's libcrypto: BFD authentication's SHA1 (csrc/bfd.c)
     git                                                     # ci/sanitized-tests.sh copies the tracked tree
     iproute2 ethtool procps                                 # ip, ss, nstat; ethtool; sysctl, pgrep
     mount                                                   # mount -t hugetlbfs (the capture test)
@@ -14,6 +15,7 @@ APT_PACKAGES=(
     tshark                                                  # independent Geneve decoding
     openvswitch-switch                                      # a real Geneve peer (userspace datapath)
     frr nftables                                            # a real BFD peer (bfdd), and dropping its packets
+    bird2                                                   # a BFD peer with keyed SHA1 authentication (FRR's bfdd has none)
     openvswitch-switch-dpdk                                 # the bench's peer (opte-fast bench --with-ovs)
     clang libclang-rt-dev                                   # libFuzzer and its sanitizer runtimes
     qemu-system-x86 busybox-static                          # a real VM on a vhost-user guest port

@@ -24,7 +24,7 @@ sys.exit(0 if d.__file__.startswith(os.getcwd()) else f"sanitized run would test
     tests/test_reroute.py tests/test_restart.py tests/test_safe_reads.py tests/test_link_state.py \
     tests/test_multi_worker.py tests/test_trace.py tests/test_telemetry.py tests/test_gateway.py \
     tests/test_guest_spoof.py tests/test_guest_dhcp.py tests/test_guest_mtu.py tests/test_jumbo_tso.py tests/test_inbound_guest_mtu.py \
-    tests/test_bfd.py \
+    tests/test_bfd.py tests/test_bfd_auth.py \
     tests/test_flow_hash.py tests/test_strict_underlay.py tests/test_flow_scan.py tests/test_capacity.py \
     tests/test_bfd_geneve.py tests/test_exhaustion.py -k 'not switch_whose_bfd_fails and not decapsulation_stops' 2>&1 | tee sanitized.log
 # UBSan reports without stopping Python: fail on any report afterwards.

@@ -5,6 +5,12 @@
 #include <netinet/in.h>
 #include <string.h>
 
+/* OpenSSL 3's EVP allocates a context at every EVP_DigestInit (test_bfd.c counts it); the low-level SHA1
+ * functions, deprecated for EVP, hash on the stack and allocate nothing. */
+#define OPENSSL_SUPPRESS_DEPRECATED
+#include <openssl/crypto.h>
+#include <openssl/sha.h>
+
 #include <rte_ip.h>
 #include <rte_udp.h>
 
@@ -94,8 +100,88 @@ of_bfd_parse(const uint8_t *frame, uint32_t len, struct of_bfd_rx *rx)
 	    (rx->your_disc == 0 && rx->state != OF_BFD_DOWN && rx->state != OF_BFD_ADMIN_DOWN) ||
 	    ((rx->flags & OF_BFD_FLAG_POLL) && (rx->flags & OF_BFD_FLAG_FINAL)))
 		return OF_BFD_RX_INVALID;
-	if (rx->flags & OF_BFD_FLAG_AUTH)
-		return OF_BFD_RX_AUTH;
+	rx->ctrl = (const uint8_t *)c;
+	rx->ctrl_len = c->length;
+	rx->auth_type = rx->auth_len = rx->auth_key_id = 0;
+	rx->auth_seq = 0;
+	if (rx->flags & OF_BFD_FLAG_AUTH) {
+		const uint8_t *a = (const uint8_t *)(c + 1);
+
+		/* 6.8.6: at least Auth Type and Len, and the section inside Length */
+		if (c->length < sizeof(*c) + 2 || a[1] < 2 || a[1] > c->length - sizeof(*c))
+			return OF_BFD_RX_INVALID;
+		rx->auth_type = a[0];
+		rx->auth_len = a[1];
+		if (rx->auth_len >= sizeof(struct of_bfd_auth_sha1)) {
+			const struct of_bfd_auth_sha1 *sha = (const struct of_bfd_auth_sha1 *)a;
+
+			rx->auth_key_id = sha->key_id;
+			rx->auth_seq = rte_be_to_cpu_32(sha->seq);
+		}
+	}
+	return OF_BFD_RX_OK;
+}
+
+/* SHA1 of the control packet pkt (len bytes) with the key, zero-padded, in place of the digest (6.7.4): into
+ * the digest field (sign), or into out with the field left as it was (check). */
+static void
+sha1_digest(const struct of_bfd_auth *auth, uint8_t *pkt, uint32_t len, uint8_t *out)
+{
+	struct of_bfd_auth_sha1 *a = (struct of_bfd_auth_sha1 *)(pkt + sizeof(struct of_bfd_ctrl));
+	uint8_t sent[SHA_DIGEST_LENGTH];
+	SHA_CTX ctx;
+
+	memcpy(sent, a->digest, sizeof(sent));
+	memcpy(a->digest, auth->key, sizeof(a->digest));
+	SHA1_Init(&ctx);
+	SHA1_Update(&ctx, pkt, len);
+	if (out == NULL) {
+		SHA1_Final(a->digest, &ctx);
+	} else {
+		SHA1_Final(out, &ctx);
+		memcpy(a->digest, sent, sizeof(sent));
+	}
+}
+
+/* Whether seq lies in from..from+span, in the circular space of 32-bit numbers (6.7.4) */
+static int
+seq_within(uint32_t seq, uint32_t from, uint32_t span)
+{
+	return seq - from <= span;
+}
+
+enum of_bfd_rx_error
+of_bfd_session_auth(struct of_bfd_session *s, const struct of_bfd_rx *rx, uint64_t now_ns)
+{
+	int meticulous = s->auth.type == OF_BFD_AUTH_METICULOUS_KEYED_SHA1;
+	uint8_t pkt[UINT8_MAX], digest[SHA_DIGEST_LENGTH];
+	uint32_t first;
+
+	if (!(rx->flags & OF_BFD_FLAG_AUTH))
+		return s->auth.type == OF_BFD_AUTH_NONE ? OF_BFD_RX_OK : OF_BFD_RX_AUTH_MISSING;
+	if (s->auth.type == OF_BFD_AUTH_NONE)
+		return OF_BFD_RX_AUTH_UNEXPECTED;
+	if (rx->auth_type != s->auth.type || rx->auth_len != sizeof(struct of_bfd_auth_sha1))
+		return OF_BFD_RX_AUTH_BAD_TYPE;
+	if (rx->auth_key_id != s->auth.key_id)
+		return OF_BFD_RX_AUTH_BAD_KEY_ID;
+	/* 2 x the detection time without an authenticated packet: any sequence number is new again */
+	if (s->auth_seq_known &&
+	    now_ns - s->auth_rx_ns > 2 * of_bfd_session_detect_us(s) * NS_PER_US)
+		s->auth_seq_known = 0;
+	/* Meticulous: never the same number twice. The window is the sender's multiplier: as many packets as
+	 * may go missing before we would call the session down. */
+	first = s->rcv_auth_seq + (uint32_t)meticulous;
+	if (s->auth_seq_known && !seq_within(rx->auth_seq, first, 3u * rx->detect_mult - (uint32_t)meticulous))
+		return OF_BFD_RX_AUTH_BAD_SEQ;
+	memcpy(pkt, rx->ctrl, rx->ctrl_len);
+	sha1_digest(&s->auth, pkt, rx->ctrl_len, digest);
+	if (CRYPTO_memcmp(digest, ((const struct of_bfd_auth_sha1 *)(pkt + sizeof(struct of_bfd_ctrl)))->digest,
+			   sizeof(digest)) != 0)
+		return OF_BFD_RX_AUTH_BAD_DIGEST;
+	s->rcv_auth_seq = rx->auth_seq;
+	s->auth_seq_known = 1;
+	s->auth_rx_ns = now_ns;
 	return OF_BFD_RX_OK;
 }
 
@@ -154,7 +240,7 @@ set_state(struct of_bfd_session *s, uint8_t state, uint8_t diag, uint64_t now_ns
 }
 
 void
-of_bfd_session_init(struct of_bfd_session *s, uint32_t local_disc, uint64_t now_ns)
+of_bfd_session_init(struct of_bfd_session *s, uint32_t local_disc, uint32_t auth_seq, uint64_t now_ns)
 {
 	s->state = OF_BFD_DOWN;
 	s->remote_state = OF_BFD_DOWN;
@@ -171,6 +257,10 @@ of_bfd_session_init(struct of_bfd_session *s, uint32_t local_disc, uint64_t now_
 	s->final_due = 0;
 	s->next_tx_ns = now_ns;
 	s->detect_ns = 0;
+	s->xmit_auth_seq = auth_seq;
+	s->rcv_auth_seq = 0;
+	s->auth_seq_known = 0;
+	s->auth_rx_ns = 0;
 	s->been_up = 0;
 	s->changed_ns = now_ns;
 	s->rx_packets = s->tx_packets = 0;
@@ -299,46 +389,71 @@ put_eth_ip6_udp(const struct of_bfd_session *s, uint8_t *frame, uint32_t tc_flow
 	udp->dgram_cksum = 0;
 }
 
+/* The frame of_bfd_build makes: with the Authentication Section or without */
+static uint32_t
+plain_len(const struct of_bfd_session *s)
+{
+	return s->auth.type != OF_BFD_AUTH_NONE ? OF_BFD_AUTH_FRAME_LEN : OF_BFD_FRAME_LEN;
+}
+
 uint32_t
-of_bfd_build(const struct of_bfd_session *s, uint8_t *frame, uint32_t room, int final)
+of_bfd_frame_len(const struct of_bfd_session *s)
+{
+	return (s->geneve ? OF_BFD_GENEVE_LEN : 0) + plain_len(s);
+}
+
+uint32_t
+of_bfd_build(struct of_bfd_session *s, uint8_t *frame, uint32_t room, int final)
 {
 	struct rte_ether_hdr *eth = (struct rte_ether_hdr *)frame;
 	struct rte_ipv6_hdr *ip6 = (struct rte_ipv6_hdr *)(eth + 1);
 	struct rte_udp_hdr *udp = (struct rte_udp_hdr *)(ip6 + 1);
 	struct of_bfd_ctrl *c = (struct of_bfd_ctrl *)(udp + 1);
-	const uint16_t l4_len = sizeof(*udp) + sizeof(*c);
-	uint8_t flags = final ? OF_BFD_FLAG_FINAL : s->poll ? OF_BFD_FLAG_POLL : 0;
+	struct of_bfd_auth_sha1 *a = (struct of_bfd_auth_sha1 *)(c + 1);
+	const int auth = s->auth.type != OF_BFD_AUTH_NONE;
+	const uint8_t ctrl_len = sizeof(*c) + (auth ? sizeof(*a) : 0);
+	const uint32_t len = OF_BFD_FRAME_LEN - sizeof(*c) + ctrl_len;
+	uint8_t flags = (final ? OF_BFD_FLAG_FINAL : s->poll ? OF_BFD_FLAG_POLL : 0) | (auth ? OF_BFD_FLAG_AUTH : 0);
 
-	if (room < OF_BFD_FRAME_LEN)
+	if (room < len)
 		return 0;
 	put_eth_ip6_udp(s, frame, (uint32_t)OF_BFD_TRAFFIC_CLASS << 20, OF_BFD_HOP_LIMIT, s->sport,
-			s->multihop ? OF_BFD_MULTI_HOP_PORT : OF_BFD_SINGLE_HOP_PORT, l4_len);
+			s->multihop ? OF_BFD_MULTI_HOP_PORT : OF_BFD_SINGLE_HOP_PORT, sizeof(*udp) + ctrl_len);
 	c->vers_diag = (uint8_t)(OF_BFD_VERSION << 5 | (s->diag & 0x1f));
 	c->state_flags = (uint8_t)(s->state << 6 | flags);
 	c->detect_mult = s->cfg_mult;
-	c->length = sizeof(*c);
+	c->length = ctrl_len;
 	c->my_disc = rte_cpu_to_be_32(s->local_disc);
 	c->your_disc = rte_cpu_to_be_32(s->remote_disc);
 	c->desired_min_tx = rte_cpu_to_be_32(s->desired_tx_us);
 	c->required_min_rx = rte_cpu_to_be_32(s->required_rx_us);
 	c->required_min_echo_rx = 0;	/* no echo function */
+	if (auth) {
+		a->type = s->auth.type;
+		a->len = sizeof(*a);
+		a->key_id = s->auth.key_id;
+		a->reserved = 0;
+		a->seq = rte_cpu_to_be_32(s->xmit_auth_seq++);
+		sha1_digest(&s->auth, (uint8_t *)c, ctrl_len, NULL);
+	}
 	udp->dgram_cksum = rte_ipv6_udptcp_cksum(ip6, udp);	/* a zero sum sent as all ones */
-	return OF_BFD_FRAME_LEN;
+	return len;
 }
 
 uint32_t
-of_bfd_build_geneve(const struct of_bfd_session *s, uint8_t *frame, uint32_t room, int final)
+of_bfd_build_geneve(struct of_bfd_session *s, uint8_t *frame, uint32_t room, int final)
 {
 	struct rte_ether_hdr *eth = (struct rte_ether_hdr *)frame;
 	struct rte_ipv6_hdr *ip6 = (struct rte_ipv6_hdr *)(eth + 1);
 	struct rte_udp_hdr *udp = (struct rte_udp_hdr *)(ip6 + 1);
 	struct of_geneve_hdr *gnv = (struct of_geneve_hdr *)(udp + 1);
 	uint8_t *inner = (uint8_t *)(gnv + 1);
-	const uint16_t udp_len = sizeof(*udp) + sizeof(*gnv) + OF_BFD_FRAME_LEN;
+	const uint32_t len = OF_BFD_GENEVE_LEN + plain_len(s);
+	const uint16_t udp_len = (uint16_t)(sizeof(*udp) + sizeof(*gnv) + plain_len(s));
 
-	if (room < OF_BFD_GENEVE_FRAME_LEN)
+	if (room < len)
 		return 0;
-	of_bfd_build(s, inner, OF_BFD_FRAME_LEN, final);
+	of_bfd_build(s, inner, plain_len(s), final);
 	memcpy(inner, s->tunnel.inner_dst_mac, 6);
 	/* traffic class 0 and the flow label the data plane's frames carry */
 	put_eth_ip6_udp(s, frame, s->tunnel.flow_label & 0xfffff, s->tunnel.hop_limit, s->tunnel.sport,
@@ -352,5 +467,5 @@ of_bfd_build_geneve(const struct of_bfd_session *s, uint8_t *frame, uint32_t roo
 	gnv->reserved = 0;
 	if (s->tunnel.udp_checksum)
 		udp->dgram_cksum = rte_ipv6_udptcp_cksum(ip6, udp);
-	return OF_BFD_GENEVE_FRAME_LEN;
+	return len;
 }

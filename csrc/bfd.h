@@ -5,7 +5,8 @@
  * No threads, no DPDK objects: bfd_io.c runs sessions, the unit tests
  * (csrc/tests/test_bfd.c) drive these with exact packets and made-up clocks.
  * Times are CLOCK_MONOTONIC nanoseconds; intervals microseconds, as on the
- * wire. No authentication: a packet with the A bit is discarded (6.8.6).
+ * wire. Authentication: none, Keyed SHA1 or Meticulous Keyed SHA1 (6.7.4),
+ * per session; the digest is OpenSSL's SHA1 (libcrypto), on the stack.
  */
 #ifndef OF_BFD_H
 #define OF_BFD_H
@@ -46,10 +47,28 @@ struct of_bfd_ctrl {
 #define OF_BFD_FLAG_DEMAND	0x02
 #define OF_BFD_FLAG_MULTIPOINT	0x01
 
-/* Ethernet + IPv6 + UDP + control packet: every frame we send outside a tunnel. */
+#define OF_BFD_AUTH_NONE			0
+#define OF_BFD_AUTH_KEYED_SHA1			4
+#define OF_BFD_AUTH_METICULOUS_KEYED_SHA1	5
+#define OF_BFD_SHA1_KEY_MAX			20	/* a key is 1..20 bytes, zero-padded to 20 (6.7.4) */
+
+/* The Keyed SHA1 and Meticulous Keyed SHA1 Authentication Section (4.4), 28 bytes after the mandatory one. */
+struct of_bfd_auth_sha1 {
+	uint8_t type;
+	uint8_t len;			/* 28 */
+	uint8_t key_id;
+	uint8_t reserved;
+	rte_be32_t seq;
+	uint8_t digest[20];		/* SHA1 of the whole packet with the key in this field */
+} __rte_packed;
+
+/* Ethernet + IPv6 + UDP + control packet: every frame we send outside a tunnel, without authentication. */
 #define OF_BFD_FRAME_LEN	(14 + 40 + 8 + 24)
-/* The same frame inside Geneve (outer Ethernet, IPv6, UDP, Geneve without options). */
-#define OF_BFD_GENEVE_FRAME_LEN	(70 + OF_BFD_FRAME_LEN)
+/* The same with the SHA1 Authentication Section: the longest we send. */
+#define OF_BFD_AUTH_FRAME_LEN	(OF_BFD_FRAME_LEN + 28)
+/* Outer Ethernet, IPv6, UDP and Geneve without options, in front of either when sent through the tunnel. */
+#define OF_BFD_GENEVE_LEN	70
+#define OF_BFD_GENEVE_FRAME_LEN	(OF_BFD_GENEVE_LEN + OF_BFD_FRAME_LEN)
 
 enum of_bfd_state {
 	OF_BFD_ADMIN_DOWN = 0,
@@ -89,7 +108,13 @@ enum of_bfd_rx_error {
 	OF_BFD_RX_BAD_CHECKSUM,		/* UDP checksum wrong or zero (IPv6 requires one) */
 	OF_BFD_RX_BAD_HOP_LIMIT,	/* single hop below 255, multi-hop below 254 */
 	OF_BFD_RX_INVALID,		/* 6.8.6: version, length, multiplier, M bit, discriminators */
-	OF_BFD_RX_AUTH,			/* the A bit: we do no authentication */
+	/* of_bfd_session_auth: the packet against its session's authentication (6.7.4) */
+	OF_BFD_RX_AUTH_MISSING,		/* no A bit, the session authenticates */
+	OF_BFD_RX_AUTH_UNEXPECTED,	/* the A bit, the session does not authenticate */
+	OF_BFD_RX_AUTH_BAD_TYPE,	/* another Auth Type than the session's, or an Auth Len not 28 */
+	OF_BFD_RX_AUTH_BAD_KEY_ID,	/* a key ID not the session's */
+	OF_BFD_RX_AUTH_BAD_SEQ,		/* the sequence number outside the window: a replay, or too far ahead */
+	OF_BFD_RX_AUTH_BAD_DIGEST,	/* the SHA1 does not match: another key, or the packet changed */
 	OF_BFD_RX_N_ERRORS,
 };
 
@@ -102,6 +127,11 @@ struct of_bfd_rx {
 	uint8_t state, diag, flags, detect_mult;
 	uint32_t my_disc, your_disc;
 	uint32_t desired_min_tx_us, required_min_rx_us;
+	/* the A bit: the Authentication Section, its fixed fields whole (Auth Len may still be wrong) */
+	uint8_t auth_type, auth_len, auth_key_id;
+	uint32_t auth_seq;
+	const uint8_t *ctrl;		/* the control packet in the frame parsed (for the digest; as long as the frame) */
+	uint8_t ctrl_len;		/* its Length field */
 };
 
 /* Check frame as RFC 5881/5883/5880 6.8.6 ask, up to the session lookup. */
@@ -125,6 +155,14 @@ struct of_bfd_geneve {
 	uint8_t inner_dst_mac[6];
 };
 
+/* A session's authentication, as configured (6.7.1). */
+struct of_bfd_auth {
+	uint8_t type;				/* OF_BFD_AUTH_* */
+	uint8_t key_id;
+	uint8_t key_len;			/* 1..20 unless type is none */
+	uint8_t key[OF_BFD_SHA1_KEY_MAX];	/* zero past key_len */
+};
+
 /* One session (RFC 5880 6.8.1 state, plus what it is sent with and what was seen). */
 struct of_bfd_session {
 	/* the path: set by the owner, may change (a multi-hop session's nexthop) */
@@ -138,6 +176,7 @@ struct of_bfd_session {
 	/* configured */
 	uint32_t cfg_tx_us, cfg_rx_us;
 	uint8_t cfg_mult;
+	struct of_bfd_auth auth;
 	/* RFC 5880 6.8.1 */
 	uint8_t state, remote_state, diag;
 	uint32_t local_disc, remote_disc;
@@ -150,6 +189,10 @@ struct of_bfd_session {
 	uint8_t final_due;			/* the peer polled: answer with F at once */
 	uint64_t next_tx_ns;			/* periodic transmission */
 	uint64_t detect_ns;			/* detection time runs out; 0: not running */
+	uint32_t xmit_auth_seq;			/* bfd.XmitAuthSeq: of the next packet sent */
+	uint32_t rcv_auth_seq;			/* bfd.RcvAuthSeq */
+	uint8_t auth_seq_known;			/* bfd.AuthSeqKnown */
+	uint64_t auth_rx_ns;			/* the last authenticated packet: AuthSeqKnown lapses 2 x detection time on */
 	/* seen */
 	uint8_t been_up;
 	uint64_t changed_ns;			/* last state change (or creation) */
@@ -157,12 +200,23 @@ struct of_bfd_session {
 	uint32_t ups, downs;
 };
 
-/* A new session in state Down that sends at once, from the path and configuration fields already set. */
-void of_bfd_session_init(struct of_bfd_session *s, uint32_t local_disc, uint64_t now_ns);
+/* A new session in state Down that sends at once, from the path and configuration fields already set;
+ * auth_seq, a random number, is its first sequence number (6.8.1). */
+void of_bfd_session_init(struct of_bfd_session *s, uint32_t local_disc, uint32_t auth_seq, uint64_t now_ns);
 
 /* New intervals or multiplier; while Up, a Poll Sequence carries them (6.8.3). */
 void of_bfd_session_configure(struct of_bfd_session *s, uint32_t tx_us, uint32_t rx_us, uint8_t mult,
 			      uint64_t now_ns);
+
+/*
+ * Whether a packet parsed for this session passes its authentication (6.7.4, 6.8.6): the A bit as the
+ * session wants it, the Auth Type and Len, the key ID, the sequence number within
+ * bfd.RcvAuthSeq..+3 x the packet's Detect Mult (+1.. for Meticulous, which must not repeat one) once
+ * bfd.AuthSeqKnown, and the digest. OF_BFD_RX_OK takes the sequence number as bfd.RcvAuthSeq; any
+ * other answer leaves it as it was. bfd.AuthSeqKnown lapses after 2 x the detection time without an
+ * authenticated packet (judged here, when the next one comes: no timer needed).
+ */
+enum of_bfd_rx_error of_bfd_session_auth(struct of_bfd_session *s, const struct of_bfd_rx *rx, uint64_t now_ns);
 
 /* A packet parsed for this session (6.8.6 from "bfd.RemoteDiscr = My Discriminator" on). Returns 1 if the
  * state changed. Sets final_due if the peer polled. */
@@ -181,13 +235,19 @@ uint64_t of_bfd_session_detect_us(const struct of_bfd_session *s);
  * multiplier of 1), by rnd, a uniform 32-bit random number (6.8.7). */
 void of_bfd_session_sent(struct of_bfd_session *s, uint64_t now_ns, uint32_t rnd);
 
-/* The session's packet as a whole frame into frame (room bytes): Final set if final, else Poll while
- * a Poll Sequence is outstanding. Returns OF_BFD_FRAME_LEN, or 0 if room is too small. */
-uint32_t of_bfd_build(const struct of_bfd_session *s, uint8_t *frame, uint32_t room, int final);
+/* The length of the session's frames: OF_BFD_FRAME_LEN, or OF_BFD_AUTH_FRAME_LEN when it authenticates, after
+ * OF_BFD_GENEVE_LEN when it goes through Geneve. */
+uint32_t of_bfd_frame_len(const struct of_bfd_session *s);
+
+/* The session's next packet as a whole frame into frame (room bytes): Final set if final, else Poll while
+ * a Poll Sequence is outstanding; when the session authenticates, with the Authentication Section and
+ * bfd.XmitAuthSeq, which then advances (every packet, for both types: 6.7.4 allows it for Keyed SHA1).
+ * Returns the frame's length, or 0 if room is too small (nothing advances). */
+uint32_t of_bfd_build(struct of_bfd_session *s, uint8_t *frame, uint32_t room, int final);
 
 /* The same control packet inside Geneve toward the TEP (s->geneve, s->tunnel): Ethernet (dst_mac, src_mac),
  * IPv6 local -> peer, UDP to 6081, Geneve, then the frame of_bfd_build makes with the inner destination MAC
- * of s->tunnel. Returns OF_BFD_GENEVE_FRAME_LEN, or 0 if room is too small. */
-uint32_t of_bfd_build_geneve(const struct of_bfd_session *s, uint8_t *frame, uint32_t room, int final);
+ * of s->tunnel. Returns OF_BFD_GENEVE_LEN + the length of that frame, or 0 if room is too small. */
+uint32_t of_bfd_build_geneve(struct of_bfd_session *s, uint8_t *frame, uint32_t room, int final);
 
 #endif

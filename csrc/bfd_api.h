@@ -26,15 +26,22 @@ struct of_bfd_peer {
 	 * and takes the TEP's answers decapsulated on the inbound path; 0 sends it plainly to the TEP's address */
 	uint8_t geneve;
 	uint32_t vni;			/* the TEP's VNI, for geneve */
+	/* RFC 5880 6.7.4: 0 none, 4 Keyed SHA1, 5 Meticulous Keyed SHA1; the key (1..20 bytes) and its ID */
+	uint8_t auth_type;
+	uint8_t auth_key_id;
+	uint8_t auth_key_len;
+	uint8_t auth_key[20];
 };
 
 /*
  * Replace the set of sessions with peers[0..n). A session keeps its state and
  * discriminator while it is wanted, keyed by (multihop, geneve, peer, and the
  * uplink for single hop); its path and intervals follow the new entry (a change of
- * intervals while Up is a Poll Sequence). A session no longer wanted sends one
+ * intervals while Up is a Poll Sequence), so does its authentication, at once (a new key, or none, is
+ * what the next packet is sent and checked with). A session no longer wanted sends one
  * AdminDown packet and is gone. Refused as a whole (-EINVAL, message) for an
- * entry out of range, a uplink without a BFD TX queue, or a duplicate key.
+ * entry out of range (an authentication type or key length among them), a uplink without a BFD TX
+ * queue, or a duplicate key.
  */
 int of_dp_bfd_set(struct of_dp *dp, const struct of_bfd_peer *peers, unsigned n);
 
@@ -58,6 +65,7 @@ struct of_bfd_info {
 	uint64_t changed_ns;			/* CLOCK_MONOTONIC of the last state change */
 	uint64_t rx_packets, tx_packets;
 	uint32_t ups, downs;
+	uint8_t auth_type, auth_key_id;		/* as configured; the key is never read back */
 };
 
 /* Up to max sessions, in the order given to of_dp_bfd_set; the count. */
@@ -67,7 +75,10 @@ unsigned of_dp_bfd_sessions(struct of_dp *dp, struct of_bfd_info *out, unsigned 
 struct of_bfd_stats {
 	uint64_t rx_packets;			/* taken from the workers' ring */
 	uint64_t rx_geneve_packets;		/* of those, decapsulated from Geneve (multi-hop through the tunnel) */
-	uint64_t rx_malformed, rx_bad_checksum, rx_bad_hop_limit, rx_invalid, rx_auth;
+	uint64_t rx_malformed, rx_bad_checksum, rx_bad_hop_limit, rx_invalid;
+	/* authentication failures (bfd.h, of_bfd_session_auth), each a drop of a packet for a session */
+	uint64_t rx_auth_missing, rx_auth_unexpected, rx_auth_bad_type, rx_auth_bad_key_id, rx_auth_bad_seq;
+	uint64_t rx_auth_bad_digest;
 	uint64_t rx_no_session;			/* valid, but for no session of ours */
 	uint64_t tx_packets, tx_failed;		/* tx_failed: no mbuf, or the TX queue full */
 	uint64_t state_changes;

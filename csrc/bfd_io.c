@@ -3,7 +3,7 @@
  * session (bfd.h) on its own clock.
  *
  * Workers only classify: an uplink frame that is not Geneve and is BFD for
- * our addresses is copied (86 bytes) to a multi-producer ring of frames
+ * our addresses is copied (86 bytes, 114 authenticated) to a multi-producer ring of frames
  * (full: counted drop) and freed by the worker. So is the inner frame of a
  * Geneve packet that no guest port takes and that is multi-hop BFD to the
  * underlay address: a TEP's answer to a session sent through the tunnel.
@@ -262,7 +262,7 @@ send_packet(struct of_dp *dp, struct of_bfd_session *s, int final)
 	struct of_bfd *b = dp->bfd;
 	const struct of_port *p = &dp->ports[s->uplink];
 	struct rte_mbuf *m = rte_pktmbuf_alloc(b->pool);
-	uint16_t len = s->geneve ? OF_BFD_GENEVE_FRAME_LEN : OF_BFD_FRAME_LEN;
+	uint16_t len = (uint16_t)of_bfd_frame_len(s);
 	uint8_t *frame;
 
 	if (m == NULL || (frame = (uint8_t *)rte_pktmbuf_append(m, len)) == NULL) {
@@ -318,7 +318,12 @@ receive(struct of_dp *dp, const struct bfd_frame *f, uint64_t now)
 		[OF_BFD_RX_BAD_CHECKSUM] = &b->stats.rx_bad_checksum,
 		[OF_BFD_RX_BAD_HOP_LIMIT] = &b->stats.rx_bad_hop_limit,
 		[OF_BFD_RX_INVALID] = &b->stats.rx_invalid,
-		[OF_BFD_RX_AUTH] = &b->stats.rx_auth,
+		[OF_BFD_RX_AUTH_MISSING] = &b->stats.rx_auth_missing,
+		[OF_BFD_RX_AUTH_UNEXPECTED] = &b->stats.rx_auth_unexpected,
+		[OF_BFD_RX_AUTH_BAD_TYPE] = &b->stats.rx_auth_bad_type,
+		[OF_BFD_RX_AUTH_BAD_KEY_ID] = &b->stats.rx_auth_bad_key_id,
+		[OF_BFD_RX_AUTH_BAD_SEQ] = &b->stats.rx_auth_bad_seq,
+		[OF_BFD_RX_AUTH_BAD_DIGEST] = &b->stats.rx_auth_bad_digest,
 	};
 	struct of_bfd_session *s;
 	struct of_bfd_rx rx;
@@ -335,6 +340,11 @@ receive(struct of_dp *dp, const struct bfd_frame *f, uint64_t now)
 	s = find_session(b, &rx, f->port);
 	if (s == NULL) {
 		b->stats.rx_no_session++;
+		return;
+	}
+	rc = of_bfd_session_auth(s, &rx, now);
+	if (rc != OF_BFD_RX_OK) {
+		(*error_count[rc])++;
 		return;
 	}
 	if (of_bfd_session_rx(s, &rx, now))
@@ -484,6 +494,13 @@ check_peers(const struct of_dp *dp, const struct of_bfd_peer *peers, unsigned n)
 				     i, OF_BFD_MIN_INTERVAL_US);
 			return -EINVAL;
 		}
+		if ((p->auth_type != OF_BFD_AUTH_NONE && p->auth_type != OF_BFD_AUTH_KEYED_SHA1 &&
+		     p->auth_type != OF_BFD_AUTH_METICULOUS_KEYED_SHA1) ||
+		    (p->auth_type != OF_BFD_AUTH_NONE && (p->auth_key_len == 0 || p->auth_key_len > OF_BFD_SHA1_KEY_MAX))) {
+			of_set_error("BFD session %u: authentication none, keyed SHA1 (4) or meticulous keyed SHA1 (5), "
+				     "with a key of 1 to %d bytes", i, OF_BFD_SHA1_KEY_MAX);
+			return -EINVAL;
+		}
 		if (p->geneve && (!p->multihop || p->vni > 0xffffff)) {
 			of_set_error("BFD session %u: through Geneve only multi-hop, with a VNI below 2^24", i);
 			return -EINVAL;
@@ -529,6 +546,19 @@ set_tunnel(const struct of_dp *dp, struct of_bfd_session *s, uint32_t vni)
 	s->tunnel.hop_limit = cfg->hop_limit;
 	s->tunnel.udp_checksum = cfg->udp_checksum;
 	memcpy(s->tunnel.inner_dst_mac, boundary_services_mac, 6);
+}
+
+/* A session's authentication as asked for; a key changes at once (6.7.1), the sequence numbers go on. */
+static void
+set_auth(struct of_bfd_session *s, const struct of_bfd_peer *p)
+{
+	memset(&s->auth, 0, sizeof(s->auth));
+	s->auth.type = p->auth_type;
+	if (p->auth_type == OF_BFD_AUTH_NONE)
+		return;
+	s->auth.key_id = p->auth_key_id;
+	s->auth.key_len = p->auth_key_len;
+	memcpy(s->auth.key, p->auth_key, p->auth_key_len);
 }
 
 /* The path of a session: where it is sent from and to. */
@@ -582,9 +612,11 @@ of_dp_bfd_set(struct of_dp *dp, const struct of_bfd_peer *peers, unsigned n)
 			slot->s.cfg_rx_us = p->required_min_rx_us;
 			slot->s.cfg_mult = p->detect_mult;
 			set_path(dp, &slot->s, p);
-			of_bfd_session_init(&slot->s, new_discriminator(b), now);
+			set_auth(&slot->s, p);
+			of_bfd_session_init(&slot->s, new_discriminator(b), next_random(b), now);
 		} else {
 			set_path(dp, &slot->s, p);
+			set_auth(&slot->s, p);
 			of_bfd_session_configure(&slot->s, p->desired_min_tx_us, p->required_min_rx_us, p->detect_mult,
 						 now);
 		}
@@ -660,6 +692,8 @@ of_dp_bfd_sessions(struct of_dp *dp, struct of_bfd_info *out, unsigned max)
 		f->tx_packets = s->tx_packets;
 		f->ups = s->ups;
 		f->downs = s->downs;
+		f->auth_type = s->auth.type;
+		f->auth_key_id = s->auth.key_id;
 		n = RTE_MAX(n, at + 1);
 	}
 	pthread_mutex_unlock(&b->lock);

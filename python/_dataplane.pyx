@@ -2,7 +2,7 @@
 """Thin bindings over csrc/opte_fast.h. Policy (ids, names, state) lives in opte_fast/dataplane.py."""
 from libc.stdint cimport uint8_t, uint16_t, uint32_t, uint64_t
 from libc.stdlib cimport malloc, free
-from libc.string cimport memset
+from libc.string cimport memcpy, memset
 
 cimport numpy as cnp
 import numpy as np
@@ -486,16 +486,19 @@ cdef class Core:
     # -- BFD (csrc/bfd_api.h) --------------------------------------------------------------
     def bfd_set(self, peers: list) -> None:
         """Replace the BFD sessions: (multihop, peer 16 bytes, uplink index, dst MAC 6 bytes, desired min TX us,
-        required min RX us, detect multiplier[, through Geneve, VNI]) each."""
+        required min RX us, detect multiplier[, through Geneve, VNI[, auth type (0, 4 or 5), key ID, key]]) each."""
         cdef of_dp *dp = self.live()
         cdef unsigned n = len(peers)
         cdef of_bfd_peer *p = <of_bfd_peer *>malloc((n or 1) * sizeof(of_bfd_peer))
         cdef int rc
         try:
-            for i, (multihop, peer, uplink, mac, tx_us, rx_us, mult, *tunnel) in enumerate(peers):
-                geneve, vni = tunnel if tunnel else (False, 0)
+            for i, (multihop, peer, uplink, mac, tx_us, rx_us, mult, *rest) in enumerate(peers):
+                rest = tuple(rest) + (False, 0, 0, 0, b"")[len(rest):]
+                geneve, vni, auth_type, key_id, key = rest
                 if len(peer) != 16 or len(mac) != 6:
                     raise ValueError("a BFD peer takes a 16-byte address and a 6-byte MAC")
+                if len(key) > 20:
+                    raise ValueError("a BFD authentication key is 20 bytes at most")
                 memset(&p[i], 0, sizeof(of_bfd_peer))
                 p[i].multihop = bool(multihop)
                 p[i].peer = peer
@@ -506,6 +509,10 @@ cdef class Core:
                 p[i].detect_mult = mult
                 p[i].geneve = bool(geneve)
                 p[i].vni = vni
+                p[i].auth_type = auth_type
+                p[i].auth_key_id = key_id
+                p[i].auth_key_len = len(key)
+                memcpy(p[i].auth_key, <const char *>key, len(key))
             with nogil:
                 rc = of_dp_bfd_set(dp, p, n)
             check(rc)
@@ -531,7 +538,8 @@ cdef class Core:
                      "remote_min_tx_us": out[i].remote_min_tx_us, "remote_min_rx_us": out[i].remote_min_rx_us,
                      "tx_interval_us": out[i].tx_interval_us, "detect_us": out[i].detect_us,
                      "changed_ns": out[i].changed_ns, "rx_packets": out[i].rx_packets,
-                     "tx_packets": out[i].tx_packets, "ups": out[i].ups, "downs": out[i].downs}
+                     "tx_packets": out[i].tx_packets, "ups": out[i].ups, "downs": out[i].downs,
+                     "auth_type": out[i].auth_type, "auth_key_id": out[i].auth_key_id}
                     for i in range(n)]
         finally:
             free(out)

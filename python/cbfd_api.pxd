@@ -17,6 +17,10 @@ cdef extern from "bfd_api.h" nogil:
         uint8_t detect_mult
         uint8_t geneve
         uint32_t vni
+        uint8_t auth_type
+        uint8_t auth_key_id
+        uint8_t auth_key_len
+        uint8_t auth_key[20]
     int of_dp_bfd_set(of_dp *dp, const of_bfd_peer *peers, unsigned n)
 
     struct of_bfd_info:
@@ -39,12 +43,15 @@ cdef extern from "bfd_api.h" nogil:
         uint64_t changed_ns
         uint64_t rx_packets, tx_packets
         uint32_t ups, downs
+        uint8_t auth_type, auth_key_id
     unsigned of_dp_bfd_sessions(of_dp *dp, of_bfd_info *out, unsigned max)
 
     struct of_bfd_stats:
         uint64_t rx_packets
         uint64_t rx_geneve_packets
-        uint64_t rx_malformed, rx_bad_checksum, rx_bad_hop_limit, rx_invalid, rx_auth
+        uint64_t rx_malformed, rx_bad_checksum, rx_bad_hop_limit, rx_invalid
+        uint64_t rx_auth_missing, rx_auth_unexpected, rx_auth_bad_type, rx_auth_bad_key_id, rx_auth_bad_seq
+        uint64_t rx_auth_bad_digest
         uint64_t rx_no_session
         uint64_t tx_packets, tx_failed
         uint64_t state_changes

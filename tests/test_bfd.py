@@ -176,13 +176,16 @@ def show_through_ctl_and_metrics(bfd: Bfd, tmp_path, local_disc: int) -> None:
         lines = human.output.splitlines()
         assert lines[0].split() == ["KIND", "UPLINK", "PEER", "STATE", "REMOTE_STATE", "MEMBER_UP", "LOCAL_DISC",
                                     "REMOTE_DISC", "TX_INTERVAL_MS", "DETECT_MS", "LAST_CHANGE_S_AGO", "DIAG",
-                                    "RX_PACKETS", "TX_PACKETS"]
+                                    "AUTH", "AUTH_KEY_ID", "RX_PACKETS", "TX_PACKETS"]
         assert lines[1].split()[:7] == ["single-hop", "uplink0", "fe80::1", "down", "down", "down", str(local_disc)]
         assert lines[2].split()[:6] == ["single-hop", "uplink1", "fe80::2", "down", "down", "up"]
         assert "control detection time expired" in lines[1]
         assert lines[4].startswith("BFD thread: SCHED_")
+        assert "authentication: missing 0, unexpected 0, bad type 0, bad key ID 0, bad sequence 0, bad digest 0" \
+            in lines[4]
         as_json = json.loads(runner.invoke(ctl, ["--socket", str(tmp_path / "ctl.sock"), "--json", "bfd"]).output)
         assert as_json["sessions"][0]["local_disc"] == local_disc and as_json["sessions"][0]["downs"] == 1
+        assert (as_json["sessions"][0]["auth"], as_json["sessions"][0]["auth_key_id"]) == ("none", None)
     finally:
         server.stop()
     families = {f.name: f for f in bfd_metrics(bfd.bfd(), "opte_fast")}
@@ -191,6 +194,7 @@ def show_through_ctl_and_metrics(bfd: Bfd, tmp_path, local_disc: int) -> None:
     downs = {tuple(s.labels.values()): s.value for s in families["opte_fast_bfd_session_downs"].samples
              if s.name.endswith("_total")}
     assert downs == {("single-hop", "uplink0", "fe80::1"): 1, ("single-hop", "uplink1", "fe80::2"): 0}
+    assert families["opte_fast_bfd_rx_auth_bad_digest"].samples[0].value == 0
 
 
 def test_frames_for_no_session_or_malformed_are_counted_and_the_exception_path_keeps_the_rest(eal):
@@ -329,6 +333,18 @@ def test_the_example_config_runs_bfd_off_by_default_with_one_uplink_on_at_its_ow
      "bfd_uplink[0]: BFD required_min_rx_ms 1: expected 10 to 60000"),
     ("[[bfd_uplink]]\nname = \"uplink0\"\ndetect_multiplier = \"3\"\n",
      "bfd_uplink[0]: BFD detect_multiplier '3': expected an integer"),
+    ("[bfd]\nauth = \"md5\"\n",
+     "bfd.auth: expected one of 'none', 'keyed-sha1', 'meticulous-keyed-sha1', got string 'md5'"),
+    ("[bfd]\nauth = \"keyed-sha1\"\n",
+     "bfd: BFD auth keyed-sha1: needs auth_key_file, a file holding the secret (1 to 20 bytes)"),
+    ("[bfd]\nauth_key_id = 256\n", "bfd.auth_key_id: expected an integer from 0 to 255, got 256"),
+    ("[bfd]\nauth_key_file = \"key\"\n", "bfd.auth_key_file: expected an absolute file path, got string 'key'"),
+    ("[bfd]\nauth = \"keyed-sha1\"\nauth_key_file = \"/nonexistent/key\"\n",
+     "bfd: BFD auth_key_file /nonexistent/key: cannot read: No such file or directory"),
+    ("[[bfd_uplink]]\nname = \"uplink0\"\nauth_key_id = \"7\"\n",
+     "bfd_uplink[0]: BFD auth_key_id '7': expected an integer from 0 to 255"),
+    ("[[bfd_uplink]]\nname = \"uplink0\"\nauth = \"meticulous-keyed-sha1\"\n",
+     "bfd_uplink[0]: BFD auth meticulous-keyed-sha1: needs auth_key_file, a file holding the secret (1 to 20 bytes)"),
 ])
 def test_a_bad_bfd_setting_is_one_line_naming_its_key(tmp_path, toml, message):
     path = tmp_path / "sled.toml"
@@ -337,3 +353,42 @@ def test_a_bad_bfd_setting_is_one_line_naming_its_key(tmp_path, toml, message):
     with pytest.raises(ConfigError) as e:
         load_config(path, {})
     assert str(e.value) == f"{path}: {message}"
+
+
+def test_the_auth_key_comes_from_a_file_less_one_newline_and_is_never_shown(tmp_path):
+    path = tmp_path / "sled.toml"
+    base = sled_toml("net_null0", {"uplink0": "net_null1", "uplink1": "net_null2"}, static_routes=True,
+                     state_dir=str(tmp_path))
+    (tmp_path / "key").write_bytes(b"s3cret-bfd-key\n")
+    (tmp_path / "key1").write_bytes(b"uplink1-s3cret")
+    path.write_text(base + f'\n[bfd]\nmode = "on"\nauth = "meticulous-keyed-sha1"\nauth_key_id = 9\n'
+                           f'auth_key_file = "{tmp_path / "key"}"\n'
+                           f'[[bfd_uplink]]\nname = "uplink1"\nauth = "keyed-sha1"\nauth_key_file = "{tmp_path / "key1"}"\n')
+    bfd = load_config(path, {}).bfd
+    assert bfd.default.auth_args == (5, 9, b"s3cret-bfd-key")
+    assert bfd.for_uplink("uplink1").auth_args == (4, 9, b"uplink1-s3cret")  # the key ID from [bfd]
+    sessions = wanted_sessions(default_state(2), bfd)
+    assert [(s.kind, s.uplink, s.settings.auth) for s in sessions] == [
+        ("single-hop", "uplink0", "meticulous-keyed-sha1"), ("single-hop", "uplink1", "keyed-sha1"),
+        ("multihop-geneve", "uplink0", "meticulous-keyed-sha1")]  # multi-hop: [bfd]'s, whichever uplink
+    assert "s3cret" not in repr(bfd) and "s3cret" not in str(sessions)
+    # the flags name the file, never the secret
+    flags = load_config(path, {"bfd_auth": "keyed-sha1", "bfd_auth_key_id": "0"}).bfd.default
+    assert flags.auth_args == (4, 0, b"s3cret-bfd-key")
+    assert BfdSettings().auth_args == (0, 1, b"")
+
+
+@pytest.mark.parametrize("content, message", [
+    (b"", "holds 0 bytes (less a trailing newline), expected 1 to 20"),
+    (b"\n", "holds 0 bytes (less a trailing newline), expected 1 to 20"),
+    (b"x" * 21, "holds 21 bytes (less a trailing newline), expected 1 to 20"),
+])
+def test_an_auth_key_file_of_the_wrong_length_says_so_without_its_content(tmp_path, content, message):
+    key = tmp_path / "key"
+    key.write_bytes(content)
+    path = tmp_path / "sled.toml"
+    path.write_text(sled_toml("net_null0", {"uplink0": "net_null1", "uplink1": "net_null2"}, static_routes=True,
+                              state_dir=str(tmp_path)) + f'\n[bfd]\nauth = "keyed-sha1"\nauth_key_file = "{key}"\n')
+    with pytest.raises(ConfigError) as e:
+        load_config(path, {})
+    assert str(e.value) == f"{path}: bfd: BFD auth_key_file {key}: {message}"

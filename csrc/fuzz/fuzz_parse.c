@@ -208,13 +208,15 @@ fuzz_guest(const uint8_t *frame, uint32_t len)
 	free(buf);
 }
 
-/* Whatever parses goes into a session, which then still builds a frame of the fixed length. */
+/* Whatever parses goes into a session, authenticated or not as the packet asks (so that the digest is
+ * checked, and a packet that passes is taken), which then still builds frames of the fixed lengths. */
 static void
 fuzz_bfd(const uint8_t *frame, uint32_t len)
 {
 	struct of_bfd_session s = { .cfg_tx_us = 10000, .cfg_rx_us = 10000, .cfg_mult = 3 };
 	struct of_bfd_rx rx;
-	uint8_t out[OF_BFD_FRAME_LEN], tunnel[OF_BFD_GENEVE_FRAME_LEN];
+	uint8_t out[OF_BFD_AUTH_FRAME_LEN], tunnel[OF_BFD_GENEVE_LEN + OF_BFD_AUTH_FRAME_LEN];
+	uint32_t want;
 
 	if (len >= IP6_DST_OFF + 16)
 		(void)of_bfd_classify(frame, len, frame + IP6_DST_OFF, SLED);
@@ -222,12 +224,18 @@ fuzz_bfd(const uint8_t *frame, uint32_t len)
 	if (of_bfd_parse(frame, len, &rx) != OF_BFD_RX_OK)
 		return;
 	EXPECT(rx.detect_mult != 0 && rx.my_disc != 0 && rx.kind != OF_BFD_NOT_BFD);
-	of_bfd_session_init(&s, 1, 0);
-	of_bfd_session_rx(&s, &rx, 1000);
+	if (rx.flags & OF_BFD_FLAG_AUTH)
+		s.auth = (struct of_bfd_auth){ .type = rx.auth_type == OF_BFD_AUTH_METICULOUS_KEYED_SHA1 ?
+							       OF_BFD_AUTH_METICULOUS_KEYED_SHA1 : OF_BFD_AUTH_KEYED_SHA1,
+					       .key_id = rx.auth_key_id, .key_len = 4, .key = "fuzz" };
+	of_bfd_session_init(&s, 1, 7, 0);
+	if (of_bfd_session_auth(&s, &rx, 1000) == OF_BFD_RX_OK)
+		of_bfd_session_rx(&s, &rx, 1000);
 	of_bfd_session_expire(&s, UINT64_MAX);
 	EXPECT(s.state <= OF_BFD_UP);
-	EXPECT(of_bfd_build(&s, out, sizeof(out), 1) == OF_BFD_FRAME_LEN);
-	EXPECT(of_bfd_build_geneve(&s, tunnel, sizeof(tunnel), 0) == OF_BFD_GENEVE_FRAME_LEN);
+	want = s.auth.type != OF_BFD_AUTH_NONE ? OF_BFD_AUTH_FRAME_LEN : OF_BFD_FRAME_LEN;
+	EXPECT(of_bfd_build(&s, out, sizeof(out), 1) == want);
+	EXPECT(of_bfd_build_geneve(&s, tunnel, sizeof(tunnel), 0) == OF_BFD_GENEVE_LEN + want);
 	of_bfd_session_sent(&s, 0, UINT32_MAX);
 }
 

@@ -1,11 +1,14 @@
 """Writes the seed corpora of the whole-path fuzz targets (csrc/fuzz/sled.h describes the script
 format): csrc/fuzz/corpus/outbound/ guest frames, csrc/fuzz/corpus/inbound/ underlay frames, each
 a valid frame of a kind the data plane handles, alone or in bursts, between table changes and
-time steps. Rerun after changing the sled or the format:
+time steps; and csrc/fuzz/corpus/parse/, plain frames for fuzz_parse: BFD control packets with a
+good UDP checksum, without authentication and signed with fuzz_bfd's key, which random bytes
+would not reach. Rerun after changing the sled or the format:
     .venv/bin/python csrc/fuzz/make_seeds.py
 """
 from __future__ import annotations
 
+import hashlib
 import struct
 import sys
 from pathlib import Path
@@ -172,9 +175,25 @@ def inbound_seeds() -> dict[str, bytes]:
     return seeds
 
 
+def bfd(auth_type: int = 0, seq: int = 0) -> bytes:
+    """A single-hop BFD Down packet to fe80::2; with auth_type 4 or 5, signed (RFC 5880 6.7.4) with key
+    ID 1 and fuzz_bfd's key, b"fuzz" zero-padded to 20 bytes, in the digest's place."""
+    ctrl = bytes([0x20, 0x40 | (0x04 if auth_type else 0), 3, 52 if auth_type else 24])
+    ctrl += struct.pack(">IIIII", 0xd88675a7, 0, 1_000_000, 10_000, 0)
+    if auth_type:
+        section = bytes([auth_type, 28, 1, 0]) + struct.pack(">I", seq)
+        ctrl += section + hashlib.sha1(ctrl + section + b"fuzz".ljust(20, b"\0")).digest()
+    return bytes(Ether(src="02:00:00:00:00:0a", dst="02:00:00:00:00:0b") /
+                 IPv6(src="fe80::1", dst="fe80::2", hlim=255) / UDP(sport=49152, dport=3784) / Raw(ctrl))
+
+
+def parse_seeds() -> dict[str, bytes]:
+    return {"bfd-down": bfd(), "bfd-keyed-sha1": bfd(4, 0x01020304), "bfd-meticulous-keyed-sha1": bfd(5, 0xffffffff)}
+
+
 def main() -> None:
     root = Path(__file__).parent / "corpus"
-    for direction, seeds in (("outbound", outbound_seeds()), ("inbound", inbound_seeds())):
+    for direction, seeds in (("outbound", outbound_seeds()), ("inbound", inbound_seeds()), ("parse", parse_seeds())):
         out = root / direction
         out.mkdir(parents=True, exist_ok=True)
         for old in out.iterdir():

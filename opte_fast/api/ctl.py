@@ -190,15 +190,18 @@ def _tep_result(r: dict) -> str:
 
 def _bfd(r: dict) -> str:
     columns = ["kind", "uplink", "peer", "state", "remote_state", "member_up", "local_disc", "remote_disc",
-               "tx_interval_ms", "detect_ms", "last_change_s_ago", "diag", "rx_packets", "tx_packets"]
+               "tx_interval_ms", "detect_ms", "last_change_s_ago", "diag", "auth", "auth_key_id", "rx_packets",
+               "tx_packets"]
     t = r["thread"]
     thread = "BFD thread: not running" if not t else (
         f"BFD thread: {'SCHED_FIFO' if t['realtime'] else 'SCHED_OTHER'}, latest wake-up "
         f"{t['late_max_ns'] / 1e6:.2f} ms late, {t['late_over_1ms']} over 1 ms; rx {t['rx_packets']} "
         f"({t['rx_geneve_packets']} from inside Geneve; no session {t['rx_no_session']}, "
         f"malformed {t['rx_malformed']}, bad checksum {t['rx_bad_checksum']}, "
-        f"bad hop limit {t['rx_bad_hop_limit']}, invalid {t['rx_invalid']}, authenticated {t['rx_auth']}), "
-        f"tx {t['tx_packets']} (failed {t['tx_failed']})")
+        f"bad hop limit {t['rx_bad_hop_limit']}, invalid {t['rx_invalid']}; authentication: missing "
+        f"{t['rx_auth_missing']}, unexpected {t['rx_auth_unexpected']}, bad type {t['rx_auth_bad_type']}, "
+        f"bad key ID {t['rx_auth_bad_key_id']}, bad sequence {t['rx_auth_bad_seq']}, "
+        f"bad digest {t['rx_auth_bad_digest']}), tx {t['tx_packets']} (failed {t['tx_failed']})")
     return "\n\n".join([table(r["sessions"], columns), thread])
 
 

@@ -80,7 +80,8 @@ ARRAYS = {
     "v2p": {"vni", "ip", "underlay", "mac"},
     "v2b": {"prefix", "teps", "vni"},
     "route": {"prefix", "nexthops"},
-    "bfd_uplink": {"name", "mode", "desired_min_tx_ms", "required_min_rx_ms", "detect_multiplier"},
+    "bfd_uplink": {"name", "mode", "desired_min_tx_ms", "required_min_rx_ms", "detect_multiplier", "auth",
+                   "auth_key_id", "auth_key_file"},
 }
 NEXTHOP_KEYS = {"uplink", "gateway", "mac"}
 

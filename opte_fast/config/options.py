@@ -135,6 +135,13 @@ OPTIONS: tuple[Option, ...] = (
            "how multi-hop BFD reaches a TEP: geneve (inside the tunnel, as guest traffic: a TEP that stops "
            "decapsulating goes down) or plain (to the TEP's address: only a TEP that stops answering does)",
            key="multihop_encap", pytype=str),
+    Option("bfd_auth", "bfd", Choice(tuple(bfd_settings.AUTH_TYPES)), "none",
+           "BFD authentication (RFC 5880 6.7.4), multi-hop sessions' too", key="auth", pytype=str),
+    Option("bfd_auth_key_id", "bfd", Int(0, 255), 1, "BFD authentication key ID, sent and required",
+           key="auth_key_id", pytype=int),
+    Option("bfd_auth_key_file", "bfd", Text("an absolute file path", r"/.*", "FILE"), None,
+           "the file holding BFD's authentication secret (1 to 20 bytes, less one trailing newline)",
+           key="auth_key_file", pytype=str),
     # [run]
     Option("duration_s", "run", Number(0, 1e9), 0.0, "stop after this many seconds (0: until signalled)",
            pytype=float),

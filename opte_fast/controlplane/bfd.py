@@ -37,7 +37,7 @@ from typing import Any, TextIO
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 
 from . import events
-from .bfd_settings import BfdConfig, BfdSettings
+from .bfd_settings import AUTH_TYPES, BfdConfig, BfdSettings
 from .follower import MemberFollower
 from .state import DesiredState, IPv6Address, Route, mac_bytes
 
@@ -46,6 +46,12 @@ DIAGNOSTICS = {0: "none", 1: "control detection time expired", 2: "echo function
                3: "neighbor signaled session down", 4: "forwarding plane reset", 5: "path down",
                6: "concatenated path down", 7: "administratively down", 8: "reverse concatenated path down"}
 UP, ADMIN_DOWN = 3, 0
+AUTH_NAMES = {v: k for k, v in AUTH_TYPES.items()}
+# the BFD thread's counters as Prometheus counters (the rx_auth_* are authentication failures, each a drop)
+THREAD_COUNTERS = ("rx_packets", "rx_geneve_packets", "rx_no_session", "rx_malformed", "rx_bad_checksum",
+                   "rx_bad_hop_limit", "rx_invalid", "rx_auth_missing", "rx_auth_unexpected", "rx_auth_bad_type",
+                   "rx_auth_bad_key_id", "rx_auth_bad_seq", "rx_auth_bad_digest", "tx_packets", "tx_failed",
+                   "state_changes", "late_over_1ms")
 
 
 @dataclass(frozen=True)
@@ -141,9 +147,7 @@ def bfd_metrics(report: dict, prefix: str) -> Iterator[Metric]:
         ups.add_metric(key, s["ups"])
     yield from (up, state, member, downs, ups)
     thread = report["thread"] or {}
-    for name in ("rx_packets", "rx_geneve_packets", "rx_no_session", "rx_malformed", "rx_bad_checksum",
-                 "rx_bad_hop_limit", "rx_invalid", "rx_auth", "tx_packets", "tx_failed", "state_changes",
-                 "late_over_1ms"):
+    for name in THREAD_COUNTERS:
         if name in thread:
             yield CounterMetricFamily(f"{prefix}_bfd_{name}", f"BFD thread: {name.replace('_', ' ')}",
                                       value=thread[name])
@@ -195,6 +199,8 @@ class Bfd(MemberFollower):
                 "remote_diag": DIAGNOSTICS.get(s["remote_diag"], str(s["remote_diag"])),
                 "ups": s["ups"], "downs": s["downs"], "rx_packets": s["rx_packets"], "tx_packets": s["tx_packets"],
                 "vni": want.vni if want.geneve else None, "reaction_us": self._reaction_us.get(want.key),
+                "auth": AUTH_NAMES.get(s["auth_type"], str(s["auth_type"])),
+                "auth_key_id": s["auth_key_id"] if s["auth_type"] else None,
             })
         stats = dict(self._dataplane.bfd_stats())
         stats["realtime"], stats["running"] = bool(stats["realtime"]), bool(stats["running"])
@@ -231,7 +237,7 @@ class Bfd(MemberFollower):
             return
         self._dataplane.bfd_set([
             (s.multihop, s.peer.packed, self._dataplane.port_index(s.uplink), mac_bytes(s.mac),
-             *s.settings.peer_args, s.geneve, s.vni) for s in sessions])
+             *s.settings.peer_args, s.geneve, s.vni, *s.settings.auth_args) for s in sessions])
         self._sessions = sessions
         # sessions gone take their verdicts with them
         self._down = frozenset(k for k in self._down if k in {s.key for s in sessions})
