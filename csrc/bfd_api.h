@@ -40,8 +40,8 @@ struct of_bfd_peer {
  * intervals while Up is a Poll Sequence), so does its authentication, at once (a new key, or none, is
  * what the next packet is sent and checked with). A session no longer wanted sends one
  * AdminDown packet and is gone. Refused as a whole (-EINVAL, message) for an
- * entry out of range (an authentication type or key length among them), a uplink without a BFD TX
- * queue, or a duplicate key.
+ * entry out of range (an authentication type or key length among them), a port that is not an
+ * uplink, or a duplicate key. An uplink without a TX queue of its own for BFD sends through worker 0.
  */
 int of_dp_bfd_set(struct of_dp *dp, const struct of_bfd_peer *peers, unsigned n);
 
