@@ -218,7 +218,7 @@ of_parse_inbound_fast(const uint8_t *frame, uint32_t len, const uint8_t underlay
 	const struct rte_udp_hdr *udp = (const struct rte_udp_hdr *)(ip6 + 1);
 	const struct of_geneve_hdr *gnv = (const struct of_geneve_hdr *)(udp + 1);
 	uint64_t dst[2], want[2];
-	uint32_t payload;
+	uint32_t payload, vni;
 	int rc;
 
 	if (unlikely(len < OF_OUTER_HDR_LEN + sizeof(struct rte_ether_hdr)))
@@ -236,7 +236,8 @@ of_parse_inbound_fast(const uint8_t *frame, uint32_t len, const uint8_t underlay
 		     gnv->ver_opt_len != 0 || (gnv->flags & OF_GENEVE_FLAG_OAM) != 0 ||
 		     gnv->protocol != RTE_BE16(OF_GENEVE_PROTO_ETHER)))
 		goto slow;
-	gm->vni = (uint32_t)gnv->vni[0] << 16 | (uint32_t)gnv->vni[1] << 8 | gnv->vni[2];
+	memcpy(&vni, gnv->vni, sizeof(vni));	/* and the reserved byte */
+	gm->vni = rte_be_to_cpu_32(vni) >> 8;
 	gm->outer_len = OF_OUTER_HDR_LEN;
 	gm->ip6_off = sizeof(*eth);
 	gm->udp_off = sizeof(*eth) + sizeof(*ip6);
