@@ -83,8 +83,13 @@ inbound_burst(struct of_dp *dp, struct of_lcore *lc, const struct of_tables *t,
 		if (i + PREFETCH_OFFSET < n)
 			rte_prefetch0(rte_pktmbuf_mtod(pkts[i + PREFETCH_OFFSET], void *));
 		if (likely(m->nb_segs == 1)) {
-			rc = of_parse_inbound_fast(data, len, dp->cfg.underlay_addr, dp->cfg.verify_udp_checksum, &gm,
-						   &im);
+			/* The inner flow key only for strict underlay and tracing, which read it. */
+			if (traced || dp->cfg.strict_underlay)
+				rc = of_parse_inbound_fast(data, len, dp->cfg.underlay_addr, dp->cfg.verify_udp_checksum,
+							   &gm, &im, 1);
+			else
+				rc = of_parse_inbound_fast(data, len, dp->cfg.underlay_addr, dp->cfg.verify_udp_checksum,
+							   &gm, &im, 0);
 		} else {	/* a jumbo frame in segments: its headers pulled into the first (chain.h) */
 			rc = of_chain_parse_underlay(m, dp->cfg.underlay_addr, dp->cfg.verify_udp_checksum, &gm, &im);
 			data = rte_pktmbuf_mtod(m, const uint8_t *);

@@ -67,10 +67,11 @@ int of_parse_inner(const uint8_t *frame, uint32_t len, struct of_inner_meta *m);
  * The frame most guests send: untagged IPv4 without options or fragments,
  * TCP or UDP, whole in the frame. OF_OK and m as of_parse_inner fills it,
  * its key built in six 8-byte stores, no memset, as DPDK's l3fwd builds its
- * keys; OF_PARSE_SLOW for any other frame.
+ * keys; OF_PARSE_SLOW for any other frame. with_key (a constant): without
+ * it, only l2_len, for a caller that needs the verdict alone.
  */
 static __rte_always_inline int
-of_parse_inner_common(const uint8_t *frame, uint32_t len, struct of_inner_meta *m)
+of_parse_inner_common(const uint8_t *frame, uint32_t len, struct of_inner_meta *m, const int with_key)
 {
 #if RTE_BYTE_ORDER == RTE_LITTLE_ENDIAN
 	const struct rte_ether_hdr *eth = (const struct rte_ether_hdr *)frame;
@@ -90,15 +91,17 @@ of_parse_inner_common(const uint8_t *frame, uint32_t len, struct of_inner_meta *
 	if (unlikely((proto != IPPROTO_TCP && proto != IPPROTO_UDP) || ip_len > len - sizeof(*eth) ||
 		     ip_len < sizeof(*ip4) + l4_min))
 		return OF_PARSE_SLOW;
-	m->tcp_flags = 0;
 	if (proto == IPPROTO_TCP) {
 		const struct rte_tcp_hdr *tcp = (const struct rte_tcp_hdr *)l4;
 		uint32_t hdr_len = (tcp->data_off >> 4) * 4u;
 
 		if (unlikely(hdr_len < sizeof(*tcp) || hdr_len > ip_len - sizeof(*ip4)))
 			return OF_PARSE_SLOW;
-		m->tcp_flags = tcp->tcp_flags;
 	}
+	m->l2_len = sizeof(*eth);
+	if (!with_key)
+		return OF_OK;
+	m->tcp_flags = proto == IPPROTO_TCP ? ((const struct rte_tcp_hdr *)l4)->tcp_flags : 0;
 	/* TCP and UDP both start with the two ports, big-endian; the key holds them in host order. */
 	memcpy(&ports, l4, sizeof(ports));
 	w[0] = (uint64_t)proto << 32;					/* vni 0, proto, pad0 */
@@ -107,12 +110,11 @@ of_parse_inner_common(const uint8_t *frame, uint32_t len, struct of_inner_meta *
 	w[3] = 0;							/* dst, the same */
 	w[4] = 0xffff0000u | (uint64_t)ip4->dst_addr << 32;
 	w[5] = ((ports & 0x00ff00ffu) << 8) | ((ports >> 8) & 0x00ff00ffu);	/* ports, pad1 */
-	m->l2_len = sizeof(*eth);
 	m->l3_len = sizeof(*ip4);
 	m->is_ipv6 = 0;
 	return OF_OK;
 #else
-	(void)frame, (void)len, (void)m;
+	(void)frame, (void)len, (void)m, (void)with_key;
 	return OF_PARSE_SLOW;
 #endif
 }
@@ -125,7 +127,7 @@ of_parse_inner_common(const uint8_t *frame, uint32_t len, struct of_inner_meta *
 static __rte_always_inline int
 of_parse_inner_fast(const uint8_t *frame, uint32_t len, struct of_inner_meta *m)
 {
-	if (likely(of_parse_inner_common(frame, len, m) == OF_OK))
+	if (likely(of_parse_inner_common(frame, len, m, 1) == OF_OK))
 		return OF_OK;
 	return of_parse_inner(frame, len, m);
 }
@@ -207,11 +209,13 @@ int of_parse_geneve(const uint8_t *frame, uint32_t len, const uint8_t underlay_a
  * frame (of_parse_inner_common). Fixed offsets, the underlay address compared
  * as two words; any other frame takes the two full parses, whose results
  * this gives field for field (csrc/fuzz/fuzz_parse.c and
- * csrc/tests/test_parse.c check that).
+ * csrc/tests/test_parse.c check that). Without with_key (a constant), of im
+ * only l2_len is sure to be filled: the verdict and the MTU check need no
+ * flow key, strict underlay and tracing do.
  */
 static __rte_always_inline int
 of_parse_inbound_fast(const uint8_t *frame, uint32_t len, const uint8_t underlay_addr[16], int verify_udp_csum,
-		      struct of_geneve_meta *gm, struct of_inner_meta *im)
+		      struct of_geneve_meta *gm, struct of_inner_meta *im, const int with_key)
 {
 	const struct rte_ether_hdr *eth = (const struct rte_ether_hdr *)frame;
 	const struct rte_ipv6_hdr *ip6 = (const struct rte_ipv6_hdr *)(eth + 1);
@@ -244,7 +248,7 @@ of_parse_inbound_fast(const uint8_t *frame, uint32_t len, const uint8_t underlay
 	gm->inner_len = (uint16_t)(payload - sizeof(*udp) - sizeof(*gnv));
 	gm->external = gm->has_mss = gm->has_mcast = 0;
 	gm->mss = gm->mcast = 0;
-	if (likely(of_parse_inner_common(frame + OF_OUTER_HDR_LEN, gm->inner_len, im) == OF_OK))
+	if (likely(of_parse_inner_common(frame + OF_OUTER_HDR_LEN, gm->inner_len, im, with_key) == OF_OK))
 		return OF_OK;
 	return of_parse_inner_inbound(frame + OF_OUTER_HDR_LEN, gm->inner_len, im);
 slow:

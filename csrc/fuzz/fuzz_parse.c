@@ -65,7 +65,11 @@ fuzz_geneve(const uint8_t *frame, uint32_t len, const uint8_t addr[16])
 		if (rc == OF_OK)
 			rc = of_parse_inner_inbound(frame + m.outer_len, m.inner_len, &im);
 		/* The inlined parse of the inbound path gives the same answer, field for field. */
-		EXPECT(of_parse_inbound_fast(frame, len, addr, verify, &fast, &fast_im) == rc);
+		EXPECT(of_parse_inbound_fast(frame, len, addr, verify, &fast, &fast_im, 0) == rc);
+		if (rc == OF_OK)	/* without the key: the verdict, the Geneve fields and l2_len */
+			EXPECT(fast.vni == m.vni && fast.outer_len == m.outer_len && fast.inner_len == m.inner_len &&
+			       fast_im.l2_len == im.l2_len);
+		EXPECT(of_parse_inbound_fast(frame, len, addr, verify, &fast, &fast_im, 1) == rc);
 		if (rc == OF_OK)
 			EXPECT(fast.vni == m.vni && fast.outer_len == m.outer_len && fast.ip6_off == m.ip6_off &&
 			       fast.udp_off == m.udp_off && fast.inner_len == m.inner_len && fast.external == m.external &&

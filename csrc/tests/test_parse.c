@@ -377,7 +377,14 @@ check_inbound_fast(const uint8_t *frame, uint32_t len, int verify)
 
 	if (rc == OF_OK)
 		rc = of_parse_inner_inbound(frame + m.outer_len, m.inner_len, &im);
-	CHECK_EQ(of_parse_inbound_fast(frame, len, SLED, verify, &fast, &fast_im), rc);
+	CHECK_EQ(of_parse_inbound_fast(frame, len, SLED, verify, &fast, &fast_im, 0), rc);
+	if (rc == OF_OK) {
+		CHECK_EQ(fast.vni, m.vni);
+		CHECK_EQ(fast.outer_len, m.outer_len);
+		CHECK_EQ(fast.inner_len, m.inner_len);
+		CHECK_EQ(fast_im.l2_len, im.l2_len);
+	}
+	CHECK_EQ(of_parse_inbound_fast(frame, len, SLED, verify, &fast, &fast_im, 1), rc);
 	if (rc != OF_OK)
 		return;
 	CHECK_EQ(fast.vni, m.vni);
