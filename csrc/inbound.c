@@ -9,7 +9,6 @@
 #include <string.h>
 
 #include <rte_ether.h>
-#include <rte_hash.h>
 #include <rte_ip.h>
 #include <rte_mbuf.h>
 #include <rte_prefetch.h>
@@ -17,7 +16,6 @@
 #include "bfd_io.h"
 #include "chain.h"
 #include "dp.h"
-#include "hash_bulk.h"
 #include "inbound.h"
 #include "lcore.h"
 #include "ndp.h"
@@ -59,22 +57,15 @@ exception(struct of_dp *dp, struct of_lcore *lc, uint16_t port, struct rte_mbuf 
 	of_tx_enqueue(dp, lc, uplink->exception, m);
 }
 
-/* traced: a constant, so the plain copy has no trace code at all (trace.h). */
+/*
+ * One pass per packet: the guest index is an inline lookup (tables.h), so a
+ * frame's lines are touched once, while its prefetch is still fresh.
+ * traced: a constant, so the plain copy has no trace code at all (trace.h).
+ */
 static __rte_always_inline void
 inbound_burst(struct of_dp *dp, struct of_lcore *lc, const struct of_tables *t,
 	      uint16_t port, struct rte_mbuf **pkts, uint16_t n, const int traced)
 {
-	struct of_guest_key keys[OF_MAX_BURST];
-	const void *key_ptrs[OF_MAX_BURST];
-	struct rte_mbuf *ok[OF_MAX_BURST];
-	uint16_t ip_len[OF_MAX_BURST];	/* the inner frame less its Ethernet header (and tag) */
-	int32_t pos[OF_MAX_BURST];
-	/* Traced copy: the frames to trace, with their inner flow and outer source. */
-	struct of_flow_key inner[OF_MAX_BURST];
-	uint8_t sender[OF_MAX_BURST][16];
-	uint8_t want[OF_MAX_BURST];
-	uint16_t n_ok = 0;
-
 	lc->counters[OF_C_RX_UPLINK] += n;
 	for (uint16_t i = 0; i < PREFETCH_OFFSET && i < n; i++)
 		rte_prefetch0(rte_pktmbuf_mtod(pkts[i], void *));
@@ -82,16 +73,23 @@ inbound_burst(struct of_dp *dp, struct of_lcore *lc, const struct of_tables *t,
 		struct rte_mbuf *m = pkts[i];
 		const uint8_t *data = rte_pktmbuf_mtod(m, const uint8_t *);
 		uint32_t len = rte_pktmbuf_data_len(m);
+		const uint8_t *sender, *inner;
 		struct of_geneve_meta gm;
 		struct of_inner_meta im;
-		int rc;
+		struct rte_ether_hdr *eth;
+		uint16_t guest;
+		int rc, want = 0;
 
 		if (i + PREFETCH_OFFSET < n)
 			rte_prefetch0(rte_pktmbuf_mtod(pkts[i + PREFETCH_OFFSET], void *));
 		if (likely(m->nb_segs == 1)) {
-			rc = of_parse_geneve(data, len, dp->cfg.underlay_addr, dp->cfg.verify_udp_checksum, &gm);
-			if (rc == OF_OK)
-				rc = of_parse_inner_inbound(data + gm.outer_len, gm.inner_len, &im);
+			/* The inner flow key only for strict underlay and tracing, which read it. */
+			if (traced || dp->cfg.strict_underlay)
+				rc = of_parse_inbound_fast(data, len, dp->cfg.underlay_addr, dp->cfg.verify_udp_checksum,
+							   &gm, &im, 1);
+			else
+				rc = of_parse_inbound_fast(data, len, dp->cfg.underlay_addr, dp->cfg.verify_udp_checksum,
+							   &gm, &im, 0);
 		} else {	/* a jumbo frame in segments: its headers pulled into the first (chain.h) */
 			rc = of_chain_parse_underlay(m, dp->cfg.underlay_addr, dp->cfg.verify_udp_checksum, &gm, &im);
 			data = rte_pktmbuf_mtod(m, const uint8_t *);
@@ -104,19 +102,16 @@ inbound_burst(struct of_dp *dp, struct of_lcore *lc, const struct of_tables *t,
 			of_drop(lc, (enum of_counter)rc, m);
 			continue;
 		}
+		/* The outer headers stay in the first segment's bytes after the adj below. */
+		sender = data + gm.ip6_off + offsetof(struct rte_ipv6_hdr, src_addr);
+		inner = data + gm.outer_len;
 		if (traced) {
 			im.key.vni = gm.vni;
-			want[n_ok] = (uint8_t)of_trace_wants(dp, &im.key, OF_TRACE_IN);
-			if (want[n_ok]) {
-				inner[n_ok] = im.key;
-				memcpy(sender[n_ok], data + gm.ip6_off + offsetof(struct rte_ipv6_hdr, src_addr), 16);
-			}
+			want = of_trace_wants(dp, &im.key, OF_TRACE_IN);
 		}
-		if (dp->cfg.strict_underlay &&
-		    !of_underlay_source_ok(t, data + gm.ip6_off + offsetof(struct rte_ipv6_hdr, src_addr), gm.vni,
-					   im.key.src)) {
-			if (traced && want[n_ok])
-				of_trace_inbound(dp, lc, port, &inner[n_ok], sender[n_ok], data + gm.outer_len, OF_NO_ID,
+		if (dp->cfg.strict_underlay && !of_underlay_source_ok(t, sender, gm.vni, im.key.src)) {
+			if (traced && want)
+				of_trace_inbound(dp, lc, port, &im.key, sender, inner, OF_NO_ID,
 						 OF_C_UNDERLAY_SOURCE_UNKNOWN);
 			of_drop(lc, OF_C_UNDERLAY_SOURCE_UNKNOWN, m);
 			continue;
@@ -129,44 +124,27 @@ inbound_burst(struct of_dp *dp, struct of_lcore *lc, const struct of_tables *t,
 		} else {
 			of_chain_truncate(m, gm.inner_len);
 		}
-		ip_len[n_ok] = (uint16_t)(gm.inner_len - im.l2_len);
-		keys[n_ok].vni = gm.vni;
-		memcpy(keys[n_ok].mac, data + gm.outer_len, 6);
-		keys[n_ok].pad[0] = keys[n_ok].pad[1] = 0;
-		key_ptrs[n_ok] = &keys[n_ok];
-		ok[n_ok++] = m;
-	}
-	if (n_ok == 0)
-		return;
 
-	of_hash_lookup_bulk(t->guest_index->hash, key_ptrs, NULL, n_ok, pos);
-	for (uint16_t i = 0; i < n_ok; i++) {
-		struct rte_mbuf *m = ok[i];
-		struct rte_ether_hdr *eth;
-		uint16_t guest;
-
-		if (pos[i] < 0) {
+		guest = of_guest_lookup(t, gm.vni, of_mac_word(inner));
+		if (guest == OF_NO_ID) {
 			/* no guest's: a TEP's BFD answer from inside the tunnel, or a drop */
 			if (of_bfd_input_geneve(dp, lc, port, m))
 				continue;
-			if (traced && want[i])
-				of_trace_inbound(dp, lc, port, &inner[i], sender[i], keys[i].mac, OF_NO_ID,
-						 OF_C_VNI_MAC_UNKNOWN);
+			if (traced && want)
+				of_trace_inbound(dp, lc, port, &im.key, sender, inner, OF_NO_ID, OF_C_VNI_MAC_UNKNOWN);
 			of_drop(lc, OF_C_VNI_MAC_UNKNOWN, m);
 			continue;
 		}
-		guest = t->guest_index->port[pos[i]];
 		/* No larger than the guest's own MTU, which its NIC was told (DHCP, RA) and drops beyond:
 		 * the sender is across the tunnel, where a packet too big would have to be sent back. */
-		if (unlikely(ip_len[i] > t->guests[guest].net.mtu)) {
-			if (traced && want[i])
-				of_trace_inbound(dp, lc, port, &inner[i], sender[i], keys[i].mac, guest,
-						 OF_C_INNER_OVER_GUEST_MTU);
+		if (unlikely(gm.inner_len - im.l2_len > t->guests[guest].net.mtu)) {
+			if (traced && want)
+				of_trace_inbound(dp, lc, port, &im.key, sender, inner, guest, OF_C_INNER_OVER_GUEST_MTU);
 			of_drop(lc, OF_C_INNER_OVER_GUEST_MTU, m);
 			continue;
 		}
-		if (traced && want[i])
-			of_trace_inbound(dp, lc, port, &inner[i], sender[i], keys[i].mac, guest, OF_OK);
+		if (traced && want)
+			of_trace_inbound(dp, lc, port, &im.key, sender, inner, guest, OF_OK);
 		eth = rte_pktmbuf_mtod(m, struct rte_ether_hdr *);
 		memcpy(&eth->src_addr, t->guests[guest].gw_mac, 6);
 		of_tx_enqueue(dp, lc, guest, m);

@@ -24,6 +24,7 @@
 
 #include "counters.h"
 #include "flow_key.h"
+#include "wire.h"
 
 /* Longest IPv6 extension header chain walked before giving up. */
 #define OF_IP6_MAX_EXT_HDRS	8
@@ -59,15 +60,18 @@ struct of_inner_meta {
  */
 int of_parse_inner(const uint8_t *frame, uint32_t len, struct of_inner_meta *m);
 
+/* Not a counter: "not the common frame, take the full parse". */
+#define OF_PARSE_SLOW	(-3)
+
 /*
- * of_parse_inner inlined for the frame most guests send: untagged IPv4
- * without options or fragments, TCP or UDP, whole in the frame. Its key is
- * built in six 8-byte stores, no memset, as DPDK's l3fwd builds its keys;
- * any other frame takes of_parse_inner, whose results this gives field for
- * field (csrc/fuzz/fuzz_parse.c and csrc/tests/test_parse.c check that).
+ * The frame most guests send: untagged IPv4 without options or fragments,
+ * TCP or UDP, whole in the frame. OF_OK and m as of_parse_inner fills it,
+ * its key built in six 8-byte stores, no memset, as DPDK's l3fwd builds its
+ * keys; OF_PARSE_SLOW for any other frame. with_key (a constant): without
+ * it, only l2_len, for a caller that needs the verdict alone.
  */
 static __rte_always_inline int
-of_parse_inner_fast(const uint8_t *frame, uint32_t len, struct of_inner_meta *m)
+of_parse_inner_common(const uint8_t *frame, uint32_t len, struct of_inner_meta *m, const int with_key)
 {
 #if RTE_BYTE_ORDER == RTE_LITTLE_ENDIAN
 	const struct rte_ether_hdr *eth = (const struct rte_ether_hdr *)frame;
@@ -80,22 +84,24 @@ of_parse_inner_fast(const uint8_t *frame, uint32_t len, struct of_inner_meta *m)
 	if (unlikely(len < sizeof(*eth) + sizeof(*ip4) + sizeof(struct rte_udp_hdr) ||
 		     eth->ether_type != RTE_BE16(RTE_ETHER_TYPE_IPV4) || ip4->version_ihl != RTE_IPV4_VHL_DEF ||
 		     (ip4->fragment_offset & RTE_BE16(RTE_IPV4_HDR_MF_FLAG | RTE_IPV4_HDR_OFFSET_MASK)) != 0))
-		return of_parse_inner(frame, len, m);
+		return OF_PARSE_SLOW;
 	proto = ip4->next_proto_id;
 	ip_len = rte_be_to_cpu_16(ip4->total_length);
 	l4_min = proto == IPPROTO_TCP ? sizeof(struct rte_tcp_hdr) : sizeof(struct rte_udp_hdr);
 	if (unlikely((proto != IPPROTO_TCP && proto != IPPROTO_UDP) || ip_len > len - sizeof(*eth) ||
 		     ip_len < sizeof(*ip4) + l4_min))
-		return of_parse_inner(frame, len, m);
-	m->tcp_flags = 0;
+		return OF_PARSE_SLOW;
 	if (proto == IPPROTO_TCP) {
 		const struct rte_tcp_hdr *tcp = (const struct rte_tcp_hdr *)l4;
 		uint32_t hdr_len = (tcp->data_off >> 4) * 4u;
 
 		if (unlikely(hdr_len < sizeof(*tcp) || hdr_len > ip_len - sizeof(*ip4)))
-			return of_parse_inner(frame, len, m);
-		m->tcp_flags = tcp->tcp_flags;
+			return OF_PARSE_SLOW;
 	}
+	m->l2_len = sizeof(*eth);
+	if (!with_key)
+		return OF_OK;
+	m->tcp_flags = proto == IPPROTO_TCP ? ((const struct rte_tcp_hdr *)l4)->tcp_flags : 0;
 	/* TCP and UDP both start with the two ports, big-endian; the key holds them in host order. */
 	memcpy(&ports, l4, sizeof(ports));
 	w[0] = (uint64_t)proto << 32;					/* vni 0, proto, pad0 */
@@ -104,13 +110,26 @@ of_parse_inner_fast(const uint8_t *frame, uint32_t len, struct of_inner_meta *m)
 	w[3] = 0;							/* dst, the same */
 	w[4] = 0xffff0000u | (uint64_t)ip4->dst_addr << 32;
 	w[5] = ((ports & 0x00ff00ffu) << 8) | ((ports >> 8) & 0x00ff00ffu);	/* ports, pad1 */
-	m->l2_len = sizeof(*eth);
 	m->l3_len = sizeof(*ip4);
 	m->is_ipv6 = 0;
 	return OF_OK;
 #else
-	return of_parse_inner(frame, len, m);
+	(void)frame, (void)len, (void)m, (void)with_key;
+	return OF_PARSE_SLOW;
 #endif
+}
+
+/*
+ * of_parse_inner inlined for the common frame (of_parse_inner_common); any
+ * other frame takes of_parse_inner, whose results this gives field for
+ * field (csrc/fuzz/fuzz_parse.c and csrc/tests/test_parse.c check that).
+ */
+static __rte_always_inline int
+of_parse_inner_fast(const uint8_t *frame, uint32_t len, struct of_inner_meta *m)
+{
+	if (likely(of_parse_inner_common(frame, len, m, 1) == OF_OK))
+		return OF_OK;
+	return of_parse_inner(frame, len, m);
 }
 
 /*
@@ -181,6 +200,63 @@ struct of_geneve_meta {
  */
 int of_parse_geneve(const uint8_t *frame, uint32_t len, const uint8_t underlay_addr[16],
 		    int verify_udp_csum, struct of_geneve_meta *m);
+
+/*
+ * of_parse_geneve then, if OF_OK, of_parse_inner_inbound on the inner frame,
+ * inlined for the frame sleds send: untagged IPv6 straight to UDP port 6081,
+ * no UDP checksum (or none to verify), Geneve version 0 with no options and
+ * no OAM flag (padding after the IPv6 packet is fine), and the common inner
+ * frame (of_parse_inner_common). Fixed offsets, the underlay address compared
+ * as two words; any other frame takes the two full parses, whose results
+ * this gives field for field (csrc/fuzz/fuzz_parse.c and
+ * csrc/tests/test_parse.c check that). Without with_key (a constant), of im
+ * only l2_len is sure to be filled: the verdict and the MTU check need no
+ * flow key, strict underlay and tracing do.
+ */
+static __rte_always_inline int
+of_parse_inbound_fast(const uint8_t *frame, uint32_t len, const uint8_t underlay_addr[16], int verify_udp_csum,
+		      struct of_geneve_meta *gm, struct of_inner_meta *im, const int with_key)
+{
+	const struct rte_ether_hdr *eth = (const struct rte_ether_hdr *)frame;
+	const struct rte_ipv6_hdr *ip6 = (const struct rte_ipv6_hdr *)(eth + 1);
+	const struct rte_udp_hdr *udp = (const struct rte_udp_hdr *)(ip6 + 1);
+	const struct of_geneve_hdr *gnv = (const struct of_geneve_hdr *)(udp + 1);
+	uint64_t dst[2], want[2];
+	uint32_t payload, vni;
+	int rc;
+
+	if (unlikely(len < OF_OUTER_HDR_LEN + sizeof(struct rte_ether_hdr)))
+		goto slow;
+	memcpy(dst, &ip6->dst_addr, sizeof(dst));
+	memcpy(want, underlay_addr, sizeof(want));
+	payload = rte_be_to_cpu_16(ip6->payload_len);
+	/* The UDP length is the IPv6 payload's (no extension header), which holds UDP, Geneve and an
+	 * inner Ethernet header, and ends within the frame. */
+	if (unlikely(eth->ether_type != RTE_BE16(RTE_ETHER_TYPE_IPV6) || (frame[sizeof(*eth)] >> 4) != 6 ||
+		     ((dst[0] ^ want[0]) | (dst[1] ^ want[1])) != 0 || ip6->proto != IPPROTO_UDP ||
+		     udp->dst_port != RTE_BE16(OF_GENEVE_PORT) || udp->dgram_len != ip6->payload_len ||
+		     payload < sizeof(*udp) + sizeof(*gnv) + sizeof(struct rte_ether_hdr) ||
+		     payload > len - sizeof(*eth) - sizeof(*ip6) || (verify_udp_csum && udp->dgram_cksum != 0) ||
+		     gnv->ver_opt_len != 0 || (gnv->flags & OF_GENEVE_FLAG_OAM) != 0 ||
+		     gnv->protocol != RTE_BE16(OF_GENEVE_PROTO_ETHER)))
+		goto slow;
+	memcpy(&vni, gnv->vni, sizeof(vni));	/* and the reserved byte */
+	gm->vni = rte_be_to_cpu_32(vni) >> 8;
+	gm->outer_len = OF_OUTER_HDR_LEN;
+	gm->ip6_off = sizeof(*eth);
+	gm->udp_off = sizeof(*eth) + sizeof(*ip6);
+	gm->inner_len = (uint16_t)(payload - sizeof(*udp) - sizeof(*gnv));
+	gm->external = gm->has_mss = gm->has_mcast = 0;
+	gm->mss = gm->mcast = 0;
+	if (likely(of_parse_inner_common(frame + OF_OUTER_HDR_LEN, gm->inner_len, im, with_key) == OF_OK))
+		return OF_OK;
+	return of_parse_inner_inbound(frame + OF_OUTER_HDR_LEN, gm->inner_len, im);
+slow:
+	rc = of_parse_geneve(frame, len, underlay_addr, verify_udp_csum, gm);
+	if (rc == OF_OK)
+		rc = of_parse_inner_inbound(frame + gm->outer_len, gm->inner_len, im);
+	return rc;
+}
 
 /*
  * of_parse_geneve for a chained frame (see of_parse_inner_span). It never

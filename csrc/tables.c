@@ -71,7 +71,6 @@ copy_bytes(void *dst, const void *src, size_t n)
 }
 
 static void v2p_table_put(struct of_v2p_table *vt);
-static void guest_table_put(struct of_guest_table *gt);
 
 static int
 builder_fail(struct of_builder *b, int err, const char *what)
@@ -289,7 +288,6 @@ of_tables_free(struct of_tables *t)
 	if (t == NULL)
 		return;
 	v2p_table_put(t->v2p);
-	guest_table_put(t->guest_index);
 	for (unsigned i = 0; i < OF_MAX_GROUPS; i++) {
 		of_resilient_free(t->tep_sets[i]);
 		of_resilient_free(t->nh_groups[i]);
@@ -392,59 +390,26 @@ fail:
 	return NULL;
 }
 
+/* A second port with the same (VNI, MAC) takes the key over, as a data update would. */
 static void
-guest_table_put(struct of_guest_table *gt)
+build_guest_index(const struct of_builder *b, struct of_tables *t)
 {
-	if (gt == NULL || --gt->refs > 0)
-		return;
-	rte_hash_free(gt->hash);
-	rte_free(gt->port);
-	rte_free(gt);
-}
-
-static struct of_guest_table *
-guest_table_get(struct of_builder *b, uint32_t id, struct of_guest_table *prev)
-{
-	struct of_guest_table *gt;
-
-	if (prev != NULL && memcmp(prev->guests, b->guests, sizeof(b->guests)) == 0) {
-		prev->refs++;
-		return prev;
-	}
-	gt = rte_zmalloc("of_guests", sizeof(*gt), 0);
-	if (gt == NULL) {
-		builder_fail(b, -ENOMEM, "out of memory for the guest table");
-		return NULL;
-	}
-	gt->refs = 1;
-	memcpy(gt->guests, b->guests, sizeof(b->guests));
-	gt->hash = build_hash("gm", id, sizeof(struct of_guest_key), OF_MAX_PORTS);
-	if (gt->hash == NULL)
-		goto fail;
-	gt->port = rte_zmalloc("of_guests", ((size_t)rte_hash_max_key_id(gt->hash) + 1) * sizeof(*gt->port), 0);
-	if (gt->port == NULL) {
-		builder_fail(b, -ENOMEM, "out of memory for the guest table");
-		goto fail;
-	}
+	for (unsigned i = 0; i < OF_GUEST_SLOTS; i++)
+		t->guest_index[i].port = OF_NO_ID;
 	for (uint16_t p = 0; p < OF_MAX_PORTS; p++) {
-		struct of_guest_key key = { .vni = b->guests[p].vni };
-		int32_t pos;
+		const struct of_guest *g = &b->guests[p];
+		uint64_t mac = of_mac_word(g->mac);
+		uint32_t i = of_guest_slot_of(g->vni, mac);
 
-		if (!b->guests[p].valid)
+		if (!g->valid)
 			continue;
-		memcpy(key.mac, b->guests[p].mac, 6);
-		/* A second port with the same (VNI, MAC) takes the key over, as a data update would. */
-		pos = rte_hash_add_key(gt->hash, &key);
-		if (pos < 0) {
-			builder_fail(b, -EINVAL, "cannot add a guest to the guest table");
-			goto fail;
-		}
-		gt->port[pos] = p;
+		while (t->guest_index[i].port != OF_NO_ID &&
+		       (t->guest_index[i].mac != mac || t->guest_index[i].vni != g->vni))
+			i = (i + 1) % OF_GUEST_SLOTS;
+		t->guest_index[i].mac = mac;
+		t->guest_index[i].vni = g->vni;
+		t->guest_index[i].port = p;
 	}
-	return gt;
-fail:
-	guest_table_put(gt);
-	return NULL;
 }
 
 /* A member keeps its generation while it stays up and unchanged. */
@@ -548,6 +513,7 @@ build_tables(struct of_builder *b, const struct of_tables *prev)
 	}
 	t->id = ++tables_ids;
 	memcpy(t->guests, b->guests, sizeof(t->guests));
+	build_guest_index(b, t);
 	build_members(b, t, prev);
 	build_tep_addrs(b, t);
 
@@ -578,8 +544,7 @@ build_tables(struct of_builder *b, const struct of_tables *prev)
 	t->routes = of_prefix_bank_get(&b->dp->route_bank, "route", prev ? prev->routes : NULL, b->routes,
 				       b->n_routes, 0);
 	t->v2p = v2p_table_get(b, t->id, prev ? prev->v2p : NULL);
-	t->guest_index = guest_table_get(b, t->id, prev ? prev->guest_index : NULL);
-	if (t->v2b == NULL || t->routes == NULL || t->v2p == NULL || t->guest_index == NULL) {
+	if (t->v2b == NULL || t->routes == NULL || t->v2p == NULL) {
 		if (b->error == 0)
 			b->error = -ENOMEM;	/* the message is set already */
 		goto fail;

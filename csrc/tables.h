@@ -16,6 +16,7 @@
 #define OF_TABLES_H
 
 #include <stdint.h>
+#include <string.h>
 
 #include "dp_types.h"
 #include "prefix.h"
@@ -74,20 +75,27 @@ struct of_v2p_table {
 	struct of_v2p_entry entries[];
 };
 
-struct of_guest_table {
-	uint32_t refs;
-	struct rte_hash *hash;		/* (vni, mac) -> index into port */
-	uint16_t *port;			/* guest port index */
-	struct of_guest guests[OF_MAX_PORTS];
+/*
+ * The guest index: (VNI, inner MAC) -> guest port, read for every inbound
+ * packet. At most OF_MAX_PORTS guests in twice as many slots, open
+ * addressing with linear probing: a lookup is a multiply, a load and two
+ * compares, and always ends on an empty slot. Built with each snapshot.
+ */
+#define OF_GUEST_SLOTS (2 * OF_MAX_PORTS)
+
+struct of_guest_slot {
+	uint64_t mac;			/* of_mac_word */
+	uint32_t vni;
+	uint16_t port;			/* OF_NO_ID: empty */
 };
 
 struct of_tables {
 	struct of_prefix_table *v2b;	/* inner dst (v4-mapped for IPv4) -> TEP set */
 	struct of_prefix_table *routes;	/* underlay dst -> nexthop group */
 	struct of_v2p_table *v2p;
-	struct of_guest_table *guest_index;
 	uint32_t route_epoch;		/* changes with v2b, routes or v2p; read per packet */
 	struct of_guest guests[OF_MAX_PORTS];
+	struct of_guest_slot guest_index[OF_GUEST_SLOTS];
 	struct of_resilient *tep_sets[OF_MAX_GROUPS];
 	struct of_resilient *nh_groups[OF_MAX_GROUPS];
 	struct of_tep teps[OF_MAX_TEPS];
@@ -95,12 +103,6 @@ struct of_tables {
 	uint16_t n_tep_addrs;		/* strict underlay: every TEP's address, sorted, once */
 	uint8_t tep_addrs[OF_MAX_TEPS][16];
 	uint32_t id;			/* names of the DPDK objects */
-};
-
-struct of_guest_key {
-	uint32_t vni;
-	uint8_t mac[6];
-	uint8_t pad[2];
 };
 
 void of_tables_free(struct of_tables *t);
@@ -113,5 +115,39 @@ of_nexthop_hash(uint32_t hash)
 {
 	return (hash << 16) | (hash >> 16);
 }
+
+/* A MAC's six bytes as one word, the top two bytes zero. */
+static inline uint64_t
+of_mac_word(const uint8_t mac[6])
+{
+	uint64_t w = 0;
+
+	memcpy(&w, mac, 6);
+	return w;
+}
+
+static inline uint32_t
+of_guest_slot_of(uint32_t vni, uint64_t mac)
+{
+	/* The VNI's low 16 bits above the MAC's 48, its high 8 over the MAC's first byte; then
+	 * multiply-shift, whose top bits depend on every bit of that word. */
+	uint64_t w = mac ^ (uint64_t)vni << 48 ^ vni >> 16;
+
+	return (uint32_t)((w * UINT64_C(0x9e3779b97f4a7c15)) >> 58);
+}
+
+/* The guest port of (vni, mac), or OF_NO_ID. */
+static inline uint16_t
+of_guest_lookup(const struct of_tables *t, uint32_t vni, uint64_t mac)
+{
+	for (uint32_t i = of_guest_slot_of(vni, mac);; i = (i + 1) % OF_GUEST_SLOTS) {
+		const struct of_guest_slot *s = &t->guest_index[i];
+
+		if (s->port == OF_NO_ID || (s->mac == mac && s->vni == vni))
+			return s->port;
+	}
+}
+
+_Static_assert(OF_GUEST_SLOTS == 1 << 6, "of_guest_slot_of keeps the product's top 6 bits");
 
 #endif

@@ -27,18 +27,23 @@ from scapy.all import (
 from scapy.contrib.geneve import GENEVE
 from scapy.layers.inet6 import in6_getnsma, in6_getnsmac
 
+from opte_fast.controlplane.dataplane import Dataplane, DataplaneOptions
+from opte_fast.controlplane.state import GuestPort, mac_bytes
 from tests.support.geneve import BOUNDARY_MAC
 from tests.support.sled import DROP_COUNTERS as DROP_COUNTERS  # tests/test_flows.py takes it from here
 from tests.support.sled import (
+    GATEWAY_MAC,
     GUEST_IP4,
     GUEST_MAC,
     GUEST_VNI,
     SWITCH_MACS,
     UNDERLAY,
+    Sled,
     delta,
     drops,
     ring_sled,
 )
+from tests.support.sled import default_state as ring_state
 from tests.support.wire import (
     INNER_TCP4,
     INNER_UDP6,
@@ -307,3 +312,28 @@ def test_solicitations_not_to_answer_are_not_answered(eal, case):
         assert sled.recv("uplink0") == []
         c = sled.counters()
     assert (c["ndp_replies"], c["not_geneve"]) == (0, 1)
+
+
+def test_guest_index_finds_each_of_many_guests_by_vni_and_mac(eal):
+    # 30 guests, three VNIs and ten MACs crossed, in the index's 64 slots: some keys share a slot
+    # and are found by probing; a MAC known in another VNI, or a VNI with another MAC, is no guest's.
+    guests = tuple(GuestPort(f"guest{i}", GUEST_VNI + i % 3, f"a8:40:25:f0:00:{i // 3:02x}", GATEWAY_MAC,
+                             ipaddress.ip_address(f"10.0.{i}.2"), None) for i in range(30))
+    state = ring_state(n_uplinks=1).replace(guests=guests)
+    inner = {g.port: mac_bytes(g.mac) + INNER_TCP4[6:] for g in guests}
+    unknown = [encap(mac_bytes(guests[0].mac) + INNER_TCP4[6:], vni=GUEST_VNI + 3),
+               encap(bytes.fromhex("a84025f000ff") + INNER_TCP4[6:], vni=GUEST_VNI)]
+    dp = Dataplane(DataplaneOptions(underlay_addr=state.underlay.addr, n_mbufs=8191))
+    try:
+        for g in guests:
+            dp.add_ring_port(g.port, "guest")
+        dp.add_ring_port("uplink0", "uplink")
+        dp.commit(state)
+        dp.start([1])
+        sled = Sled(dp)
+        sled.send("uplink0", [encap(inner[g.port], vni=g.vni) for g in reversed(guests)] + unknown)
+        for g in guests:
+            assert sled.recv(g.port) == [delivered(inner[g.port])]
+        assert drops(sled.counters()) == {"vni_mac_unknown": 2}
+    finally:
+        dp.close()

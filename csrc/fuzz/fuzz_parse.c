@@ -56,10 +56,27 @@ fuzz_inner(const uint8_t *frame, uint32_t len)
 static void
 fuzz_geneve(const uint8_t *frame, uint32_t len, const uint8_t addr[16])
 {
-	struct of_geneve_meta m;
-	int verify;
+	struct of_geneve_meta m, fast;
+	struct of_inner_meta im, fast_im;
+	int verify, rc;
 
 	for (verify = 0; verify <= 1; verify++) {
+		rc = of_parse_geneve(frame, len, addr, verify, &m);
+		if (rc == OF_OK)
+			rc = of_parse_inner_inbound(frame + m.outer_len, m.inner_len, &im);
+		/* The inlined parse of the inbound path gives the same answer, field for field. */
+		EXPECT(of_parse_inbound_fast(frame, len, addr, verify, &fast, &fast_im, 0) == rc);
+		if (rc == OF_OK)	/* without the key: the verdict, the Geneve fields and l2_len */
+			EXPECT(fast.vni == m.vni && fast.outer_len == m.outer_len && fast.inner_len == m.inner_len &&
+			       fast_im.l2_len == im.l2_len);
+		EXPECT(of_parse_inbound_fast(frame, len, addr, verify, &fast, &fast_im, 1) == rc);
+		if (rc == OF_OK)
+			EXPECT(fast.vni == m.vni && fast.outer_len == m.outer_len && fast.ip6_off == m.ip6_off &&
+			       fast.udp_off == m.udp_off && fast.inner_len == m.inner_len && fast.external == m.external &&
+			       fast.has_mss == m.has_mss && fast.has_mcast == m.has_mcast && fast.mss == m.mss &&
+			       fast.mcast == m.mcast && memcmp(&fast_im.key, &im.key, sizeof(im.key)) == 0 &&
+			       fast_im.l2_len == im.l2_len && fast_im.l3_len == im.l3_len &&
+			       fast_im.is_ipv6 == im.is_ipv6 && fast_im.tcp_flags == im.tcp_flags);
 		if (of_parse_geneve(frame, len, addr, verify, &m) != OF_OK)
 			continue;
 		EXPECT(m.ip6_off < m.udp_off && m.udp_off < m.outer_len);

@@ -367,12 +367,50 @@ parse_inner_exact(inner_parser parse, const uint8_t *frame, uint32_t len, struct
 	return rc;
 }
 
+/* The inbound path's inlined parse gives the full parses' answer, field for field. */
+static void
+check_inbound_fast(const uint8_t *frame, uint32_t len, int verify)
+{
+	struct of_geneve_meta m, fast;
+	struct of_inner_meta im, fast_im;
+	int rc = of_parse_geneve(frame, len, SLED, verify, &m);
+
+	if (rc == OF_OK)
+		rc = of_parse_inner_inbound(frame + m.outer_len, m.inner_len, &im);
+	CHECK_EQ(of_parse_inbound_fast(frame, len, SLED, verify, &fast, &fast_im, 0), rc);
+	if (rc == OF_OK) {
+		CHECK_EQ(fast.vni, m.vni);
+		CHECK_EQ(fast.outer_len, m.outer_len);
+		CHECK_EQ(fast.inner_len, m.inner_len);
+		CHECK_EQ(fast_im.l2_len, im.l2_len);
+	}
+	CHECK_EQ(of_parse_inbound_fast(frame, len, SLED, verify, &fast, &fast_im, 1), rc);
+	if (rc != OF_OK)
+		return;
+	CHECK_EQ(fast.vni, m.vni);
+	CHECK_EQ(fast.outer_len, m.outer_len);
+	CHECK_EQ(fast.ip6_off, m.ip6_off);
+	CHECK_EQ(fast.udp_off, m.udp_off);
+	CHECK_EQ(fast.inner_len, m.inner_len);
+	CHECK_EQ(fast.external, m.external);
+	CHECK_EQ(fast.has_mss, m.has_mss);
+	CHECK_EQ(fast.has_mcast, m.has_mcast);
+	CHECK_EQ(fast.mss, m.mss);
+	CHECK_EQ(fast.mcast, m.mcast);
+	CHECK_MEM(&fast_im.key, &im.key, sizeof(im.key));
+	CHECK_EQ(fast_im.l2_len, im.l2_len);
+	CHECK_EQ(fast_im.l3_len, im.l3_len);
+	CHECK_EQ(fast_im.is_ipv6, im.is_ipv6);
+	CHECK_EQ(fast_im.tcp_flags, im.tcp_flags);
+}
+
 static int
 parse_geneve_exact(const uint8_t *frame, uint32_t len, int verify, struct of_geneve_meta *m)
 {
 	uint8_t *copy = exact_copy(frame, len);
 	int rc = of_parse_geneve(copy, len, SLED, verify, m);
 
+	check_inbound_fast(copy, len, verify);
 	free(copy);
 	return rc;
 }
