@@ -7,14 +7,13 @@ reads `show bfd sessions` through `birdc -s`.
 """
 from __future__ import annotations
 
-import os
 import shutil
-import signal
 import tempfile
 import time
 from pathlib import Path
 
 from .netns import Netns, run
+from .wait import kill_daemon
 
 BIRD = "/usr/sbin/bird"
 BIRDC = "/usr/sbin/birdc"
@@ -71,18 +70,7 @@ class Bird:
         return self
 
     def __exit__(self, *_: object) -> None:
-        try:
-            pid = int(self.pid_file.read_text())
-        except (OSError, ValueError):
-            pid = None
-        if pid is not None:
-            try:
-                os.kill(pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
-            deadline = time.monotonic() + 5
-            while Path(f"/proc/{pid}").exists() and time.monotonic() < deadline:
-                time.sleep(0.01)
+        kill_daemon(self.pid_file)
         shutil.rmtree(self.dir, ignore_errors=True)
 
     def birdc(self, *command: str) -> str:

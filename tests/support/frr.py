@@ -11,13 +11,13 @@ import functools
 import json
 import os
 import shutil
-import signal
 import subprocess
 import tempfile
 import time
 from pathlib import Path
 
 from .netns import Netns, run
+from .wait import kill_daemon
 
 FRR_LIB = Path("/usr/lib/frr")
 # where a daemon started with `-N NAME` makes NAME's run and state directories, even when every path is given
@@ -101,19 +101,7 @@ class Bfdd:
             raise RuntimeError(f"{name} did not start in {self.ns.name} (exit {started.returncode}): {output}")
 
     def _kill(self, name: str) -> None:
-        pid_file = self.dir / f"{name}.pid"
-        try:
-            pid = int(pid_file.read_text())
-        except (OSError, ValueError):
-            return
-        try:
-            os.kill(pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-        deadline = time.monotonic() + 5
-        while Path(f"/proc/{pid}").exists() and time.monotonic() < deadline:
-            time.sleep(0.01)
-        pid_file.unlink(missing_ok=True)
+        kill_daemon(self.dir / f"{name}.pid")
 
 
 @functools.cache
