@@ -346,11 +346,24 @@ outbound_burst(struct of_dp *dp, struct of_lcore *lc, const struct of_tables *t,
 	struct rte_mbuf *ok[OF_MAX_BURST];
 	uint16_t n_ok = 0;
 	int removed = 0;	/* a flow was removed in this burst: entries[] may be stale */
+	/* Read once a burst, anti-spoofing's as words: the packet loop's stores may alias any of them. */
+	const uint32_t vni = guest->vni;
+	const uint32_t underlay_mtu = dp->cfg.underlay_mtu;
+	uint64_t mac = 0, src4 = 0;
 
 	if (unlikely(!guest->valid)) {
 		for (uint16_t i = 0; i < n; i++)
 			of_drop(lc, OF_C_GUEST_UNCONFIGURED, pkts[i]);
 		return;
+	}
+	memcpy(&mac, guest->mac, RTE_ETHER_ADDR_LEN);
+	/* The key's third word for an IPv4 source: ::ffff:a.b.c.d's last eight bytes. Without an IPv4
+	 * address, 0, which no IPv4 key has. */
+	if (guest->net.has_ipv4) {
+		uint8_t b[8] = { 0, 0, 0xff, 0xff };
+
+		memcpy(b + 4, guest->net.ipv4, 4);
+		memcpy(&src4, b, sizeof(src4));
 	}
 
 	for (uint16_t i = 0; i < PREFETCH_OFFSET && i < n; i++)
@@ -361,13 +374,20 @@ outbound_burst(struct of_dp *dp, struct of_lcore *lc, const struct of_tables *t,
 		uint8_t *data = rte_pktmbuf_mtod(m, uint8_t *);
 		uint32_t len = rte_pktmbuf_data_len(m);
 		uint32_t reply_len = 0;
+		uint64_t w;
 		int rc;
 
 		if (i + PREFETCH_OFFSET < n)
 			rte_prefetch0(rte_pktmbuf_mtod(pkts[i + PREFETCH_OFFSET], void *));
 		/* Anti-spoofing (guest.h) before anything else: no flow, no answer for another's MAC. */
-		if (unlikely(len < RTE_ETHER_HDR_LEN || !of_guest_mac_ok(guest, data))) {
-			of_drop(lc, len < RTE_ETHER_HDR_LEN ? OF_C_PARSE_TRUNCATED : OF_C_SPOOF_SRC_MAC, m);
+		if (unlikely(len < RTE_ETHER_HDR_LEN)) {
+			of_drop(lc, OF_C_PARSE_TRUNCATED, m);
+			continue;
+		}
+		/* Source MAC and EtherType, one load; the EtherType masked off. */
+		memcpy(&w, data + RTE_ETHER_ADDR_LEN, sizeof(w));
+		if (unlikely(((w ^ mac) & rte_cpu_to_le_64(0xFFFFFFFFFFFFull)) != 0)) {
+			of_drop(lc, OF_C_SPOOF_SRC_MAC, m);
 			continue;
 		}
 		/* pkt_len: a chained frame's headers are in its first segment (of_guest_frame_prepare) */
@@ -389,17 +409,19 @@ outbound_burst(struct of_dp *dp, struct of_lcore *lc, const struct of_tables *t,
 			if (gateway_consumed(dp, lc, port, m, rc, reply_len))
 				continue;
 		}
-		if (unlikely(!of_guest_src_ok(&guest->net, mt))) {
+		/* The guest's own IPv4 address, one compare; anything else (IPv6, allowed prefixes) in full. */
+		memcpy(&w, mt->key.src + 8, sizeof(w));
+		if (unlikely((mt->is_ipv6 || w != src4) && !of_guest_src_ok(&guest->net, mt))) {
 			of_drop(lc, OF_C_SPOOF_SRC_IP, m);
 			continue;
 		}
 		/* Too big once encapsulated: an ICMP error back to the guest, or a drop (mtu.h). This
 		 * also bounds every length encap_and_send writes into 16-bit fields. */
-		if (unlikely(rte_pktmbuf_pkt_len(m) + OF_ENCAP_IP_OVERHEAD > dp->cfg.underlay_mtu)) {
+		if (unlikely(rte_pktmbuf_pkt_len(m) + OF_ENCAP_IP_OVERHEAD > underlay_mtu)) {
 			of_outbound_too_big(dp, lc, port, m, mt, guest);
 			continue;
 		}
-		mt->key.vni = guest->vni;
+		mt->key.vni = vni;
 		keys[n_ok] = &mt->key;
 		ok[n_ok++] = m;
 	}
