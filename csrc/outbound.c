@@ -351,14 +351,14 @@ outbound_burst(struct of_dp *dp, struct of_lcore *lc, const struct of_tables *t,
 	const uint32_t vni = guest->vni;
 	const uint32_t underlay_mtu = dp->cfg.underlay_mtu;
 	const int flow_label = dp->cfg.flow_label, udp_cksum = dp->cfg.udp_checksum;
-	uint64_t mac = 0, src4 = 0;
+	const uint64_t mac = of_mac_word(guest->mac);
+	uint64_t src4 = 0;
 
 	if (unlikely(!guest->valid)) {
 		for (uint16_t i = 0; i < n; i++)
 			of_drop(lc, OF_C_GUEST_UNCONFIGURED, pkts[i]);
 		return;
 	}
-	memcpy(&mac, guest->mac, RTE_ETHER_ADDR_LEN);
 	/* The key's third word for an IPv4 source: ::ffff:a.b.c.d's last eight bytes. Without an IPv4
 	 * address, 0, which no IPv4 key has. */
 	if (guest->net.has_ipv4) {
@@ -386,9 +386,7 @@ outbound_burst(struct of_dp *dp, struct of_lcore *lc, const struct of_tables *t,
 			of_drop(lc, OF_C_PARSE_TRUNCATED, m);
 			continue;
 		}
-		/* Source MAC and EtherType, one load; the EtherType masked off. */
-		memcpy(&w, data + RTE_ETHER_ADDR_LEN, sizeof(w));
-		if (unlikely(((w ^ mac) & rte_cpu_to_le_64(0xFFFFFFFFFFFFull)) != 0)) {
+		if (unlikely(!of_guest_mac_is(mac, data))) {
 			of_drop(lc, OF_C_SPOOF_SRC_MAC, m);
 			continue;
 		}
