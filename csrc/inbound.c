@@ -66,6 +66,11 @@ static __rte_always_inline void
 inbound_burst(struct of_dp *dp, struct of_lcore *lc, const struct of_tables *t,
 	      uint16_t port, struct rte_mbuf **pkts, uint16_t n, const int traced)
 {
+	/* Read once a burst: the packet loop's stores may alias dp->cfg. The inner flow key only for
+	 * strict underlay and tracing, which read it. */
+	const int strict = dp->cfg.strict_underlay, verify = dp->cfg.verify_udp_checksum;
+	const int keyed = traced || strict;
+
 	lc->counters[OF_C_RX_UPLINK] += n;
 	for (uint16_t i = 0; i < PREFETCH_OFFSET && i < n; i++)
 		rte_prefetch0(rte_pktmbuf_mtod(pkts[i], void *));
@@ -83,15 +88,12 @@ inbound_burst(struct of_dp *dp, struct of_lcore *lc, const struct of_tables *t,
 		if (i + PREFETCH_OFFSET < n)
 			rte_prefetch0(rte_pktmbuf_mtod(pkts[i + PREFETCH_OFFSET], void *));
 		if (likely(m->nb_segs == 1)) {
-			/* The inner flow key only for strict underlay and tracing, which read it. */
-			if (traced || dp->cfg.strict_underlay)
-				rc = of_parse_inbound_fast(data, len, dp->cfg.underlay_addr, dp->cfg.verify_udp_checksum,
-							   &gm, &im, 1);
+			if (keyed)
+				rc = of_parse_inbound_fast(data, len, dp->cfg.underlay_addr, verify, &gm, &im, 1);
 			else
-				rc = of_parse_inbound_fast(data, len, dp->cfg.underlay_addr, dp->cfg.verify_udp_checksum,
-							   &gm, &im, 0);
+				rc = of_parse_inbound_fast(data, len, dp->cfg.underlay_addr, verify, &gm, &im, 0);
 		} else {	/* a jumbo frame in segments: its headers pulled into the first (chain.h) */
-			rc = of_chain_parse_underlay(m, dp->cfg.underlay_addr, dp->cfg.verify_udp_checksum, &gm, &im);
+			rc = of_chain_parse_underlay(m, dp->cfg.underlay_addr, verify, &gm, &im);
 			data = rte_pktmbuf_mtod(m, const uint8_t *);
 		}
 		if (rc == OF_PARSE_EXCEPTION) {
@@ -109,7 +111,7 @@ inbound_burst(struct of_dp *dp, struct of_lcore *lc, const struct of_tables *t,
 			im.key.vni = gm.vni;
 			want = of_trace_wants(dp, &im.key, OF_TRACE_IN);
 		}
-		if (dp->cfg.strict_underlay && !of_underlay_source_ok(t, sender, gm.vni, im.key.src)) {
+		if (strict && !of_underlay_source_ok(t, sender, gm.vni, im.key.src)) {
 			if (traced && want)
 				of_trace_inbound(dp, lc, port, &im.key, sender, inner, OF_NO_ID,
 						 OF_C_UNDERLAY_SOURCE_UNKNOWN);
