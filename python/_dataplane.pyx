@@ -497,8 +497,8 @@ cdef class Core:
                 geneve, vni, auth_type, key_id, key = rest
                 if len(peer) != 16 or len(mac) != 6:
                     raise ValueError("a BFD peer takes a 16-byte address and a 6-byte MAC")
-                if len(key) > 20:
-                    raise ValueError("a BFD authentication key is 20 bytes at most")
+                if len(key) > sizeof(p[i].auth_key):
+                    raise ValueError(f"a BFD authentication key is {sizeof(p[i].auth_key)} bytes at most")
                 memset(&p[i], 0, sizeof(of_bfd_peer))
                 p[i].multihop = bool(multihop)
                 p[i].peer = peer
