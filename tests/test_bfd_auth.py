@@ -137,12 +137,11 @@ def test_an_authenticated_session_comes_up_with_bird_only_with_the_same_key_and_
              "rx_auth_bad_digest"), 0), stats
 
         # -- a wrong key: neither side takes the other's packets -----------------------------------
-        before = dp.bfd_stats()["rx_auth_bad_digest"]
         lab.set_session(wrong_key)
         wait_for(lambda: lab.our_state() == DOWN, timeout_s=3, what="our session Down")
         lab.bird.wait_state(lab.ours, "Down", timeout_s=3)
-        hold(lab, DOWN, 1.0)
-        assert dp.bfd_stats()["rx_auth_bad_digest"] - before >= 5
+        # BIRD, Down too, now sends once a second: as many refusals as time allows, not a count by the clock
+        refused(lab, "rx_auth_bad_digest", 2)
         assert dp.bfd_sessions()[0]["diag"] == 1  # the detection time ran out: nothing of BIRD's got through
         assert "wrong authentication code" in lab.bird.log()  # and BIRD refused ours for the same reason
 
